@@ -1,0 +1,3 @@
+"""OpenDPIA: collaborative Data Protection Impact Assessments."""
+
+__version__ = "0.1.0"

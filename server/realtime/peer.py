@@ -1,0 +1,29 @@
+"""A connection as a room sees it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from server.domain.access import Grant
+
+
+class Peer(Protocol):
+    """One client connection in a room.
+
+    Concurrency contract: ``send`` and ``close`` never block and never raise; they are
+    called from the event loop by the room. A peer that cannot keep up closes itself
+    (the client reconnects and resynchronises) rather than growing memory without bound.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def grant(self) -> Grant: ...
+
+    @property
+    def wants_saved(self) -> bool: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...

@@ -1,0 +1,269 @@
+"""A room: one loaded document, the peers editing it, and what they have not yet saved.
+
+The room applies each incoming update to its pycrdt ``Doc`` inside a transaction; the
+document's observer yields exactly the change that transaction made (nothing for an update
+the room already had), which is both what is logged and what is broadcast. Updates applied
+in one event-loop turn are merged and sent to every peer as one frame, built once; the
+disk is not waited for. Each logged change goes to the group committer; a peer that asked
+for "saved" acknowledgements is told how many of its write messages are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pycrdt import Doc, TransactionEvent, merge_updates
+
+from server.domain.documents import StoredDocument, UpdateRecord
+from server.realtime import protocol
+from server.realtime.awareness import AwarenessTable
+from server.realtime.peer import Peer
+from server.realtime.protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    ProtocolError,
+    SyncMessage,
+    SyncStep,
+    UpdateRejected,
+)
+
+if TYPE_CHECKING:
+    from server.realtime.committer import CommitEntry, GroupCommitter
+
+log = logging.getLogger("opendpia.realtime")
+
+EMPTY_UPDATE = b"\x00\x00"
+AWARENESS_RENEWAL_SECONDS = 5.0
+PERMISSION_NOTICE_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class _PeerState:
+    writes: int = 0
+    client_ids: set[int] = field(default_factory=set)
+    last_denied_notice: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    actor: str
+    channel: str
+    origin: str
+    peer: Peer | None = None
+    write_number: int = 0
+
+
+class Room:
+    """One document's live state. Not thread-safe: used from the event loop only."""
+
+    def __init__(
+        self, stored: StoredDocument, committer: GroupCommitter, *, compact_every: int
+    ) -> None:
+        self.document_id = stored.document_id
+        self.doc: Doc = Doc()
+        if stored.snapshot is not None:
+            self.doc.apply_update(stored.snapshot)
+        for update in stored.tail:
+            self.doc.apply_update(update)
+        self.last_seq = stored.last_seq
+        self.tail_length = len(stored.tail)
+        self.compact_every = compact_every
+        self.peers: dict[Peer, _PeerState] = {}
+        self.awareness = AwarenessTable()
+        self.uncommitted = 0
+        self._committer = committer
+        self._loop = asyncio.get_running_loop()
+        self._outgoing: list[bytes] = []
+        self._broadcast_scheduled = False
+        self._renewals: dict[int, AwarenessEntry] = {}
+        self._renewal_handle: asyncio.TimerHandle | None = None
+        self._writer: _Writer | None = None
+        self._wrote = False
+        self._all_saved = asyncio.Event()
+        self._all_saved.set()
+        self.unload_handle: asyncio.TimerHandle | None = None
+        self._subscription = self.doc.observe(self._on_transaction)
+
+    # -- peers -------------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers[peer] = _PeerState()
+        peer.send(protocol.sync_step1(self.doc.get_state()))
+        present = self.awareness.present()
+        if present:
+            peer.send(protocol.awareness(protocol.encode_awareness(present)))
+
+    def leave(self, peer: Peer) -> None:
+        state = self.peers.pop(peer, None)
+        if state is None:
+            return
+        removed = self.awareness.remove(state.client_ids)
+        if removed:
+            self._send_all(protocol.awareness(protocol.encode_awareness(removed)))
+
+    # -- incoming ------------------------------------------------------------------------
+
+    def receive(self, peer: Peer, frame: bytes) -> None:
+        """Act on every message of one frame; ProtocolError means close this peer."""
+        state = self.peers[peer]
+        for message in protocol.parse_frame(frame):
+            if isinstance(message, SyncMessage):
+                if message.step is SyncStep.STEP1:
+                    self._answer_step1(peer, message.payload)
+                else:
+                    self._receive_write(peer, state, message.payload)
+            elif isinstance(message, AwarenessMessage):
+                self._receive_awareness(state, message.entries)
+            else:
+                present = self.awareness.present()
+                peer.send(protocol.awareness(protocol.encode_awareness(present)))
+
+    def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        try:
+            update = self.doc.get_update(state_vector)
+        except ValueError as error:
+            raise UpdateRejected(f"invalid state vector: {error}") from None
+        peer.send(protocol.sync_step2(update))
+
+    def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
+        state.writes += 1
+        grant = peer.grant
+        if not grant.can_write:
+            if update != EMPTY_UPDATE:
+                self._deny(peer, state)
+            return
+        writer = _Writer(grant.principal, grant.channel.value, f"ws:{peer.id}", peer, state.writes)
+        self.apply(update, writer)
+
+    def _deny(self, peer: Peer, state: _PeerState) -> None:
+        now = time.monotonic()
+        if now - state.last_denied_notice >= PERMISSION_NOTICE_SECONDS:
+            state.last_denied_notice = now
+            peer.send(
+                protocol.permission_denied(
+                    f"read-only: your role on this document is {peer.grant.role.value}; "
+                    "your change was not saved"
+                )
+            )
+
+    def apply(self, update: bytes, writer: _Writer) -> bool:
+        """Apply an update as ``writer``; True if it changed the document."""
+        self._writer = writer
+        self._wrote = False
+        try:
+            with self.doc.transaction(origin=writer.origin):
+                self.doc.apply_update(update)
+        except ValueError as error:
+            raise UpdateRejected(f"invalid update: {error}") from None
+        finally:
+            self._writer = None
+        if not self._wrote and writer.peer is not None and writer.peer.wants_saved:
+            # Nothing new (a re-sent or empty update): acknowledge it in order with the rest.
+            self._submit(None, writer)
+        return self._wrote
+
+    def apply_server_update(self, update: bytes, *, actor: str, channel: str, origin: str) -> bool:
+        """Apply a change made by the server on someone's behalf (API, email, templates)."""
+        return self.apply(update, _Writer(actor, channel, origin))
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        update: bytes = event.update
+        if update == EMPTY_UPDATE:
+            return
+        writer = self._writer or _Writer("server", "api", "server")
+        self._wrote = True
+        self.last_seq += 1
+        record = UpdateRecord(
+            self.document_id,
+            self.last_seq,
+            update,
+            writer.actor,
+            writer.channel,
+            writer.origin,
+            datetime.now(UTC),
+        )
+        self._submit(record, writer)
+        self._outgoing.append(update)
+        if not self._broadcast_scheduled:
+            self._broadcast_scheduled = True
+            self._loop.call_soon(self._broadcast)
+
+    def _submit(self, record: UpdateRecord | None, writer: _Writer) -> None:
+        peer = writer.peer if writer.peer is not None and writer.peer.wants_saved else None
+        self.uncommitted += 1
+        self._all_saved.clear()
+        self._committer.submit(self, record, peer, writer.write_number)
+
+    def _broadcast(self) -> None:
+        self._broadcast_scheduled = False
+        updates, self._outgoing = self._outgoing, []
+        if not updates:
+            return
+        update = updates[0] if len(updates) == 1 else merge_updates(*updates)
+        self._send_all(protocol.sync_update(update))
+
+    def _send_all(self, frame: bytes) -> None:
+        for peer in self.peers:
+            peer.send(frame)
+
+    def _receive_awareness(self, state: _PeerState, entries: list[AwarenessEntry]) -> None:
+        changes = self.awareness.apply(entries)
+        for entry in (*changes.changed, *changes.renewed):
+            if entry.is_removal:
+                state.client_ids.discard(entry.client_id)
+            else:
+                state.client_ids.add(entry.client_id)
+        if changes.changed:
+            self._send_all(protocol.awareness(protocol.encode_awareness(changes.changed)))
+        if changes.renewed:
+            for entry in changes.renewed:
+                self._renewals[entry.client_id] = entry
+            if self._renewal_handle is None:
+                self._renewal_handle = self._loop.call_later(
+                    AWARENESS_RENEWAL_SECONDS, self._send_renewals
+                )
+
+    def _send_renewals(self) -> None:
+        self._renewal_handle = None
+        renewals = list(self._renewals.values())
+        self._renewals.clear()
+        if renewals:
+            self._send_all(protocol.awareness(protocol.encode_awareness(renewals)))
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def committed(self, entries: list[CommitEntry]) -> None:
+        """Called by the committer once ``entries`` (all of this room) are durable."""
+        acks: dict[Peer, int] = {}
+        records = 0
+        for entry in entries:
+            if entry.record is not None:
+                records += 1
+            if entry.peer is not None:
+                acks[entry.peer] = max(acks.get(entry.peer, 0), entry.write_number)
+        for peer, count in acks.items():
+            if peer in self.peers:
+                peer.send(protocol.saved(count))
+        self.tail_length += records
+        self.uncommitted -= len(entries)
+        if self.uncommitted == 0:
+            self._all_saved.set()
+
+    def wants_compaction(self) -> bool:
+        return self.tail_length >= self.compact_every
+
+    async def all_saved(self) -> None:
+        """Wait until every change applied so far is committed."""
+        await self._all_saved.wait()
+
+    def close(self) -> None:
+        self.doc.unobserve(self._subscription)
+        if self._renewal_handle is not None:
+            self._renewal_handle.cancel()
+        if self.unload_handle is not None:
+            self.unload_handle.cancel()

@@ -1,0 +1,116 @@
+"""Loading, sharing and unloading rooms.
+
+One room per document per process. Loading is serialised per document (concurrent first
+connections must not load two rooms), and a room unloads after its last peer leaves and
+a grace period, only once every change it holds is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+from server.domain.errors import DocumentNotFound
+from server.domain.documents import UpdateStore
+from server.realtime.committer import GroupCommitter
+from server.realtime.peer import Peer
+from server.realtime.room import Room
+
+log = logging.getLogger("opendpia.realtime")
+
+
+class RoomManager:
+    """The rooms of this process. Created in the lifespan; ``run`` supervises unloads."""
+
+    def __init__(
+        self,
+        store: UpdateStore,
+        committer: GroupCommitter,
+        *,
+        grace_seconds: float,
+        compact_every: int,
+    ) -> None:
+        self._store = store
+        self._committer = committer
+        self._grace = grace_seconds
+        self._compact_every = compact_every
+        self._rooms: dict[str, Room] = {}
+        # Weak: a lock lives while someone waits on it, so unloaded documents leave none.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._tasks: asyncio.TaskGroup | None = None
+        self.loads = 0
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        return self._rooms
+
+    async def run(self, started: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            started.set()
+            await asyncio.Event().wait()
+
+    def _lock(self, document_id: str) -> asyncio.Lock:
+        lock = self._locks.get(document_id)
+        if lock is None:
+            lock = self._locks[document_id] = asyncio.Lock()
+        return lock
+
+    async def open(self, document_id: str, *, create_as: str | None) -> Room:
+        """The loaded room of a document; ``create_as`` creates it if it does not exist."""
+        async with self._lock(document_id):
+            room = self._rooms.get(document_id)
+            if room is None:
+                stored = await self._store.load(document_id)
+                if stored is None:
+                    if create_as is None:
+                        raise DocumentNotFound(f"there is no document {document_id!r}")
+                    await self._store.create_document(document_id, create_as)
+                    stored = await self._store.load(document_id)
+                    assert stored is not None
+                room = Room(stored, self._committer, compact_every=self._compact_every)
+                self._rooms[document_id] = room
+                self.loads += 1
+            if room.unload_handle is not None:
+                room.unload_handle.cancel()
+                room.unload_handle = None
+            return room
+
+    async def join(self, peer: Peer) -> Room:
+        grant = peer.grant
+        room = await self.open(
+            grant.document_id, create_as=grant.principal if grant.can_write else None
+        )
+        room.join(peer)
+        return room
+
+    def leave(self, room: Room, peer: Peer) -> None:
+        room.leave(peer)
+        if not room.peers and room.unload_handle is None:
+            room.unload_handle = asyncio.get_running_loop().call_later(
+                self._grace, self._schedule_unload, room
+            )
+
+    def _schedule_unload(self, room: Room) -> None:
+        room.unload_handle = None
+        if self._tasks is not None:
+            self._tasks.create_task(self._unload(room))
+
+    async def _unload(self, room: Room) -> None:
+        async with self._lock(room.document_id):
+            if room.peers or room.unload_handle is not None:
+                return
+            await room.all_saved()
+            if room.peers or self._rooms.get(room.document_id) is not room:
+                return
+            room.close()
+            del self._rooms[room.document_id]
+            log.debug("room %s unloaded", room.document_id)
+
+    async def flush_all(self) -> None:
+        """Wait until every room's changes are committed (graceful shutdown)."""
+        for room in list(self._rooms.values()):
+            await room.all_saved()

@@ -1,0 +1,122 @@
+"""Settings, read once from the environment into one frozen object.
+
+Every setting is an ``OPENDPIA_*`` environment variable; the README's settings table lists
+them all (a test keeps the two in step). Nothing here is read at import time:
+``Settings.from_env(os.environ)`` is called by the composition root and the result is passed
+down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unsafe for the chosen environment."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one OpenDPIA process."""
+
+    env: str = field(default="development", metadata={"env": "OPENDPIA_ENV"})
+    database_url: str = field(
+        default="sqlite+aiosqlite:///./var/opendpia.db", metadata={"env": "OPENDPIA_DATABASE_URL"}
+    )
+    secret_key: str = field(default=DEVELOPMENT_SECRET_KEY, metadata={"env": "OPENDPIA_SECRET_KEY"})
+    host: str = field(default="127.0.0.1", metadata={"env": "OPENDPIA_HOST"})
+    port: int = field(default=8000, metadata={"env": "OPENDPIA_PORT"})
+    max_frame_bytes: int = field(
+        default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_FRAME_BYTES"}
+    )
+    room_grace_seconds: float = field(
+        default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"}
+    )
+    compact_every: int = field(default=500, metadata={"env": "OPENDPIA_COMPACT_EVERY"})
+    commit_window_ms: float = field(default=2.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
+    ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})
+    send_queue_bytes: int = field(
+        default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_SEND_QUEUE_BYTES"}
+    )
+    token_ttl_seconds: int = field(
+        default=12 * 3600, metadata={"env": "OPENDPIA_TOKEN_TTL_SECONDS"}
+    )
+    auto_migrate: bool | None = field(default=None, metadata={"env": "OPENDPIA_AUTO_MIGRATE"})
+    log_level: str = field(default="info", metadata={"env": "OPENDPIA_LOG_LEVEL"})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build the settings from ``environ``, refusing unsafe or malformed values."""
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata["env"]
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(name, raw, f.default)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that are unsafe or cannot work."""
+        if self.env not in ENVIRONMENTS:
+            raise SettingsError(
+                f"OPENDPIA_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}"
+            )
+        if self.env == "production" and self.secret_key == DEVELOPMENT_SECRET_KEY:
+            raise SettingsError(
+                "OPENDPIA_SECRET_KEY is the development default; set a long random secret "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))') "
+                "before running with OPENDPIA_ENV=production"
+            )
+        if len(self.secret_key) < 32:
+            raise SettingsError("OPENDPIA_SECRET_KEY must be at least 32 characters long")
+        if self.max_frame_bytes < 1024:
+            raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
+        if self.compact_every < 1:
+            raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """Embedded (SQLite) installations migrate themselves; production runs ``migrate``."""
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite URL, or None for other databases or memory."""
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return Path(path) if path and not path.startswith(":memory:") else None
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        return [f.metadata["env"] for f in dataclasses.fields(cls)]
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool) or default is None:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid value") from None
+    return raw

@@ -1,0 +1,52 @@
+"""The engine, SQLite's pragmas, and running the Alembic migrations."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, full fsync on commit and a busy timeout."""
+    if database_url.startswith("sqlite"):
+        _ensure_parent_directory(database_url)
+        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(database_url, pool_size=pool_size, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the one writer; synchronous=FULL makes every commit
+    # durable across power loss too, and group commit keeps the fsyncs few.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _ensure_parent_directory(database_url: str) -> None:
+    _, _, path = database_url.partition(":///")
+    if path and not path.startswith(":memory:"):
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("migrations")))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Upgrade the database to ``revision``. Blocking: call it from a thread in async code."""
+    _ensure_parent_directory(database_url)
+    command.upgrade(alembic_config(database_url), revision)

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket adapters: the only package that imports Starlette."""

@@ -1,0 +1,48 @@
+"""Domain errors → HTTP statuses and WebSocket close codes, in one place."""
+
+from __future__ import annotations
+
+from server.domain.errors import (
+    AccessDenied,
+    DocumentNotFound,
+    DomainError,
+    InvalidToken,
+    WrongDocument,
+)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+_CLOSE_CODES: list[tuple[type[DomainError], int]] = [
+    (InvalidToken, CLOSE_UNAUTHORIZED),
+    (WrongDocument, CLOSE_FORBIDDEN),
+    (AccessDenied, CLOSE_FORBIDDEN),
+    (DocumentNotFound, CLOSE_NOT_FOUND),
+]
+
+_HTTP_STATUSES: list[tuple[type[DomainError], int]] = [
+    (InvalidToken, 401),
+    (AccessDenied, 403),
+    (DocumentNotFound, 404),
+]
+
+
+def close_code_for(error: DomainError) -> int:
+    for kind, code in _CLOSE_CODES:
+        if isinstance(error, kind):
+            return code
+    return 4400
+
+
+def http_status_for(error: DomainError) -> int:
+    for kind, status in _HTTP_STATUSES:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def close_reason(error: DomainError) -> str:
+    """WebSocket close reasons are at most 123 bytes of UTF-8."""
+    reason = str(error).encode("utf-8")[:123]
+    return reason.decode("utf-8", errors="ignore")

@@ -1,0 +1,78 @@
+"""Shared fixtures: databases (SQLite always; PostgreSQL when reachable) and a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.live import LiveServer, make_settings
+
+POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _postgres_admin_dsn() -> str:
+    return f"postgresql://postgres@{POSTGRES_HOST}/postgres"
+
+
+async def _create_database(name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(_postgres_admin_dsn(), timeout=5)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(_postgres_admin_dsn(), timeout=5)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test; skipped (never in CI) when none runs."""
+    name = f"opendpia_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_create_database(name))
+    except (OSError, asyncio.TimeoutError) as error:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {POSTGRES_HOST} is required in CI: {error}")
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_HOST} ({error})")
+    try:
+        yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}/{name}"
+    finally:
+        asyncio.run(_drop_database(name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs against SQLite and against PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'opendpia.db'}"
+    else:
+        yield from postgres_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'opendpia.db'}"
+
+
+@pytest.fixture
+def live_server(sqlite_url: str) -> Iterator[LiveServer]:
+    server = LiveServer(make_settings(sqlite_url)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
