@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from server import logs
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings, SettingsError
 
@@ -38,9 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level)
 
     if args.command == "serve":
         return _serve(settings, args.host or settings.host, args.port or settings.port)
@@ -90,6 +88,7 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "ws_ping_timeout": settings.ws_ping_seconds,
         "lifespan": "on",
         "log_level": settings.log_level,
+        "log_config": None,  # keep the root configuration (and its redaction filter)
         "access_log": False,
         "timeout_graceful_shutdown": 30,
     }

@@ -35,9 +35,7 @@ class Settings:
     max_frame_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_FRAME_BYTES"}
     )
-    room_grace_seconds: float = field(
-        default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"}
-    )
+    room_grace_seconds: float = field(default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"})
     compact_every: int = field(default=500, metadata={"env": "OPENDPIA_COMPACT_EVERY"})
     commit_window_ms: float = field(default=2.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
     ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})

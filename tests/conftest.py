@@ -45,7 +45,7 @@ def postgres_database() -> Iterator[str]:
     name = f"opendpia_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_create_database(name))
-    except (OSError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError) as error:
         if IN_CI:
             pytest.fail(f"PostgreSQL at {POSTGRES_HOST} is required in CI: {error}")
         pytest.skip(f"no PostgreSQL server at {POSTGRES_HOST} ({error})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -59,9 +60,9 @@ def is_valid_document_id(document_id: str) -> bool:
 class TokenSigner:
     """Issues and verifies collaboration tokens with the server's secret key."""
 
-    def __init__(self, secret_key: str, *, clock: type[time] | None = None) -> None:
+    def __init__(self, secret_key: str, *, now: Callable[[], float] = time.time) -> None:
         self._serializer = URLSafeSerializer(secret_key, salt=_TOKEN_SALT)
-        self._now = (clock or time).time
+        self._now = now
 
     def issue(self, *, principal: str, document_id: str, role: Role, ttl_seconds: int) -> str:
         if not is_valid_document_id(document_id):

@@ -46,6 +46,8 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._retry_delay = 0.0
         self._compacting: set[str] = set()
+        self._no_compaction = asyncio.Event()
+        self._no_compaction.set()
         self._tasks: asyncio.TaskGroup | None = None
         self.commits = 0
         self.compactions = 0
@@ -118,6 +120,7 @@ class GroupCommitter:
         assert self._tasks is not None
         room.tail_length = 0
         self._compacting.add(room.document_id)
+        self._no_compaction.clear()
         self._tasks.create_task(self._compact(room.document_id))
 
     async def _compact(self, document_id: str) -> None:
@@ -130,8 +133,9 @@ class GroupCommitter:
             log.exception("compaction of document %s failed; the log is intact", document_id)
         finally:
             self._compacting.discard(document_id)
+            if not self._compacting:
+                self._no_compaction.set()
 
     async def idle(self) -> None:
         """Wait until no compaction runs (for shutdown and tests)."""
-        while self._compacting:
-            await asyncio.sleep(0.01)
+        await self._no_compaction.wait()

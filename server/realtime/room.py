@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
@@ -26,7 +26,6 @@ from server.realtime.peer import Peer
 from server.realtime.protocol import (
     AwarenessEntry,
     AwarenessMessage,
-    ProtocolError,
     SyncMessage,
     SyncStep,
     UpdateRejected,
@@ -65,7 +64,7 @@ class Room:
         self, stored: StoredDocument, committer: GroupCommitter, *, compact_every: int
     ) -> None:
         self.document_id = stored.document_id
-        self.doc: Doc = Doc()
+        self.doc: Doc[Any] = Doc()
         if stored.snapshot is not None:
             self.doc.apply_update(stored.snapshot)
         for update in stored.tail:

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import weakref
 
-from server.domain.errors import DocumentNotFound
 from server.domain.documents import UpdateStore
+from server.domain.errors import DocumentNotFound
 from server.realtime.committer import GroupCommitter
 from server.realtime.peer import Peer
 from server.realtime.room import Room
@@ -37,9 +37,7 @@ class RoomManager:
         self._compact_every = compact_every
         self._rooms: dict[str, Room] = {}
         # Weak: a lock lives while someone waits on it, so unloaded documents leave none.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._tasks: asyncio.TaskGroup | None = None
         self.loads = 0
 
@@ -48,10 +46,17 @@ class RoomManager:
         return self._rooms
 
     async def run(self, started: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            started.set()
-            await asyncio.Event().wait()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                started.set()
+                await asyncio.Event().wait()
+        finally:
+            self._tasks = None
+            for room in self._rooms.values():
+                if room.unload_handle is not None:
+                    room.unload_handle.cancel()
+                    room.unload_handle = None
 
     def _lock(self, document_id: str) -> asyncio.Lock:
         lock = self._locks.get(document_id)
@@ -97,7 +102,11 @@ class RoomManager:
     def _schedule_unload(self, room: Room) -> None:
         room.unload_handle = None
         if self._tasks is not None:
-            self._tasks.create_task(self._unload(room))
+            unload = self._unload(room)
+            try:
+                self._tasks.create_task(unload)
+            except RuntimeError:  # shutting down: flush_all takes care of the room
+                unload.close()
 
     async def _unload(self, room: Room) -> None:
         async with self._lock(room.document_id):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from pycrdt import Doc
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,9 +18,9 @@ from server.storage.models import Document, DocumentSnapshot, DocumentUpdate
 
 SNAPSHOTS_KEPT = 2
 
-_documents = Document.__table__
-_updates = DocumentUpdate.__table__
-_snapshots = DocumentSnapshot.__table__
+_documents = cast(Table, Document.__table__)
+_updates = cast(Table, DocumentUpdate.__table__)
+_snapshots = cast(Table, DocumentSnapshot.__table__)
 
 
 class SqlUpdateStore:
@@ -139,16 +140,14 @@ class SqlUpdateStore:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [
-            UpdateRecord(
-                r.document_id, r.seq, r.update, r.actor, r.channel, r.origin, r.created_at
-            )
+            UpdateRecord(r.document_id, r.seq, r.update, r.actor, r.channel, r.origin, r.created_at)
             for r in rows
         ]
 
 
 def _merge(snapshot: bytes | None, tail: Sequence[bytes]) -> bytes:
     """The state as one update. Applying to a Doc is far faster than ``merge_updates``."""
-    doc: Doc = Doc()
+    doc: Doc[Any] = Doc()
     if snapshot is not None:
         doc.apply_update(snapshot)
     for update in tail:

@@ -61,7 +61,7 @@ class WebSocketPeer:
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
-            self.closing = (code, reason)
+            self.closing = (code, close_reason(reason))
             self._queue.clear()
             self._queued_bytes = 0
             self._wake.set()
@@ -80,9 +80,9 @@ class WebSocketPeer:
                     code, reason = self.closing
                     await self._websocket.close(code, reason)
                     return
-        except (OSError, RuntimeError) as error:
+        except Exception as error:
             # The client went away mid-send; the reader sees the disconnect.
-            log.debug("connection %s: send failed: %s", self.id, error)
+            log.debug("connection %s: send failed: %r", self.id, error)
 
 
 async def collaborate(websocket: WebSocket) -> None:
@@ -136,9 +136,7 @@ async def _read(websocket: WebSocket, room: Room, peer: WebSocketPeer) -> None:
         try:
             room.receive(peer, data)
         except ProtocolError as error:
-            log.warning(
-                "connection %s to %s closed: %s", peer.id, room.document_id, error.reason
-            )
+            log.warning("connection %s to %s closed: %s", peer.id, room.document_id, error.reason)
             peer.close(error.code, error.reason)
             return
         except Exception:

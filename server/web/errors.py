@@ -42,7 +42,9 @@ def http_status_for(error: DomainError) -> int:
     return 400
 
 
-def close_reason(error: DomainError) -> str:
-    """WebSocket close reasons are at most 123 bytes of UTF-8."""
-    reason = str(error).encode("utf-8")[:123]
-    return reason.decode("utf-8", errors="ignore")
+def close_reason(error: DomainError | str) -> str:
+    """The reason to close with: WebSocket close reasons are at most 123 bytes of UTF-8."""
+    encoded = str(error).encode("utf-8")
+    if len(encoded) <= 123:
+        return str(error)
+    return encoded[:120].decode("utf-8", errors="ignore") + "..."

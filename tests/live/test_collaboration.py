@@ -21,10 +21,12 @@ async def test_two_pycrdt_clients_converge_on_concurrent_edits(live_server: Live
         bob.doc.get("field:need.aims", type=Text).insert(0, "Share data lawfully. ")
         bob.doc.get("values", type=Map)["need.type"] = "sharing"
 
+        expected_length = len("Reduce rough sleeping. Share data lawfully. ")
+
         def converged() -> bool:
-            return alice.doc.get_state() == bob.doc.get_state() and len(
-                str(alice.doc.get("field:need.aims", type=Text))
-            ) == len("Reduce rough sleeping. Share data lawfully. ")
+            texts = [str(c.doc.get("field:need.aims", type=Text)) for c in (alice, bob)]
+            maps = [c.doc.get("values", type=Map).to_py() for c in (alice, bob)]
+            return texts[0] == texts[1] and len(texts[0]) == expected_length and maps[0] == maps[1]
 
         await alice.wait_until(converged)
         await bob.wait_until(converged)

@@ -102,32 +102,36 @@ def issue_token(
     settings: Settings, document_id: str, role: Role = Role.EDITOR, ttl: int = 3600
 ) -> str:
     signer = TokenSigner(settings.secret_key)
-    return signer.issue(principal=f"test-{role.value}", document_id=document_id, role=role,
-                        ttl_seconds=ttl)
+    return signer.issue(
+        principal=f"test-{role.value}", document_id=document_id, role=role, ttl_seconds=ttl
+    )
 
 
 def make_settings(database_url: str, **changes: object) -> Settings:
-    settings = Settings(env="test", database_url=database_url, auto_migrate=True,
-                        room_grace_seconds=0.2)
+    settings = Settings(
+        env="test", database_url=database_url, auto_migrate=True, room_grace_seconds=0.2
+    )
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
 class ServerProcess:
     """``opendpia serve`` as a child process, for tests that kill it."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = {**os.environ, **env}
         self.port = free_port()
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -135,8 +139,9 @@ class ServerProcess:
                     return self
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read() if self.process.stderr else b""
-                    raise RuntimeError(f"server did not start: {err.decode()[-2000:]}") from None
+                    self.terminate()
+                    output = self.log_path.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"server did not start: {output}") from None
                 time.sleep(0.02)
 
     def kill(self) -> None:

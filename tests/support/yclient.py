@@ -36,6 +36,7 @@ class YClient:
         self.denied: list[str] = []
         self.awareness: dict[int, tuple[int, Any]] = {}
         self.unknown: list[int] = []
+        self.frames_received = 0
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._changed = asyncio.Event()
@@ -52,7 +53,9 @@ class YClient:
             asyncio.create_task(client._read()),
             asyncio.create_task(client._write()),
         ]
-        await client.send_raw(_message(0, write_var_uint(0), _varbytes(client.doc.get_state())))
+        step1 = _message(0, write_var_uint(0), _varbytes(client.doc.get_state()))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await client.send_raw(step1)
         if sync:
             await asyncio.wait_for(client.synced.wait(), 10)
         return client
@@ -78,6 +81,7 @@ class YClient:
         try:
             async for frame in self.ws:
                 assert isinstance(frame, bytes)
+                self.frames_received += 1
                 self._handle(frame)
         except websockets.ConnectionClosed:
             pass
@@ -132,14 +136,17 @@ class YClient:
         await self.send_raw(_message(1, _varbytes(payload)))
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        """Wait until ``predicate`` holds; it may look at other clients too, so it is
+        re-checked on every frame this client receives and at least every 20 ms."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 self._changed.clear()
                 if predicate():
                     return
-                if self.close_code is not None and not predicate():
+                if self.close_code is not None:
                     raise ConnectionError(f"closed {self.close_code}: {self.close_reason}")
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.02)
 
     async def wait_saved(self, timeout: float = 10) -> None:
         """Wait until the server says every write message sent so far is committed."""

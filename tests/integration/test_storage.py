@@ -1,0 +1,148 @@
+"""The SQL update store on SQLite and PostgreSQL: the same migrations, the same behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from pycrdt import Doc, Text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.domain.documents import UpdateRecord
+from server.storage.database import create_engine, migrate
+from server.storage.models import Base
+from server.storage.updates import SNAPSHOTS_KEPT, SqlUpdateStore
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _edits(count: int) -> list[bytes]:
+    doc = Doc()
+    text = doc.get("t", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    for i in range(count):
+        text += f"{i};"
+    return updates
+
+
+def _records(document_id: str, updates: list[bytes], first_seq: int = 1) -> list[UpdateRecord]:
+    now = datetime.now(UTC)
+    return [
+        UpdateRecord(document_id, first_seq + i, u, "alice", "api", "test", now)
+        for i, u in enumerate(updates)
+    ]
+
+
+def _text_of(snapshot: bytes | None, tail: list[bytes]) -> str:
+    doc = Doc()
+    for update in ([snapshot] if snapshot else []) + tail:
+        doc.apply_update(update)
+    return str(doc.get("t", type=Text))
+
+
+async def test_migrations_match_the_models(engine: AsyncEngine) -> None:
+    def compare(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection)  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(compare)
+    assert differences == []
+
+
+async def test_create_document_is_idempotent(engine: AsyncEngine) -> None:
+    store = SqlUpdateStore(engine)
+    assert await store.create_document("d", "alice") is True
+    assert await store.create_document("d", "bob") is False
+    assert await store.load("unknown") is None
+
+
+async def test_appended_updates_load_in_order_with_their_attribution(engine: AsyncEngine) -> None:
+    store = SqlUpdateStore(engine)
+    await store.create_document("d", "alice")
+    updates = _edits(30)
+    await store.append(_records("d", updates[:10]))
+    await store.append(_records("d", updates[10:], first_seq=11))
+    loaded = await store.load("d")
+    assert loaded is not None
+    assert loaded.snapshot is None and loaded.last_seq == 30
+    assert _text_of(None, list(loaded.tail)) == "".join(f"{i};" for i in range(30))
+    log = await store.updates("d")
+    assert [r.seq for r in log] == list(range(1, 31))
+    assert {(r.actor, r.channel, r.origin) for r in log} == {("alice", "api", "test")}
+
+
+async def test_a_duplicate_sequence_number_is_refused_whole(engine: AsyncEngine) -> None:
+    store = SqlUpdateStore(engine)
+    await store.create_document("d", "alice")
+    updates = _edits(4)
+    await store.append(_records("d", updates[:2]))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        await store.append(_records("d", updates[2:], first_seq=2))
+    assert len(await store.updates("d")) == 2
+
+
+async def test_compaction_snapshot_plus_tail_equals_the_whole_log(engine: AsyncEngine) -> None:
+    store = SqlUpdateStore(engine)
+    await store.create_document("d", "alice")
+    updates = _edits(100)
+    expected = "".join(f"{i};" for i in range(100))
+    seq = 0
+    for chunk in range(4):
+        batch = updates[chunk * 25 : (chunk + 1) * 25]
+        await store.append(_records("d", batch, first_seq=seq + 1))
+        seq += len(batch)
+        assert await store.compact("d") == seq
+        loaded = await store.load("d")
+        assert loaded is not None
+        assert loaded.snapshot_seq == seq and list(loaded.tail) == []
+        prefix = "".join(f"{i};" for i in range(seq))
+        assert _text_of(loaded.snapshot, []) == prefix
+    assert await store.compact("d") is None  # nothing new: no snapshot
+    assert len(await store.updates("d")) == 100  # the log is kept: it is the history
+    loaded = await store.load("d")
+    assert loaded is not None and _text_of(loaded.snapshot, list(loaded.tail)) == expected
+
+
+async def test_compaction_keeps_only_the_latest_snapshots(engine: AsyncEngine) -> None:
+    from sqlalchemy import func, select
+
+    from server.storage.models import DocumentSnapshot
+
+    store = SqlUpdateStore(engine)
+    await store.create_document("d", "alice")
+    for i, update in enumerate(_edits(5)):
+        await store.append(_records("d", [update], first_seq=i + 1))
+        await store.compact("d")
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(DocumentSnapshot))
+    assert count == SNAPSHOTS_KEPT
+
+
+async def test_load_reads_the_tail_after_the_latest_snapshot_only(engine: AsyncEngine) -> None:
+    store = SqlUpdateStore(engine)
+    await store.create_document("d", "alice")
+    updates = _edits(20)
+    await store.append(_records("d", updates[:15]))
+    await store.compact("d")
+    await store.append(_records("d", updates[15:], first_seq=16))
+    loaded = await store.load("d")
+    assert loaded is not None
+    assert (loaded.snapshot_seq, len(loaded.tail), loaded.last_seq) == (15, 5, 20)
+    assert _text_of(loaded.snapshot, list(loaded.tail)) == "".join(f"{i};" for i in range(20))
