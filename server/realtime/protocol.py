@@ -192,6 +192,14 @@ def saved(count: int) -> bytes:
     return varuint(MessageType.SAVED) + varuint(count)
 
 
+def parse_saved(frame: bytes) -> int:
+    """The count in a "saved" message (for clients written in Python)."""
+    reader = _Reader(frame)
+    if reader.varuint() != MessageType.SAVED:
+        raise ProtocolError("not a saved message")
+    return reader.varuint()
+
+
 def parse_awareness(payload: bytes) -> list[AwarenessEntry]:
     """The entries of an awareness update; each state must be JSON."""
     reader = _Reader(payload)

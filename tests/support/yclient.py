@@ -41,6 +41,7 @@ class YClient:
         self.close_reason: str | None = None
         self._changed = asyncio.Event()
         self._applying_remote = False
+        self._closed = False
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
         self._subscription = doc.observe(self._on_local)
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,6 +160,9 @@ class YClient:
         return self.close_code, self.close_reason
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self.doc.unobserve(self._subscription)
         with contextlib.suppress(Exception):
             await self.ws.close()

@@ -1,0 +1,187 @@
+"""Rooms, group commit and compaction against a real database, without the web layer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pycrdt import Doc, Text
+
+from server.domain.access import Channel, Grant, Role
+from server.domain.documents import UpdateRecord
+from server.realtime import protocol
+from server.realtime.committer import GroupCommitter
+from server.realtime.rooms import RoomManager
+from server.storage.database import create_engine, migrate
+from server.storage.updates import SqlUpdateStore
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass(eq=False)
+class FakePeer:
+    grant: Grant
+    wants_saved: bool = True
+    id: str = "fake"
+    frames: list[bytes] = field(default_factory=list)
+    closed: tuple[int, str] | None = None
+
+    def send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    @property
+    def saved(self) -> int:
+        counts = [
+            protocol.parse_saved(f) for f in self.frames if f[0] == protocol.MessageType.SAVED
+        ]
+        return max(counts, default=0)
+
+
+class FlakyStore(SqlUpdateStore):
+    """Fails to append rows of the documents in ``failing``; optionally slow."""
+
+    failing: set[str]
+    delay: float = 0.0
+
+    async def append(self, records: Sequence[UpdateRecord]) -> None:
+        await asyncio.sleep(self.delay)
+        if any(r.document_id in self.failing for r in records):
+            raise OSError("disk says no")
+        await super().append(records)
+
+
+@dataclass
+class Harness:
+    store: FlakyStore
+    committer: GroupCommitter
+    rooms: RoomManager
+
+
+@pytest_asyncio.fixture
+async def harness(database_url: str) -> AsyncIterator[Harness]:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    store = FlakyStore(engine)
+    store.failing = set()
+    committer = GroupCommitter(store, window_seconds=0.001)
+    rooms = RoomManager(store, committer, grace_seconds=0.0, compact_every=5)
+    started = [asyncio.Event(), asyncio.Event()]
+    tasks = [
+        asyncio.create_task(committer.run(started[0])),
+        asyncio.create_task(rooms.run(started[1])),
+    ]
+    await asyncio.gather(*(e.wait() for e in started))
+    try:
+        yield Harness(store, committer, rooms)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.dispose()
+
+
+def _editor(document_id: str) -> FakePeer:
+    return FakePeer(Grant("alice", document_id, Role.EDITOR, Channel.API, 1e12))
+
+
+def _edits(count: int) -> list[bytes]:
+    doc: Doc[Any] = Doc()
+    text = doc.get("t", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    for i in range(count):
+        text.insert(0 if i % 3 else len(text), f"{i},")
+    return updates
+
+
+def _text(doc: Doc[Any]) -> str:
+    return str(doc.get("t", type=Text))
+
+
+async def _stored_text(store: SqlUpdateStore, document_id: str) -> str:
+    stored = await store.load(document_id)
+    assert stored is not None
+    doc: Doc[Any] = Doc()
+    for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.tail):
+        doc.apply_update(update)
+    return _text(doc)
+
+
+async def test_after_every_compaction_reload_equals_live(harness: Harness) -> None:
+    peer = _editor("doc")
+    room = await harness.rooms.join(peer)
+    compactions_seen = 0
+    for update in _edits(60):
+        room.receive(peer, protocol.sync_update(update))
+        await room.all_saved()
+        await harness.committer.idle()
+        if harness.committer.compactions > compactions_seen:
+            compactions_seen = harness.committer.compactions
+            assert await _stored_text(harness.store, "doc") == _text(room.doc)
+    assert compactions_seen >= 10
+    stored = await harness.store.load("doc")
+    assert stored is not None and len(stored.tail) < 5
+
+
+async def test_a_room_whose_commits_fail_holds_back_no_other_room(harness: Harness) -> None:
+    harness.store.failing = {"bad"}
+    good, bad = _editor("good"), _editor("bad")
+    good_room = await harness.rooms.join(good)
+    bad_room = await harness.rooms.join(bad)
+    for update in _edits(3):
+        bad_room.receive(bad, protocol.sync_update(update))
+        good_room.receive(good, protocol.sync_update(update))
+    await asyncio.wait_for(good_room.all_saved(), 5)
+    assert good.saved == 3
+    await asyncio.sleep(0.2)
+    assert bad.saved == 0 and bad_room.uncommitted == 3  # not acknowledged, not dropped
+    harness.store.failing = set()
+    await asyncio.wait_for(bad_room.all_saved(), 10)
+    assert bad.saved == 3
+    assert await _stored_text(harness.store, "bad") == _text(bad_room.doc)
+
+
+async def test_a_room_unloads_only_after_its_pending_writes_are_committed(
+    harness: Harness,
+) -> None:
+    harness.store.delay = 0.3
+    peer = _editor("slow")
+    room = await harness.rooms.join(peer)
+    for update in _edits(5):
+        room.receive(peer, protocol.sync_update(update))
+    harness.rooms.leave(room, peer)
+    await asyncio.sleep(0.05)
+    assert "slow" in harness.rooms.rooms  # still flushing
+    async with asyncio.timeout(5):
+        while "slow" in harness.rooms.rooms:
+            await asyncio.sleep(0.02)
+    assert await _stored_text(harness.store, "slow") == _text(room.doc)
+
+
+async def test_concurrent_first_connections_load_one_room(harness: Harness) -> None:
+    peers = [_editor("crowd") for _ in range(10)]
+    joined = await asyncio.gather(*(harness.rooms.join(p) for p in peers))
+    assert len({id(room) for room in joined}) == 1
+    assert harness.rooms.loads == 1
+    assert len(joined[0].peers) == 10
+
+
+async def test_an_update_already_known_is_acknowledged_but_not_logged_again(
+    harness: Harness,
+) -> None:
+    peer = _editor("dup")
+    room = await harness.rooms.join(peer)
+    update = _edits(1)[0]
+    room.receive(peer, protocol.sync_update(update))
+    room.receive(peer, protocol.sync_update(update))
+    room.receive(peer, protocol.sync_step2(b"\x00\x00"))
+    await room.all_saved()
+    assert peer.saved == 3
+    assert len(await harness.store.updates("dup")) == 1
