@@ -185,3 +185,34 @@ async def test_an_update_already_known_is_acknowledged_but_not_logged_again(
     await room.all_saved()
     assert peer.saved == 3
     assert len(await harness.store.updates("dup")) == 1
+
+
+async def test_awareness_renewals_are_batched_while_changes_go_at_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.realtime import room as room_module
+
+    monkeypatch.setattr(room_module, "AWARENESS_RENEWAL_SECONDS", 0.2)
+    ann, bob = _editor("aw"), _editor("aw")
+    room = await harness.rooms.join(ann)
+    room.join(bob)
+    state = '{"user":{"name":"Ann"}}'
+
+    def awareness_frames(peer: FakePeer) -> list[bytes]:
+        return [f for f in peer.frames if f[0] == protocol.MessageType.AWARENESS]
+
+    room.receive(ann, protocol.awareness(protocol.encode_awareness([_entry(1, state)])))
+    assert len(awareness_frames(ann)) == len(awareness_frames(bob)) == 1  # echoed to sender
+    for clock in range(2, 12):  # ten renewals: same state, newer clock
+        room.receive(ann, protocol.awareness(protocol.encode_awareness([_entry(clock, state)])))
+    assert len(awareness_frames(bob)) == 1
+    await asyncio.sleep(0.3)
+    frames = awareness_frames(bob)
+    assert len(frames) == 2
+    (message,) = protocol.parse_frame(frames[1])
+    assert isinstance(message, protocol.AwarenessMessage)
+    assert message.entries == [_entry(11, state)]
+
+
+def _entry(clock: int, state: str) -> protocol.AwarenessEntry:
+    return protocol.AwarenessEntry(1, clock, state)

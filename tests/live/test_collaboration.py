@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from pycrdt import Map, Text
 
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, make_settings
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -39,9 +40,19 @@ async def test_two_pycrdt_clients_converge_on_concurrent_edits(live_server: Live
         await bob.close()
 
 
+@pytest.fixture
+def server_on_each_database(database_url: str) -> Iterator[LiveServer]:
+    server = LiveServer(make_settings(database_url)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 async def test_saved_acknowledgement_comes_after_commit_and_survives_restart(
-    live_server: LiveServer,
+    server_on_each_database: LiveServer,
 ) -> None:
+    live_server = server_on_each_database
     client = await YClient.connect(live_server.url("dpia-2", saved=True))
     text = client.doc.get("t", type=Text)
     for i in range(50):

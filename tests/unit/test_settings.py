@@ -1,0 +1,60 @@
+"""Settings come from the environment only, refuse unsafe values, and are all documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from server.settings import DEVELOPMENT_SECRET_KEY, Settings, SettingsError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_are_the_embedded_installation() -> None:
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.database_url == "sqlite+aiosqlite:///./var/opendpia.db"
+    assert settings.is_sqlite and settings.migrate_on_start
+
+
+def test_values_are_read_and_converted() -> None:
+    settings = Settings.from_env(
+        {
+            "OPENDPIA_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+            "OPENDPIA_PORT": "9000",
+            "OPENDPIA_ROOM_GRACE_SECONDS": "1.5",
+            "OPENDPIA_AUTO_MIGRATE": "yes",
+        }
+    )
+    assert (settings.port, settings.room_grace_seconds) == (9000, 1.5)
+    assert not settings.is_sqlite and settings.migrate_on_start
+
+
+def test_production_refuses_the_development_secret_key() -> None:
+    with pytest.raises(SettingsError, match="OPENDPIA_SECRET_KEY is the development default"):
+        Settings.from_env({"OPENDPIA_ENV": "production"})
+    key = "p" * 48
+    assert Settings.from_env({"OPENDPIA_ENV": "production", "OPENDPIA_SECRET_KEY": key})
+    assert key != DEVELOPMENT_SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    "name,value,message",
+    [
+        ("OPENDPIA_PORT", "eighty", "OPENDPIA_PORT='eighty' is not a valid value"),
+        ("OPENDPIA_ENV", "staging", "OPENDPIA_ENV must be one of"),
+        ("OPENDPIA_SECRET_KEY", "short", "at least 32 characters"),
+        ("OPENDPIA_AUTO_MIGRATE", "maybe", "is not a valid value"),
+        ("OPENDPIA_MAX_FRAME_BYTES", "10", "at least 1024"),
+    ],
+)
+def test_bad_values_say_what_is_wrong(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env({name: value})
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    documented = set(re.findall(r"^\| `(OPENDPIA_[A-Z_]+)` \|", README.read_text(), re.M))
+    assert documented == set(Settings.env_names())
