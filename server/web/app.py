@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from server.web.collab import collaborate
+from server.web.collab import CollaborationEndpoint
 from server.web.runtime import Runtime
 
 
@@ -29,7 +29,7 @@ def make_app(open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]]) -
     return Starlette(
         routes=[
             Route("/healthz", healthz),
-            WebSocketRoute("/ws/dpia/{dpia_id}", collaborate),
+            WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
         ],
         lifespan=lifespan,
     )

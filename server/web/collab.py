@@ -1,9 +1,11 @@
-"""The collaboration endpoint ``/ws/dpia/{dpia_id}``: y-websocket over Starlette.
+"""The collaboration endpoint ``/ws/dpia/{dpia_id}``: y-websocket over ASGI.
 
-Each connection has a reader (this handler) and a writer task. The room hands the writer
-frames without waiting; the writer sends them in order. A peer whose unsent frames pass
-the configured bound is closed with 1013 so that one slow client can neither stall the room
-nor grow memory without bound: its provider reconnects and resynchronises.
+Each connection has a reader (this handler) and a writer task. The room hands the peer
+frames without waiting: a frame goes out at once when nothing is queued before it and the
+transport takes it (the common case, see ``eager``); otherwise it waits in the peer's queue
+for the writer task. A peer whose unsent frames pass the configured bound is closed with
+1013 so that one slow client can neither stall the room nor grow memory without bound: its
+provider reconnects and resynchronises.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import asyncio
 import itertools
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server.domain.access import Grant
@@ -25,6 +29,7 @@ from server.realtime.protocol import (
     ProtocolError,
 )
 from server.realtime.room import Room
+from server.web import eager
 from server.web.errors import close_code_for, close_reason
 from server.web.runtime import Runtime
 
@@ -33,29 +38,54 @@ _connection_ids = itertools.count(1)
 
 
 class WebSocketPeer:
-    """A room peer backed by a Starlette WebSocket."""
+    """A room peer backed by an ASGI WebSocket connection."""
 
     def __init__(
-        self, websocket: WebSocket, grant: Grant, *, wants_saved: bool, queue_limit: int
+        self,
+        websocket: WebSocket,
+        send: Send,
+        grant: Grant,
+        *,
+        wants_saved: bool,
+        limit: int,
+        stall_seconds: float,
     ) -> None:
         self.id = f"c{next(_connection_ids)}"
         self.grant = grant
         self.wants_saved = wants_saved
         self._websocket = websocket
+        self._send = send
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
-        self._queue_limit = queue_limit
+        self._queue_limit = limit
+        self._stall_seconds = stall_seconds
+        self.on_abandon: Callable[[], None] = lambda: None
+        self._in_flight: Awaitable[None] | None = None
+        self._writer_busy = False
         self._wake = asyncio.Event()
         self.closing: tuple[int, str] | None = None
+        self.gone = False
 
     def send(self, frame: bytes) -> None:
-        if self.closing is not None:
+        if self.closing is not None or self.gone:
+            return
+        if not self._queue and self._in_flight is None and not self._writer_busy:
+            try:
+                self._in_flight = eager.start(
+                    self._send({"type": "websocket.send", "bytes": frame})
+                )
+            except Exception as error:  # the client went away; the reader sees it
+                self.gone = True
+                log.debug("connection %s: send failed: %r", self.id, error)
+                return
+            if self._in_flight is not None:
+                self._wake.set()
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
         if self._queued_bytes > self._queue_limit:
-            log.warning("connection %s is too far behind; closing it", self.id)
-            self.close(CLOSE_TRY_AGAIN_LATER, "too far behind: reconnect to resynchronise")
+            log.warning("connection %s is too far behind; dropping it", self.id)
+            self.abandon()
             return
         self._wake.set()
 
@@ -66,62 +96,103 @@ class WebSocketPeer:
             self._queued_bytes = 0
             self._wake.set()
 
+    def abandon(self) -> None:
+        """Give up on a client whose socket takes nothing: leave the room at once.
+
+        Closing politely would wait for the very send buffer the client does not drain
+        (and so would uvicorn's keepalive), so the connection is ended from our side and
+        the room lets it go; the socket's own buffer is all that is left, and it is bounded.
+        """
+        if not self.gone:
+            self.gone = True
+            self.closing = self.closing or (CLOSE_TRY_AGAIN_LATER, "too far behind")
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.on_abandon()
+
     async def run_writer(self) -> None:
-        send = self._websocket.send
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._writer_busy = True
+                if self._in_flight is not None:
+                    async with asyncio.timeout(self._stall_seconds):
+                        await self._in_flight
+                    self._in_flight = None
                 while self._queue:
                     frame = self._queue.popleft()
                     self._queued_bytes -= len(frame)
-                    await send({"type": "websocket.send", "bytes": frame})
+                    async with asyncio.timeout(self._stall_seconds):
+                        await self._send({"type": "websocket.send", "bytes": frame})
+                self._writer_busy = False
                 if self.closing is not None:
                     code, reason = self.closing
-                    await self._websocket.close(code, reason)
+                    async with asyncio.timeout(self._stall_seconds):
+                        await self._websocket.close(code, reason)
                     return
+        except TimeoutError:
+            log.warning(
+                "connection %s took nothing for %.0f s; dropping it", self.id, self._stall_seconds
+            )
+            self.abandon()
         except Exception as error:
             # The client went away mid-send; the reader sees the disconnect.
+            self.gone = True
             log.debug("connection %s: send failed: %r", self.id, error)
 
 
-async def collaborate(websocket: WebSocket) -> None:
-    runtime: Runtime = websocket.state.runtime
-    document_id: str = websocket.path_params["dpia_id"]
-    await websocket.accept()
-    try:
-        grant = runtime.access.authorize(document_id, websocket.query_params.get("token"))
-    except DomainError as error:
-        log.info("refused connection to %s: %s", document_id, error)
-        await websocket.close(close_code_for(error), close_reason(error))
-        return
-    peer = WebSocketPeer(
-        websocket,
-        grant,
-        wants_saved=websocket.query_params.get("saved") in ("1", "true"),
-        queue_limit=runtime.settings.send_queue_bytes,
-    )
-    try:
-        room = await runtime.rooms.join(peer)
-    except DomainError as error:
-        await websocket.close(close_code_for(error), close_reason(error))
-        return
-    except Exception:
-        log.exception("could not open document %s", document_id)
-        await websocket.close(CLOSE_TRY_AGAIN_LATER, "the document could not be opened; try again")
-        return
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            writer = tasks.create_task(peer.run_writer())
-            await _read(websocket, room, peer)
-            if peer.closing is None:
-                writer.cancel()
-    finally:
-        runtime.rooms.leave(room, peer)
+class CollaborationEndpoint:
+    """The ASGI app behind ``/ws/dpia/{dpia_id}`` (raw ``send`` on the hot path)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        runtime: Runtime = websocket.state.runtime
+        document_id: str = websocket.path_params["dpia_id"]
+        await websocket.accept()
+        try:
+            grant = runtime.access.authorize(document_id, websocket.query_params.get("token"))
+        except DomainError as error:
+            log.info("refused connection to %s: %s", document_id, error)
+            await websocket.close(close_code_for(error), close_reason(error))
+            return
+        peer = WebSocketPeer(
+            websocket,
+            send,
+            grant,
+            wants_saved=websocket.query_params.get("saved") in ("1", "true"),
+            limit=runtime.settings.send_queue_bytes,
+            stall_seconds=2 * runtime.settings.ws_ping_seconds,
+        )
+        try:
+            room = await runtime.rooms.join(peer)
+        except DomainError as error:
+            await websocket.close(close_code_for(error), close_reason(error))
+            return
+        except Exception:
+            log.exception("could not open document %s", document_id)
+            await websocket.close(
+                CLOSE_TRY_AGAIN_LATER, "the document could not be opened; try again"
+            )
+            return
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(peer.run_writer())
+                reader = tasks.create_task(_read(receive, room, peer))
+
+                def stop() -> None:
+                    reader.cancel()
+                    writer.cancel()
+
+                peer.on_abandon = stop
+                reader.add_done_callback(
+                    lambda _: None if peer.closing is not None else writer.cancel()
+                )
+        finally:
+            runtime.rooms.leave(room, peer)
 
 
-async def _read(websocket: WebSocket, room: Room, peer: WebSocketPeer) -> None:
-    receive = websocket.receive
+async def _read(receive: Receive, room: Room, peer: WebSocketPeer) -> None:
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
