@@ -37,7 +37,7 @@ class Settings:
     )
     room_grace_seconds: float = field(default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"})
     compact_every: int = field(default=500, metadata={"env": "OPENDPIA_COMPACT_EVERY"})
-    commit_window_ms: float = field(default=2.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
+    commit_window_ms: float = field(default=20.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
     ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})
     send_queue_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_SEND_QUEUE_BYTES"}
