@@ -1,0 +1,1 @@
+"""By-hand benchmark: OpenDPIA beside pycrdt-websocket and the npm y-websocket server."""

@@ -1,0 +1,1 @@
+"""Peer servers run beside OpenDPIA by the benchmark."""

@@ -1,0 +1,122 @@
+"""Plain-text tables of the results, with ratios against the npm y-websocket server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Results = dict[str, dict[str, Any]]  # scenario -> server -> result
+
+
+def _num(value: Any, fmt: str = ".2f") -> str:
+    if isinstance(value, int | float) and value == value:  # not NaN
+        return format(value, fmt)
+    return "-" if value is None else str(value)
+
+
+def _ratio(value: Any, base: Any) -> str:
+    if isinstance(value, int | float) and isinstance(base, int | float) and base:
+        return f"{value / base:.2f}x"
+    return "-"
+
+
+def _fanout(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(r.get("p50_ms")),
+        _num(r.get("p99_ms")),
+        _ratio(r.get("p99_ms"), base.get("p99_ms")),
+        _num(r.get("cpu_us_per_msg")),
+        _ratio(r.get("cpu_us_per_msg"), base.get("cpu_us_per_msg")),
+        _num(r.get("lost"), "d"),
+        _num(r.get("loadgen_cpu_pct"), ".0f"),
+    ]
+
+
+def _saturation(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(r.get("max_updates_per_s"), "d"),
+        _ratio(r.get("max_updates_per_s"), base.get("max_updates_per_s")),
+        str(r.get("stop", "-")),
+    ]
+
+
+def _burst(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(r.get("updates"), "d"),
+        _num(r.get("send_ms"), ".1f"),
+        _num(r.get("all_seen_ms"), ".1f"),
+        _num(r.get("all_saved_ms"), ".1f"),
+        _num(r.get("saved_after_last_send_ms"), ".1f"),
+        _num(r.get("all_stored_ms"), ".1f"),
+        _num(r.get("server_cpu_s")),
+        _num(r.get("survived_leave_early"), "d"),
+    ]
+
+
+def _cold(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    cells = [name]
+    for size, v in r.items():
+        if "skipped" in v:
+            cells.append(f"{size}: skipped")
+        else:
+            ok = "" if v["complete"] else " INCOMPLETE"
+            cells.append(f"{size}: {v['median_ms']:.1f} ms (max {v['max_ms']:.1f}){ok}")
+    return cells
+
+
+def _memory(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(r.get("base_mb"), ".1f"),
+        _num(r.get("kb_per_doc_connected"), ".1f"),
+        _num(r.get("kb_per_doc_after_close"), ".1f"),
+        _num(r.get("cycles"), "d"),
+        _num(r.get("rss_growth_pct"), ".2f"),
+    ]
+
+
+TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
+    "fanout": (
+        ["server", "p50 ms", "p99 ms", "p99 ratio", "µs/msg", "µs ratio", "lost", "loadgen %"],
+        _fanout,
+    ),
+    "saturation": (["server", "max updates/s", "ratio", "stopped by"], _saturation),
+    "burst": (
+        [
+            "server",
+            "updates",
+            "send ms",
+            "all seen ms",
+            "all saved ms",
+            "saved-last ms",
+            "stored ms",
+            "server CPU s",
+            "kept on leave",
+        ],
+        _burst,
+    ),
+    "cold": (["server", "connect + full sync, median of runs"], _cold),
+    "memory": (
+        ["server", "base MB", "KB/doc open", "KB/doc closed", "cycles", "growth %"],
+        _memory,
+    ),
+}
+
+
+def table(scenario: str, results: dict[str, Any]) -> str:
+    header, row = TABLES[scenario]
+    base = results.get("y-websocket") or {}
+    rows = [header]
+    for name, r in results.items():
+        if "error" in r or "skipped" in r:
+            rows.append([name, str(r.get("error") or r.get("skipped"))])
+        else:
+            rows.append(row(name, r, base))
+    columns = max(len(r) for r in rows)
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(columns)]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths[: len(header)]))
+    return "\n".join(lines)
