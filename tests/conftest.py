@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import LiveServer, make_settings
+from tests.support.live import LiveServer, make_settings, serving
 
 POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
 IN_CI = os.environ.get("CI") == "true"
@@ -71,8 +71,5 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def live_server(sqlite_url: str) -> Iterator[LiveServer]:
-    server = LiveServer(make_settings(sqlite_url)).start()
-    try:
+    with serving(make_settings(sqlite_url)) as server:
         yield server
-    finally:
-        server.stop()

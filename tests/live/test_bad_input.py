@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pycrdt import Text
 
-from tests.support.live import LiveServer, make_settings
+from tests.support.live import LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -17,11 +17,8 @@ FRAME_LIMIT = 64 * 1024
 
 @pytest.fixture
 def small_frame_server(sqlite_url: str) -> Iterator[LiveServer]:
-    server = LiveServer(make_settings(sqlite_url, max_frame_bytes=FRAME_LIMIT)).start()
-    try:
+    with serving(make_settings(sqlite_url, max_frame_bytes=FRAME_LIMIT)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 BAD_FRAMES = {

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pycrdt import Map, Text
 
-from tests.support.live import LiveServer, make_settings
+from tests.support.live import LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -42,11 +42,8 @@ async def test_two_pycrdt_clients_converge_on_concurrent_edits(live_server: Live
 
 @pytest.fixture
 def server_on_each_database(database_url: str) -> Iterator[LiveServer]:
-    server = LiveServer(make_settings(database_url)).start()
-    try:
+    with serving(make_settings(database_url)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_saved_acknowledgement_comes_after_commit_and_survives_restart(

@@ -12,7 +12,7 @@ import pytest
 from pycrdt import Text
 
 from server.domain.access import Role
-from tests.support.live import LiveServer, issue_token, make_settings
+from tests.support.live import LiveServer, issue_token, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -23,11 +23,8 @@ QUEUE_LIMIT = 256 * 1024
 @pytest.fixture
 def strict_server(sqlite_url: str) -> Iterator[LiveServer]:
     settings = make_settings(sqlite_url, send_queue_bytes=QUEUE_LIMIT, ws_ping_seconds=0.5)
-    server = LiveServer(settings).start()
-    try:
+    with serving(settings) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def _stalled_reader(server: LiveServer, document_id: str) -> socket.socket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,6 +97,16 @@ class LiveServer:
         """Run a coroutine on the server's loop (to inspect rooms safely)."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
+    """A started server, stopped afterwards."""
+    server = LiveServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def issue_token(
