@@ -7,12 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
 from server.realtime.committer import GroupCommitter
+from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
+from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
+from server.services.dpias import DpiaService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -37,11 +41,17 @@ def create_app(settings: Settings) -> Starlette:
             grace_seconds=settings.room_grace_seconds,
             compact_every=settings.compact_every,
         )
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        accounts = AccountService(sessions)
+        dpias = DpiaService(sessions)
         runtime = Runtime(
             settings=settings,
-            access=CollaborationAccess(TokenSigner(settings.secret_key)),
+            access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
             rooms=rooms,
             committer=committer,
+            accounts=accounts,
+            dpias=dpias,
+            editing=DocumentEditing(rooms),
         )
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -66,4 +76,4 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await engine.dispose()
 
-    return make_app(open_runtime)
+    return make_app(open_runtime, settings)

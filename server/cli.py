@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +28,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("migrate", help="upgrade the database to the latest schema")
 
+    org = commands.add_parser("create-org", help="create an organisation")
+    org.add_argument("--code", required=True, help="2 to 12 letters or digits, e.g. CAM")
+    org.add_argument("--name", required=True)
+
+    user = commands.add_parser("create-user", help="create a user in an organisation")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument("--org", required=True, help="the organisation's code")
+    user.add_argument("--admin", action="store_true", help="administrator of the organisation")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+    commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.EDITOR.value)
@@ -48,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate(settings.database_url)
         print("database is at the latest schema")
         return 0
+    if args.command in ("create-org", "create-user", "demo"):
+        return asyncio.run(_administer(settings, args))
     signer = TokenSigner(settings.secret_key)
     try:
         print(
@@ -62,6 +81,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+async def _administer(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from server.domain.errors import DomainError
+    from server.services.accounts import AccountService
+    from server.services.demo import DEMO_PASSWORD, PEOPLE, seed_demo
+    from server.storage.database import create_engine, migrate
+    from server.storage.updates import SqlUpdateStore
+
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate, settings.database_url)
+    engine = create_engine(settings.database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    accounts = AccountService(sessions)
+    try:
+        if args.command == "create-org":
+            await accounts.create_organisation(args.code, args.name)
+            print(f"organisation {args.code.upper()} created")
+        elif args.command == "create-user":
+            password = (
+                sys.stdin.readline().rstrip("\n")
+                if args.password_stdin
+                else getpass.getpass("Password (12 characters or more): ")
+            )
+            await accounts.create_user(args.email, args.name, password, args.org, admin=args.admin)
+            print(f"user {args.email.strip().lower()} created")
+        else:
+            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine))
+            url = f"http://{settings.host}:{settings.port}/login"
+            if dpia_id is None:
+                print(f"The demo exists already. Sign in at {url}")
+            else:
+                print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
+            for person in PEOPLE:
+                print(f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}")
+        return 0
+    except DomainError as error:
+        print(f"opendpia: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:

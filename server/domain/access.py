@@ -22,12 +22,27 @@ _TOKEN_SALT = "opendpia.collaboration-token.v1"
 
 
 class Role(enum.StrEnum):
+    """A participant's role on one DPIA (and the role a token carries)."""
+
+    OWNER = "owner"
     EDITOR = "editor"
+    COMMENTER = "commenter"
     VIEWER = "viewer"
+    DPO = "dpo"
 
     @property
     def can_write(self) -> bool:
-        return self is Role.EDITOR
+        """May change the document itself (the CRDT)."""
+        return self in (Role.OWNER, Role.EDITOR)
+
+    @property
+    def can_comment(self) -> bool:
+        return self is not Role.VIEWER
+
+    @property
+    def can_manage(self) -> bool:
+        """May invite, change roles and remove participants."""
+        return self is Role.OWNER
 
 
 class Channel(enum.StrEnum):

@@ -19,3 +19,19 @@ class WrongDocument(AccessDenied):
 
 class DocumentNotFound(DomainError):
     """No such document (and the caller may not create it)."""
+
+
+class InvalidInput(DomainError):
+    """A value the user gave is malformed; the message names the field and the rule."""
+
+
+class Conflict(DomainError):
+    """The action clashes with what exists (a duplicate email, an organisation code)."""
+
+
+class TooManyAttempts(AccessDenied):
+    """Rate limited; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -152,23 +153,29 @@ class Room:
 
     def apply(self, update: bytes, writer: _Writer) -> bool:
         """Apply an update as ``writer``; True if it changed the document."""
+        try:
+            return self._change(lambda doc: doc.apply_update(update), writer)
+        except ValueError as error:
+            raise UpdateRejected(f"invalid update: {error}") from None
+
+    def edit(
+        self, change: Callable[[Doc[Any]], None], *, actor: str, channel: str, origin: str
+    ) -> bool:
+        """Change the document on someone's behalf (API, email, templates), logged as theirs."""
+        return self._change(change, _Writer(actor, channel, origin))
+
+    def _change(self, change: Callable[[Doc[Any]], None], writer: _Writer) -> bool:
         self._writer = writer
         self._wrote = False
         try:
             with self.doc.transaction(origin=writer.origin):
-                self.doc.apply_update(update)
-        except ValueError as error:
-            raise UpdateRejected(f"invalid update: {error}") from None
+                change(self.doc)
         finally:
             self._writer = None
         if not self._wrote and writer.peer is not None and writer.peer.wants_saved:
             # Nothing new (a re-sent or empty update): acknowledge it in order with the rest.
             self._submit(None, writer)
         return self._wrote
-
-    def apply_server_update(self, update: bytes, *, actor: str, channel: str, origin: str) -> bool:
-        """Apply a change made by the server on someone's behalf (API, email, templates)."""
-        return self.apply(update, _Writer(actor, channel, origin))
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         update: bytes = event.update

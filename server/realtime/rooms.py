@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from server.domain.documents import UpdateStore
 from server.domain.errors import DocumentNotFound
@@ -92,8 +94,20 @@ class RoomManager:
         room.join(peer)
         return room
 
+    @asynccontextmanager
+    async def borrow(self, document_id: str) -> AsyncIterator[Room]:
+        """An existing document's room for a server-side change; unloads later if idle."""
+        room = await self.open(document_id, create_as=None)
+        try:
+            yield room
+        finally:
+            self._unload_when_idle(room)
+
     def leave(self, room: Room, peer: Peer) -> None:
         room.leave(peer)
+        self._unload_when_idle(room)
+
+    def _unload_when_idle(self, room: Room) -> None:
         if not room.peers and room.unload_handle is None:
             room.unload_handle = asyncio.get_running_loop().call_later(
                 self._grace, self._schedule_unload, room

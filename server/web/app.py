@@ -1,17 +1,28 @@
-"""Routes, and the Starlette application around a runtime."""
+"""The Starlette application: routes, middleware, static files, around a runtime."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
+from asgi_csrf import asgi_csrf
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
+from server.settings import Settings
+from server.web import api, pages
 from server.web.collab import CollaborationEndpoint
+from server.web.middleware import BodyLimit, SecurityHeaders
 from server.web.runtime import Runtime
+
+STATIC = Path(__file__).parent / "static"
+EDITOR_BUILD = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -19,17 +30,38 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "rooms": len(runtime.rooms.rooms)})
 
 
-def make_app(open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]]) -> Starlette:
+def make_app(
+    open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]], settings: Settings
+) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Runtime]]:
         async with open_runtime() as runtime:
             _app.state.runtime = runtime
             yield {"runtime": runtime}
 
+    def csrf(app: ASGIApp) -> ASGIApp:
+        protected: ASGIApp = asgi_csrf(
+            app,
+            signing_secret=settings.secret_key,
+            always_protect={"/login"},
+            cookie_secure=settings.env == "production",
+            cookie_samesite="Lax",
+        )
+        return protected
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
+            *pages.routes,
+            *api.routes,
+            Mount("/static/editor", StaticFiles(directory=EDITOR_BUILD, check_dir=False)),
+            Mount("/static", StaticFiles(directory=STATIC)),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit),
+            Middleware(csrf),
         ],
         lifespan=lifespan,
     )

@@ -30,7 +30,8 @@ from server.realtime.protocol import (
 )
 from server.realtime.room import Room
 from server.web import eager
-from server.web.errors import close_code_for, close_reason
+from server.web.auth import SESSION_COOKIE, same_origin
+from server.web.errors import CLOSE_FORBIDDEN, close_code_for, close_reason
 from server.web.runtime import Runtime
 
 log = logging.getLogger("opendpia.web.collab")
@@ -150,8 +151,14 @@ class CollaborationEndpoint:
         runtime: Runtime = websocket.state.runtime
         document_id: str = websocket.path_params["dpia_id"]
         await websocket.accept()
+        session = websocket.cookies.get(SESSION_COOKIE)
+        if session and not same_origin(websocket):
+            await websocket.close(CLOSE_FORBIDDEN, "cross-site connection refused")
+            return
         try:
-            grant = runtime.access.authorize(document_id, websocket.query_params.get("token"))
+            grant = await runtime.access.authorize(
+                document_id, token=websocket.query_params.get("token"), session=session
+            )
         except DomainError as error:
             log.info("refused connection to %s: %s", document_id, error)
             await websocket.close(close_code_for(error), close_reason(error))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.domain.access import Grant
 from server.realtime.committer import GroupCommitter
+from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
+from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
+from server.services.dpias import DpiaService
 from server.settings import Settings
 
 
@@ -16,3 +20,10 @@ class Runtime:
     access: CollaborationAccess
     rooms: RoomManager
     committer: GroupCommitter
+    accounts: AccountService
+    dpias: DpiaService
+    editing: DocumentEditing
+
+    def access_token(self, token: str, document_id: str) -> Grant:
+        """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""
+        return self.access.verify_token(token, document_id)

@@ -1,0 +1,49 @@
+"""Changes the server makes to documents on someone's behalf (comments, later email replies).
+
+They go through the same room as browser edits, so connected browsers see them at once and
+the log records them like any edit, attributed to their author and channel. Each call returns
+only once the change is committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pycrdt import Array, Doc, Map
+
+from server.domain.comments import NewComment
+from server.realtime.rooms import RoomManager
+
+
+class DocumentEditing:
+    def __init__(self, rooms: RoomManager) -> None:
+        self._rooms = rooms
+
+    async def add_comment(self, document_id: str, comment: NewComment, *, origin: str) -> str:
+        comment_id = f"c-{secrets.token_hex(8)}"
+        entry = {
+            "section": comment.section,
+            "author": comment.author_participant,
+            "author_name": comment.author_name,
+            "channel": comment.channel,
+            "text": comment.text,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "resolved": False,
+        }
+        if comment.field is not None:
+            entry["field"] = comment.field
+
+        def write(doc: Doc[Any]) -> None:
+            doc.get("comments", type=Map)[comment_id] = Map({**entry, "replies": Array()})
+
+        async with self._rooms.borrow(document_id) as room:
+            room.edit(
+                write,
+                actor=comment.actor,
+                channel=comment.channel,
+                origin=origin,
+            )
+            await room.all_saved()
+        return comment_id

@@ -1,0 +1,123 @@
+"""`opendpia demo`: two organisations, a few people, one DPIA part-written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pycrdt import Array, Doc, Map, XmlFragment
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.access import Role
+from server.domain.documents import UpdateRecord
+from server.domain.templates import append_paragraphs
+from server.services.accounts import AccountService, CurrentUser
+from server.services.dpias import DpiaService
+from server.storage.models import Organisation
+from server.storage.updates import SqlUpdateStore
+
+DEMO_PASSWORD = "demo-password-2026"
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    name: str
+    organisation: str
+    role: Role
+
+
+PEOPLE = [
+    DemoPerson("ig.lead@camden.example", "Priya Shah", "CAM", Role.OWNER),
+    DemoPerson("data.officer@camden.example", "Tom Evans", "CAM", Role.EDITOR),
+    DemoPerson("ig@nlft.example", "Sam Whitfield", "NLFT", Role.EDITOR),
+    DemoPerson("dpo@camden.example", "Grace Okafor", "CAM", Role.DPO),
+    DemoPerson("analyst@nlft.example", "Lee Chen", "NLFT", Role.VIEWER),
+]
+ORGANISATIONS = [
+    ("CAM", "London Borough of Camden"),
+    ("NLFT", "North London NHS Foundation Trust"),
+]
+
+
+async def seed_demo(
+    sessions: async_sessionmaker[AsyncSession], store: SqlUpdateStore
+) -> str | None:
+    """Create the demo once; the DPIA's id, or None if the demo exists already."""
+    async with sessions() as session:
+        if await session.scalar(select(Organisation.id).where(Organisation.code == "CAM")):
+            return None
+    accounts = AccountService(sessions)
+    dpias = DpiaService(sessions)
+    for code, name in ORGANISATIONS:
+        await accounts.create_organisation(code, name)
+    ids = {}
+    for person in PEOPLE:
+        ids[person.email] = await accounts.create_user(
+            person.email, person.name, DEMO_PASSWORD, person.organisation
+        )
+    lead = PEOPLE[0]
+    owner = CurrentUser(
+        ids[lead.email], lead.email, lead.name, (await accounts.organisation_id("CAM"),)
+    )
+    dpia_id = await dpias.create(
+        owner, "Sharing rough sleeping data between Camden and the NHS", owner.organisation_ids[0]
+    )
+    for person in PEOPLE[1:]:
+        await dpias.invite(owner, dpia_id, person.email, person.role.value)
+    await dpias.invite(owner, dpia_id, "outreach@streetlink.example", "commenter", "Jo Martin")
+    await store.append([_part_written(dpia_id, await store.load(dpia_id), owner.id)])
+    return dpia_id
+
+
+def _part_written(dpia_id: str, stored: Any, user_id: int) -> UpdateRecord:
+    doc: Doc[Any] = Doc()
+    for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.tail):
+        doc.apply_update(update)
+    before = doc.get_state()
+    with doc.transaction():
+        values = doc.get("values", type=Map)
+        values["screening.outcome"] = "required"
+        values["screening.triggers"] = ["vulnerable-subjects", "matching-combining", "special-category"]
+        values["processing.children_vulnerable"] = True
+        values["processing.novel_technology"] = False
+        append_paragraphs(
+            doc.get("field:screening.rationale", type=XmlFragment),
+            [
+                "The sharing matches records about people who sleep rough, who are vulnerable, "
+                "and includes health data: a DPIA is required."
+            ],
+        )
+        append_paragraphs(
+            doc.get("field:need.aims", type=XmlFragment),
+            [
+                "Outcome sought: fewer people sleeping rough for a second night in Camden.",
+                "Outreach workers and NHS street-health teams could act sooner if they knew "
+                "who had been seen by the other service in the last week.",
+            ],
+        )
+        risks = doc.get("table:risks.register", type=Array)
+        risks.append(
+            Map(
+                {
+                    "id": "demo-risk-1",
+                    "ref": "R1",
+                    "title": "Health details seen by outreach staff who do not need them",
+                    "likelihood": "2",
+                    "severity": "3",
+                    "harm_type": "loss-of-confidentiality",
+                    "status": "open",
+                }
+            )
+        )
+    return UpdateRecord(
+        dpia_id,
+        stored.last_seq + 1,
+        doc.get_update(before),
+        f"user:{user_id}",
+        "browser",
+        "demo",
+        datetime.now(UTC),
+    )

@@ -1,0 +1,380 @@
+"""Creating, finding and sharing DPIAs; who may see and do what on each.
+
+A user who is not a participant of a DPIA gets DocumentNotFound, never AccessDenied: they
+cannot learn that it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pycrdt import Doc, Map
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.access import Role
+from server.domain.dpias import DpiaStatus, PartyRole, check_title, reference
+from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
+from server.domain.people import check_name, normalise_email
+from server.domain.templates import Template, load_template, seed_update
+from server.services.accounts import CurrentUser
+from server.storage.models import (
+    Document,
+    DocumentSnapshot,
+    DocumentUpdate,
+    Dpia,
+    DpiaParty,
+    Membership,
+    Organisation,
+    Participant,
+    User,
+)
+
+NEW_REFERENCE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DpiaSummary:
+    id: str
+    title: str
+    status: DpiaStatus
+    lead_organisation: str
+    role: Role
+    sections_total: int
+    sections_reviewed: int
+    last_activity: datetime | None
+    origin_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantView:
+    id: int
+    name: str
+    email: str
+    role: Role
+    has_account: bool
+    organisation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A user's standing on one DPIA."""
+
+    dpia_id: str
+    title: str
+    participant_id: int
+    role: Role
+    status: DpiaStatus
+
+
+class DpiaService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self,
+        user: CurrentUser,
+        title: str,
+        lead_organisation_id: int,
+        *,
+        template_id: str = "uk-dpia",
+        initial_state: bytes | None = None,
+        origin_id: str | None = None,
+    ) -> str:
+        """A new DPIA led by one of the user's organisations; the user is its owner."""
+        title = check_title(title)
+        if lead_organisation_id not in user.organisation_ids:
+            raise InvalidInput("the lead organisation must be one of your organisations")
+        template = load_template(template_id)
+        first_update = initial_state if initial_state is not None else seed_update(template)
+        for _ in range(NEW_REFERENCE_ATTEMPTS):
+            try:
+                return await self._insert(
+                    user, title, lead_organisation_id, template, first_update, origin_id
+                )
+            except IntegrityError:
+                continue  # another DPIA took that reference at the same moment
+        raise Conflict("could not allocate a reference; try again")
+
+    async def _insert(
+        self,
+        user: CurrentUser,
+        title: str,
+        lead_organisation_id: int,
+        template: Template,
+        first_update: bytes,
+        origin_id: str | None,
+    ) -> str:
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            organisation = await session.get_one(Organisation, lead_organisation_id)
+            prefix = f"DPIA-{organisation.code}-{now.year}-"
+            taken = await session.scalar(
+                select(func.count()).select_from(Dpia).where(Dpia.id.like(f"{prefix}%"))
+            )
+            dpia_id = reference(organisation.code, now.year, (taken or 0) + 1)
+            session.add(Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}"))
+            await session.flush()
+            session.add(
+                Dpia(
+                    id=dpia_id,
+                    title=title,
+                    lead_organisation_id=lead_organisation_id,
+                    status=DpiaStatus.DRAFT.value,
+                    template_id=template.id,
+                    template_version=template.version,
+                    origin_id=origin_id,
+                    created_by=user.id,
+                    created_at=now,
+                )
+            )
+            session.add(
+                DpiaParty(
+                    dpia_id=dpia_id,
+                    organisation_id=lead_organisation_id,
+                    name=organisation.name,
+                    role=PartyRole.CONTROLLER.value,
+                )
+            )
+            session.add(
+                Participant(
+                    dpia_id=dpia_id,
+                    user_id=user.id,
+                    email=user.email,
+                    name=user.name,
+                    role=Role.OWNER.value,
+                    invited_by=None,
+                    created_at=now,
+                )
+            )
+            # The document is seeded exactly once, as the first entry of its log.
+            await session.execute(
+                insert(DocumentUpdate).values(
+                    document_id=dpia_id,
+                    seq=1,
+                    update=first_update,
+                    actor=f"user:{user.id}",
+                    channel="browser",
+                    origin=f"clone:{origin_id}" if origin_id else f"template:{template.id}",
+                    created_at=now,
+                )
+            )
+        return dpia_id
+
+    async def clone(self, user: CurrentUser, source_id: str, title: str, lead: int) -> str:
+        """A new DPIA with the content of ``source_id`` (not its discussion), fresh history."""
+        await self.access(user, source_id)
+        state = await self._committed_state(source_id)
+        doc: Doc[Any] = Doc()
+        doc.apply_update(state)
+        comments = doc.get("comments", type=Map)
+        with doc.transaction():
+            for key in list(comments.keys()):
+                del comments[key]
+        async with self._sessions() as session:
+            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == source_id))
+        return await self.create(
+            user,
+            title,
+            lead,
+            template_id=template_id or "uk-dpia",
+            initial_state=doc.get_update(),
+            origin_id=source_id,
+        )
+
+    async def _committed_state(self, document_id: str) -> bytes:
+        async with self._sessions() as session:
+            snapshot = (
+                await session.execute(
+                    select(DocumentSnapshot.seq, DocumentSnapshot.state)
+                    .where(DocumentSnapshot.document_id == document_id)
+                    .order_by(DocumentSnapshot.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+            tail = (
+                await session.scalars(
+                    select(DocumentUpdate.update)
+                    .where(
+                        DocumentUpdate.document_id == document_id,
+                        DocumentUpdate.seq > (snapshot.seq if snapshot else 0),
+                    )
+                    .order_by(DocumentUpdate.seq)
+                )
+            ).all()
+        doc: Doc[Any] = Doc()
+        for update in ([snapshot.state] if snapshot else []) + list(tail):
+            doc.apply_update(update)
+        return doc.get_update()
+
+    async def access(self, user: CurrentUser, dpia_id: str) -> Access:
+        """The user's role on a DPIA; DocumentNotFound if they are not a participant."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Participant.id, Participant.role, Dpia.title, Dpia.status)
+                    .join(Dpia, Dpia.id == Participant.dpia_id)
+                    .where(Participant.dpia_id == dpia_id, Participant.user_id == user.id)
+                )
+            ).first()
+        if row is None:
+            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+        return Access(dpia_id, row.title, row.id, Role(row.role), DpiaStatus(row.status))
+
+    async def list_for(
+        self,
+        user: CurrentUser,
+        *,
+        search: str = "",
+        status: str = "",
+        organisation_id: int | None = None,
+    ) -> list[DpiaSummary]:
+        last_activity = (
+            select(DocumentUpdate.created_at)
+            .where(DocumentUpdate.document_id == Dpia.id)
+            .order_by(DocumentUpdate.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = (
+            select(Dpia, Participant.role, Organisation.name, last_activity.label("last"))
+            .join(Participant, Participant.dpia_id == Dpia.id)
+            .join(Organisation, Organisation.id == Dpia.lead_organisation_id)
+            .where(Participant.user_id == user.id)
+        )
+        if search.strip():
+            pattern = f"%{search.strip()[:100]}%"
+            query = query.where(Dpia.title.ilike(pattern) | Dpia.id.ilike(pattern))
+        if status:
+            query = query.where(Dpia.status == DpiaStatus(status).value)
+        if organisation_id is not None:
+            query = query.where(Dpia.lead_organisation_id == organisation_id)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        summaries = [
+            DpiaSummary(
+                id=dpia.id,
+                title=dpia.title,
+                status=DpiaStatus(dpia.status),
+                lead_organisation=organisation,
+                role=Role(role),
+                sections_total=len(load_template(dpia.template_id).sections),
+                # Sections are reviewed through the sign-off workflow (issue 6); none yet.
+                sections_reviewed=0,
+                last_activity=last,
+                origin_id=dpia.origin_id,
+            )
+            for dpia, role, organisation, last in rows
+        ]
+        summaries.sort(key=lambda s: s.last_activity or datetime.min, reverse=True)
+        return summaries
+
+    async def participants(self, user: CurrentUser, dpia_id: str) -> list[ParticipantView]:
+        await self.access(user, dpia_id)
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Participant, Organisation.name)
+                    .outerjoin(User, User.id == Participant.user_id)
+                    .outerjoin(
+                        Organisation,
+                        Organisation.id
+                        == select(func.min(Membership.organisation_id))
+                        .where(Membership.user_id == Participant.user_id)
+                        .scalar_subquery(),
+                    )
+                    .where(Participant.dpia_id == dpia_id)
+                    .order_by(Participant.created_at)
+                )
+            ).all()
+        return [
+            ParticipantView(p.id, p.name, p.email, Role(p.role), p.user_id is not None, org)
+            for p, org in rows
+        ]
+
+    async def invite(
+        self, user: CurrentUser, dpia_id: str, email: str, role: str, name: str = ""
+    ) -> int:
+        """Add a participant; a person with no account becomes an email-only participant."""
+        await self._require_owner(user, dpia_id)
+        email = normalise_email(email)
+        new_role = _role(role)
+        async with self._sessions() as session:
+            account = await session.scalar(select(User).where(User.email == email))
+        display = account.name if account else (check_name(name) if name.strip() else email)
+        participant = Participant(
+            dpia_id=dpia_id,
+            user_id=account.id if account else None,
+            email=email,
+            name=display,
+            role=new_role.value,
+            invited_by=user.id,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(participant)
+        except IntegrityError:
+            raise Conflict(f"{email} already takes part in this DPIA") from None
+        return participant.id
+
+    async def change_role(
+        self, user: CurrentUser, dpia_id: str, participant_id: int, role: str
+    ) -> None:
+        await self._require_owner(user, dpia_id)
+        new_role = _role(role)
+        async with self._sessions.begin() as session:
+            participant = await self._participant(session, dpia_id, participant_id)
+            if participant.role == Role.OWNER.value and new_role is not Role.OWNER:
+                await self._keep_an_owner(session, dpia_id)
+            participant.role = new_role.value
+
+    async def remove(self, user: CurrentUser, dpia_id: str, participant_id: int) -> None:
+        await self._require_owner(user, dpia_id)
+        async with self._sessions.begin() as session:
+            participant = await self._participant(session, dpia_id, participant_id)
+            if participant.role == Role.OWNER.value:
+                await self._keep_an_owner(session, dpia_id)
+            await session.delete(participant)
+
+    async def _require_owner(self, user: CurrentUser, dpia_id: str) -> None:
+        if not (await self.access(user, dpia_id)).role.can_manage:
+            raise AccessDenied("only the DPIA's owners can manage its participants")
+
+    async def _participant(
+        self, session: AsyncSession, dpia_id: str, participant_id: int
+    ) -> Participant:
+        participant = await session.get(Participant, participant_id)
+        if participant is None or participant.dpia_id != dpia_id:
+            raise InvalidInput("no such participant on this DPIA")
+        return participant
+
+    async def _keep_an_owner(self, session: AsyncSession, dpia_id: str) -> None:
+        owners = await session.scalar(
+            select(func.count()).where(
+                Participant.dpia_id == dpia_id, Participant.role == Role.OWNER.value
+            )
+        )
+        if (owners or 0) <= 1:
+            raise Conflict("a DPIA needs at least one owner: make someone else owner first")
+
+    async def organisations(self) -> list[tuple[int, str, str]]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Organisation.id, Organisation.code, Organisation.name).order_by(
+                    Organisation.name
+                )
+            )
+        return [(r.id, r.code, r.name) for r in rows]
+
+
+def _role(raw: str) -> Role:
+    try:
+        return Role(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{raw[:20]!r} is not a role: choose {', '.join(r.value for r in Role)}"
+        ) from None

@@ -1,0 +1,94 @@
+"""JSON API: comments, written into the document server-side.
+
+Browsers authenticate with the session cookie (and the CSRF header); API and tooling
+clients with ``Authorization: Bearer <token>`` from ``opendpia token``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.domain.access import Channel
+from server.domain.comments import NewComment, check_comment
+from server.domain.errors import AccessDenied, DomainError, InvalidInput, InvalidToken
+from server.domain.templates import load_template
+from server.web.auth import current_user, runtime_of
+from server.web.errors import http_status_for
+
+MAX_JSON = 64 * 1024
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise InvalidInput("send a JSON body with Content-Type: application/json")
+    body = await request.body()
+    if len(body) > MAX_JSON:
+        raise InvalidInput(f"the body is larger than {MAX_JSON // 1024} KiB")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string")
+    return value
+
+
+async def post_comment(request: Request) -> Response:
+    runtime = runtime_of(request)
+    dpia_id = request.path_params["dpia_id"]
+    try:
+        data = await read_json(request)
+        section = _text(data, "section") or ""
+        field = _text(data, "field", required=False)
+        text = check_comment(load_template(), section, field, _text(data, "text") or "")
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            grant = runtime.access_token(bearer[7:].strip(), dpia_id)
+            if not grant.role.can_comment:
+                raise AccessDenied("your role on this DPIA cannot comment")
+            comment = NewComment(
+                section, field, text, None, grant.principal, Channel.API.value, grant.principal
+            )
+        else:
+            user = await current_user(request)
+            if user is None:
+                raise InvalidToken("sign in, or send Authorization: Bearer <token>")
+            access = await runtime.dpias.access(user, dpia_id)
+            if not access.role.can_comment:
+                raise AccessDenied("viewers cannot comment; ask an owner for another role")
+            comment = NewComment(
+                section,
+                field,
+                text,
+                access.participant_id,
+                user.name,
+                Channel.BROWSER.value,
+                f"user:{user.id}",
+            )
+        comment_id = await runtime.editing.add_comment(
+            dpia_id, comment, origin=f"api:comment:{comment.actor}"
+        )
+    except DomainError as failure:
+        return error(http_status_for(failure), str(failure))
+    return JSONResponse({"id": comment_id}, status_code=201)
+
+
+routes = [Route("/api/dpias/{dpia_id}/comments", post_comment, methods=["POST"])]
