@@ -80,7 +80,11 @@ def _part_written(dpia_id: str, stored: Any, user_id: int) -> UpdateRecord:
     with doc.transaction():
         values = doc.get("values", type=Map)
         values["screening.outcome"] = "required"
-        values["screening.triggers"] = ["vulnerable-subjects", "matching-combining", "special-category"]
+        values["screening.triggers"] = [
+            "vulnerable-subjects",
+            "matching-combining",
+            "special-category",
+        ]
         values["processing.children_vulnerable"] = True
         values["processing.novel_technology"] = False
         append_paragraphs(

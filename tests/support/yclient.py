@@ -49,6 +49,13 @@ class YClient:
     @classmethod
     async def connect(cls, url: str, doc: Doc | None = None, *, sync: bool = True) -> YClient:
         websocket = await websockets.connect(url, max_size=None, ping_interval=None)
+        return await cls.attach(websocket, doc, sync=sync)
+
+    @classmethod
+    async def attach(
+        cls, websocket: websockets.ClientConnection, doc: Doc | None = None, *, sync: bool = False
+    ) -> YClient:
+        """Speak y-websocket over an open connection (opened with cookies, say)."""
         client = cls(websocket, doc if doc is not None else Doc())
         client._tasks = [
             asyncio.create_task(client._read()),

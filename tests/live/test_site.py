@@ -1,0 +1,275 @@
+"""Pages, the comments API and the WebSocket for every role, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from pycrdt import Map, Text
+
+from server.domain.access import Role
+from tests.support.live import LiveServer, issue_token, make_settings, serving
+from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.yclient import YClient
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture
+def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
+    prepare(sqlite_url)
+    site = asyncio.run(seed_site(sqlite_url))
+    with serving(make_settings(sqlite_url)) as live:
+        yield live, site
+
+
+@pytest_asyncio.fixture
+async def clients(
+    server: tuple[LiveServer, Site],
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    live, site = server
+    base = f"http://127.0.0.1:{live.port}"
+    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
+    signed["anonymous"] = httpx.AsyncClient(base_url=base)
+    try:
+        yield signed
+    finally:
+        for client in signed.values():
+            await client.aclose()
+
+
+def _cookie_header(client: httpx.AsyncClient) -> str:
+    return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+async def test_sign_in_without_the_csrf_token_is_refused(server: tuple[LiveServer, Site]) -> None:
+    live, site = server
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+        response = await client.post(
+            "/login", data={"email": site.emails["owner"], "password": "correct horse battery"}
+        )
+    assert response.status_code == 403
+    assert "opendpia_session" not in response.cookies
+
+
+async def test_anonymous_visitors_are_sent_to_sign_in(
+    clients: dict[str, httpx.AsyncClient],
+) -> None:
+    response = await clients["anonymous"].get("/dpias")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/dpias"
+
+
+async def test_every_participant_sees_the_dpia_and_an_outsider_gets_404(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    dpia_id = server[1].dpia_id
+    for role in ("owner", "editor", "commenter", "viewer", "dpo"):
+        dashboard = await clients[role].get("/dpias")
+        assert dpia_id in dashboard.text, role
+        assert (await clients[role].get(f"/dpias/{dpia_id}")).status_code == 200, role
+    outsider = clients["outsider"]
+    assert dpia_id not in (await outsider.get("/dpias")).text
+    for path in (f"/dpias/{dpia_id}", f"/dpias/{dpia_id}/participants", "/dpias/DPIA-NOPE-1"):
+        response = await outsider.get(path)
+        assert response.status_code == 404, path
+        assert "not shared with you" in response.text
+
+
+async def test_only_owners_invite(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    dpia_id = server[1].dpia_id
+    path = f"/dpias/{dpia_id}/participants"
+    for role in ("editor", "commenter", "viewer", "dpo"):
+        page = await clients[role].get(path)
+        assert "Invite someone" not in page.text
+        response = await clients[role].post(
+            path,
+            data={
+                "csrftoken": csrf_field(page.text),
+                "action": "invite",
+                "email": f"friend-of-{role}@evil.example",
+                "role": "owner",
+            },
+        )
+        assert response.status_code == 403, role
+    owner_page = await clients["owner"].get(path)
+    response = await clients["owner"].post(
+        path,
+        data={
+            "csrftoken": csrf_field(owner_page.text),
+            "action": "invite",
+            "email": "partner@charity.example",
+            "name": "Jo <b>Martin</b>",
+            "role": "commenter",
+        },
+    )
+    assert response.status_code == 303
+    listing = (await clients["owner"].get(path)).text
+    assert "Jo &lt;b&gt;Martin&lt;/b&gt;" in listing and "email only" in listing
+    assert "evil.example" not in listing
+
+
+async def test_markup_in_a_title_is_shown_as_text_everywhere(
+    clients: dict[str, httpx.AsyncClient],
+) -> None:
+    owner = clients["owner"]
+    form_page = await owner.get("/dpias/new")
+    lead = form_page.text.split('name="lead"')[1].split('value="')[1].split('"')[0]
+    response = await owner.post(
+        "/dpias/new",
+        data={
+            "csrftoken": csrf_field(form_page.text),
+            "title": "<script>alert('x')</script> sharing",
+            "lead": lead,
+            "origin": "",
+        },
+    )
+    assert response.status_code == 303
+    dpia_path = response.headers["location"]
+    for path in ("/dpias", dpia_path, f"{dpia_path}/participants"):
+        html = (await owner.get(path)).text
+        assert "<script>alert" not in html, path
+    assert "&lt;script&gt;alert" in (await owner.get("/dpias")).text
+    editor = await owner.get(dpia_path)
+    assert "default-src 'self'" in editor.headers["content-security-policy"]
+
+
+async def test_bad_form_and_api_input_gets_a_clear_4xx_and_changes_nothing(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    owner = clients["owner"]
+    dpia_id = server[1].dpia_id
+    page = await owner.get("/dpias/new")
+    token = csrf_field(page.text)
+    before = (await owner.get("/dpias")).text.count("DPIA-CAM-")
+    huge = await owner.post("/dpias/new", data={"csrftoken": token, "title": "x" * 400_000})
+    assert huge.status_code == 413
+    long_title = await owner.post(
+        "/dpias/new", data={"csrftoken": token, "title": "x" * 301, "lead": "1", "origin": ""}
+    )
+    assert long_title.status_code == 400 and "longer than 300" in long_title.text
+    assert (await owner.get("/dpias")).text.count("DPIA-CAM-") == before
+
+    api = f"/api/dpias/{dpia_id}/comments"
+    headers = {"x-csrftoken": owner.cookies["csrftoken"], "content-type": "application/json"}
+    cases = [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b'{"section": "nowhere", "text": "hi"}', 400, "not a section"),
+        (b'{"section": "need", "text": "   "}', 400, "needs some text"),
+        (b'{"section": "need", "text": 5}', 400, "must be a string"),
+    ]
+    for body, status, message in cases:
+        response = await owner.post(api, content=body, headers=headers)
+        assert response.status_code == status, body
+        assert message in response.json()["error"], body
+    no_csrf = await owner.post(
+        api, json={"section": "need", "text": "hi"}, headers={"x-csrftoken": "forged"}
+    )
+    assert no_csrf.status_code == 403
+
+
+async def test_a_commenter_comment_reaches_a_connected_editor_at_once(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    live, site = server
+    watcher = await YClient.connect(live.url(site.dpia_id, role=Role.EDITOR))
+    try:
+        commenter = clients["commenter"]
+        response = await commenter.post(
+            f"/api/dpias/{site.dpia_id}/comments",
+            json={"section": "risks", "text": "<img src=x onerror=alert(1)> check R1"},
+            headers={"x-csrftoken": commenter.cookies["csrftoken"]},
+        )
+        assert response.status_code == 201, response.text
+        comment_id = response.json()["id"]
+        comments = watcher.doc.get("comments", type=Map)
+        await watcher.wait_until(lambda: comment_id in comments, timeout=2)
+        comment = comments[comment_id].to_py()
+        assert comment["author_name"] == "Commenter Person"
+        assert (comment["channel"], comment["section"]) == ("browser", "risks")
+        assert comment["text"] == "<img src=x onerror=alert(1)> check R1"  # stored as text
+        viewer = clients["viewer"]
+        refused = await viewer.post(
+            f"/api/dpias/{site.dpia_id}/comments",
+            json={"section": "risks", "text": "viewers cannot"},
+            headers={"x-csrftoken": viewer.cookies["csrftoken"]},
+        )
+        assert refused.status_code == 403
+        outsider = clients["outsider"]
+        hidden = await outsider.post(
+            f"/api/dpias/{site.dpia_id}/comments",
+            json={"section": "risks", "text": "who is there"},
+            headers={"x-csrftoken": outsider.cookies["csrftoken"]},
+        )
+        assert hidden.status_code == 404
+    finally:
+        await watcher.close()
+
+
+async def test_api_tokens_post_comments_without_cookies(server: tuple[LiveServer, Site]) -> None:
+    live, site = server
+    token = issue_token(live.settings, site.dpia_id, Role.COMMENTER)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+        response = await client.post(
+            f"/api/dpias/{site.dpia_id}/comments",
+            json={"section": "need", "field": "aims", "text": "From a script"},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 201
+        viewer_token = issue_token(live.settings, site.dpia_id, Role.VIEWER)
+        refused = await client.post(
+            f"/api/dpias/{site.dpia_id}/comments",
+            json={"section": "need", "text": "no"},
+            headers={"authorization": f"Bearer {viewer_token}"},
+        )
+        assert refused.status_code == 403
+
+
+async def _ws(live: LiveServer, dpia_id: str, client: httpx.AsyncClient, **headers: str) -> YClient:
+    import websockets
+
+    websocket = await websockets.connect(
+        f"ws://127.0.0.1:{live.port}/ws/dpia/{dpia_id}?saved=1",
+        additional_headers={"cookie": _cookie_header(client), **headers},
+        max_size=None,
+    )
+    return await YClient.attach(websocket)
+
+
+async def test_websocket_roles_follow_the_session(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    live, site = server
+    owner = await _ws(live, site.dpia_id, clients["owner"])
+    viewer = await _ws(live, site.dpia_id, clients["viewer"])
+    commenter = await _ws(live, site.dpia_id, clients["commenter"])
+    try:
+        await owner.synced.wait()
+        owner.doc.get("field:t", type=Text).insert(0, "owner wrote this")
+        await owner.wait_saved()
+        for reader in (viewer, commenter):
+            await reader.wait_until(
+                lambda r=reader: "owner wrote" in str(r.doc.get("field:t", type=Text))
+            )
+            reader.doc.get("field:t", type=Text).insert(0, "sneaky ")
+            await reader.wait_until(lambda r=reader: bool(r.denied))
+        fresh = await _ws(live, site.dpia_id, clients["editor"])
+        await fresh.synced.wait()
+        assert str(fresh.doc.get("field:t", type=Text)) == "owner wrote this"
+        await fresh.close()
+    finally:
+        for client in (owner, viewer, commenter):
+            await client.close()
+
+    outsider = await _ws(live, site.dpia_id, clients["outsider"])
+    assert (await outsider.wait_closed())[0] == 4404
+    anonymous = await _ws(live, site.dpia_id, clients["anonymous"])
+    assert (await anonymous.wait_closed())[0] == 4401
+    hijack = await _ws(live, site.dpia_id, clients["owner"], origin="https://evil.example")
+    assert (await hijack.wait_closed())[0] == 4403

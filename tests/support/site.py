@@ -1,0 +1,65 @@
+"""A live server with two organisations, people in every role, and one DPIA."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import httpx
+from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from server.services.accounts import AccountService, CurrentUser
+from server.services.dpias import DpiaService
+from server.storage.database import create_engine, migrate
+
+PASSWORD = "correct horse battery"
+ROLES = ("editor", "commenter", "viewer", "dpo")
+
+
+@dataclass
+class Site:
+    dpia_id: str
+    emails: dict[str, str] = field(default_factory=dict)  # role -> email; "owner", "outsider"
+
+
+async def seed_site(database_url: str) -> Site:
+    engine = create_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    dpias = DpiaService(sessions)
+    cam = await accounts.create_organisation("CAM", "London Borough of Camden")
+    await accounts.create_organisation("NLFT", "North London NHS Foundation Trust")
+    emails = {"owner": "owner@camden.example", "outsider": "outsider@nlft.example"}
+    owner_id = await accounts.create_user(emails["owner"], "Olive Owner", PASSWORD, "CAM")
+    await accounts.create_user(emails["outsider"], "Oscar Outsider", PASSWORD, "NLFT")
+    owner = CurrentUser(owner_id, emails["owner"], "Olive Owner", (cam,))
+    dpia_id = await dpias.create(owner, "Shared DPIA", cam)
+    for role in ROLES:
+        emails[role] = f"{role}@nlft.example"
+        await accounts.create_user(emails[role], f"{role.title()} Person", PASSWORD, "NLFT")
+        await dpias.invite(owner, dpia_id, emails[role], role)
+    await engine.dispose()
+    return Site(dpia_id, emails)
+
+
+def prepare(database_url: str) -> None:
+    migrate(database_url)
+
+
+async def signed_in(base_url: str, email: str) -> httpx.AsyncClient:
+    """An HTTP client with a session for ``email`` (and its CSRF cookie)."""
+    client = httpx.AsyncClient(base_url=base_url, follow_redirects=False)
+    page = await client.get("/login")
+    token = csrf_field(page.text)
+    response = await client.post(
+        "/login", data={"csrftoken": token, "email": email, "password": PASSWORD}
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def csrf_field(html: str) -> str:
+    found = re.search(r'name="csrftoken" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
