@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-NODE_DIRS := tests/node
+NPM := npm --no-audit --no-fund --loglevel=error
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/build.mjs
 
-.PHONY: setup run test check lint typecheck bench clean
+.PHONY: setup run demo test check lint typecheck bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +16,32 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 tests/node/node_modules/.installed: tests/node/package-lock.json
-	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	$(NPM) ci --prefix tests/node
 	touch $@
 
-setup: $(VENV)/.installed tests/node/node_modules/.installed
+frontend/node_modules/.installed: frontend/package-lock.json
+	$(NPM) ci --prefix frontend
+	touch $@
 
-run: $(VENV)/.installed
-	@echo "Demo document: ws://127.0.0.1:8000/ws/dpia/demo?token=$$($(BIN)/opendpia token --dpia demo --principal demo)"
+# The editor bundle the server serves at /static/editor/ (pinned bundler, no CDN).
+frontend/dist/editor.js: frontend/node_modules/.installed $(FRONTEND_SOURCES)
+	$(NPM) run build --prefix frontend
+
+# Browser tests drive Debian's Chromium; Playwright's own browser download is not used.
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "Chromium could not be installed: the browser tests will say so."
+
+setup: $(VENV)/.installed tests/node/node_modules/.installed frontend/dist/editor.js
+
+demo: $(VENV)/.installed
+	$(BIN)/opendpia demo
+
+run: $(VENV)/.installed frontend/dist/editor.js demo
 	$(BIN)/opendpia serve
 
-test: setup
+test: setup browser
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
@@ -41,4 +58,4 @@ bench: $(VENV)/.installed
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) var tests/node/node_modules bench/node/node_modules
+	rm -rf $(VENV) var tests/node/node_modules frontend/node_modules frontend/dist bench/node/node_modules

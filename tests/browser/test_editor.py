@@ -1,0 +1,170 @@
+"""Two organisations write one DPIA in two browsers; viewers cannot; nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from pycrdt import Doc, Text, XmlFragment
+
+from server.domain.access import Role
+from tests.browser.conftest import AXE, artifact, sign_in
+from tests.support.live import LiveServer
+from tests.support.site import Site
+from tests.support.yclient import YClient
+
+pytestmark = pytest.mark.asyncio
+
+FIELD = '[data-field="need.aims"] .ProseMirror'
+CONTAINS = """([selector, texts]) => {
+    const node = document.querySelector(selector);
+    return node !== null && texts.every((text) => node.innerText.includes(text));
+}"""
+
+
+async def _open_editor(page: Any, base: str, dpia_id: str) -> None:
+    await page.goto(f"{base}/dpias/{dpia_id}#need")
+    await page.locator('a.section-link[data-section="need"]').click()
+    await page.wait_for_selector(FIELD)
+    await page.wait_for_function(
+        "() => (document.querySelector('#connection-state')?.textContent || '')"
+        ".toLowerCase().includes('connected')"
+    )
+
+
+async def _text(page: Any) -> str:
+    """The field's text without the other people's caret labels."""
+    text = await page.evaluate(
+        """(selector) => {
+            const copy = document.querySelector(selector).cloneNode(true);
+            copy.querySelectorAll('.collaboration-carets__caret').forEach((c) => c.remove());
+            return copy.textContent;
+        }""",
+        FIELD,
+    )
+    return str(text)
+
+
+async def test_two_organisations_type_into_one_field_at_once_and_converge(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    camden = await sign_in(browser, base, seeded.emails["owner"])
+    trust = await sign_in(browser, base, seeded.emails["editor"])
+    await _open_editor(camden, base, seeded.dpia_id)
+    await _open_editor(trust, base, seeded.dpia_id)
+    await camden.locator(FIELD).click()
+    await trust.locator(FIELD).click()
+    await asyncio.gather(
+        camden.keyboard.type("Camden outreach sees who slept out. ", delay=15),
+        trust.keyboard.type("The trust sees who was treated. ", delay=15),
+    )
+    both = ["Camden outreach sees who slept out.", "The trust sees who was treated."]
+    for page in (camden, trust):
+        await page.wait_for_function(CONTAINS, arg=[FIELD, both])
+    async with asyncio.timeout(10):
+        while await _text(camden) != await _text(trust):
+            await asyncio.sleep(0.05)
+    final = await _text(camden)
+    assert all(sentence in final for sentence in both)
+    stored = await YClient.connect(live.url(seeded.dpia_id, role=Role.VIEWER))
+    try:
+        server_text = str(stored.doc.get("field:need.aims", type=XmlFragment))
+        assert all(sentence in server_text for sentence in both)
+    finally:
+        await stored.close()
+    # Each sees the other's named caret.
+    await camden.wait_for_selector(".collaboration-carets__label:has-text('Editor Person')")
+    await trust.wait_for_selector(".collaboration-carets__label:has-text('Olive Owner')")
+    await camden.screenshot(path=artifact("editor-camden.png"), full_page=False)
+    await trust.screenshot(path=artifact("editor-trust.png"), full_page=False)
+
+
+async def test_a_reload_shows_the_saved_content(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    page = await sign_in(browser, base, seeded.emails["owner"])
+    await _open_editor(page, base, seeded.dpia_id)
+    await page.locator(FIELD).click()
+    await page.keyboard.type("Kept after a reload.")
+    await page.wait_for_function(
+        "() => (document.querySelector('#save-state')?.textContent || '')"
+        ".toLowerCase().includes('all changes saved')"
+    )
+    await page.reload()
+    await _open_editor(page, base, seeded.dpia_id)
+    await page.wait_for_function(CONTAINS, arg=[FIELD, ["Kept after a reload."]])
+
+
+async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    page = await sign_in(browser, base, seeded.emails["viewer"])
+    await _open_editor(page, base, seeded.dpia_id)
+    assert await page.locator(FIELD).get_attribute("contenteditable") == "false"
+
+    # Force a write past the UI: a raw y-websocket update sent with the viewer's cookie.
+    forged: Doc[Any] = Doc()
+    forged.get("field:need.aims", type=XmlFragment)
+    forged.get("forced", type=Text).insert(0, "written by a viewer")
+    frame = list(b"\x00\x02" + _varbytes(forged.get_update()))
+    answer = await page.evaluate(
+        """([url, frame]) => new Promise((resolve) => {
+            const ws = new WebSocket(url);
+            ws.binaryType = 'arraybuffer';
+            ws.onopen = () => ws.send(new Uint8Array(frame));
+            ws.onmessage = (event) => {
+                const bytes = new Uint8Array(event.data);
+                if (bytes[0] === 2) { resolve(Array.from(bytes)); ws.close(); }
+            };
+            setTimeout(() => resolve(null), 5000);
+        })""",
+        [f"ws://127.0.0.1:{live.port}/ws/dpia/{seeded.dpia_id}", frame],
+    )
+    assert answer is not None, "the viewer was not told its write was dropped"
+    assert "read-only" in bytes(answer[3:]).decode()
+    check = await YClient.connect(live.url(seeded.dpia_id, role=Role.EDITOR))
+    try:
+        assert str(check.doc.get("forced", type=Text)) == ""
+    finally:
+        await check.close()
+
+
+async def test_no_serious_accessibility_violations_on_dashboard_and_editor(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    # axe is injected as a script, which the app's Content-Security-Policy rightly forbids.
+    page = await sign_in(browser, base, seeded.emails["owner"], bypass_csp=True)
+    found = {}
+    for name, path in (("dashboard", "/dpias"), ("editor", f"/dpias/{seeded.dpia_id}")):
+        if name == "editor":
+            await _open_editor(page, base, seeded.dpia_id)
+        else:
+            await page.goto(base + path)
+        await page.add_script_tag(path=str(AXE))
+        result = await page.evaluate("async () => await axe.run(document)")
+        found[name] = [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        await page.screenshot(path=artifact(f"axe-{name}.png"), full_page=True)
+    assert found == {"dashboard": [], "editor": []}, json.dumps(found, indent=1)
+
+
+def _varbytes(data: bytes) -> bytes:
+    length, out = len(data), bytearray()
+    while length > 0x7F:
+        out.append(0x80 | (length & 0x7F))
+        length >>= 7
+    out.append(length)
+    return bytes(out) + data
