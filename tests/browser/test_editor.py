@@ -28,10 +28,7 @@ async def _open_editor(page: Any, base: str, dpia_id: str) -> None:
     await page.goto(f"{base}/dpias/{dpia_id}#need")
     await page.locator('a.section-link[data-section="need"]').click()
     await page.wait_for_selector(FIELD)
-    await page.wait_for_function(
-        "() => (document.querySelector('#connection-state')?.textContent || '')"
-        ".toLowerCase().includes('connected')"
-    )
+    await page.wait_for_selector('#connection-state[data-state="connected"]')
 
 
 async def _text(page: Any) -> str:
@@ -92,10 +89,7 @@ async def test_a_reload_shows_the_saved_content(
     await _open_editor(page, base, seeded.dpia_id)
     await page.locator(FIELD).click()
     await page.keyboard.type("Kept after a reload.")
-    await page.wait_for_function(
-        "() => (document.querySelector('#save-state')?.textContent || '')"
-        ".toLowerCase().includes('all changes saved')"
-    )
+    await page.wait_for_selector('#save-state[data-state="saved"]')
     await page.reload()
     await _open_editor(page, base, seeded.dpia_id)
     await page.wait_for_function(CONTAINS, arg=[FIELD, ["Kept after a reload."]])
@@ -168,3 +162,22 @@ def _varbytes(data: bytes) -> bytes:
         length >>= 7
     out.append(length)
     return bytes(out) + data
+
+
+async def test_a_commenter_posts_from_the_editor_and_an_editor_sees_it_live(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    commenter = await sign_in(browser, base, seeded.emails["commenter"])
+    editor = await sign_in(browser, base, seeded.emails["editor"])
+    await _open_editor(commenter, base, seeded.dpia_id)
+    await _open_editor(editor, base, seeded.dpia_id)
+    await commenter.locator("#comment-form textarea").fill("<b>Is R1</b> still open?")
+    await commenter.locator('[data-action="post-comment"]').click()
+    comment = editor.locator("#comment-list li.comment", has_text="<b>Is R1</b> still open?")
+    await comment.wait_for()
+    assert await editor.locator("#comment-list li.comment b").count() == 0  # text, not markup
+    assert await commenter.locator("#comment-error").is_hidden() or not (
+        await commenter.locator("#comment-error").inner_text()
+    )

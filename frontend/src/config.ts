@@ -1,0 +1,48 @@
+/** The configuration the server renders into `#dpia-editor[data-config]`. */
+import type { Template } from './template'
+
+export type Role = 'owner' | 'editor' | 'commenter' | 'dpo' | 'viewer'
+
+export interface User { id: string; name: string; org?: string; color: string }
+
+export interface EditorConfig {
+  dpiaId: string
+  wsUrl: string
+  token: string | null
+  role: Role
+  user: User
+  template: Template
+  commentsUrl: string | null
+  csrfToken: string | null
+  title?: string
+}
+
+const ROLES: Role[] = ['owner', 'editor', 'commenter', 'dpo', 'viewer']
+
+export class ConfigError extends Error {}
+
+export function readConfig(element: HTMLElement): EditorConfig {
+  const raw = element.dataset.config
+  if (!raw) throw new ConfigError('the editor element has no data-config attribute')
+  let config: EditorConfig
+  try {
+    config = JSON.parse(raw) as EditorConfig
+  } catch {
+    throw new ConfigError('data-config is not valid JSON')
+  }
+  if (typeof config.dpiaId !== 'string' || !config.dpiaId) throw new ConfigError('dpiaId is missing')
+  if (typeof config.wsUrl !== 'string' || !config.wsUrl) throw new ConfigError('wsUrl is missing')
+  if (!ROLES.includes(config.role)) throw new ConfigError(`unknown role ${String(config.role)}`)
+  if (!config.user || typeof config.user.name !== 'string') throw new ConfigError('user is missing')
+  if (!config.template || !Array.isArray(config.template.sections)) {
+    throw new ConfigError('template is missing')
+  }
+  if (!/^#[0-9a-fA-F]{6}$/.test(config.user.color ?? '')) config.user.color = '#1f77b4'
+  config.token = config.token ?? null
+  config.commentsUrl = config.commentsUrl ?? null
+  config.csrfToken = config.csrfToken ?? null
+  return config
+}
+
+export const canEdit = (role: Role): boolean => role === 'editor' || role === 'owner'
+export const canComment = (role: Role): boolean => role !== 'viewer'

@@ -1,0 +1,54 @@
+/** The list of sections, each with its status; links change the section shown. */
+import type * as Y from 'yjs'
+import type { Template } from './template'
+import { h } from './dom'
+import { sectionStatus } from './status'
+
+const STATUS_TEXT = { empty: 'Empty', 'in-progress': 'In progress' } as const
+
+export interface Sidebar {
+  element: HTMLElement
+  setCurrent(sectionId: string): void
+}
+
+export function sidebar(template: Template, doc: Y.Doc): Sidebar {
+  const items = template.sections.map((section) => {
+    const status = h('span', { class: 'section-status' })
+    const link = h('a', { href: `#${section.id}`, class: 'section-link', 'data-section': section.id },
+      h('span', { class: 'section-link-title', title: section.title }, section.short_title ?? section.title),
+      h('span', { class: 'visually-hidden' }, ': '),
+      status)
+    return { section, link, status }
+  })
+  const element = h('nav', { class: 'sidebar', id: 'dpia-sections', 'aria-label': 'DPIA sections' },
+    h('h2', { class: 'sidebar-title' }, 'Sections'),
+    h('ol', { class: 'section-list' }, ...items.map((item) => h('li', {}, item.link))))
+
+  const refresh = (): void => {
+    for (const item of items) {
+      const status = sectionStatus(doc, item.section)
+      item.link.dataset.status = status
+      item.status.textContent = STATUS_TEXT[status]
+    }
+  }
+  // statuses are recomputed at most a few times a second, however fast the document changes
+  let scheduled = false
+  doc.on('afterTransaction', () => {
+    if (scheduled) return
+    scheduled = true
+    window.setTimeout(() => {
+      scheduled = false
+      refresh()
+    }, 250)
+  })
+  refresh()
+  return {
+    element,
+    setCurrent: (sectionId) => {
+      for (const item of items) {
+        if (item.section.id === sectionId) item.link.setAttribute('aria-current', 'page')
+        else item.link.removeAttribute('aria-current')
+      }
+    },
+  }
+}
