@@ -60,6 +60,14 @@ class ParticipantView:
 
 
 @dataclass(frozen=True, slots=True)
+class PartyView:
+    id: int
+    name: str
+    role: PartyRole
+    organisation_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Access:
     """A user's standing on one DPIA."""
 
@@ -360,6 +368,65 @@ class DpiaService:
         )
         if (owners or 0) <= 1:
             raise Conflict("a DPIA needs at least one owner: make someone else owner first")
+
+    async def parties(self, user: CurrentUser, dpia_id: str) -> list[PartyView]:
+        await self.access(user, dpia_id)
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(DpiaParty).where(DpiaParty.dpia_id == dpia_id).order_by(DpiaParty.id)
+            )
+            return [PartyView(p.id, p.name, PartyRole(p.role), p.organisation_id) for p in rows]
+
+    async def add_party(
+        self,
+        user: CurrentUser,
+        dpia_id: str,
+        role: str,
+        *,
+        organisation_id: int | None = None,
+        name: str = "",
+    ) -> int:
+        """An organisation taking part: a registered one, or another named body."""
+        await self._require_owner(user, dpia_id)
+        try:
+            party_role = PartyRole(role)
+        except ValueError:
+            raise InvalidInput(
+                f"{role[:30]!r} is not a party role: choose "
+                + ", ".join(r.value for r in PartyRole)
+            ) from None
+        async with self._sessions.begin() as session:
+            if organisation_id is not None:
+                organisation = await session.get(Organisation, organisation_id)
+                if organisation is None:
+                    raise InvalidInput("no such organisation")
+                name = organisation.name
+            else:
+                name = check_name(name, "party name")
+            exists = await session.scalar(
+                select(DpiaParty.id).where(DpiaParty.dpia_id == dpia_id, DpiaParty.name == name)
+            )
+            if exists is not None:
+                raise Conflict(f"{name} is already a party to this DPIA")
+            party = DpiaParty(
+                dpia_id=dpia_id,
+                organisation_id=organisation_id,
+                name=name,
+                role=party_role.value,
+            )
+            session.add(party)
+        return party.id
+
+    async def remove_party(self, user: CurrentUser, dpia_id: str, party_id: int) -> None:
+        await self._require_owner(user, dpia_id)
+        async with self._sessions.begin() as session:
+            party = await session.get(DpiaParty, party_id)
+            if party is None or party.dpia_id != dpia_id:
+                raise InvalidInput("no such party on this DPIA")
+            lead = await session.scalar(select(Dpia.lead_organisation_id).where(Dpia.id == dpia_id))
+            if party.organisation_id is not None and party.organisation_id == lead:
+                raise Conflict("the lead organisation stays a party")
+            await session.delete(party)
 
     async def organisations(self) -> list[tuple[int, str, str]]:
         async with self._sessions() as session:

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from server.domain.access import Role
-from server.domain.dpias import DpiaStatus
+from server.domain.dpias import DpiaStatus, PartyRole
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.templates import load_template
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
@@ -221,6 +221,20 @@ async def participants(request: Request) -> Response:
                         field(data, "role"),
                         field(data, "name", 200),
                     )
+                elif action == "add-party":
+                    organisation = field(data, "organisation")
+                    await runtime.dpias.add_party(
+                        user,
+                        dpia_id,
+                        field(data, "party_role"),
+                        organisation_id=int(organisation) if organisation.isdigit() else None,
+                        name=field(data, "party_name", 200),
+                    )
+                elif action == "remove-party":
+                    party_id = field(data, "party")
+                    if not party_id.isdigit():
+                        raise InvalidInput("no such party on this DPIA")
+                    await runtime.dpias.remove_party(user, dpia_id, int(party_id))
                 elif action in ("role", "remove"):
                     participant_id = field(data, "participant")
                     if not participant_id.isdigit():
@@ -238,6 +252,7 @@ async def participants(request: Request) -> Response:
             else:
                 return RedirectResponse(f"/dpias/{dpia_id}/participants", status_code=303)
         people = await runtime.dpias.participants(user, dpia_id)
+        parties = await runtime.dpias.parties(user, dpia_id)
     except DomainError as failure:
         return render_error(request, failure)
     return page(
@@ -247,6 +262,9 @@ async def participants(request: Request) -> Response:
         access=access,
         people=people,
         roles=list(Role),
+        parties=parties,
+        party_roles=list(PartyRole),
+        organisations=await runtime.dpias.organisations(),
         error=error,
     )
 

@@ -131,7 +131,7 @@ async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(
         await check.close()
 
 
-async def test_no_serious_accessibility_violations_on_dashboard_and_editor(
+async def test_no_serious_accessibility_violations_on_any_page(
     site: tuple[LiveServer, Site], browser: Any
 ) -> None:
     live, seeded = site
@@ -139,7 +139,13 @@ async def test_no_serious_accessibility_violations_on_dashboard_and_editor(
     # axe is injected as a script, which the app's Content-Security-Policy rightly forbids.
     page = await sign_in(browser, base, seeded.emails["owner"], bypass_csp=True)
     found = {}
-    for name, path in (("dashboard", "/dpias"), ("editor", f"/dpias/{seeded.dpia_id}")):
+    pages = (
+        ("dashboard", "/dpias"),
+        ("new", "/dpias/new"),
+        ("participants", f"/dpias/{seeded.dpia_id}/participants"),
+        ("editor", f"/dpias/{seeded.dpia_id}"),
+    )
+    for name, path in pages:
         if name == "editor":
             await _open_editor(page, base, seeded.dpia_id)
         else:
@@ -152,7 +158,7 @@ async def test_no_serious_accessibility_violations_on_dashboard_and_editor(
             if v["impact"] in ("serious", "critical")
         ]
         await page.screenshot(path=artifact(f"axe-{name}.png"), full_page=True)
-    assert found == {"dashboard": [], "editor": []}, json.dumps(found, indent=1)
+    assert found == {name: [] for name, _ in pages}, json.dumps(found, indent=1)
 
 
 def _varbytes(data: bytes) -> bytes:

@@ -219,3 +219,31 @@ async def test_dashboard_search_and_filters(world: World) -> None:
     summary = (await world.dpias.list_for(world.ann, search="adult"))[0]
     assert (summary.sections_total, summary.sections_reviewed) == (11, 0)
     assert summary.last_activity is not None
+
+
+async def test_owners_record_the_parties_and_their_roles(world: World) -> None:
+    dpia_id = await world.dpias.create(world.ann, "Joint working", world.cam)
+    await world.dpias.invite(world.ann, dpia_id, "bob@nlft.example", "editor")
+    (lead,) = await world.dpias.parties(world.ann, dpia_id)
+    assert (lead.name, lead.role.value) == ("London Borough of Camden", "controller")
+    await world.dpias.add_party(world.ann, dpia_id, "joint_controller", organisation_id=world.nhs)
+    await world.dpias.add_party(world.ann, dpia_id, "processor", name="Streetlink Ltd")
+    parties = {p.name: p.role.value for p in await world.dpias.parties(world.bob, dpia_id)}
+    assert parties == {
+        "London Borough of Camden": "controller",
+        "North London NHS Foundation Trust": "joint_controller",
+        "Streetlink Ltd": "processor",
+    }
+    with pytest.raises(AccessDenied):
+        await world.dpias.add_party(world.bob, dpia_id, "recipient", name="Bob's friends")
+    with pytest.raises(InvalidInput, match="not a party role"):
+        await world.dpias.add_party(world.ann, dpia_id, "owner", name="X Ltd")
+    with pytest.raises(Conflict):
+        await world.dpias.add_party(world.ann, dpia_id, "recipient", name="Streetlink Ltd")
+    with pytest.raises(Conflict, match="lead organisation"):
+        await world.dpias.remove_party(world.ann, dpia_id, lead.id)
+    streetlink = next(
+        p for p in await world.dpias.parties(world.ann, dpia_id) if p.name == "Streetlink Ltd"
+    )
+    await world.dpias.remove_party(world.ann, dpia_id, streetlink.id)
+    assert len(await world.dpias.parties(world.ann, dpia_id)) == 2
