@@ -6,17 +6,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
+from server.mail.sink import start_sink
+from server.mail.smtp import SmtpTransport
 from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.outbox import OutboxWorker
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -25,6 +29,37 @@ from server.web.runtime import Runtime
 
 log = logging.getLogger("opendpia")
 SHUTDOWN_FLUSH_SECONDS = 30.0
+
+
+def mail_transport(settings: Settings) -> SmtpTransport:
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url)
+    return SmtpTransport(f"smtp://127.0.0.1:{settings.dev_smtp_port}")
+
+
+def outbox_worker(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> OutboxWorker:
+    return OutboxWorker(
+        sessions,
+        mail_transport(settings),
+        retry_base=timedelta(seconds=settings.mail_retry_seconds),
+        give_up=timedelta(hours=settings.mail_give_up_hours),
+        lease=timedelta(seconds=settings.mail_lease_seconds),
+    )
+
+
+async def start_dev_mailbox(settings: Settings, engine: AsyncEngine) -> asyncio.Server | None:
+    """The development SMTP sink, when mail has nowhere else to go."""
+    if not settings.uses_dev_mailbox:
+        return None
+    try:
+        return await start_sink(engine, "127.0.0.1", settings.dev_smtp_port)
+    except OSError as error:
+        log.error(
+            "the development mailbox cannot listen on 127.0.0.1:%d (%s); mail will wait",
+            settings.dev_smtp_port,
+            error,
+        )
+        return None
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -52,7 +87,9 @@ def create_app(settings: Settings) -> Starlette:
             accounts=accounts,
             dpias=dpias,
             editing=DocumentEditing(rooms),
+            sessions=sessions,
         )
+        mailbox = await start_dev_mailbox(settings, engine)
         try:
             async with asyncio.TaskGroup() as tasks:
                 committer_started, rooms_started = asyncio.Event(), asyncio.Event()
@@ -62,6 +99,11 @@ def create_app(settings: Settings) -> Starlette:
                 ]
                 await committer_started.wait()
                 await rooms_started.wait()
+                if settings.worker_in_process:
+                    worker_started = asyncio.Event()
+                    worker = outbox_worker(settings, sessions)
+                    services.append(tasks.create_task(worker.run(worker_started)))
+                    await worker_started.wait()
                 try:
                     yield runtime
                 finally:
@@ -74,6 +116,9 @@ def create_app(settings: Settings) -> Starlette:
                     for task in services:
                         task.cancel()
         finally:
+            if mailbox is not None:
+                mailbox.close()
+                await mailbox.wait_closed()
             await engine.dispose()
 
     return make_app(open_runtime, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+    commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
 
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate(settings.database_url)
         print("database is at the latest schema")
         return 0
+    if args.command == "worker":
+        return asyncio.run(_work(settings))
     if args.command in ("create-org", "create-user", "demo"):
         return asyncio.run(_administer(settings, args))
     signer = TokenSigner(settings.secret_key)
@@ -124,6 +128,24 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     finally:
         await engine.dispose()
+
+
+async def _work(settings: Settings) -> int:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from server.bootstrap import outbox_worker
+    from server.storage.database import create_engine, migrate
+
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate, settings.database_url)
+    engine = create_engine(settings.database_url)
+    worker = outbox_worker(settings, async_sessionmaker(engine, expire_on_commit=False))
+    logging.getLogger("opendpia").info("mail worker started")
+    try:
+        await worker.run(asyncio.Event())
+    finally:
+        await engine.dispose()
+    return 0
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:

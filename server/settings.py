@@ -47,6 +47,18 @@ class Settings:
     )
     auto_migrate: bool | None = field(default=None, metadata={"env": "OPENDPIA_AUTO_MIGRATE"})
     log_level: str = field(default="info", metadata={"env": "OPENDPIA_LOG_LEVEL"})
+    smtp_url: str = field(default="", metadata={"env": "OPENDPIA_SMTP_URL"})
+    mail_from: str = field(
+        default="OpenDPIA <notifications@opendpia.localhost>",
+        metadata={"env": "OPENDPIA_MAIL_FROM"},
+    )
+    dev_smtp_port: int = field(default=8025, metadata={"env": "OPENDPIA_DEV_SMTP_PORT"})
+    mail_retry_seconds: float = field(default=30.0, metadata={"env": "OPENDPIA_MAIL_RETRY_SECONDS"})
+    mail_give_up_hours: float = field(default=48.0, metadata={"env": "OPENDPIA_MAIL_GIVE_UP_HOURS"})
+    mail_lease_seconds: float = field(
+        default=300.0, metadata={"env": "OPENDPIA_MAIL_LEASE_SECONDS"}
+    )
+    run_worker: bool | None = field(default=None, metadata={"env": "OPENDPIA_RUN_WORKER"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -80,6 +92,12 @@ class Settings:
             raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
+        if self.env == "production" and not self.smtp_url:
+            raise SettingsError(
+                "OPENDPIA_SMTP_URL is required in production, e.g. smtp://user:pass@host:587"
+            )
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("OPENDPIA_SMTP_URL must start with smtp:// or smtps://")
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,6 +107,16 @@ class Settings:
     def migrate_on_start(self) -> bool:
         """Embedded (SQLite) installations migrate themselves; production runs ``migrate``."""
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def worker_in_process(self) -> bool:
+        """The embedded default runs the mail worker inside ``serve``."""
+        return self.is_sqlite if self.run_worker is None else self.run_worker
+
+    @property
+    def uses_dev_mailbox(self) -> bool:
+        """Without OPENDPIA_SMTP_URL, development mail goes to the built-in sink."""
+        return not self.smtp_url and self.env != "production"
 
     def sqlite_path(self) -> Path | None:
         """The database file of a SQLite URL, or None for other databases or memory."""

@@ -170,3 +170,38 @@ class Participant(Base):
     role: Mapped[str] = mapped_column(String(20))
     invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(Base):
+    """An email to send, written in the same transaction as what caused it.
+
+    The message is rendered once, with its Message-ID, so every retry sends the same bytes:
+    a crash between sending and recording can repeat a delivery, never change it.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    sender: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(254))
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DevMail(Base):
+    """Mail caught by the development SMTP sink (never used in production)."""
+
+    __tablename__ = "dev_mail"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    mail_from: Mapped[str] = mapped_column(String(254))
+    rcpt_to: Mapped[str] = mapped_column(String(2000))
+    message: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from server.domain.access import Grant
 from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
@@ -23,6 +25,7 @@ class Runtime:
     accounts: AccountService
     dpias: DpiaService
     editing: DocumentEditing
+    sessions: async_sessionmaker[AsyncSession]
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""

@@ -120,7 +120,11 @@ def issue_token(
 
 def make_settings(database_url: str, **changes: object) -> Settings:
     settings = Settings(
-        env="test", database_url=database_url, auto_migrate=True, room_grace_seconds=0.2
+        env="test",
+        database_url=database_url,
+        auto_migrate=True,
+        room_grace_seconds=0.2,
+        dev_smtp_port=free_port(),
     )
     return replace(settings, **changes)  # type: ignore[arg-type]
 

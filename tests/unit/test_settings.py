@@ -36,8 +36,17 @@ def test_production_refuses_the_development_secret_key() -> None:
     with pytest.raises(SettingsError, match="OPENDPIA_SECRET_KEY is the development default"):
         Settings.from_env({"OPENDPIA_ENV": "production"})
     key = "p" * 48
-    assert Settings.from_env({"OPENDPIA_ENV": "production", "OPENDPIA_SECRET_KEY": key})
     assert key != DEVELOPMENT_SECRET_KEY
+    with pytest.raises(SettingsError, match="OPENDPIA_SMTP_URL is required in production"):
+        Settings.from_env({"OPENDPIA_ENV": "production", "OPENDPIA_SECRET_KEY": key})
+    production = Settings.from_env(
+        {
+            "OPENDPIA_ENV": "production",
+            "OPENDPIA_SECRET_KEY": key,
+            "OPENDPIA_SMTP_URL": "smtp://mail.example:587",
+        }
+    )
+    assert not production.uses_dev_mailbox
 
 
 @pytest.mark.parametrize(
@@ -48,6 +57,7 @@ def test_production_refuses_the_development_secret_key() -> None:
         ("OPENDPIA_SECRET_KEY", "short", "at least 32 characters"),
         ("OPENDPIA_AUTO_MIGRATE", "maybe", "is not a valid value"),
         ("OPENDPIA_MAX_FRAME_BYTES", "10", "at least 1024"),
+        ("OPENDPIA_SMTP_URL", "mail.example:25", "must start with smtp://"),
     ],
 )
 def test_bad_values_say_what_is_wrong(name: str, value: str, message: str) -> None:

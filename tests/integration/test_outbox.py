@@ -1,0 +1,173 @@
+"""The outbox worker against a real SMTP server on loopback (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.mail.compose import Outgoing, compose, new_message_id
+from server.mail.smtp import SmtpTransport
+from server.services.outbox import OutboxWorker, enqueue
+from server.storage.database import create_engine, migrate
+from tests.support.smtp import Sink, serve_sink
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    try:
+        yield async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()
+
+
+async def _enqueue(sessions: async_sessionmaker[AsyncSession], count: int) -> list[str]:
+    ids = []
+    async with sessions.begin() as session:
+        for i in range(count):
+            message_id = new_message_id("opendpia.test")
+            mail = Outgoing(
+                sender="notifications@opendpia.test",
+                recipient=f"person{i}@partner.example",
+                recipient_name=f"Person {i}",
+                subject=f"Change {i}",
+                text=f"Change number {i}",
+                html=f"<p>Change number {i}</p>",
+                message_id=message_id,
+            )
+            enqueue(
+                session,
+                sender=mail.sender,
+                recipient=mail.recipient,
+                message=compose(mail, installation="test"),
+                message_id=message_id,
+            )
+            ids.append(message_id)
+    return ids
+
+
+def _worker(
+    sessions: async_sessionmaker[AsyncSession], port: int, **options: object
+) -> OutboxWorker:
+    settings: dict[str, object] = {
+        "retry_base": timedelta(milliseconds=20),
+        "idle_poll_seconds": 0.02,
+        "batch": 7,
+    }
+    settings.update(options)
+    return OutboxWorker(sessions, SmtpTransport(f"smtp://127.0.0.1:{port}", timeout=5), **settings)  # type: ignore[arg-type]
+
+
+async def _run_until(worker: OutboxWorker, done: object, timeout: float = 20) -> None:
+    task = asyncio.create_task(worker.run(asyncio.Event()))
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():  # type: ignore[operator]
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_messages_reach_the_server_with_their_headers_and_both_parts(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sink = Sink()
+    server, port = await serve_sink(sink)
+    try:
+        ids = await _enqueue(sessions, 20)
+        worker = _worker(sessions, port)
+        await _run_until(worker, lambda: len(sink.received) >= 20)
+        assert sorted(sink.message_ids()) == sorted(ids)
+        first = sink.received[0]
+        assert first.rcpt_tos == ["person0@partner.example"]
+        assert first.mail_from == "notifications@opendpia.test"
+        assert first.message["Auto-Submitted"] == "auto-generated"
+        assert first.message.get_body(("html",)) is not None
+        counts = await worker.counts()
+        assert (counts.pending, counts.sent, counts.failed) == (0, 20, 0)
+    finally:
+        server.close()
+
+
+async def test_a_flaky_server_delays_mail_but_every_message_arrives_exactly_once(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sink = Sink(
+        script=["421 4.3.2 try later"] * 6 + ["451 4.3.0 local error"] * 6,
+        drop_connections=5,
+    )
+    server, port = await serve_sink(sink)
+    try:
+        ids = await _enqueue(sessions, 30)
+        worker = _worker(sessions, port)
+        await _run_until(worker, lambda: len(sink.received) >= 30)
+        await asyncio.sleep(0.3)  # anything doubled would arrive by now
+        assert sorted(sink.message_ids()) == sorted(ids)
+        assert not sink.script and sink.drop_connections == 0  # the flakiness did happen
+        counts = await worker.counts()
+        assert (counts.pending, counts.sent, counts.failed) == (0, 30, 0)
+    finally:
+        server.close()
+
+
+async def test_a_message_that_keeps_failing_is_given_up_with_the_reason(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sink = Sink(refuse_all="550 5.1.1 no such mailbox")
+    server, port = await serve_sink(sink)
+    try:
+        await _enqueue(sessions, 3)
+        worker = _worker(sessions, port, give_up=timedelta(milliseconds=300))
+
+        async def failed() -> int:
+            return (await worker.counts()).failed
+
+        task = asyncio.create_task(worker.run(asyncio.Event()))
+        try:
+            async with asyncio.timeout(10):
+                while await failed() < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        from sqlalchemy import select
+
+        from server.storage.models import OutboxMessage
+
+        async with sessions() as session:
+            rows = (await session.scalars(select(OutboxMessage))).all()
+        assert {r.status for r in rows} == {"failed"}
+        assert all(r.last_error and "550" in r.last_error and r.attempts >= 2 for r in rows)
+        assert sink.received == []
+    finally:
+        server.close()
+
+
+async def test_an_unreachable_server_loses_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    sink = Sink()
+    server, port = await serve_sink(sink)
+    server.close()
+    await server.wait_closed()
+    ids = await _enqueue(sessions, 5)
+    worker = _worker(sessions, port)
+    await worker.deliver_due()
+    counts = await worker.counts()
+    assert (counts.pending, counts.sent, counts.failed) == (5, 0, 0)
+    server, port2 = await serve_sink(sink)
+    try:
+        worker = _worker(sessions, port2)
+        await _run_until(worker, lambda: len(sink.received) >= 5)
+        assert sorted(sink.message_ids()) == sorted(ids)
+    finally:
+        server.close()
