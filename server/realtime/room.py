@@ -168,7 +168,7 @@ class Room:
         self._writer = writer
         self._wrote = False
         try:
-            with self.doc.transaction(origin=writer.origin):
+            with self.doc.transaction():
                 change(self.doc)
         finally:
             self._writer = None

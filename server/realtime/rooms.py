@@ -123,15 +123,20 @@ class RoomManager:
                 unload.close()
 
     async def _unload(self, room: Room) -> None:
-        async with self._lock(room.document_id):
-            if room.peers or room.unload_handle is not None:
-                return
+        # Wait for the disk outside the lock: a client reconnecting meanwhile must not hang.
+        while True:
             await room.all_saved()
-            if room.peers or self._rooms.get(room.document_id) is not room:
+            async with self._lock(room.document_id):
+                if room.peers or room.unload_handle is not None:
+                    return
+                if self._rooms.get(room.document_id) is not room:
+                    return
+                if room.uncommitted:
+                    continue  # written to meanwhile (a server-side edit): wait again
+                room.close()
+                del self._rooms[room.document_id]
+                log.debug("room %s unloaded", room.document_id)
                 return
-            room.close()
-            del self._rooms[room.document_id]
-            log.debug("room %s unloaded", room.document_id)
 
     async def flush_all(self) -> None:
         """Wait until every room's changes are committed (graceful shutdown)."""

@@ -98,13 +98,13 @@ class DpiaService:
             raise InvalidInput("the lead organisation must be one of your organisations")
         template = load_template(template_id)
         first_update = initial_state if initial_state is not None else seed_update(template)
-        for _ in range(NEW_REFERENCE_ATTEMPTS):
+        for attempt in range(NEW_REFERENCE_ATTEMPTS):
             try:
                 return await self._insert(
-                    user, title, lead_organisation_id, template, first_update, origin_id
+                    user, title, lead_organisation_id, template, first_update, origin_id, attempt
                 )
             except IntegrityError:
-                continue  # another DPIA took that reference at the same moment
+                continue  # that reference is taken (a concurrent DPIA, or a tooling document)
         raise Conflict("could not allocate a reference; try again")
 
     async def _insert(
@@ -115,6 +115,7 @@ class DpiaService:
         template: Template,
         first_update: bytes,
         origin_id: str | None,
+        skip: int,
     ) -> str:
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
@@ -123,7 +124,7 @@ class DpiaService:
             taken = await session.scalar(
                 select(func.count()).select_from(Dpia).where(Dpia.id.like(f"{prefix}%"))
             )
-            dpia_id = reference(organisation.code, now.year, (taken or 0) + 1)
+            dpia_id = reference(organisation.code, now.year, (taken or 0) + 1 + skip)
             session.add(Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}"))
             await session.flush()
             session.add(
@@ -277,7 +278,9 @@ class DpiaService:
             )
             for dpia, role, organisation, last in rows
         ]
-        summaries.sort(key=lambda s: s.last_activity or datetime.min, reverse=True)
+        summaries.sort(
+            key=lambda s: s.last_activity.timestamp() if s.last_activity else 0.0, reverse=True
+        )
         return summaries
 
     async def participants(self, user: CurrentUser, dpia_id: str) -> list[ParticipantView]:

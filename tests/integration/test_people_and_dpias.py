@@ -247,3 +247,12 @@ async def test_owners_record_the_parties_and_their_roles(world: World) -> None:
     )
     await world.dpias.remove_party(world.ann, dpia_id, streetlink.id)
     assert len(await world.dpias.parties(world.ann, dpia_id)) == 2
+
+
+async def test_a_reference_taken_by_a_tooling_document_is_skipped(world: World) -> None:
+    from datetime import UTC, datetime
+
+    year = datetime.now(UTC).year
+    await world.store.create_document(f"DPIA-CAM-{year}-1", "token:script")
+    dpia_id = await world.dpias.create(world.ann, "After a tooling document", world.cam)
+    assert dpia_id == f"DPIA-CAM-{year}-2"

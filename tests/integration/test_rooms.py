@@ -216,3 +216,20 @@ async def test_awareness_renewals_are_batched_while_changes_go_at_once(
 
 def _entry(clock: int, state: str) -> protocol.AwarenessEntry:
     return protocol.AwarenessEntry(1, clock, state)
+
+
+async def test_a_room_waiting_on_a_failing_disk_still_lets_clients_join(
+    harness: Harness,
+) -> None:
+    harness.store.failing = {"stuck"}
+    first = _editor("stuck")
+    room = await harness.rooms.join(first)
+    room.receive(first, protocol.sync_update(_edits(1)[0]))
+    harness.rooms.leave(room, first)
+    await asyncio.sleep(0.1)  # the unload is now waiting for the commit that keeps failing
+    second = _editor("stuck")
+    rejoined = await asyncio.wait_for(harness.rooms.join(second), 2)
+    assert rejoined is room and "stuck" in harness.rooms.rooms
+    harness.store.failing = set()
+    await asyncio.wait_for(room.all_saved(), 10)
+    assert len(await harness.store.updates("stuck")) == 1
