@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from server.domain.access import TokenSigner
 from server.mail.sink import start_sink
 from server.mail.smtp import SmtpTransport
+from server.realtime.changes import ChangeRecorder
 from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
@@ -23,6 +24,7 @@ from server.services.dpias import DpiaService
 from server.services.outbox import OutboxWorker
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
+from server.storage.events import SqlChangeEvents
 from server.storage.updates import SqlUpdateStore
 from server.web.app import make_app
 from server.web.runtime import Runtime
@@ -70,11 +72,14 @@ def create_app(settings: Settings) -> Starlette:
         engine = create_engine(settings.database_url)
         store = SqlUpdateStore(engine)
         committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
+        recorder = ChangeRecorder(SqlChangeEvents(engine).record)
         rooms = RoomManager(
             store,
             committer,
             grace_seconds=settings.room_grace_seconds,
             compact_every=settings.compact_every,
+            on_change=recorder.submit,
+            quiet_seconds=settings.change_quiet_seconds,
         )
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         accounts = AccountService(sessions)
@@ -92,13 +97,14 @@ def create_app(settings: Settings) -> Starlette:
         mailbox = await start_dev_mailbox(settings, engine)
         try:
             async with asyncio.TaskGroup() as tasks:
-                committer_started, rooms_started = asyncio.Event(), asyncio.Event()
+                started = [asyncio.Event() for _ in range(3)]
                 services = [
-                    tasks.create_task(committer.run(committer_started)),
-                    tasks.create_task(rooms.run(rooms_started)),
+                    tasks.create_task(committer.run(started[0])),
+                    tasks.create_task(rooms.run(started[1])),
+                    tasks.create_task(recorder.run(started[2])),
                 ]
-                await committer_started.wait()
-                await rooms_started.wait()
+                for event in started:
+                    await event.wait()
                 if settings.worker_in_process:
                     worker_started = asyncio.Event()
                     worker = outbox_worker(settings, sessions)
@@ -113,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
                             await committer.idle()
                     except TimeoutError:
                         log.error("shutdown: some changes could not be committed in time")
+                    rooms.close_trackers()
                     for task in services:
                         task.cancel()
         finally:

@@ -47,6 +47,9 @@ class Settings:
     )
     auto_migrate: bool | None = field(default=None, metadata={"env": "OPENDPIA_AUTO_MIGRATE"})
     log_level: str = field(default="info", metadata={"env": "OPENDPIA_LOG_LEVEL"})
+    change_quiet_seconds: float = field(
+        default=30.0, metadata={"env": "OPENDPIA_CHANGE_QUIET_SECONDS"}
+    )
     smtp_url: str = field(default="", metadata={"env": "OPENDPIA_SMTP_URL"})
     mail_from: str = field(
         default="OpenDPIA <notifications@opendpia.localhost>",

@@ -33,6 +33,7 @@ from server.realtime.protocol import (
 )
 
 if TYPE_CHECKING:
+    from server.realtime.changes import ChangeTracker
     from server.realtime.committer import CommitEntry, GroupCommitter
 
 log = logging.getLogger("opendpia.realtime")
@@ -87,7 +88,13 @@ class Room:
         self._all_saved = asyncio.Event()
         self._all_saved.set()
         self.unload_handle: asyncio.TimerHandle | None = None
+        self.tracker: ChangeTracker | None = None
         self._subscription = self.doc.observe(self._on_transaction)
+
+    def current_writer(self) -> tuple[str, str] | None:
+        """Who is changing the document right now (actor, channel), during a change."""
+        writer = self._writer
+        return None if writer is None else (writer.actor, writer.channel)
 
     # -- peers -------------------------------------------------------------------------
 
@@ -268,6 +275,9 @@ class Room:
         await self._all_saved.wait()
 
     def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
         self.doc.unobserve(self._subscription)
         if self._renewal_handle is not None:
             self._renewal_handle.cancel()

@@ -10,11 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from pycrdt import Map
+
+from server.domain.changes import ChangeEvent
 from server.domain.documents import UpdateStore
 from server.domain.errors import DocumentNotFound
+from server.domain.templates import UnknownTemplate, load_template
+from server.realtime.changes import ChangeTracker
 from server.realtime.committer import GroupCommitter
 from server.realtime.peer import Peer
 from server.realtime.room import Room
@@ -32,6 +37,8 @@ class RoomManager:
         *,
         grace_seconds: float,
         compact_every: int,
+        on_change: Callable[[ChangeEvent], None] | None = None,
+        quiet_seconds: float = 30.0,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -42,6 +49,8 @@ class RoomManager:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._tasks: asyncio.TaskGroup | None = None
         self.loads = 0
+        self._on_change = on_change
+        self._quiet = quiet_seconds
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -79,6 +88,7 @@ class RoomManager:
                     stored = await self._store.load(document_id)
                     assert stored is not None
                 room = Room(stored, self._committer, compact_every=self._compact_every)
+                self._track(room)
                 self._rooms[document_id] = room
                 self.loads += 1
             if room.unload_handle is not None:
@@ -93,6 +103,34 @@ class RoomManager:
         )
         room.join(peer)
         return room
+
+    def _track(self, room: Room) -> None:
+        """Derive change events for documents made from a template (DPIAs)."""
+        if self._on_change is None:
+            return
+        template_id = room.doc.get("meta", type=Map).get("template")
+        if not isinstance(template_id, str):
+            return
+        try:
+            template = load_template(template_id)
+        except UnknownTemplate:
+            log.warning("document %s names unknown template %r", room.document_id, template_id)
+            return
+        room.tracker = ChangeTracker(
+            room.document_id,
+            template,
+            quiet_seconds=self._quiet,
+            writer=room.current_writer,
+            emit=self._on_change,
+        )
+        room.tracker.attach(room.doc)
+
+    def close_trackers(self) -> None:
+        """Emit every pending change event now (graceful shutdown)."""
+        for room in self._rooms.values():
+            if room.tracker is not None:
+                room.tracker.close()
+                room.tracker = None
 
     @asynccontextmanager
     async def borrow(self, document_id: str) -> AsyncIterator[Room]:

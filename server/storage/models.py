@@ -205,3 +205,21 @@ class DevMail(Base):
     mail_from: Mapped[str] = mapped_column(String(254))
     rcpt_to: Mapped[str] = mapped_column(String(2000))
     message: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ChangeEventRow(Base):
+    """A debounced change: one person's burst of edits to one field."""
+
+    __tablename__ = "change_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str] = mapped_column(String(200))
+    row: Mapped[str | None] = mapped_column(String(100))
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    edits: Mapped[int]
