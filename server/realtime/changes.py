@@ -9,6 +9,7 @@ when the room closes. Observers never raise: pycrdt would fail the whole transac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -166,10 +167,8 @@ class ChangeTracker:
             self._send(key, burst)
         self._bursts.clear()
         for shared, subscription in self._subscriptions:
-            try:
+            with contextlib.suppress(Exception):
                 shared.unobserve(subscription)
-            except Exception:
-                pass
         self._subscriptions.clear()
 
 
