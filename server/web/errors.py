@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from server.domain.errors import (
     AccessDenied,
+    Conflict,
     DocumentNotFound,
     DomainError,
+    InvalidInput,
     InvalidToken,
+    TooManyAttempts,
     WrongDocument,
 )
 
@@ -23,8 +26,11 @@ _CLOSE_CODES: list[tuple[type[DomainError], int]] = [
 
 _HTTP_STATUSES: list[tuple[type[DomainError], int]] = [
     (InvalidToken, 401),
+    (TooManyAttempts, 429),  # before AccessDenied, which it specialises
     (AccessDenied, 403),
     (DocumentNotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 400),
 ]
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Text, XmlFragment
+from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
 from tests.browser.conftest import AXE, artifact, sign_in
@@ -31,6 +31,16 @@ async def _open_editor(page: Any, base: str, dpia_id: str) -> None:
     await page.wait_for_selector('#connection-state[data-state="connected"]')
 
 
+async def _editors(browser: Any, site: tuple[LiveServer, Site], *roles: str) -> list[Any]:
+    """One signed-in page per role, each on the DPIA's "Need" section, connected."""
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    pages = [await sign_in(browser, base, seeded.emails[role]) for role in roles]
+    for page in pages:
+        await _open_editor(page, base, seeded.dpia_id)
+    return pages
+
+
 async def _text(page: Any) -> str:
     """The field's text without the other people's caret labels."""
     text = await page.evaluate(
@@ -48,11 +58,7 @@ async def test_two_organisations_type_into_one_field_at_once_and_converge(
     site: tuple[LiveServer, Site], browser: Any
 ) -> None:
     live, seeded = site
-    base = f"http://127.0.0.1:{live.port}"
-    camden = await sign_in(browser, base, seeded.emails["owner"])
-    trust = await sign_in(browser, base, seeded.emails["editor"])
-    await _open_editor(camden, base, seeded.dpia_id)
-    await _open_editor(trust, base, seeded.dpia_id)
+    camden, trust = await _editors(browser, site, "owner", "editor")
     await camden.locator(FIELD).click()
     await trust.locator(FIELD).click()
     await asyncio.gather(
@@ -108,7 +114,8 @@ async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(
     forged: Doc[Any] = Doc()
     forged.get("field:need.aims", type=XmlFragment)
     forged.get("forced", type=Text).insert(0, "written by a viewer")
-    frame = list(b"\x00\x02" + _varbytes(forged.get_update()))
+    update = forged.get_update()
+    frame = list(b"\x00\x02" + write_var_uint(len(update)) + update)
     answer = await page.evaluate(
         """([url, frame]) => new Promise((resolve) => {
             const ws = new WebSocket(url);
@@ -161,24 +168,10 @@ async def test_no_serious_accessibility_violations_on_any_page(
     assert found == {name: [] for name, _ in pages}, json.dumps(found, indent=1)
 
 
-def _varbytes(data: bytes) -> bytes:
-    length, out = len(data), bytearray()
-    while length > 0x7F:
-        out.append(0x80 | (length & 0x7F))
-        length >>= 7
-    out.append(length)
-    return bytes(out) + data
-
-
 async def test_a_commenter_posts_from_the_editor_and_an_editor_sees_it_live(
     site: tuple[LiveServer, Site], browser: Any
 ) -> None:
-    live, seeded = site
-    base = f"http://127.0.0.1:{live.port}"
-    commenter = await sign_in(browser, base, seeded.emails["commenter"])
-    editor = await sign_in(browser, base, seeded.emails["editor"])
-    await _open_editor(commenter, base, seeded.dpia_id)
-    await _open_editor(editor, base, seeded.dpia_id)
+    commenter, editor = await _editors(browser, site, "commenter", "editor")
     await commenter.locator("#comment-form textarea").fill("<b>Is R1</b> still open?")
     await commenter.locator('[data-action="post-comment"]').click()
     comment = editor.locator("#comment-list li.comment", has_text="<b>Is R1</b> still open?")

@@ -273,3 +273,41 @@ async def test_websocket_roles_follow_the_session(
     assert (await anonymous.wait_closed())[0] == 4401
     hijack = await _ws(live, site.dpia_id, clients["owner"], origin="https://evil.example")
     assert (await hijack.wait_closed())[0] == 4403
+
+
+async def test_owners_remove_participants_but_never_the_last_owner(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    path = f"/dpias/{server[1].dpia_id}/participants"
+    owner = clients["owner"]
+    page = (await owner.get(path)).text
+    forms = page.split('value="remove"')[1:]
+    ids = [form.split('name="participant" value="')[1].split('"')[0] for form in forms]
+    token = csrf_field(page)
+    last_owner = await owner.post(
+        path, data={"csrftoken": token, "action": "remove", "participant": ids[0]}
+    )
+    assert last_owner.status_code == 409 and "at least one owner" in last_owner.text
+    removed = await owner.post(
+        path, data={"csrftoken": token, "action": "remove", "participant": ids[-1]}
+    )
+    assert removed.status_code == 303
+    assert len((await owner.get(path)).text.split('value="remove"')) == len(forms)
+
+
+async def test_repeated_failed_sign_ins_answer_429_with_retry_after(
+    server: tuple[LiveServer, Site],
+) -> None:
+    live, site = server
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+        token = csrf_field((await client.get("/login")).text)
+        statuses = []
+        for _ in range(6):
+            response = await client.post(
+                "/login",
+                data={"csrftoken": token, "email": site.emails["viewer"], "password": "wrong!"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [403] * 5 + [429]
+    assert int(response.headers["retry-after"]) > 0
+    assert "too many failed sign-ins" in response.text
