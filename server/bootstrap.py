@@ -21,10 +21,10 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
-from server.storage.events import SqlChangeEvents
 from server.storage.updates import SqlUpdateStore
 from server.web.app import make_app
 from server.web.runtime import Runtime
@@ -72,7 +72,16 @@ def create_app(settings: Settings) -> Starlette:
         engine = create_engine(settings.database_url)
         store = SqlUpdateStore(engine)
         committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
-        recorder = ChangeRecorder(SqlChangeEvents(engine).record)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        worker = outbox_worker(settings, sessions) if settings.worker_in_process else None
+        notifications = NotificationService(
+            sessions,
+            base_url=settings.base_url,
+            mail_from=settings.mail_from,
+            secret_key=settings.secret_key,
+            on_queued=worker.wake if worker is not None else (lambda: None),
+        )
+        recorder = ChangeRecorder(notifications.record_changes)
         rooms = RoomManager(
             store,
             committer,
@@ -81,7 +90,6 @@ def create_app(settings: Settings) -> Starlette:
             on_change=recorder.submit,
             quiet_seconds=settings.change_quiet_seconds,
         )
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
         accounts = AccountService(sessions)
         dpias = DpiaService(sessions)
         runtime = Runtime(
@@ -93,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
             dpias=dpias,
             editing=DocumentEditing(rooms),
             sessions=sessions,
+            notifications=notifications,
         )
         mailbox = await start_dev_mailbox(settings, engine)
         try:
@@ -105,9 +114,8 @@ def create_app(settings: Settings) -> Starlette:
                 ]
                 for event in started:
                     await event.wait()
-                if settings.worker_in_process:
+                if worker is not None:
                     worker_started = asyncio.Event()
-                    worker = outbox_worker(settings, sessions)
                     services.append(tasks.create_task(worker.run(worker_started)))
                     await worker_started.wait()
                 try:

@@ -50,6 +50,7 @@ class Settings:
     change_quiet_seconds: float = field(
         default=30.0, metadata={"env": "OPENDPIA_CHANGE_QUIET_SECONDS"}
     )
+    base_url: str = field(default="http://127.0.0.1:8000", metadata={"env": "OPENDPIA_BASE_URL"})
     smtp_url: str = field(default="", metadata={"env": "OPENDPIA_SMTP_URL"})
     mail_from: str = field(
         default="OpenDPIA <notifications@opendpia.localhost>",

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("edits", sa.Integer(), nullable=False),
+        sa.Column("excerpt", sa.String(500), nullable=False),
         sa.ForeignKeyConstraint(
             ["document_id"],
             ["documents.id"],

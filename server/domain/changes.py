@@ -20,6 +20,7 @@ class ChangeEvent:
     first_at: datetime
     last_at: datetime
     edits: int
+    excerpt: str = ""
 
     @property
     def section(self) -> str:

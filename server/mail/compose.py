@@ -14,6 +14,9 @@ from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 
 LOOP_HEADER = "X-OpenDPIA-Loop"
+# Fold only past RFC 5322's hard limit: a folded List-Unsubscribe URL reads back with a
+# leading space, and some receivers take the header literally.
+_POLICY = SMTP.clone(max_line_length=998)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -40,7 +43,7 @@ class Outgoing:
 
 def compose(mail: Outgoing, *, installation: str) -> bytes:
     """The RFC 5322 bytes of ``mail``; ``installation`` marks our own mail for loop detection."""
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = one_line(mail.sender)
     message["To"] = Address(display_name=one_line(mail.recipient_name), addr_spec=mail.recipient)
     message["Subject"] = one_line(mail.subject, 250)

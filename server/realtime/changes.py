@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from server.domain.changes import ChangeEvent
 from server.domain.templates import Template
 
 log = logging.getLogger("opendpia.realtime.changes")
+_TAGS = re.compile(r"<[^>]*>")
+EXCERPT = 200
 
 
 @dataclass(slots=True)
@@ -57,9 +61,11 @@ class ChangeTracker:
         self._bursts: dict[tuple[str, str], _Burst] = {}
         self._subscriptions: list[tuple[Any, Subscription]] = []
         self._sweep_handle: asyncio.TimerHandle | None = None
+        self._doc: Doc[Any] | None = None
 
     def attach(self, doc: Doc[Any]) -> None:
         """Observe every field of the template in ``doc`` (after its history is loaded)."""
+        self._doc = doc
         for section in self._template.sections:
             for field in section["fields"]:
                 path = f"{section['id']}.{field['id']}"
@@ -153,10 +159,33 @@ class ChangeTracker:
                     datetime.fromtimestamp(burst.first, UTC),
                     datetime.fromtimestamp(burst.last, UTC),
                     burst.edits,
+                    self._excerpt(field, burst.row),
                 )
             )
         except Exception:
             log.exception("document %s: could not emit a change event", self._document_id)
+
+    def _excerpt(self, field: str, row: str | None) -> str:
+        """A short plain-text view of the field as it is now (never markup)."""
+        doc = self._doc
+        if doc is None:
+            return ""
+        try:
+            text = ""
+            roots = set(doc.keys())
+            if f"field:{field}" in roots:
+                xml = str(doc.get(f"field:{field}", type=XmlFragment))
+                text = html.unescape(_TAGS.sub(" ", xml))
+            elif f"table:{field}" in roots and row is not None:
+                for item in doc.get(f"table:{field}", type=Array):
+                    if isinstance(item, Map) and row in (item.get("ref"), item.get("id")):
+                        text = f"{row}: {item.get('title') or ''}"
+            else:
+                value = doc.get("values", type=Map).get(field)
+                text = ", ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+            return " ".join(text.split())[:EXCERPT]
+        except Exception:
+            return ""
 
     def close(self) -> None:
         """Emit what is pending and stop observing."""

@@ -23,22 +23,7 @@ class SqlChangeEvents:
         if not events:
             return
         async with self._engine.begin() as connection:
-            await connection.execute(
-                insert(_events),
-                [
-                    {
-                        "document_id": e.document_id,
-                        "actor": e.actor,
-                        "channel": e.channel,
-                        "field": e.field,
-                        "row": e.row,
-                        "first_at": e.first_at,
-                        "last_at": e.last_at,
-                        "edits": e.edits,
-                    }
-                    for e in events
-                ],
-            )
+            await connection.execute(insert(_events), [row_values(e) for e in events])
 
     async def of_document(self, document_id: str) -> list[ChangeEvent]:
         async with self._engine.connect() as connection:
@@ -59,9 +44,25 @@ class SqlChangeEvents:
                 _utc(r.first_at),
                 _utc(r.last_at),
                 r.edits,
+                r.excerpt,
             )
             for r in rows
         ]
+
+
+def row_values(event: ChangeEvent) -> dict[str, object]:
+    """The columns of one event (also used by writers with their own transaction)."""
+    return {
+        "document_id": event.document_id,
+        "actor": event.actor,
+        "channel": event.channel,
+        "field": event.field,
+        "row": event.row,
+        "first_at": event.first_at,
+        "last_at": event.last_at,
+        "edits": event.edits,
+        "excerpt": event.excerpt[:500],
+    }
 
 
 def _utc(moment: datetime) -> datetime:

@@ -223,3 +223,48 @@ class ChangeEventRow(Base):
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     edits: Mapped[int]
+    excerpt: Mapped[str] = mapped_column(String(500))
+
+
+class Notification(Base):
+    """Something a participant should hear about, shown in the app and maybe emailed."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dpia_id: Mapped[str] = mapped_column(ForeignKey("dpias.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    section: Mapped[str] = mapped_column(String(100))
+    field: Mapped[str | None] = mapped_column(String(200))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    excerpt: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emailed: Mapped[bool] = mapped_column(default=False)
+
+
+class SectionWatch(Base):
+    """A participant's choice about one section; absent means the default (watching)."""
+
+    __tablename__ = "section_watches"
+
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    section: Mapped[str] = mapped_column(String(100), primary_key=True)
+    watching: Mapped[bool]
+
+
+class MailPreference(Base):
+    """How a participant wants email about one DPIA: immediate (default) or off."""
+
+    __tablename__ = "mail_preferences"
+
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(String(10))

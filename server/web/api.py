@@ -86,9 +86,42 @@ async def post_comment(request: Request) -> Response:
         comment_id = await runtime.editing.add_comment(
             dpia_id, comment, origin=f"api:comment:{comment.actor}"
         )
+        await runtime.notifications.record_comment(
+            dpia_id,
+            section=section,
+            text=text,
+            author=comment.author_name,
+            actor=comment.actor,
+            channel=comment.channel,
+        )
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
     return JSONResponse({"id": comment_id}, status_code=201)
 
 
-routes = [Route("/api/dpias/{dpia_id}/comments", post_comment, methods=["POST"])]
+async def watch(request: Request) -> Response:
+    """``{"section": "...", "watching": true|false}``: hear about a section, or not."""
+    runtime = runtime_of(request)
+    dpia_id = request.path_params["dpia_id"]
+    try:
+        data = await read_json(request)
+        section = _text(data, "section") or ""
+        watching = data.get("watching")
+        if not isinstance(watching, bool):
+            raise InvalidInput("watching must be true or false")
+        if section not in load_template().section_ids():
+            raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        user = await current_user(request)
+        if user is None:
+            raise InvalidToken("sign in first")
+        access = await runtime.dpias.access(user, dpia_id)
+        await runtime.notifications.set_watch(access.participant_id, section, watching)
+    except DomainError as failure:
+        return error(http_status_for(failure), str(failure))
+    return JSONResponse({"section": section, "watching": watching})
+
+
+routes = [
+    Route("/api/dpias/{dpia_id}/comments", post_comment, methods=["POST"]),
+    Route("/api/dpias/{dpia_id}/watch", watch, methods=["POST"]),
+]

@@ -31,6 +31,7 @@ PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#0
 def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     csrf = request.scope.get("csrftoken")
     context.setdefault("user", getattr(request.state, "user", None))
+    context.setdefault("unread", getattr(request.state, "unread", 0))
     return templates.TemplateResponse(
         request, name, {"csrftoken": csrf() if csrf else "", **context}, status_code=status_code
     )
@@ -49,6 +50,7 @@ async def signed_in(request: Request) -> CurrentUser | Response:
     if user is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     request.state.user = user
+    request.state.unread = await runtime_of(request).notifications.unread(user)
     return user
 
 

@@ -1,0 +1,383 @@
+"""Who hears about what, in the app and by email.
+
+Change events, notifications and their emails are written in one transaction: a change is
+recorded with everything it causes, or not at all. Interested by default: every participant
+of the DPIA except the person who made the change; a participant may unwatch a section
+(their choice outranks the default), and an @mention always reaches the person named.
+Email is immediate unless the participant turned it off (one-click unsubscribe, no login).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.changes import ChangeEvent
+from server.domain.errors import InvalidToken
+from server.domain.templates import load_template
+from server.mail.compose import Outgoing, compose, new_message_id
+from server.services.accounts import CurrentUser
+from server.services.outbox import enqueue
+from server.storage.events import row_values
+from server.storage.models import (
+    ChangeEventRow,
+    Dpia,
+    MailPreference,
+    Notification,
+    Participant,
+    SectionWatch,
+    User,
+)
+
+_MENTION = re.compile(r"@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w][\w.'-]*(?: [\w][\w.'-]*)?)")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    participant_id: int
+    email: str
+    name: str
+    mail_on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    id: int
+    dpia_id: str
+    dpia_title: str
+    kind: str
+    section: str
+    actor_name: str
+    channel: str
+    excerpt: str
+    created_at: datetime
+    read: bool
+
+
+class NotificationService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        base_url: str,
+        mail_from: str,
+        secret_key: str,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._base = base_url.rstrip("/")
+        self._mail_from = mail_from
+        self._domain = urlsplit(self._base).hostname or "opendpia.localhost"
+        self._unsubscribe = URLSafeSerializer(secret_key, salt="opendpia.unsubscribe.v1")
+        self._mail = Environment(
+            loader=PackageLoader("server.mail", "templates"),
+            autoescape=select_autoescape(["html"]),
+        )
+        self._on_queued = on_queued
+
+    # -- events ----------------------------------------------------------------------
+
+    async def record_changes(self, events: Sequence[ChangeEvent]) -> None:
+        """Store change events and everything they cause, in one transaction."""
+        queued = False
+        async with self._sessions.begin() as session:
+            for event in events:
+                session.add(ChangeEventRow(**row_values(event)))
+                dpia = await session.get(Dpia, event.document_id)
+                if dpia is None:
+                    continue  # a document with no DPIA record (tooling): nobody to tell
+                actor_name = await self._name_of(session, event.actor)
+                recipients = await self._recipients(session, dpia.id, event.section, event.actor)
+                queued |= self._notify(
+                    session,
+                    dpia,
+                    recipients,
+                    kind="change",
+                    section=event.section,
+                    field=event.field,
+                    actor_name=actor_name,
+                    channel=event.channel,
+                    excerpt=event.excerpt,
+                    what=f"changed {self._label(dpia, event.field)}",
+                )
+        if queued:
+            self._on_queued()
+
+    async def record_comment(
+        self, dpia_id: str, *, section: str, text: str, author: str, actor: str, channel: str
+    ) -> None:
+        queued = False
+        async with self._sessions.begin() as session:
+            dpia = await session.get(Dpia, dpia_id)
+            if dpia is None:
+                return
+            recipients = await self._recipients(session, dpia_id, section, actor)
+            mentioned = await self._mentioned(session, dpia_id, text, actor)
+            known = {r.participant_id for r in recipients}
+            recipients += [r for r in mentioned if r.participant_id not in known]
+            queued = self._notify(
+                session,
+                dpia,
+                recipients,
+                kind="comment",
+                section=section,
+                field=None,
+                actor_name=author,
+                channel=channel,
+                excerpt=" ".join(text.split())[:200],
+                what="commented",
+            )
+        if queued:
+            self._on_queued()
+
+    def _notify(
+        self,
+        session: AsyncSession,
+        dpia: Dpia,
+        recipients: list[Recipient],
+        *,
+        kind: str,
+        section: str,
+        field: str | None,
+        actor_name: str,
+        channel: str,
+        excerpt: str,
+        what: str,
+    ) -> bool:
+        now = datetime.now(UTC)
+        queued = False
+        for recipient in recipients:
+            session.add(
+                Notification(
+                    dpia_id=dpia.id,
+                    participant_id=recipient.participant_id,
+                    kind=kind,
+                    section=section,
+                    field=field,
+                    actor_name=actor_name[:200],
+                    channel=channel,
+                    excerpt=excerpt[:500],
+                    created_at=now,
+                    emailed=recipient.mail_on,
+                )
+            )
+            if recipient.mail_on:
+                self._email(session, dpia, recipient, section, field, actor_name, excerpt, what)
+                queued = True
+        return queued
+
+    def _email(
+        self,
+        session: AsyncSession,
+        dpia: Dpia,
+        recipient: Recipient,
+        section: str,
+        field: str | None,
+        actor_name: str,
+        excerpt: str,
+        what: str,
+    ) -> None:
+        unsubscribe = f"{self._base}/unsubscribe/{self.unsubscribe_token(recipient.participant_id)}"
+        context: dict[str, Any] = {
+            "actor": actor_name,
+            "what": what,
+            "dpia_title": dpia.title,
+            "dpia_id": dpia.id,
+            "section_title": self._section_title(dpia, section),
+            "field_label": self._label(dpia, field) if field and "." in field else "",
+            "excerpt": excerpt,
+            "link": f"{self._base}/dpias/{dpia.id}#{section}",
+            "unsubscribe": unsubscribe,
+        }
+        message_id = new_message_id(self._domain)
+        mail = Outgoing(
+            sender=self._mail_from,
+            recipient=recipient.email,
+            recipient_name=recipient.name,
+            subject=f"{dpia.id}: {actor_name} {what}",
+            text=self._mail.get_template("change.txt").render(context),
+            html=self._mail.get_template("change.html").render(context),
+            message_id=message_id,
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": f"{dpia.id} <{dpia.id.lower()}.{self._domain}>",
+            },
+        )
+        enqueue(
+            session,
+            sender=_address(self._mail_from),
+            recipient=recipient.email,
+            message=compose(mail, installation=self._domain),
+            message_id=message_id,
+        )
+
+    # -- who ---------------------------------------------------------------------------
+
+    async def _recipients(
+        self, session: AsyncSession, dpia_id: str, section: str, actor: str
+    ) -> list[Recipient]:
+        rows = await session.execute(
+            select(Participant, SectionWatch.watching, MailPreference.mode)
+            .outerjoin(
+                SectionWatch,
+                (SectionWatch.participant_id == Participant.id) & (SectionWatch.section == section),
+            )
+            .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+            .where(Participant.dpia_id == dpia_id)
+            .order_by(Participant.id)
+        )
+        return [
+            Recipient(p.id, p.email, p.name, mode != "off")
+            for p, watching, mode in rows
+            if watching is not False and not _is_actor(p, actor)
+        ]
+
+    async def _mentioned(
+        self, session: AsyncSession, dpia_id: str, text: str, actor: str
+    ) -> list[Recipient]:
+        handles = {m.lower() for m in _MENTION.findall(text)}
+        if not handles:
+            return []
+        rows = await session.execute(
+            select(Participant, MailPreference.mode)
+            .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+            .where(Participant.dpia_id == dpia_id)
+        )
+        return [
+            Recipient(p.id, p.email, p.name, mode != "off")
+            for p, mode in rows
+            if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
+        ]
+
+    async def _name_of(self, session: AsyncSession, actor: str) -> str:
+        kind, _, number = actor.partition(":")
+        if number.isdigit() and kind == "user":
+            name = await session.scalar(select(User.name).where(User.id == int(number)))
+            return name or actor
+        if number.isdigit() and kind == "participant":
+            name = await session.scalar(
+                select(Participant.name).where(Participant.id == int(number))
+            )
+            return name or actor
+        return actor
+
+    def _section_title(self, dpia: Dpia, section: str) -> str:
+        for candidate in load_template(dpia.template_id).sections:
+            if candidate["id"] == section:
+                return str(candidate["title"])
+        return section
+
+    def _label(self, dpia: Dpia, field: str | None) -> str:
+        if not field:
+            return ""
+        section, _, name = field.partition(".")
+        for candidate in load_template(dpia.template_id).sections:
+            if candidate["id"] == section:
+                for item in candidate["fields"]:
+                    if item["id"] == name:
+                        return f"“{item['label']}”"
+        return field
+
+    # -- the person's side -------------------------------------------------------------
+
+    def unsubscribe_token(self, participant_id: int) -> str:
+        token: str = self._unsubscribe.dumps({"p": participant_id})
+        return token
+
+    async def unsubscribe(self, token: str) -> str:
+        """Turn email off for the token's participant; the DPIA's title, for the page."""
+        try:
+            participant_id = int(self._unsubscribe.loads(token[:500])["p"])
+        except (BadSignature, KeyError, TypeError, ValueError):
+            raise InvalidToken("this unsubscribe link is not valid") from None
+        async with self._sessions.begin() as session:
+            participant = await session.get(Participant, participant_id)
+            if participant is None:
+                raise InvalidToken("this unsubscribe link no longer applies")
+            preference = await session.get(MailPreference, participant_id)
+            if preference is None:
+                session.add(MailPreference(participant_id=participant_id, mode="off"))
+            else:
+                preference.mode = "off"
+            title = await session.scalar(select(Dpia.title).where(Dpia.id == participant.dpia_id))
+        return title or ""
+
+    async def set_watch(self, participant_id: int, section: str, watching: bool) -> None:
+        async with self._sessions.begin() as session:
+            row = await session.get(SectionWatch, (participant_id, section))
+            if row is None:
+                session.add(
+                    SectionWatch(participant_id=participant_id, section=section, watching=watching)
+                )
+            else:
+                row.watching = watching
+
+    async def feed(self, user: CurrentUser, limit: int = 100) -> list[FeedItem]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Notification, Dpia.title)
+                .join(Participant, Participant.id == Notification.participant_id)
+                .join(Dpia, Dpia.id == Notification.dpia_id)
+                .where(Participant.user_id == user.id)
+                .order_by(Notification.id.desc())
+                .limit(limit)
+            )
+            return [
+                FeedItem(
+                    n.id,
+                    n.dpia_id,
+                    title,
+                    n.kind,
+                    n.section,
+                    n.actor_name,
+                    n.channel,
+                    n.excerpt,
+                    n.created_at,
+                    n.read_at is not None,
+                )
+                for n, title in rows
+            ]
+
+    async def unread(self, user: CurrentUser) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .join(Participant, Participant.id == Notification.participant_id)
+                .where(Participant.user_id == user.id, Notification.read_at.is_(None))
+            )
+        return count or 0
+
+    async def mark_all_read(self, user: CurrentUser) -> None:
+        mine = select(Participant.id).where(Participant.user_id == user.id).scalar_subquery()
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Notification)
+                .where(Notification.participant_id.in_(mine), Notification.read_at.is_(None))
+                .values(read_at=datetime.now(UTC))
+            )
+
+
+def _is_actor(participant: Participant, actor: str) -> bool:
+    kind, _, number = actor.partition(":")
+    if not number.isdigit():
+        return False
+    if kind == "user":
+        return participant.user_id == int(number)
+    return kind == "participant" and participant.id == int(number)
+
+
+def _address(sender: str) -> str:
+    """The bare address of a From such as ``OpenDPIA <n@x>``, for the envelope."""
+    match = re.search(r"<([^>]+)>", sender)
+    return match.group(1) if match else sender

@@ -1,0 +1,154 @@
+"""Who hears about a change or a comment, in the app and by email (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.changes import ChangeEvent
+from server.domain.errors import InvalidToken
+from server.services.accounts import AccountService, CurrentUser
+from server.services.dpias import DpiaService
+from server.services.notifications import NotificationService
+from server.storage.database import create_engine, migrate
+from server.storage.models import Notification, OutboxMessage
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class World:
+    sessions: async_sessionmaker[AsyncSession]
+    service: NotificationService
+    dpias: DpiaService
+    dpia_id: str
+    ann: CurrentUser
+    bob: CurrentUser
+    ids: dict[str, int]  # email -> participant id
+
+
+@pytest_asyncio.fixture
+async def world(database_url: str) -> AsyncIterator[World]:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    dpias = DpiaService(sessions)
+    cam = await accounts.create_organisation("CAM", "Camden")
+    await accounts.create_organisation("NLFT", "The Trust")
+    ann_id = await accounts.create_user("ann@camden.example", "Ann Smith", "x" * 12, "CAM")
+    bob_id = await accounts.create_user("bob@nlft.example", "Bob Jones", "x" * 12, "NLFT")
+    ann = CurrentUser(ann_id, "ann@camden.example", "Ann Smith", (cam,))
+    bob = CurrentUser(bob_id, "bob@nlft.example", "Bob Jones", ())
+    dpia_id = await dpias.create(ann, "Rough sleeping\r\nBcc: x@evil.example", cam)
+    await dpias.invite(ann, dpia_id, "bob@nlft.example", "editor")
+    await dpias.invite(ann, dpia_id, "jo@charity.example", "commenter", "Jo Martin")
+    ids = {p.email: p.id for p in await dpias.participants(ann, dpia_id)}
+    service = NotificationService(
+        sessions,
+        base_url="https://opendpia.example",
+        mail_from="OpenDPIA <notifications@opendpia.example>",
+        secret_key="k" * 40,
+    )
+    try:
+        yield World(sessions, service, dpias, dpia_id, ann, bob, ids)
+    finally:
+        await engine.dispose()
+
+
+def _change(world: World, actor: str, field: str = "need.aims") -> ChangeEvent:
+    now = datetime.now(UTC)
+    return ChangeEvent(
+        world.dpia_id, actor, "browser", field, None, now, now, 12, "Fewer <b>people</b>"
+    )
+
+
+async def _notified(world: World) -> list[tuple[str, str]]:
+    async with world.sessions() as session:
+        rows = (await session.scalars(select(Notification).order_by(Notification.id))).all()
+    by_id = {v: k for k, v in world.ids.items()}
+    return [(by_id[n.participant_id], n.kind) for n in rows]
+
+
+async def _mail(world: World) -> list[tuple[str, bytes]]:
+    async with world.sessions() as session:
+        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    return [(r.recipient, r.message) for r in rows]
+
+
+async def test_a_change_reaches_every_other_participant_and_is_mailed(world: World) -> None:
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert await _notified(world) == [
+        ("bob@nlft.example", "change"),
+        ("jo@charity.example", "change"),
+    ]
+    mails = await _mail(world)
+    assert [recipient for recipient, _ in mails] == ["bob@nlft.example", "jo@charity.example"]
+    message = message_from_bytes(mails[0][1], policy=policy.default)
+    assert (
+        message["Subject"]
+        == f"{world.dpia_id}: Ann Smith changed “What the project aims to achieve”"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://opendpia.example/unsubscribe/")
+    assert message["Bcc"] is None
+    text = message.get_body(("plain",)).get_content()
+    assert "https://opendpia.example/dpias/" + world.dpia_id + "#need" in text
+    assert "Fewer <b>people</b>" in text
+    html = message.get_body(("html",)).get_content()
+    assert "Fewer &lt;b&gt;people&lt;/b&gt;" in html and "<b>people</b>" not in html
+
+
+async def test_an_unwatched_section_is_quiet_but_a_mention_still_reaches(world: World) -> None:
+    await world.service.set_watch(world.ids["bob@nlft.example"], "need", False)
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert await _notified(world) == [("jo@charity.example", "change")]
+    await world.service.record_comment(
+        world.dpia_id,
+        section="need",
+        text="@bob@nlft.example can the trust confirm?",
+        author="Jo Martin",
+        actor=f"participant:{world.ids['jo@charity.example']}",
+        channel="email",
+    )
+    assert (await _notified(world))[1:] == [
+        ("ann@camden.example", "comment"),
+        ("bob@nlft.example", "comment"),
+    ]
+
+
+async def test_one_click_unsubscribe_stops_mail_but_not_the_app(world: World) -> None:
+    token = world.service.unsubscribe_token(world.ids["bob@nlft.example"])
+    assert await world.service.unsubscribe(token) == "Rough sleeping Bcc: x@evil.example"
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert ("bob@nlft.example", "change") in await _notified(world)
+    assert [r for r, _ in await _mail(world)] == ["jo@charity.example"]
+    with pytest.raises(InvalidToken):
+        await world.service.unsubscribe(token[:-2] + "xx")
+
+
+async def test_the_feed_shows_a_users_notifications_and_counts_unread(world: World) -> None:
+    await world.service.record_changes(
+        [
+            _change(world, f"user:{world.ann.id}"),
+            _change(world, f"user:{world.ann.id}", "risks.register"),
+        ]
+    )
+    assert await world.service.unread(world.bob) == 2
+    feed = await world.service.feed(world.bob)
+    assert [(item.section, item.actor_name, item.read) for item in feed] == [
+        ("risks", "Ann Smith", False),
+        ("need", "Ann Smith", False),
+    ]
+    assert await world.service.feed(world.ann) == []  # her own changes
+    await world.service.mark_all_read(world.bob)
+    assert await world.service.unread(world.bob) == 0
