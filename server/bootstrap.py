@@ -39,6 +39,20 @@ def mail_transport(settings: Settings) -> SmtpTransport:
     return SmtpTransport(f"smtp://127.0.0.1:{settings.dev_smtp_port}")
 
 
+def notification_service(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    worker: OutboxWorker | None,
+) -> NotificationService:
+    return NotificationService(
+        sessions,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        secret_key=settings.secret_key,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
+
+
 def outbox_worker(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> OutboxWorker:
     return OutboxWorker(
         sessions,
@@ -74,13 +88,7 @@ def create_app(settings: Settings) -> Starlette:
         committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         worker = outbox_worker(settings, sessions) if settings.worker_in_process else None
-        notifications = NotificationService(
-            sessions,
-            base_url=settings.base_url,
-            mail_from=settings.mail_from,
-            secret_key=settings.secret_key,
-            on_queued=worker.wake if worker is not None else (lambda: None),
-        )
+        notifications = notification_service(settings, sessions, worker)
         recorder = ChangeRecorder(notifications.record_changes)
         rooms = RoomManager(
             store,
@@ -115,9 +123,11 @@ def create_app(settings: Settings) -> Starlette:
                 for event in started:
                     await event.wait()
                 if worker is not None:
-                    worker_started = asyncio.Event()
+                    worker_started, digests_started = asyncio.Event(), asyncio.Event()
                     services.append(tasks.create_task(worker.run(worker_started)))
+                    services.append(tasks.create_task(notifications.run_digests(digests_started)))
                     await worker_started.wait()
+                    await digests_started.wait()
                 try:
                     yield runtime
                 finally:

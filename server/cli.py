@@ -133,16 +133,20 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
 async def _work(settings: Settings) -> int:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from server.bootstrap import outbox_worker
+    from server.bootstrap import notification_service, outbox_worker
     from server.storage.database import create_engine, migrate
 
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate, settings.database_url)
     engine = create_engine(settings.database_url)
-    worker = outbox_worker(settings, async_sessionmaker(engine, expire_on_commit=False))
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    worker = outbox_worker(settings, sessions)
+    notifications = notification_service(settings, sessions, worker)
     logging.getLogger("opendpia").info("mail worker started")
     try:
-        await worker.run(asyncio.Event())
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(worker.run(asyncio.Event()))
+            tasks.create_task(notifications.run_digests(asyncio.Event()))
     finally:
         await engine.dispose()
     return 0

@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("excerpt", sa.String(500), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("read_at", TZ, nullable=True),
-        sa.Column("emailed", sa.Boolean(), nullable=False),
+        sa.Column("email", sa.String(10), nullable=False),
         sa.ForeignKeyConstraint(
             ["dpia_id"],
             ["dpias.id"],
@@ -53,6 +53,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_notifications_dpia_id"), "notifications", ["dpia_id"])
     op.create_index(op.f("ix_notifications_participant_id"), "notifications", ["participant_id"])
+    op.create_index(op.f("ix_notifications_email"), "notifications", ["email"])
     op.create_table(
         "section_watches",
         sa.Column("participant_id", sa.Integer(), nullable=False),
@@ -64,13 +65,25 @@ def upgrade() -> None:
     op.create_table(
         "mail_preferences",
         sa.Column("participant_id", sa.Integer(), nullable=False),
-        sa.Column("mode", sa.String(10), nullable=False),
+        sa.Column("mode", sa.String(10), nullable=True),
+        sa.Column("last_digest_at", TZ, nullable=True),
         _participant_fk("mail_preferences"),
         sa.PrimaryKeyConstraint("participant_id", name=op.f("pk_mail_preferences")),
+    )
+    op.create_table(
+        "user_mail_preferences",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("mode", sa.String(10), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_mail_preferences_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_user_mail_preferences")),
     )
 
 
 def downgrade() -> None:
+    op.drop_table("user_mail_preferences")
     op.drop_table("mail_preferences")
     op.drop_table("section_watches")
     op.drop_table("notifications")

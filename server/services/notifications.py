@@ -9,6 +9,8 @@ Email is immediate unless the participant turned it off (one-click unsubscribe, 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
-from server.domain.errors import InvalidToken
+from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
+from server.domain.mailprefs import MailMode, effective, mail_mode
 from server.domain.templates import load_template
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
@@ -36,8 +39,10 @@ from server.storage.models import (
     Participant,
     SectionWatch,
     User,
+    UserMailPreference,
 )
 
+log = logging.getLogger("opendpia.notifications")
 _MENTION = re.compile(r"@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w][\w.'-]*(?: [\w][\w.'-]*)?)")
 
 
@@ -46,7 +51,7 @@ class Recipient:
     participant_id: int
     email: str
     name: str
-    mail_on: bool
+    mode: MailMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,10 +172,10 @@ class NotificationService:
                     channel=channel,
                     excerpt=excerpt[:500],
                     created_at=now,
-                    emailed=recipient.mail_on,
+                    email=_EMAIL_STATE[recipient.mode],
                 )
             )
-            if recipient.mail_on:
+            if recipient.mode is MailMode.IMMEDIATE:
                 self._email(session, dpia, recipient, section, field, actor_name, excerpt, what)
                 queued = True
         return queued
@@ -227,18 +232,19 @@ class NotificationService:
         self, session: AsyncSession, dpia_id: str, section: str, actor: str
     ) -> list[Recipient]:
         rows = await session.execute(
-            select(Participant, SectionWatch.watching, MailPreference.mode)
+            select(Participant, SectionWatch.watching, MailPreference.mode, UserMailPreference.mode)
             .outerjoin(
                 SectionWatch,
                 (SectionWatch.participant_id == Participant.id) & (SectionWatch.section == section),
             )
             .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+            .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
             .where(Participant.dpia_id == dpia_id)
             .order_by(Participant.id)
         )
         return [
-            Recipient(p.id, p.email, p.name, mode != "off")
-            for p, watching, mode in rows
+            Recipient(p.id, p.email, p.name, effective(own, mine))
+            for p, watching, own, mine in rows
             if watching is not False and not _is_actor(p, actor)
         ]
 
@@ -249,13 +255,14 @@ class NotificationService:
         if not handles:
             return []
         rows = await session.execute(
-            select(Participant, MailPreference.mode)
+            select(Participant, MailPreference.mode, UserMailPreference.mode)
             .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+            .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
             .where(Participant.dpia_id == dpia_id)
         )
         return [
-            Recipient(p.id, p.email, p.name, mode != "off")
-            for p, mode in rows
+            Recipient(p.id, p.email, p.name, effective(own, mine))
+            for p, own, mine in rows
             if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
         ]
 
@@ -304,13 +311,189 @@ class NotificationService:
             participant = await session.get(Participant, participant_id)
             if participant is None:
                 raise InvalidToken("this unsubscribe link no longer applies")
-            preference = await session.get(MailPreference, participant_id)
-            if preference is None:
-                session.add(MailPreference(participant_id=participant_id, mode="off"))
-            else:
-                preference.mode = "off"
+            await self._set_mode(session, participant_id, MailMode.OFF)
             title = await session.scalar(select(Dpia.title).where(Dpia.id == participant.dpia_id))
         return title or ""
+
+    async def _set_mode(
+        self, session: AsyncSession, participant_id: int, mode: MailMode | None
+    ) -> None:
+        preference = await session.get(MailPreference, participant_id)
+        value = mode.value if mode is not None else None
+        if preference is None:
+            session.add(MailPreference(participant_id=participant_id, mode=value))
+        else:
+            preference.mode = value
+
+    async def preferences(
+        self, user: CurrentUser
+    ) -> tuple[MailMode, list[tuple[str, str, MailMode | None]]]:
+        """The user's global choice, and each DPIA's own (None: follows the global one)."""
+        async with self._sessions() as session:
+            mine = await session.get(UserMailPreference, user.id)
+            rows = await session.execute(
+                select(Participant.dpia_id, Dpia.title, MailPreference.mode)
+                .join(Dpia, Dpia.id == Participant.dpia_id)
+                .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+                .where(Participant.user_id == user.id)
+                .order_by(Dpia.title)
+            )
+            own = [(d, t, MailMode(m) if m else None) for d, t, m in rows]
+        return effective(None, mine.mode if mine else None), own
+
+    async def set_preference(self, user: CurrentUser, dpia_id: str | None, mode: str) -> None:
+        """Set the global choice (``dpia_id`` None) or one DPIA's ("" follows the global)."""
+        chosen = mail_mode(mode) if mode else None
+        async with self._sessions.begin() as session:
+            if dpia_id is None:
+                if chosen is None:
+                    raise InvalidInput("choose how often you want email")
+                row = await session.get(UserMailPreference, user.id)
+                if row is None:
+                    session.add(UserMailPreference(user_id=user.id, mode=chosen.value))
+                else:
+                    row.mode = chosen.value
+                return
+            participant_id = await session.scalar(
+                select(Participant.id).where(
+                    Participant.dpia_id == dpia_id, Participant.user_id == user.id
+                )
+            )
+            if participant_id is None:
+                raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            await self._set_mode(session, participant_id, chosen)
+
+    # -- digests -----------------------------------------------------------------------
+
+    async def send_digests(self, now: datetime | None = None) -> int:
+        """One email per participant whose digest period has passed; how many were queued.
+
+        A digest waits for its period from the oldest notification it holds (or from the
+        last digest), so nothing waits longer than a period and no one gets more than one
+        digest a period.
+        """
+        now = now or datetime.now(UTC)
+        queued = 0
+        async with self._sessions.begin() as session:
+            pending = (
+                await session.execute(
+                    select(
+                        Notification.participant_id,
+                        func.min(Notification.created_at),
+                        MailPreference.mode,
+                        MailPreference.last_digest_at,
+                        UserMailPreference.mode,
+                    )
+                    .join(Participant, Participant.id == Notification.participant_id)
+                    .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+                    .outerjoin(
+                        UserMailPreference, UserMailPreference.user_id == Participant.user_id
+                    )
+                    .where(Notification.email == "digest")
+                    .group_by(
+                        Notification.participant_id,
+                        MailPreference.mode,
+                        MailPreference.last_digest_at,
+                        UserMailPreference.mode,
+                    )
+                )
+            ).all()
+            for participant_id, oldest, own, last, mine in pending:
+                mode = effective(own, mine)
+                since = _utc(last) if last is not None else _utc(oldest)
+                if mode.period is None or now - since < mode.period:
+                    if mode in (MailMode.OFF, MailMode.IMMEDIATE):
+                        await self._settle(session, participant_id, mode)
+                    continue
+                await self._digest(session, participant_id, mode)
+                preference = await session.get(MailPreference, participant_id)
+                if preference is None:
+                    session.add(
+                        MailPreference(participant_id=participant_id, mode=None, last_digest_at=now)
+                    )
+                else:
+                    preference.last_digest_at = now
+                queued += 1
+        if queued:
+            self._on_queued()
+        return queued
+
+    async def _settle(self, session: AsyncSession, participant_id: int, mode: MailMode) -> None:
+        """The person left digests since: what waited is shown in the app, not mailed."""
+        await session.execute(
+            update(Notification)
+            .where(Notification.participant_id == participant_id, Notification.email == "digest")
+            .values(email="none")
+        )
+
+    async def _digest(self, session: AsyncSession, participant_id: int, mode: MailMode) -> None:
+        participant = await session.get_one(Participant, participant_id)
+        dpia = await session.get_one(Dpia, participant.dpia_id)
+        items = (
+            await session.scalars(
+                select(Notification)
+                .where(
+                    Notification.participant_id == participant_id,
+                    Notification.email == "digest",
+                )
+                .order_by(Notification.id)
+            )
+        ).all()
+        unsubscribe = f"{self._base}/unsubscribe/{self.unsubscribe_token(participant_id)}"
+        context: dict[str, Any] = {
+            "period": "hour" if mode is MailMode.HOURLY else "day",
+            "dpia_title": dpia.title,
+            "dpia_id": dpia.id,
+            "items": [
+                {
+                    "actor": n.actor_name,
+                    "what": "commented on" if n.kind == "comment" else "changed",
+                    "section": self._section_title(dpia, n.section),
+                    "excerpt": n.excerpt,
+                    "link": f"{self._base}/dpias/{dpia.id}#{n.section}",
+                }
+                for n in items
+            ],
+            "link": f"{self._base}/dpias/{dpia.id}",
+            "unsubscribe": unsubscribe,
+        }
+        message_id = new_message_id(self._domain, "digest")
+        plural = "s" if len(items) != 1 else ""
+        mail = Outgoing(
+            sender=self._mail_from,
+            recipient=participant.email,
+            recipient_name=participant.name,
+            subject=f"{dpia.id}: {len(items)} update{plural} this {context['period']}",
+            text=self._mail.get_template("digest.txt").render(context),
+            html=self._mail.get_template("digest.html").render(context),
+            message_id=message_id,
+            headers={
+                "List-Unsubscribe": f"<{unsubscribe}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": f"{dpia.id} <{dpia.id.lower()}.{self._domain}>",
+            },
+        )
+        enqueue(
+            session,
+            sender=_address(self._mail_from),
+            recipient=participant.email,
+            message=compose(mail, installation=self._domain),
+            message_id=message_id,
+        )
+        await session.execute(
+            update(Notification)
+            .where(Notification.id.in_([n.id for n in items]))
+            .values(email="queued")
+        )
+
+    async def run_digests(self, started: asyncio.Event, every_seconds: float = 60.0) -> None:
+        started.set()
+        while True:
+            try:
+                await self.send_digests()
+            except Exception:
+                log.exception("sending digests failed; trying again later")
+            await asyncio.sleep(every_seconds)
 
     async def set_watch(self, participant_id: int, section: str, watching: bool) -> None:
         async with self._sessions.begin() as session:
@@ -366,6 +549,18 @@ class NotificationService:
                 .where(Notification.participant_id.in_(mine), Notification.read_at.is_(None))
                 .values(read_at=datetime.now(UTC))
             )
+
+
+_EMAIL_STATE = {
+    MailMode.IMMEDIATE: "queued",
+    MailMode.HOURLY: "digest",
+    MailMode.DAILY: "digest",
+    MailMode.OFF: "none",
+}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _is_actor(participant: Participant, actor: str) -> bool:

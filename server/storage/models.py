@@ -244,7 +244,7 @@ class Notification(Base):
     excerpt: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    emailed: Mapped[bool] = mapped_column(default=False)
+    email: Mapped[str] = mapped_column(String(10), index=True)  # queued | digest | none
 
 
 class SectionWatch(Base):
@@ -260,11 +260,23 @@ class SectionWatch(Base):
 
 
 class MailPreference(Base):
-    """How a participant wants email about one DPIA: immediate (default) or off."""
+    """How a participant wants email about one DPIA; no mode means their global choice."""
 
     __tablename__ = "mail_preferences"
 
     participant_id: Mapped[int] = mapped_column(
         ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str | None] = mapped_column(String(10))
+    last_digest_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserMailPreference(Base):
+    """A user's email choice for every DPIA that has none of its own."""
+
+    __tablename__ = "user_mail_preferences"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     mode: Mapped[str] = mapped_column(String(10))

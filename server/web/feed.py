@@ -7,8 +7,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from server.domain.errors import DomainError
+from server.domain.mailprefs import MailMode
 from server.web.auth import runtime_of
-from server.web.pages import page, render_error, signed_in
+from server.web.pages import field, form, page, render_error, signed_in
 
 
 async def notifications(request: Request) -> Response:
@@ -20,7 +21,32 @@ async def notifications(request: Request) -> Response:
         await runtime.notifications.mark_all_read(user)
         return RedirectResponse("/notifications", status_code=303)
     items = await runtime.notifications.feed(user)
-    return page(request, "notifications.html", items=items)
+    overall, per_dpia = await runtime.notifications.preferences(user)
+    return page(
+        request,
+        "notifications.html",
+        items=items,
+        overall=overall,
+        per_dpia=per_dpia,
+        modes=list(MailMode),
+        saved=request.query_params.get("saved") == "1",
+    )
+
+
+async def preferences(request: Request) -> Response:
+    user = await signed_in(request)
+    if isinstance(user, Response):
+        return user
+    runtime = runtime_of(request)
+    data = await form(request)
+    try:
+        await runtime.notifications.set_preference(user, None, field(data, "overall", 20))
+        for key in data:
+            if key.startswith("dpia:"):
+                await runtime.notifications.set_preference(user, key[5:], field(data, key, 20))
+    except DomainError as error:
+        return render_error(request, error)
+    return RedirectResponse("/notifications?saved=1", status_code=303)
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -38,5 +64,6 @@ async def unsubscribe(request: Request) -> Response:
 
 routes = [
     Route("/notifications", notifications, methods=["GET", "POST"]),
+    Route("/notifications/preferences", preferences, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
 ]

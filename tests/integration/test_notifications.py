@@ -152,3 +152,42 @@ async def test_the_feed_shows_a_users_notifications_and_counts_unread(world: Wor
     assert await world.service.feed(world.ann) == []  # her own changes
     await world.service.mark_all_read(world.bob)
     assert await world.service.unread(world.bob) == 0
+
+
+async def test_hourly_digest_gathers_an_hour_then_sends_once(world: World) -> None:
+    from datetime import timedelta
+
+    await world.service.set_preference(world.bob, world.dpia_id, "hourly")
+    for field in ("need.aims", "risks.register", "processing.nature"):
+        await world.service.record_changes([_change(world, f"user:{world.ann.id}", field)])
+    assert [r for r, _ in await _mail(world)] == ["jo@charity.example"] * 3  # jo: immediate
+    now = datetime.now(UTC)
+    assert await world.service.send_digests(now + timedelta(minutes=30)) == 0
+    assert await world.service.send_digests(now + timedelta(minutes=61)) == 1
+    digest = message_from_bytes((await _mail(world))[-1][1], policy=policy.default)
+    assert digest["To"].addresses[0].addr_spec == "bob@nlft.example"
+    assert digest["Subject"] == f"{world.dpia_id}: 3 updates this hour"
+    text = digest.get_body(("plain",)).get_content()
+    assert text.count("Ann Smith changed") == 3
+    assert await world.service.send_digests(now + timedelta(minutes=62)) == 0  # nothing new
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert await world.service.send_digests(now + timedelta(minutes=100)) == 0  # a period since
+    assert await world.service.send_digests(now + timedelta(minutes=122)) == 1
+
+
+async def test_a_global_daily_choice_applies_where_a_dpia_has_none(world: World) -> None:
+    from datetime import timedelta
+
+    await world.service.set_preference(world.bob, None, "daily")
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert "bob@nlft.example" not in [r for r, _ in await _mail(world)]
+    now = datetime.now(UTC)
+    assert await world.service.send_digests(now + timedelta(hours=23)) == 0
+    assert await world.service.send_digests(now + timedelta(hours=25)) == 1
+    overall, per_dpia = await world.service.preferences(world.bob)
+    assert overall.value == "daily" and per_dpia[0][2] is None
+    await world.service.set_preference(world.bob, world.dpia_id, "immediate")  # DPIA wins
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert [r for r, _ in await _mail(world)].count("bob@nlft.example") == 2
+    with pytest.raises(Exception, match="not an email setting"):
+        await world.service.set_preference(world.bob, None, "weekly")

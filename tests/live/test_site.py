@@ -311,3 +311,34 @@ async def test_repeated_failed_sign_ins_answer_429_with_retry_after(
     assert statuses == [403] * 5 + [429]
     assert int(response.headers["retry-after"]) > 0
     assert "too many failed sign-ins" in response.text
+
+
+async def test_email_preferences_are_set_from_the_notifications_page(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    editor = clients["editor"]
+    dpia_id = server[1].dpia_id
+    page = await editor.get("/notifications")
+    assert page.status_code == 200 and f'name="dpia:{dpia_id}"' in page.text
+    saved = await editor.post(
+        "/notifications/preferences",
+        data={"csrftoken": csrf_field(page.text), "overall": "daily", f"dpia:{dpia_id}": "off"},
+    )
+    assert saved.status_code == 303
+    after = (await editor.get("/notifications?saved=1")).text
+    assert '<option value="daily" selected>' in after
+    assert '<option value="off" selected>' in after
+    refused = await editor.post(
+        "/notifications/preferences",
+        data={"csrftoken": csrf_field(after), "overall": "weekly"},
+    )
+    assert refused.status_code == 400
+    hidden = await clients["outsider"].post(
+        "/notifications/preferences",
+        data={
+            "csrftoken": csrf_field((await clients["outsider"].get("/notifications")).text),
+            "overall": "daily",
+            f"dpia:{dpia_id}": "off",
+        },
+    )
+    assert hidden.status_code == 404
