@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
+from server.domain.replies import ReplyKeys
 from server.mail.sink import start_sink
 from server.mail.smtp import SmtpTransport
 from server.realtime.changes import ChangeRecorder
@@ -50,6 +51,12 @@ def notification_service(
         mail_from=settings.mail_from,
         secret_key=settings.secret_key,
         on_queued=worker.wake if worker is not None else (lambda: None),
+        reply_keys=ReplyKeys(
+            settings.secret_key,
+            [k.strip() for k in settings.reply_key_ids.split(",") if k.strip()],
+            settings.reply_domain,
+        ),
+        link_days=settings.reply_days,
     )
 
 

@@ -51,6 +51,11 @@ class Settings:
         default=30.0, metadata={"env": "OPENDPIA_CHANGE_QUIET_SECONDS"}
     )
     base_url: str = field(default="http://127.0.0.1:8000", metadata={"env": "OPENDPIA_BASE_URL"})
+    reply_domain: str = field(
+        default="reply.opendpia.localhost", metadata={"env": "OPENDPIA_REPLY_DOMAIN"}
+    )
+    reply_key_ids: str = field(default="k1", metadata={"env": "OPENDPIA_REPLY_KEY_IDS"})
+    reply_days: int = field(default=30, metadata={"env": "OPENDPIA_REPLY_DAYS"})
     smtp_url: str = field(default="", metadata={"env": "OPENDPIA_SMTP_URL"})
     mail_from: str = field(
         default="OpenDPIA <notifications@opendpia.localhost>",

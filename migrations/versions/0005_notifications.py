@@ -1,4 +1,4 @@
-"""Notifications, section watches and mail preferences.
+"""Notifications, section watches, mail preferences and reply tokens.
 
 Revision ID: 0005
 Revises: 0004
@@ -75,14 +75,37 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(10), nullable=False),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_user_mail_preferences_user_id_users"),
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_user_mail_preferences_user_id_users"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_user_mail_preferences")),
     )
 
+    op.create_table(
+        "reply_tokens",
+        sa.Column("token", sa.String(40), nullable=False),
+        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("dpia_id", sa.String(100), nullable=False),
+        sa.Column("section", sa.String(100), nullable=False),
+        sa.Column("issued_at", TZ, nullable=False),
+        sa.Column("expires_at", TZ, nullable=False),
+        sa.Column("revoked", sa.Boolean(), nullable=False),
+        _participant_fk("reply_tokens"),
+        sa.ForeignKeyConstraint(
+            ["dpia_id"],
+            ["dpias.id"],
+            name=op.f("fk_reply_tokens_dpia_id_dpias"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token", name=op.f("pk_reply_tokens")),
+    )
+    op.create_index(op.f("ix_reply_tokens_participant_id"), "reply_tokens", ["participant_id"])
+
 
 def downgrade() -> None:
+    op.drop_table("reply_tokens")
     op.drop_table("user_mail_preferences")
     op.drop_table("mail_preferences")
     op.drop_table("section_watches")

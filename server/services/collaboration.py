@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from server.domain.access import Channel, Grant, TokenSigner, is_valid_document_id
+from server.domain.access import Channel, Grant, Role, TokenSigner, is_valid_document_id
 from server.domain.errors import DocumentNotFound, InvalidToken
 from server.services.accounts import SESSION_LIFETIME, AccountService
 from server.services.dpias import DpiaService
@@ -26,6 +26,11 @@ class CollaborationAccess:
         self._signer = signer
         self._accounts = accounts
         self._dpias = dpias
+
+    def issue_token(self, principal: str, document_id: str, role: Role, ttl_seconds: int) -> str:
+        return self._signer.issue(
+            principal=principal, document_id=document_id, role=role, ttl_seconds=ttl_seconds
+        )
 
     def verify_token(self, token: str, document_id: str) -> Grant:
         if not is_valid_document_id(document_id):

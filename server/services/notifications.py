@@ -14,11 +14,11 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.changes import ChangeEvent
 from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
 from server.domain.mailprefs import MailMode, effective, mail_mode
+from server.domain.replies import ReplyKeys
 from server.domain.templates import load_template
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
@@ -37,6 +38,7 @@ from server.storage.models import (
     MailPreference,
     Notification,
     Participant,
+    ReplyToken,
     SectionWatch,
     User,
     UserMailPreference,
@@ -52,6 +54,16 @@ class Recipient:
     email: str
     name: str
     mode: MailMode
+    has_account: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyScope:
+    """What a reply address may post to."""
+
+    participant_id: int
+    dpia_id: str
+    section: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,8 @@ class NotificationService:
         mail_from: str,
         secret_key: str,
         on_queued: Callable[[], None] = lambda: None,
+        reply_keys: ReplyKeys | None = None,
+        link_days: int = 30,
     ) -> None:
         self._sessions = sessions
         self._base = base_url.rstrip("/")
@@ -88,6 +102,9 @@ class NotificationService:
             autoescape=select_autoescape(["html"]),
         )
         self._on_queued = on_queued
+        self._reply_keys = reply_keys or ReplyKeys(secret_key, ["k1"], f"reply.{self._domain}")
+        self._link_lifetime = timedelta(days=link_days)
+        self._read_links = URLSafeTimedSerializer(secret_key, salt="opendpia.read-link.v1")
 
     # -- events ----------------------------------------------------------------------
 
@@ -202,7 +219,19 @@ class NotificationService:
             "excerpt": excerpt,
             "link": f"{self._base}/dpias/{dpia.id}#{section}",
             "unsubscribe": unsubscribe,
+            "email_only": not recipient.has_account,
         }
+        headers = {
+            "List-Unsubscribe": f"<{unsubscribe}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Id": f"{dpia.id} <{dpia.id.lower()}.{self._domain}>",
+        }
+        if not recipient.has_account:
+            # No account: reply by email to a personal address, read in the browser by link.
+            headers["Reply-To"] = self.issue_reply(
+                session, recipient.participant_id, dpia.id, section
+            )
+            context["link"] = f"{self.read_link(recipient.participant_id)}#{section}"
         message_id = new_message_id(self._domain)
         mail = Outgoing(
             sender=self._mail_from,
@@ -212,11 +241,7 @@ class NotificationService:
             text=self._mail.get_template("change.txt").render(context),
             html=self._mail.get_template("change.html").render(context),
             message_id=message_id,
-            headers={
-                "List-Unsubscribe": f"<{unsubscribe}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": f"{dpia.id} <{dpia.id.lower()}.{self._domain}>",
-            },
+            headers=headers,
         )
         enqueue(
             session,
@@ -243,7 +268,7 @@ class NotificationService:
             .order_by(Participant.id)
         )
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine))
+            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id is not None)
             for p, watching, own, mine in rows
             if watching is not False and not _is_actor(p, actor)
         ]
@@ -261,7 +286,7 @@ class NotificationService:
             .where(Participant.dpia_id == dpia_id)
         )
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine))
+            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id is not None)
             for p, own, mine in rows
             if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
         ]
@@ -294,6 +319,64 @@ class NotificationService:
                     if item["id"] == name:
                         return f"“{item['label']}”"
         return field
+
+    # -- email-only participants --------------------------------------------------------
+
+    def issue_reply(
+        self, session: AsyncSession, participant_id: int, dpia_id: str, section: str
+    ) -> str:
+        """A new personal reply address, stored within the caller's transaction."""
+        reply = self._reply_keys.new()
+        now = datetime.now(UTC)
+        session.add(
+            ReplyToken(
+                token=reply.token,
+                participant_id=participant_id,
+                dpia_id=dpia_id,
+                section=section,
+                issued_at=now,
+                expires_at=now + self._link_lifetime,
+                revoked=False,
+            )
+        )
+        return reply.address
+
+    async def reply_scope(self, address: str, now: datetime | None = None) -> ReplyScope:
+        """Where a reply to ``address`` belongs, or InvalidToken saying why not."""
+        token = self._reply_keys.token_of(address)
+        async with self._sessions() as session:
+            row = await session.get(ReplyToken, token)
+            if row is None:
+                raise InvalidToken("this reply address is unknown")
+            if row.revoked:
+                raise InvalidToken("this reply address was withdrawn")
+            if _utc(row.expires_at) <= (now or datetime.now(UTC)):
+                raise InvalidToken("this reply address has expired")
+            if await session.get(Participant, row.participant_id) is None:
+                raise InvalidToken("this person no longer takes part in the DPIA")
+        return ReplyScope(row.participant_id, row.dpia_id, row.section)
+
+    def read_link(self, participant_id: int) -> str:
+        return f"{self._base}/r/{self._read_links.dumps({'p': participant_id})}"
+
+    async def reader(self, token: str) -> tuple[Participant, Dpia, int]:
+        """Who a read-only link is for, and how many seconds it still works."""
+        try:
+            claims, signed_at = self._read_links.loads(
+                token[:500], max_age=int(self._link_lifetime.total_seconds()), return_timestamp=True
+            )
+            participant_id = int(claims["p"])
+        except SignatureExpired:
+            raise InvalidToken("this link has expired: a newer email has a fresh one") from None
+        except (BadSignature, KeyError, TypeError, ValueError):
+            raise InvalidToken("this link is not valid") from None
+        async with self._sessions() as session:
+            participant = await session.get(Participant, participant_id)
+            if participant is None:
+                raise InvalidToken("this person no longer takes part in the DPIA")
+            dpia = await session.get_one(Dpia, participant.dpia_id)
+        remaining = signed_at + self._link_lifetime - datetime.now(UTC)
+        return participant, dpia, max(60, int(remaining.total_seconds()))
 
     # -- the person's side -------------------------------------------------------------
 

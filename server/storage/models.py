@@ -280,3 +280,23 @@ class UserMailPreference(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     mode: Mapped[str] = mapped_column(String(10))
+
+
+class ReplyToken(Base):
+    """The random part of a personal reply address and what it may be used for.
+
+    The address also carries an HMAC of this value under a key the database does not
+    hold, so a copy of this table yields no working address.
+    """
+
+    __tablename__ = "reply_tokens"
+
+    token: Mapped[str] = mapped_column(String(40), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), index=True
+    )
+    dpia_id: Mapped[str] = mapped_column(ForeignKey("dpias.id", ondelete="CASCADE"))
+    section: Mapped[str] = mapped_column(String(100))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(default=False)

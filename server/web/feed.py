@@ -6,10 +6,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from server.domain.access import Role
 from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
 from server.web.auth import runtime_of
-from server.web.pages import field, form, page, render_error, signed_in
+from server.web.pages import editor_config, field, form, page, render_error, signed_in
 
 
 async def notifications(request: Request) -> Response:
@@ -62,8 +63,32 @@ async def unsubscribe(request: Request) -> Response:
     return page(request, "unsubscribe.html", token=token, done=True, title=title)
 
 
+async def read_only(request: Request) -> Response:
+    """A personal link from an email: the DPIA, read-only, for someone without an account."""
+    runtime = runtime_of(request)
+    try:
+        participant, dpia, seconds = await runtime.notifications.reader(
+            request.path_params["token"]
+        )
+    except DomainError as error:
+        return render_error(request, error)
+    config = editor_config(
+        request,
+        dpia_id=dpia.id,
+        title=dpia.title,
+        role=Role.VIEWER,
+        user_id=f"participant:{participant.id}",
+        user_name=participant.name,
+        token=runtime.access.issue_token(
+            f"participant:{participant.id}", dpia.id, Role.VIEWER, seconds
+        ),
+    )
+    return page(request, "editor.html", access=dpia, config=config, reader=True)
+
+
 routes = [
     Route("/notifications", notifications, methods=["GET", "POST"]),
     Route("/notifications/preferences", preferences, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+    Route("/r/{token}", read_only),
 ]

@@ -181,24 +181,49 @@ async def editor(request: Request) -> Response:
         access = await runtime.dpias.access(user, dpia_id)
     except DomainError as error:
         return render_error(request, error)
+    config = editor_config(
+        request,
+        dpia_id=dpia_id,
+        title=access.title,
+        role=access.role,
+        user_id=f"user:{user.id}",
+        user_name=user.name,
+        colour_seed=user.id,
+    )
+    return page(
+        request, "editor.html", access={"id": dpia_id, "title": access.title}, config=config
+    )
+
+
+def editor_config(
+    request: Request,
+    *,
+    dpia_id: str,
+    title: str,
+    role: Role,
+    user_id: str,
+    user_name: str,
+    colour_seed: int = 0,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """What the editor bundle reads from the page (frontend/README.md)."""
     scheme = "wss" if request.url.scheme == "https" else "ws"
     csrf = request.scope.get("csrftoken")
-    config = {
+    return {
         "dpiaId": dpia_id,
-        "title": access.title,
+        "title": title,
         "wsUrl": f"{scheme}://{request.url.netloc}/ws/dpia",
-        "token": None,
-        "role": access.role.value,
+        "token": token,
+        "role": role.value,
         "user": {
-            "id": f"user:{user.id}",
-            "name": user.name,
-            "color": PALETTE[user.id % len(PALETTE)],
+            "id": user_id,
+            "name": user_name,
+            "color": PALETTE[colour_seed % len(PALETTE)],
         },
         "template": load_template().content,
         "commentsUrl": f"/api/dpias/{dpia_id}/comments",
         "csrfToken": csrf() if csrf else "",
     }
-    return page(request, "editor.html", access=access, config=config)
 
 
 async def participants(request: Request) -> Response:

@@ -180,3 +180,35 @@ async def test_a_commenter_posts_from_the_editor_and_an_editor_sees_it_live(
     assert await commenter.locator("#comment-error").is_hidden() or not (
         await commenter.locator("#comment-error").inner_text()
     )
+
+
+async def test_a_personal_link_opens_the_dpia_read_only_without_an_account(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    link = live.call(_read_link(live, seeded))
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(base + link)
+    await page.locator('a.section-link[data-section="need"]').click()
+    await page.wait_for_selector('#connection-state[data-state="connected"]')
+    assert await page.locator(FIELD).get_attribute("contenteditable") == "false"
+    assert await page.locator("#notifications-link").count() == 0  # not signed in
+    await page.screenshot(path=artifact("read-only-link.png"))
+    forged = await (await browser.new_context()).new_page()
+    response = await forged.goto(base + link[:-3] + "xyz")
+    assert response is not None and response.status == 401
+
+
+async def _read_link(live: LiveServer, seeded: Site) -> str:
+    from sqlalchemy import select
+
+    from server.storage.models import Participant
+
+    async with live.runtime.sessions() as session:
+        participant_id = await session.scalar(
+            select(Participant.id).where(Participant.email == seeded.emails["commenter"])
+        )
+    assert participant_id is not None
+    return "/r/" + live.runtime.notifications.read_link(participant_id).split("/r/")[1]

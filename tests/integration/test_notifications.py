@@ -191,3 +191,43 @@ async def test_a_global_daily_choice_applies_where_a_dpia_has_none(world: World)
     assert [r for r, _ in await _mail(world)].count("bob@nlft.example") == 2
     with pytest.raises(Exception, match="not an email setting"):
         await world.service.set_preference(world.bob, None, "weekly")
+
+
+async def test_email_only_participants_get_a_reply_address_and_a_read_link(world: World) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from server.storage.models import ReplyToken
+
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    mails = {
+        recipient: message_from_bytes(raw, policy=policy.default)
+        for recipient, raw in await _mail(world)
+    }
+    assert mails["bob@nlft.example"]["Reply-To"] is None  # has an account
+    jo = mails["jo@charity.example"]
+    reply_to = str(jo["Reply-To"])
+    assert reply_to.startswith("reply+") and reply_to.endswith("@reply.opendpia.example")
+    scope = await world.service.reply_scope(reply_to.upper())
+    assert (scope.participant_id, scope.dpia_id, scope.section) == (
+        world.ids["jo@charity.example"],
+        world.dpia_id,
+        "need",
+    )
+    text = jo.get_body(("plain",)).get_content()
+    assert "Reply to this email" in text and "https://opendpia.example/r/" in text
+    participant, dpia, seconds = await world.service.reader(text.split("/r/")[1].split("#")[0])
+    assert (participant.email, dpia.id) == ("jo@charity.example", world.dpia_id) and seconds > 0
+
+    with pytest.raises(InvalidToken, match="expired"):
+        await world.service.reply_scope(reply_to, now=datetime.now(UTC) + timedelta(days=31))
+    async with world.sessions.begin() as session:
+        await session.execute(update(ReplyToken).values(revoked=True))
+    with pytest.raises(InvalidToken, match="withdrawn"):
+        await world.service.reply_scope(reply_to)
+    never_stored = world.service._reply_keys.new().address
+    with pytest.raises(InvalidToken, match="unknown"):
+        await world.service.reply_scope(never_stored)
+    with pytest.raises(InvalidToken):
+        await world.service.reader("not-a-link")

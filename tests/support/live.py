@@ -51,7 +51,7 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn_config(self.settings, log_level="warning")
+        config = uvicorn_config(self.settings, log_level="warning", timeout_graceful_shutdown=5)
         self.app = config.app
         server = self._server = uvicorn.Server(config)
 
@@ -71,10 +71,13 @@ class LiveServer:
             time.sleep(0.01)
         return self
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = 20) -> None:
         assert self._server is not None and self._thread is not None
         self._server.should_exit = True
         self._thread.join(timeout)
+        if self._thread.is_alive():  # a connection that will not close: stop waiting for it
+            self._server.force_exit = True
+            self._thread.join(10)
         if self._thread.is_alive():
             raise RuntimeError("the server did not stop")
 
