@@ -161,6 +161,32 @@ class NotificationService:
         if queued:
             self._on_queued()
 
+    async def record_invitation(self, dpia_id: str, participant_id: int, inviter: str) -> None:
+        """Tell a new participant they were invited (by email whatever their settings)."""
+        async with self._sessions.begin() as session:
+            dpia = await session.get_one(Dpia, dpia_id)
+            participant = await session.get_one(Participant, participant_id)
+            recipient = Recipient(
+                participant.id,
+                participant.email,
+                participant.name,
+                MailMode.IMMEDIATE,
+                participant.user_id is not None,
+            )
+            self._notify(
+                session,
+                dpia,
+                [recipient],
+                kind="invitation",
+                section="need",
+                field=None,
+                actor_name=inviter,
+                channel="browser",
+                excerpt=f"You take part as {participant.role}.",
+                what=f"invited you to take part (as {participant.role})",
+            )
+        self._on_queued()
+
     def _notify(
         self,
         session: AsyncSession,

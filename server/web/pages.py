@@ -241,13 +241,14 @@ async def participants(request: Request) -> Response:
             action = field(data, "action")
             try:
                 if action == "invite":
-                    await runtime.dpias.invite(
+                    invited = await runtime.dpias.invite(
                         user,
                         dpia_id,
                         field(data, "email", 254),
                         field(data, "role"),
                         field(data, "name", 200),
                     )
+                    await runtime.notifications.record_invitation(dpia_id, invited, user.name)
                 elif action == "add-party":
                     organisation = field(data, "organisation")
                     await runtime.dpias.add_party(

@@ -231,3 +231,15 @@ async def test_email_only_participants_get_a_reply_address_and_a_read_link(world
         await world.service.reply_scope(never_stored)
     with pytest.raises(InvalidToken):
         await world.service.reader("not-a-link")
+
+
+async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> None:
+    participant_id = await world.dpias.invite(
+        world.ann, world.dpia_id, "sam@charity.example", "viewer"
+    )
+    await world.service.record_invitation(world.dpia_id, participant_id, "Ann Smith")
+    (recipient, raw) = (await _mail(world))[-1]
+    message = message_from_bytes(raw, policy=policy.default)
+    assert recipient == "sam@charity.example"
+    assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part (as viewer)"
+    assert "https://opendpia.example/r/" in message.get_body(("plain",)).get_content()
