@@ -54,7 +54,11 @@ class Recipient:
     email: str
     name: str
     mode: MailMode
-    has_account: bool = True
+    user_id: int | None = None
+
+    @property
+    def has_account(self) -> bool:
+        return self.user_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class NotificationService:
             autoescape=select_autoescape(["html"]),
         )
         self._on_queued = on_queued
+        self._listeners: dict[int, set[asyncio.Queue[None]]] = {}
         self._reply_keys = reply_keys or ReplyKeys(secret_key, ["k1"], f"reply.{self._domain}")
         self._link_lifetime = timedelta(days=link_days)
         self._read_links = URLSafeTimedSerializer(secret_key, salt="opendpia.read-link.v1")
@@ -111,6 +116,7 @@ class NotificationService:
     async def record_changes(self, events: Sequence[ChangeEvent]) -> None:
         """Store change events and everything they cause, in one transaction."""
         queued = False
+        told: set[int] = set()
         async with self._sessions.begin() as session:
             for event in events:
                 session.add(ChangeEventRow(**row_values(event)))
@@ -119,7 +125,7 @@ class NotificationService:
                     continue  # a document with no DPIA record (tooling): nobody to tell
                 actor_name = await self._name_of(session, event.actor)
                 recipients = await self._recipients(session, dpia.id, event.section, event.actor)
-                queued |= self._notify(
+                emailed, users = self._notify(
                     session,
                     dpia,
                     recipients,
@@ -131,6 +137,9 @@ class NotificationService:
                     excerpt=event.excerpt,
                     what=f"changed {self._label(dpia, event.field)}",
                 )
+                queued |= emailed
+                told |= users
+        self._tell(told)
         if queued:
             self._on_queued()
 
@@ -146,7 +155,7 @@ class NotificationService:
             mentioned = await self._mentioned(session, dpia_id, text, actor)
             known = {r.participant_id for r in recipients}
             recipients += [r for r in mentioned if r.participant_id not in known]
-            queued = self._notify(
+            queued, told = self._notify(
                 session,
                 dpia,
                 recipients,
@@ -158,6 +167,7 @@ class NotificationService:
                 excerpt=" ".join(text.split())[:200],
                 what="commented",
             )
+        self._tell(told)
         if queued:
             self._on_queued()
 
@@ -171,9 +181,9 @@ class NotificationService:
                 participant.email,
                 participant.name,
                 MailMode.IMMEDIATE,
-                participant.user_id is not None,
+                participant.user_id,
             )
-            self._notify(
+            _, told = self._notify(
                 session,
                 dpia,
                 [recipient],
@@ -185,7 +195,27 @@ class NotificationService:
                 excerpt=f"You take part as {participant.role}.",
                 what=f"invited you to take part (as {participant.role})",
             )
+        self._tell(told)
         self._on_queued()
+
+    def listen(self, user_id: int) -> asyncio.Queue[None]:
+        """A queue that receives an item whenever the user gets a notification (this process)."""
+        queue: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
+        self._listeners.setdefault(user_id, set()).add(queue)
+        return queue
+
+    def unlisten(self, user_id: int, queue: asyncio.Queue[None]) -> None:
+        listeners = self._listeners.get(user_id)
+        if listeners is not None:
+            listeners.discard(queue)
+            if not listeners:
+                del self._listeners[user_id]
+
+    def _tell(self, user_ids: set[int]) -> None:
+        for user_id in user_ids:
+            for queue in self._listeners.get(user_id, ()):
+                if queue.empty():
+                    queue.put_nowait(None)
 
     def _notify(
         self,
@@ -200,7 +230,8 @@ class NotificationService:
         channel: str,
         excerpt: str,
         what: str,
-    ) -> bool:
+    ) -> tuple[bool, set[int]]:
+        """Add the notifications (and immediate emails); (any email queued, users to tell)."""
         now = datetime.now(UTC)
         queued = False
         for recipient in recipients:
@@ -221,7 +252,7 @@ class NotificationService:
             if recipient.mode is MailMode.IMMEDIATE:
                 self._email(session, dpia, recipient, section, field, actor_name, excerpt, what)
                 queued = True
-        return queued
+        return queued, {r.user_id for r in recipients if r.user_id is not None}
 
     def _email(
         self,
@@ -294,7 +325,7 @@ class NotificationService:
             .order_by(Participant.id)
         )
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id is not None)
+            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
             for p, watching, own, mine in rows
             if watching is not False and not _is_actor(p, actor)
         ]
@@ -312,7 +343,7 @@ class NotificationService:
             .where(Participant.dpia_id == dpia_id)
         )
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id is not None)
+            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
             for p, own, mine in rows
             if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
         ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from server.domain.access import Role
 from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
-from server.web.auth import runtime_of
+from server.web.auth import current_user, runtime_of
 from server.web.pages import editor_config, field, form, page, render_error, signed_in
 
 
@@ -48,6 +52,37 @@ async def preferences(request: Request) -> Response:
     except DomainError as error:
         return render_error(request, error)
     return RedirectResponse("/notifications?saved=1", status_code=303)
+
+
+KEEPALIVE_SECONDS = 25.0
+
+
+async def stream(request: Request) -> Response:
+    """Server-Sent Events: the unread count now, and again whenever it may have changed."""
+    user = await current_user(request)
+    if user is None:
+        return JSONResponse({"error": "sign in first"}, status_code=401)
+    service = runtime_of(request).notifications
+    queue = service.listen(user.id)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            while True:
+                unread = await service.unread(user)
+                yield f"event: unread\ndata: {json.dumps({'unread': unread})}\n\n"
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        await queue.get()
+                except TimeoutError:
+                    yield ": still here\n\n"
+        finally:
+            service.unlisten(user.id, queue)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -89,6 +124,7 @@ async def read_only(request: Request) -> Response:
 routes = [
     Route("/notifications", notifications, methods=["GET", "POST"]),
     Route("/notifications/preferences", preferences, methods=["POST"]),
+    Route("/notifications/stream", stream),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
     Route("/r/{token}", read_only),
 ]

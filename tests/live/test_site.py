@@ -342,3 +342,34 @@ async def test_email_preferences_are_set_from_the_notifications_page(
         },
     )
     assert hidden.status_code == 404
+
+
+async def test_the_unread_count_streams_live_to_an_open_page(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    editor, commenter = clients["editor"], clients["commenter"]
+    counts: list[int] = []
+
+    async def listen() -> None:
+        async with editor.stream("GET", "/notifications/stream", timeout=10) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    counts.append(int(line.split('"unread": ')[1].rstrip("}")))
+                    if len(counts) == 2:
+                        return
+
+    listening = asyncio.create_task(listen())
+    async with asyncio.timeout(5):
+        while not counts:
+            await asyncio.sleep(0.02)
+    response = await commenter.post(
+        f"/api/dpias/{server[1].dpia_id}/comments",
+        json={"section": "need", "text": "Is the outcome measurable?"},
+        headers={"x-csrftoken": commenter.cookies["csrftoken"]},
+    )
+    assert response.status_code == 201
+    await asyncio.wait_for(listening, 5)
+    assert counts == [0, 1]
+    anonymous = await clients["anonymous"].get("/notifications/stream")
+    assert anonymous.status_code == 401
