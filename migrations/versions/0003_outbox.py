@@ -23,6 +23,8 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.String(250), nullable=False),
+        sa.Column("dpia_id", sa.String(100), nullable=True),
+        sa.Column("subject", sa.String(250), nullable=False),
         sa.Column("sender", sa.String(254), nullable=False),
         sa.Column("recipient", sa.String(254), nullable=False),
         sa.Column("message", sa.LargeBinary(), nullable=False),
@@ -38,6 +40,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_outbox_status"), "outbox", ["status"])
     op.create_index(op.f("ix_outbox_next_attempt_at"), "outbox", ["next_attempt_at"])
+    op.create_index(op.f("ix_outbox_dpia_id"), "outbox", ["dpia_id"])
     op.create_table(
         "dev_mail",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -181,6 +181,16 @@ class AccountService:
                     delete(UserSession).where(UserSession.token_hash == _digest(secret))
                 )
 
+    async def administered(self, user: CurrentUser) -> list[int]:
+        """The organisations this user administers."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Membership.organisation_id).where(
+                    Membership.user_id == user.id, Membership.role == "admin"
+                )
+            )
+            return list(rows)
+
     async def organisations_of(self, user: CurrentUser) -> list[tuple[int, str, str]]:
         async with self._sessions() as session:
             rows = await session.execute(

@@ -306,6 +306,8 @@ class NotificationService:
             recipient=recipient.email,
             message=compose(mail, installation=self._domain),
             message_id=message_id,
+            dpia_id=dpia.id,
+            subject=mail.subject,
         )
 
     # -- who ---------------------------------------------------------------------------
@@ -619,6 +621,8 @@ class NotificationService:
             recipient=participant.email,
             message=compose(mail, installation=self._domain),
             message_id=message_id,
+            dpia_id=dpia.id,
+            subject=mail.subject,
         )
         await session.execute(
             update(Notification)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.mail.smtp import DeliveryError, MailTransport
-from server.storage.models import OutboxMessage
+from server.storage.models import Dpia, OutboxMessage
 
 log = logging.getLogger("opendpia.mail")
 
@@ -29,12 +29,21 @@ MAX_RETRY_DELAY = timedelta(hours=1)
 
 
 def enqueue(
-    session: AsyncSession, *, sender: str, recipient: str, message: bytes, message_id: str
+    session: AsyncSession,
+    *,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    message_id: str,
+    dpia_id: str | None = None,
+    subject: str = "",
 ) -> OutboxMessage:
     """Add a message to the outbox within the caller's transaction."""
     now = datetime.now(UTC)
     row = OutboxMessage(
         message_id=message_id,
+        dpia_id=dpia_id,
+        subject=subject[:250],
         sender=sender,
         recipient=recipient,
         message=message,
@@ -45,6 +54,24 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+async def failures_for(
+    sessions: async_sessionmaker[AsyncSession], organisation_ids: Sequence[int], limit: int = 200
+) -> list[OutboxMessage]:
+    """Undelivered mail about DPIAs the given organisations lead (for their admins)."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .join(Dpia, Dpia.id == OutboxMessage.dpia_id)
+            .where(
+                OutboxMessage.status == "failed",
+                Dpia.lead_organisation_id.in_(organisation_ids),
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
 
 
 @dataclass(frozen=True)

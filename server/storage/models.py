@@ -183,6 +183,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    dpia_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(250), default="")
     sender: Mapped[str] = mapped_column(String(254))
     recipient: Mapped[str] = mapped_column(String(254))
     message: Mapped[bytes] = mapped_column(LargeBinary)

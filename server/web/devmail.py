@@ -1,4 +1,5 @@
-"""``/dev/mail``: what the development SMTP sink caught (development only)."""
+"""Mail pages: ``/dev/mail`` (what the development sink caught, development only) and
+``/admin/mail`` (undelivered mail, for organisation administrators)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.services.outbox import failures_for
 from server.storage.models import DevMail
 from server.web.auth import runtime_of
-from server.web.pages import page
+from server.web.pages import page, signed_in
 
 LISTED = 200
 
@@ -63,4 +65,21 @@ def _parse(raw: bytes) -> EmailMessage:
     return message
 
 
-routes = [Route("/dev/mail", mailbox), Route("/dev/mail/{mail_id}", one_mail)]
+async def failed_mail(request: Request) -> Response:
+    """Undelivered mail about DPIAs led by an organisation the user administers."""
+    user = await signed_in(request)
+    if isinstance(user, Response):
+        return user
+    runtime = runtime_of(request)
+    organisations = await runtime.accounts.administered(user)
+    if not organisations:
+        return page(request, "error.html", 404, status=404, message="There is no such page.")
+    failures = await failures_for(runtime.sessions, organisations)
+    return page(request, "admin_mail.html", failures=failures)
+
+
+routes = [
+    Route("/dev/mail", mailbox),
+    Route("/dev/mail/{mail_id}", one_mail),
+    Route("/admin/mail", failed_mail),
+]

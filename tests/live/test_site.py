@@ -373,3 +373,52 @@ async def test_the_unread_count_streams_live_to_an_open_page(
     assert counts == [0, 1]
     anonymous = await clients["anonymous"].get("/notifications/stream")
     assert anonymous.status_code == 401
+
+
+async def test_failed_mail_is_shown_to_admins_of_the_lead_organisation_only(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    from datetime import UTC, datetime
+
+    from server.storage.models import OutboxMessage
+    from tests.support.site import PASSWORD
+
+    live, site = server
+
+    async def arrange() -> None:
+        runtime = live.runtime
+        await runtime.accounts.create_user(
+            "admin@camden.example", "Ada Admin", PASSWORD, "CAM", admin=True
+        )
+        await runtime.accounts.create_user(
+            "admin@nlft.example", "Nia Admin", PASSWORD, "NLFT", admin=True
+        )
+        async with runtime.sessions.begin() as session:
+            session.add(
+                OutboxMessage(
+                    message_id="<failed.1@opendpia.test>",
+                    dpia_id=site.dpia_id,
+                    subject="DPIA update that bounced",
+                    sender="n@opendpia.test",
+                    recipient="gone@partner.example",
+                    message=b"Subject: x\r\n\r\nx",
+                    status="failed",
+                    attempts=9,
+                    next_attempt_at=datetime.now(UTC),
+                    last_error="550 5.1.1 no such mailbox",
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    live.call(arrange())
+    base = f"http://127.0.0.1:{live.port}"
+    camden_admin = await signed_in(base, "admin@camden.example")
+    page = await camden_admin.get("/admin/mail")
+    assert page.status_code == 200
+    assert "gone@partner.example" in page.text and "550 5.1.1" in page.text
+    trust_admin = await signed_in(base, "admin@nlft.example")
+    other = await trust_admin.get("/admin/mail")
+    assert other.status_code == 200 and "gone@partner.example" not in other.text
+    assert (await clients["owner"].get("/admin/mail")).status_code == 404  # not an admin
+    await camden_admin.aclose()
+    await trust_admin.aclose()
