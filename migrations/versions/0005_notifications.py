@@ -63,6 +63,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("participant_id", "section", name=op.f("pk_section_watches")),
     )
     op.create_table(
+        "section_reviewers",
+        sa.Column("participant_id", sa.Integer(), nullable=False),
+        sa.Column("section", sa.String(100), nullable=False),
+        _participant_fk("section_reviewers"),
+        sa.PrimaryKeyConstraint("participant_id", "section", name=op.f("pk_section_reviewers")),
+    )
+    op.create_table(
         "mail_preferences",
         sa.Column("participant_id", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(10), nullable=True),
@@ -108,5 +115,6 @@ def downgrade() -> None:
     op.drop_table("reply_tokens")
     op.drop_table("user_mail_preferences")
     op.drop_table("mail_preferences")
+    op.drop_table("section_reviewers")
     op.drop_table("section_watches")
     op.drop_table("notifications")

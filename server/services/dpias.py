@@ -30,6 +30,7 @@ from server.storage.models import (
     Membership,
     Organisation,
     Participant,
+    SectionReviewer,
     User,
 )
 
@@ -430,6 +431,35 @@ class DpiaService:
             if party.organisation_id is not None and party.organisation_id == lead:
                 raise Conflict("the lead organisation stays a party")
             await session.delete(party)
+
+    async def set_reviewer(
+        self, user: CurrentUser, dpia_id: str, section: str, participant_id: int, assigned: bool
+    ) -> None:
+        """Owners ask a participant to review a section (or stop asking)."""
+        await self._require_owner(user, dpia_id)
+        if section not in load_template().section_ids():
+            raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        async with self._sessions.begin() as session:
+            await self._participant(session, dpia_id, participant_id)
+            row = await session.get(SectionReviewer, (participant_id, section))
+            if assigned and row is None:
+                session.add(SectionReviewer(participant_id=participant_id, section=section))
+            elif not assigned and row is not None:
+                await session.delete(row)
+
+    async def reviewers(self, user: CurrentUser, dpia_id: str) -> dict[str, list[int]]:
+        """Section id → the participants asked to review it."""
+        await self.access(user, dpia_id)
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(SectionReviewer.section, SectionReviewer.participant_id)
+                .join(Participant, Participant.id == SectionReviewer.participant_id)
+                .where(Participant.dpia_id == dpia_id)
+            )
+            result: dict[str, list[int]] = {}
+            for section, participant_id in rows:
+                result.setdefault(section, []).append(participant_id)
+            return result
 
     async def organisations(self) -> list[tuple[int, str, str]]:
         async with self._sessions() as session:

@@ -39,6 +39,7 @@ from server.storage.models import (
     Notification,
     Participant,
     ReplyToken,
+    SectionReviewer,
     SectionWatch,
     User,
     UserMailPreference,
@@ -166,6 +167,41 @@ class NotificationService:
                 channel=channel,
                 excerpt=" ".join(text.split())[:200],
                 what="commented",
+            )
+        self._tell(told)
+        if queued:
+            self._on_queued()
+
+    async def record_stale_signoff(
+        self, dpia_id: str, *, section: str, signers: Sequence[int], actor: str, excerpt: str
+    ) -> None:
+        """The hook sign-off (issue 6) calls when a signed section changes: tell the signers,
+        whatever they watch, that what they signed is no longer what is there."""
+        async with self._sessions.begin() as session:
+            dpia = await session.get(Dpia, dpia_id)
+            if dpia is None:
+                return
+            rows = await session.execute(
+                select(Participant, MailPreference.mode, UserMailPreference.mode)
+                .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+                .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
+                .where(Participant.dpia_id == dpia_id, Participant.id.in_(signers))
+            )
+            recipients = [
+                Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
+                for p, own, mine in rows
+            ]
+            queued, told = self._notify(
+                session,
+                dpia,
+                recipients,
+                kind="stale",
+                section=section,
+                field=None,
+                actor_name=await self._name_of(session, actor),
+                channel="browser",
+                excerpt=excerpt,
+                what=f"changed {self._section_title(dpia, section)}, which you signed off",
             )
         self._tell(told)
         if queued:
@@ -316,10 +352,21 @@ class NotificationService:
         self, session: AsyncSession, dpia_id: str, section: str, actor: str
     ) -> list[Recipient]:
         rows = await session.execute(
-            select(Participant, SectionWatch.watching, MailPreference.mode, UserMailPreference.mode)
+            select(
+                Participant,
+                SectionWatch.watching,
+                MailPreference.mode,
+                UserMailPreference.mode,
+                SectionReviewer.section,
+            )
             .outerjoin(
                 SectionWatch,
                 (SectionWatch.participant_id == Participant.id) & (SectionWatch.section == section),
+            )
+            .outerjoin(
+                SectionReviewer,
+                (SectionReviewer.participant_id == Participant.id)
+                & (SectionReviewer.section == section),
             )
             .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
             .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
@@ -328,8 +375,8 @@ class NotificationService:
         )
         return [
             Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
-            for p, watching, own, mine in rows
-            if watching is not False and not _is_actor(p, actor)
+            for p, watching, own, mine, reviews in rows
+            if (watching is not False or reviews is not None) and not _is_actor(p, actor)
         ]
 
     async def _mentioned(

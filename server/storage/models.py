@@ -261,6 +261,17 @@ class SectionWatch(Base):
     watching: Mapped[bool]
 
 
+class SectionReviewer(Base):
+    """A participant an owner asked to review a section; they always hear about it."""
+
+    __tablename__ = "section_reviewers"
+
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    section: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
 class MailPreference(Base):
     """How a participant wants email about one DPIA; no mode means their global choice."""
 

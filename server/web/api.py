@@ -121,7 +121,28 @@ async def watch(request: Request) -> Response:
     return JSONResponse({"section": section, "watching": watching})
 
 
+async def reviewer(request: Request) -> Response:
+    """Owners: ``{"section", "participant": id, "assigned": true|false}``."""
+    runtime = runtime_of(request)
+    dpia_id = request.path_params["dpia_id"]
+    try:
+        data = await read_json(request)
+        participant = data.get("participant")
+        assigned = data.get("assigned")
+        if not isinstance(participant, int) or not isinstance(assigned, bool):
+            raise InvalidInput("participant must be an id and assigned true or false")
+        user = await current_user(request)
+        if user is None:
+            raise InvalidToken("sign in first")
+        section = _text(data, "section") or ""
+        await runtime.dpias.set_reviewer(user, dpia_id, section, participant, assigned)
+    except DomainError as failure:
+        return error(http_status_for(failure), str(failure))
+    return JSONResponse({"section": section, "participant": participant, "assigned": assigned})
+
+
 routes = [
     Route("/api/dpias/{dpia_id}/comments", post_comment, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/watch", watch, methods=["POST"]),
+    Route("/api/dpias/{dpia_id}/reviewers", reviewer, methods=["POST"]),
 ]

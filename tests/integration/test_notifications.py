@@ -243,3 +243,31 @@ async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> No
     assert recipient == "sam@charity.example"
     assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part (as viewer)"
     assert "https://opendpia.example/r/" in message.get_body(("plain",)).get_content()
+
+
+async def test_a_reviewer_hears_about_their_section_even_when_unwatched(world: World) -> None:
+    bob = world.ids["bob@nlft.example"]
+    await world.service.set_watch(bob, "need", False)
+    await world.dpias.set_reviewer(world.ann, world.dpia_id, "need", bob, True)
+    assert await world.dpias.reviewers(world.bob, world.dpia_id) == {"need": [bob]}
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert ("bob@nlft.example", "change") in await _notified(world)
+    with pytest.raises(Exception, match="owners"):
+        await world.dpias.set_reviewer(world.bob, world.dpia_id, "need", bob, False)
+    await world.dpias.set_reviewer(world.ann, world.dpia_id, "need", bob, False)
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    assert [n for n in await _notified(world) if n[0] == "bob@nlft.example"] == [
+        ("bob@nlft.example", "change")
+    ]
+
+
+async def test_signers_hear_when_what_they_signed_changes(world: World) -> None:
+    jo = world.ids["jo@charity.example"]
+    await world.service.set_watch(jo, "risks", False)
+    await world.service.record_stale_signoff(
+        world.dpia_id, section="risks", signers=[jo], actor=f"user:{world.ann.id}", excerpt="R1"
+    )
+    assert await _notified(world) == [("jo@charity.example", "stale")]
+    (recipient, raw) = (await _mail(world))[-1]
+    message = message_from_bytes(raw, policy=policy.default)
+    assert recipient == "jo@charity.example" and "which you signed off" in message["Subject"]

@@ -422,3 +422,33 @@ async def test_failed_mail_is_shown_to_admins_of_the_lead_organisation_only(
     assert (await clients["owner"].get("/admin/mail")).status_code == 404  # not an admin
     await camden_admin.aclose()
     await trust_admin.aclose()
+
+
+async def test_owners_assign_reviewers_and_anyone_can_watch_or_unwatch(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    dpia_id = server[1].dpia_id
+    participants = (await clients["owner"].get(f"/dpias/{dpia_id}/participants")).text
+    some_id = int(participants.split('name="participant" value="')[-1].split('"')[0])
+    body = {"section": "risks", "participant": some_id, "assigned": True}
+    for role, status in (("owner", 200), ("editor", 403), ("outsider", 404)):
+        client = clients[role]
+        response = await client.post(
+            f"/api/dpias/{dpia_id}/reviewers",
+            json=body,
+            headers={"x-csrftoken": client.cookies["csrftoken"]},
+        )
+        assert response.status_code == status, role
+    viewer = clients["viewer"]
+    watched = await viewer.post(
+        f"/api/dpias/{dpia_id}/watch",
+        json={"section": "risks", "watching": False},
+        headers={"x-csrftoken": viewer.cookies["csrftoken"]},
+    )
+    assert watched.status_code == 200 and watched.json() == {"section": "risks", "watching": False}
+    bad = await viewer.post(
+        f"/api/dpias/{dpia_id}/watch",
+        json={"section": "risks", "watching": "no"},
+        headers={"x-csrftoken": viewer.cookies["csrftoken"]},
+    )
+    assert bad.status_code == 400
