@@ -696,6 +696,27 @@ class NotificationService:
             else:
                 row.watching = watching
 
+    async def watching(self, user: CurrentUser) -> list[tuple[str, str, int, set[str]]]:
+        """Per DPIA of the user: (id, title, participant id, sections they unwatched)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Participant.dpia_id, Dpia.title, Participant.id, SectionWatch.section)
+                .join(Dpia, Dpia.id == Participant.dpia_id)
+                .outerjoin(
+                    SectionWatch,
+                    (SectionWatch.participant_id == Participant.id)
+                    & SectionWatch.watching.is_(False),
+                )
+                .where(Participant.user_id == user.id)
+                .order_by(Dpia.title)
+            )
+            result: dict[str, tuple[str, str, int, set[str]]] = {}
+            for dpia_id, title, participant_id, section in rows:
+                entry = result.setdefault(dpia_id, (dpia_id, title, participant_id, set()))
+                if section is not None:
+                    entry[3].add(section)
+            return list(result.values())
+
     async def feed(self, user: CurrentUser, limit: int = 100) -> list[FeedItem]:
         async with self._sessions() as session:
             rows = await session.execute(

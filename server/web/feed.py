@@ -13,6 +13,7 @@ from starlette.routing import Route
 from server.domain.access import Role
 from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
+from server.domain.templates import load_template
 from server.web.auth import current_user, runtime_of
 from server.web.pages import editor_config, field, form, page, render_error, signed_in
 
@@ -34,8 +35,28 @@ async def notifications(request: Request) -> Response:
         overall=overall,
         per_dpia=per_dpia,
         modes=list(MailMode),
+        watching=await runtime.notifications.watching(user),
+        sections=load_template().sections,
         saved=request.query_params.get("saved") == "1",
     )
+
+
+async def watch_sections(request: Request) -> Response:
+    """The form of checkboxes: every section ticked is watched, every other unwatched."""
+    user = await signed_in(request)
+    if isinstance(user, Response):
+        return user
+    runtime = runtime_of(request)
+    data = await form(request)
+    try:
+        dpia_id = field(data, "dpia", 100)
+        access = await runtime.dpias.access(user, dpia_id)
+        ticked = set(data.getlist("watch"))
+        for section in load_template().section_ids():
+            await runtime.notifications.set_watch(access.participant_id, section, section in ticked)
+    except DomainError as error:
+        return render_error(request, error)
+    return RedirectResponse("/notifications?saved=1", status_code=303)
 
 
 async def preferences(request: Request) -> Response:
@@ -125,6 +146,7 @@ routes = [
     Route("/notifications", notifications, methods=["GET", "POST"]),
     Route("/notifications/preferences", preferences, methods=["POST"]),
     Route("/notifications/stream", stream),
+    Route("/notifications/watch", watch_sections, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
     Route("/r/{token}", read_only),
 ]

@@ -249,6 +249,15 @@ async def participants(request: Request) -> Response:
                         field(data, "name", 200),
                     )
                     await runtime.notifications.record_invitation(dpia_id, invited, user.name)
+                elif action == "reviews":
+                    participant_id = field(data, "participant")
+                    if not participant_id.isdigit():
+                        raise InvalidInput("no such participant on this DPIA")
+                    chosen = set(data.getlist("reviews"))
+                    for section in load_template().section_ids():
+                        await runtime.dpias.set_reviewer(
+                            user, dpia_id, section, int(participant_id), section in chosen
+                        )
                 elif action == "add-party":
                     organisation = field(data, "organisation")
                     await runtime.dpias.add_party(
@@ -281,6 +290,7 @@ async def participants(request: Request) -> Response:
                 return RedirectResponse(f"/dpias/{dpia_id}/participants", status_code=303)
         people = await runtime.dpias.participants(user, dpia_id)
         parties = await runtime.dpias.parties(user, dpia_id)
+        reviewers = await runtime.dpias.reviewers(user, dpia_id)
     except DomainError as failure:
         return render_error(request, failure)
     return page(
@@ -292,6 +302,11 @@ async def participants(request: Request) -> Response:
         roles=list(Role),
         parties=parties,
         party_roles=list(PartyRole),
+        reviews={
+            participant: [s for s, ids in reviewers.items() if participant in ids]
+            for participant in {p.id for p in people}
+        },
+        sections=load_template().sections,
         organisations=await runtime.dpias.organisations(),
         error=error,
     )

@@ -150,6 +150,7 @@ async def test_no_serious_accessibility_violations_on_any_page(
         ("dashboard", "/dpias"),
         ("new", "/dpias/new"),
         ("participants", f"/dpias/{seeded.dpia_id}/participants"),
+        ("notifications", "/notifications"),
         ("editor", f"/dpias/{seeded.dpia_id}"),
     )
     for name, path in pages:

@@ -452,3 +452,41 @@ async def test_owners_assign_reviewers_and_anyone_can_watch_or_unwatch(
         headers={"x-csrftoken": viewer.cookies["csrftoken"]},
     )
     assert bad.status_code == 400
+
+
+async def test_sections_are_watched_and_reviewers_chosen_from_pages(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    dpia_id = server[1].dpia_id
+    viewer = clients["viewer"]
+    page = (await viewer.get("/notifications")).text
+    assert 'name="watch" value="risks" checked' in page
+    saved = await viewer.post(
+        "/notifications/watch",
+        data={"csrftoken": csrf_field(page), "dpia": dpia_id, "watch": ["need", "processing"]},
+    )
+    assert saved.status_code == 303
+    after = (await viewer.get("/notifications")).text
+    assert 'name="watch" value="risks" >' in after or 'value="risks" >' in after
+    assert 'name="watch" value="need" checked' in after
+
+    owner = clients["owner"]
+    listing = (await owner.get(f"/dpias/{dpia_id}/participants")).text
+    someone = (
+        listing.split('value="reviews"')[1].split('name="participant" value="')[1].split('"')[0]
+    )
+    chosen = await owner.post(
+        f"/dpias/{dpia_id}/participants",
+        data={
+            "csrftoken": csrf_field(listing),
+            "action": "reviews",
+            "participant": someone,
+            "reviews": ["risks", "measures"],
+        },
+    )
+    assert chosen.status_code == 303
+    listing = (await owner.get(f"/dpias/{dpia_id}/participants")).text
+    assert "2 sections" in listing
+    editor = clients["editor"]
+    shown = (await editor.get(f"/dpias/{dpia_id}/participants")).text
+    assert "risks, measures" in shown or "measures, risks" in shown
