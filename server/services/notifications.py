@@ -207,6 +207,31 @@ class NotificationService:
         if queued:
             self._on_queued()
 
+    async def record_status_change(
+        self, dpia_id: str, *, old: str, new: str, actor: str, reason: str = ""
+    ) -> None:
+        """The hook the DPIA workflow (issue 6) calls when a DPIA's status moves."""
+        async with self._sessions.begin() as session:
+            dpia = await session.get(Dpia, dpia_id)
+            if dpia is None:
+                return
+            recipients = await self._recipients(session, dpia_id, "outcome", actor)
+            queued, told = self._notify(
+                session,
+                dpia,
+                recipients,
+                kind="status",
+                section="outcome",
+                field=None,
+                actor_name=await self._name_of(session, actor),
+                channel="browser",
+                excerpt=" ".join(f"{old} → {new}. {reason}".split())[:200],
+                what=f"moved the DPIA from {old.replace('_', ' ')} to {new.replace('_', ' ')}",
+            )
+        self._tell(told)
+        if queued:
+            self._on_queued()
+
     async def record_invitation(self, dpia_id: str, participant_id: int, inviter: str) -> None:
         """Tell a new participant they were invited (by email whatever their settings)."""
         async with self._sessions.begin() as session:

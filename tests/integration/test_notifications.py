@@ -271,3 +271,16 @@ async def test_signers_hear_when_what_they_signed_changes(world: World) -> None:
     (recipient, raw) = (await _mail(world))[-1]
     message = message_from_bytes(raw, policy=policy.default)
     assert recipient == "jo@charity.example" and "which you signed off" in message["Subject"]
+
+
+async def test_a_status_change_reaches_every_other_participant(world: World) -> None:
+    await world.service.record_status_change(
+        world.dpia_id, old="draft", new="in_review", actor=f"user:{world.ann.id}", reason="Ready"
+    )
+    assert await _notified(world) == [
+        ("bob@nlft.example", "status"),
+        ("jo@charity.example", "status"),
+    ]
+    (_, raw) = (await _mail(world))[-1]
+    subject = message_from_bytes(raw, policy=policy.default)["Subject"]
+    assert subject == f"{world.dpia_id}: Ann Smith moved the DPIA from draft to in review"

@@ -9,7 +9,11 @@ if (badge && 'EventSource' in window) {
     badge.textContent = String(unread);
     badge.setAttribute('aria-label', `${unread} unread`);
     badge.hidden = unread === 0;
-    if (unread > last && announce) announce.textContent = `${unread} unread notifications`;
+    if (unread > last) {
+      if (announce) announce.textContent = `${unread} unread notifications`;
+      const news = document.getElementById('feed-news');
+      if (news) news.hidden = false;
+    }
     last = unread;
   });
 }
