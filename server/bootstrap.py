@@ -132,7 +132,7 @@ def create_app(settings: Settings) -> Starlette:
                 if worker is not None:
                     worker_started, digests_started = asyncio.Event(), asyncio.Event()
                     services.append(tasks.create_task(worker.run(worker_started)))
-                    services.append(tasks.create_task(notifications.run_digests(digests_started)))
+                    services.append(tasks.create_task(notifications.digests.run(digests_started)))
                     await worker_started.wait()
                     await digests_started.wait()
                 try:

@@ -146,7 +146,7 @@ async def _work(settings: Settings) -> int:
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(asyncio.Event()))
-            tasks.create_task(notifications.run_digests(asyncio.Event()))
+            tasks.create_task(notifications.digests.run(asyncio.Event()))
     finally:
         await engine.dispose()
     return 0

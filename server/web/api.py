@@ -115,7 +115,7 @@ async def watch(request: Request) -> Response:
         if user is None:
             raise InvalidToken("sign in first")
         access = await runtime.dpias.access(user, dpia_id)
-        await runtime.notifications.set_watch(access.participant_id, section, watching)
+        await runtime.notifications.inbox.set_watch(access.participant_id, section, watching)
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
     return JSONResponse({"section": section, "watching": watching})

@@ -24,10 +24,10 @@ async def notifications(request: Request) -> Response:
         return user
     runtime = runtime_of(request)
     if request.method == "POST":
-        await runtime.notifications.mark_all_read(user)
+        await runtime.notifications.inbox.mark_all_read(user)
         return RedirectResponse("/notifications", status_code=303)
-    items = await runtime.notifications.feed(user)
-    overall, per_dpia = await runtime.notifications.preferences(user)
+    items = await runtime.notifications.inbox.feed(user)
+    overall, per_dpia = await runtime.notifications.inbox.preferences(user)
     return page(
         request,
         "notifications.html",
@@ -35,7 +35,7 @@ async def notifications(request: Request) -> Response:
         overall=overall,
         per_dpia=per_dpia,
         modes=list(MailMode),
-        watching=await runtime.notifications.watching(user),
+        watching=await runtime.notifications.inbox.watching(user),
         sections=load_template().sections,
         saved=request.query_params.get("saved") == "1",
     )
@@ -53,7 +53,9 @@ async def watch_sections(request: Request) -> Response:
         access = await runtime.dpias.access(user, dpia_id)
         ticked = set(data.getlist("watch"))
         for section in load_template().section_ids():
-            await runtime.notifications.set_watch(access.participant_id, section, section in ticked)
+            await runtime.notifications.inbox.set_watch(
+                access.participant_id, section, section in ticked
+            )
     except DomainError as error:
         return render_error(request, error)
     return RedirectResponse("/notifications?saved=1", status_code=303)
@@ -66,10 +68,12 @@ async def preferences(request: Request) -> Response:
     runtime = runtime_of(request)
     data = await form(request)
     try:
-        await runtime.notifications.set_preference(user, None, field(data, "overall", 20))
+        await runtime.notifications.inbox.set_preference(user, None, field(data, "overall", 20))
         for key in data:
             if key.startswith("dpia:"):
-                await runtime.notifications.set_preference(user, key[5:], field(data, key, 20))
+                await runtime.notifications.inbox.set_preference(
+                    user, key[5:], field(data, key, 20)
+                )
     except DomainError as error:
         return render_error(request, error)
     return RedirectResponse("/notifications?saved=1", status_code=303)
@@ -89,7 +93,7 @@ async def stream(request: Request) -> Response:
     async def events() -> AsyncIterator[str]:
         try:
             while True:
-                unread = await service.unread(user)
+                unread = await service.inbox.unread(user)
                 yield f"event: unread\ndata: {json.dumps({'unread': unread})}\n\n"
                 try:
                     async with asyncio.timeout(KEEPALIVE_SECONDS):
@@ -113,7 +117,7 @@ async def unsubscribe(request: Request) -> Response:
     if request.method == "GET":
         return page(request, "unsubscribe.html", token=token, done=False, title="")
     try:
-        title = await runtime.notifications.unsubscribe(token)
+        title = await runtime.notifications.inbox.unsubscribe(token)
     except DomainError as error:
         return render_error(request, error)
     return page(request, "unsubscribe.html", token=token, done=True, title=title)
@@ -123,7 +127,7 @@ async def read_only(request: Request) -> Response:
     """A personal link from an email: the DPIA, read-only, for someone without an account."""
     runtime = runtime_of(request)
     try:
-        participant, dpia, seconds = await runtime.notifications.reader(
+        participant, dpia, seconds = await runtime.notifications.mail.reader(
             request.path_params["token"]
         )
     except DomainError as error:

@@ -50,7 +50,7 @@ async def signed_in(request: Request) -> CurrentUser | Response:
     if user is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     request.state.user = user
-    request.state.unread = await runtime_of(request).notifications.unread(user)
+    request.state.unread = await runtime_of(request).notifications.inbox.unread(user)
     return user
 
 

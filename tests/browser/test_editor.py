@@ -212,4 +212,4 @@ async def _read_link(live: LiveServer, seeded: Site) -> str:
             select(Participant.id).where(Participant.email == seeded.emails["commenter"])
         )
     assert participant_id is not None
-    return "/r/" + live.runtime.notifications.read_link(participant_id).split("/r/")[1]
+    return "/r/" + live.runtime.notifications.mail.read_link(participant_id).split("/r/")[1]

@@ -109,7 +109,7 @@ async def test_a_change_reaches_every_other_participant_and_is_mailed(world: Wor
 
 
 async def test_an_unwatched_section_is_quiet_but_a_mention_still_reaches(world: World) -> None:
-    await world.service.set_watch(world.ids["bob@nlft.example"], "need", False)
+    await world.service.inbox.set_watch(world.ids["bob@nlft.example"], "need", False)
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert await _notified(world) == [("jo@charity.example", "change")]
     await world.service.record_comment(
@@ -127,13 +127,13 @@ async def test_an_unwatched_section_is_quiet_but_a_mention_still_reaches(world: 
 
 
 async def test_one_click_unsubscribe_stops_mail_but_not_the_app(world: World) -> None:
-    token = world.service.unsubscribe_token(world.ids["bob@nlft.example"])
-    assert await world.service.unsubscribe(token) == "Rough sleeping Bcc: x@evil.example"
+    token = world.service.mail.unsubscribe_token(world.ids["bob@nlft.example"])
+    assert await world.service.inbox.unsubscribe(token) == "Rough sleeping Bcc: x@evil.example"
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert ("bob@nlft.example", "change") in await _notified(world)
     assert [r for r, _ in await _mail(world)] == ["jo@charity.example"]
     with pytest.raises(InvalidToken):
-        await world.service.unsubscribe(token[:-2] + "xx")
+        await world.service.inbox.unsubscribe(token[:-2] + "xx")
 
 
 async def test_the_feed_shows_a_users_notifications_and_counts_unread(world: World) -> None:
@@ -143,54 +143,54 @@ async def test_the_feed_shows_a_users_notifications_and_counts_unread(world: Wor
             _change(world, f"user:{world.ann.id}", "risks.register"),
         ]
     )
-    assert await world.service.unread(world.bob) == 2
-    feed = await world.service.feed(world.bob)
+    assert await world.service.inbox.unread(world.bob) == 2
+    feed = await world.service.inbox.feed(world.bob)
     assert [(item.section, item.actor_name, item.read) for item in feed] == [
         ("risks", "Ann Smith", False),
         ("need", "Ann Smith", False),
     ]
-    assert await world.service.feed(world.ann) == []  # her own changes
-    await world.service.mark_all_read(world.bob)
-    assert await world.service.unread(world.bob) == 0
+    assert await world.service.inbox.feed(world.ann) == []  # her own changes
+    await world.service.inbox.mark_all_read(world.bob)
+    assert await world.service.inbox.unread(world.bob) == 0
 
 
 async def test_hourly_digest_gathers_an_hour_then_sends_once(world: World) -> None:
     from datetime import timedelta
 
-    await world.service.set_preference(world.bob, world.dpia_id, "hourly")
+    await world.service.inbox.set_preference(world.bob, world.dpia_id, "hourly")
     for field in ("need.aims", "risks.register", "processing.nature"):
         await world.service.record_changes([_change(world, f"user:{world.ann.id}", field)])
     assert [r for r, _ in await _mail(world)] == ["jo@charity.example"] * 3  # jo: immediate
     now = datetime.now(UTC)
-    assert await world.service.send_digests(now + timedelta(minutes=30)) == 0
-    assert await world.service.send_digests(now + timedelta(minutes=61)) == 1
+    assert await world.service.digests.send(now + timedelta(minutes=30)) == 0
+    assert await world.service.digests.send(now + timedelta(minutes=61)) == 1
     digest = message_from_bytes((await _mail(world))[-1][1], policy=policy.default)
     assert digest["To"].addresses[0].addr_spec == "bob@nlft.example"
     assert digest["Subject"] == f"{world.dpia_id}: 3 updates this hour"
     text = digest.get_body(("plain",)).get_content()
     assert text.count("Ann Smith changed") == 3
-    assert await world.service.send_digests(now + timedelta(minutes=62)) == 0  # nothing new
+    assert await world.service.digests.send(now + timedelta(minutes=62)) == 0  # nothing new
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
-    assert await world.service.send_digests(now + timedelta(minutes=100)) == 0  # a period since
-    assert await world.service.send_digests(now + timedelta(minutes=122)) == 1
+    assert await world.service.digests.send(now + timedelta(minutes=100)) == 0  # a period since
+    assert await world.service.digests.send(now + timedelta(minutes=122)) == 1
 
 
 async def test_a_global_daily_choice_applies_where_a_dpia_has_none(world: World) -> None:
     from datetime import timedelta
 
-    await world.service.set_preference(world.bob, None, "daily")
+    await world.service.inbox.set_preference(world.bob, None, "daily")
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert "bob@nlft.example" not in [r for r, _ in await _mail(world)]
     now = datetime.now(UTC)
-    assert await world.service.send_digests(now + timedelta(hours=23)) == 0
-    assert await world.service.send_digests(now + timedelta(hours=25)) == 1
-    overall, per_dpia = await world.service.preferences(world.bob)
+    assert await world.service.digests.send(now + timedelta(hours=23)) == 0
+    assert await world.service.digests.send(now + timedelta(hours=25)) == 1
+    overall, per_dpia = await world.service.inbox.preferences(world.bob)
     assert overall.value == "daily" and per_dpia[0][2] is None
-    await world.service.set_preference(world.bob, world.dpia_id, "immediate")  # DPIA wins
+    await world.service.inbox.set_preference(world.bob, world.dpia_id, "immediate")  # DPIA wins
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert [r for r, _ in await _mail(world)].count("bob@nlft.example") == 2
     with pytest.raises(Exception, match="not an email setting"):
-        await world.service.set_preference(world.bob, None, "weekly")
+        await world.service.inbox.set_preference(world.bob, None, "weekly")
 
 
 async def test_email_only_participants_get_a_reply_address_and_a_read_link(world: World) -> None:
@@ -209,7 +209,7 @@ async def test_email_only_participants_get_a_reply_address_and_a_read_link(world
     jo = mails["jo@charity.example"]
     reply_to = str(jo["Reply-To"])
     assert reply_to.startswith("reply+") and reply_to.endswith("@reply.opendpia.example")
-    scope = await world.service.reply_scope(reply_to.upper())
+    scope = await world.service.mail.reply_scope(reply_to.upper())
     assert (scope.participant_id, scope.dpia_id, scope.section) == (
         world.ids["jo@charity.example"],
         world.dpia_id,
@@ -217,20 +217,20 @@ async def test_email_only_participants_get_a_reply_address_and_a_read_link(world
     )
     text = jo.get_body(("plain",)).get_content()
     assert "Reply to this email" in text and "https://opendpia.example/r/" in text
-    participant, dpia, seconds = await world.service.reader(text.split("/r/")[1].split("#")[0])
+    participant, dpia, seconds = await world.service.mail.reader(text.split("/r/")[1].split("#")[0])
     assert (participant.email, dpia.id) == ("jo@charity.example", world.dpia_id) and seconds > 0
 
     with pytest.raises(InvalidToken, match="expired"):
-        await world.service.reply_scope(reply_to, now=datetime.now(UTC) + timedelta(days=31))
+        await world.service.mail.reply_scope(reply_to, now=datetime.now(UTC) + timedelta(days=31))
     async with world.sessions.begin() as session:
         await session.execute(update(ReplyToken).values(revoked=True))
     with pytest.raises(InvalidToken, match="withdrawn"):
-        await world.service.reply_scope(reply_to)
-    never_stored = world.service._reply_keys.new().address
+        await world.service.mail.reply_scope(reply_to)
+    never_stored = world.service.mail.reply_keys.new().address
     with pytest.raises(InvalidToken, match="unknown"):
-        await world.service.reply_scope(never_stored)
+        await world.service.mail.reply_scope(never_stored)
     with pytest.raises(InvalidToken):
-        await world.service.reader("not-a-link")
+        await world.service.mail.reader("not-a-link")
 
 
 async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> None:
@@ -247,7 +247,7 @@ async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> No
 
 async def test_a_reviewer_hears_about_their_section_even_when_unwatched(world: World) -> None:
     bob = world.ids["bob@nlft.example"]
-    await world.service.set_watch(bob, "need", False)
+    await world.service.inbox.set_watch(bob, "need", False)
     await world.dpias.set_reviewer(world.ann, world.dpia_id, "need", bob, True)
     assert await world.dpias.reviewers(world.bob, world.dpia_id) == {"need": [bob]}
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
@@ -263,7 +263,7 @@ async def test_a_reviewer_hears_about_their_section_even_when_unwatched(world: W
 
 async def test_signers_hear_when_what_they_signed_changes(world: World) -> None:
     jo = world.ids["jo@charity.example"]
-    await world.service.set_watch(jo, "risks", False)
+    await world.service.inbox.set_watch(jo, "risks", False)
     await world.service.record_stale_signoff(
         world.dpia_id, section="risks", signers=[jo], actor=f"user:{world.ann.id}", excerpt="R1"
     )
