@@ -28,6 +28,7 @@ from server.services.dpias import DpiaService
 from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
 from server.storage.database import create_engine, migrate
+from server.storage.updates import SqlUpdateStore
 
 
 class CountingSink:
@@ -46,7 +47,7 @@ async def run(dpias: int, people: int, rounds: int) -> None:
     engine = create_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    service = DpiaService(sessions)
+    service = DpiaService(sessions, SqlUpdateStore(engine))
     org = await accounts.create_organisation("BEN", "Bench Borough")
     owner_id = await accounts.create_user("owner@bench.example", "Owner", "x" * 12, "BEN")
     owner = CurrentUser(owner_id, "owner@bench.example", "Owner", (org,))

@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             quiet_seconds=settings.change_quiet_seconds,
         )
         accounts = AccountService(sessions)
-        dpias = DpiaService(sessions)
+        dpias = DpiaService(sessions, store)
         runtime = Runtime(
             settings=settings,
             access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),

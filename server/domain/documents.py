@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from pycrdt import Doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,15 @@ class StoredDocument:
     snapshot_seq: int
     tail: Sequence[bytes]
     last_seq: int
+
+    def to_doc(self) -> Doc[Any]:
+        """The document as stored: the snapshot, then the tail applied in order."""
+        doc: Doc[Any] = Doc()
+        if self.snapshot is not None:
+            doc.apply_update(self.snapshot)
+        for update in self.tail:
+            doc.apply_update(update)
+        return doc
 
 
 class UpdateStore(Protocol):

@@ -66,11 +66,7 @@ class Room:
         self, stored: StoredDocument, committer: GroupCommitter, *, compact_every: int
     ) -> None:
         self.document_id = stored.document_id
-        self.doc: Doc[Any] = Doc()
-        if stored.snapshot is not None:
-            self.doc.apply_update(stored.snapshot)
-        for update in stored.tail:
-            self.doc.apply_update(update)
+        self.doc: Doc[Any] = stored.to_doc()
         self.last_seq = stored.last_seq
         self.tail_length = len(stored.tail)
         self.compact_every = compact_every

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from pycrdt import Array, Doc, Map, XmlFragment
+from pycrdt import Array, Map, XmlFragment
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
-from server.domain.documents import UpdateRecord
+from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.templates import append_paragraphs
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
@@ -50,7 +49,7 @@ async def seed_demo(
         if await session.scalar(select(Organisation.id).where(Organisation.code == "CAM")):
             return None
     accounts = AccountService(sessions)
-    dpias = DpiaService(sessions)
+    dpias = DpiaService(sessions, store)
     for code, name in ORGANISATIONS:
         await accounts.create_organisation(code, name)
     ids = {}
@@ -72,10 +71,9 @@ async def seed_demo(
     return dpia_id
 
 
-def _part_written(dpia_id: str, stored: Any, user_id: int) -> UpdateRecord:
-    doc: Doc[Any] = Doc()
-    for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.tail):
-        doc.apply_update(update)
+def _part_written(dpia_id: str, stored: StoredDocument | None, user_id: int) -> UpdateRecord:
+    assert stored is not None
+    doc = stored.to_doc()
     before = doc.get_state()
     with doc.transaction():
         values = doc.get("values", type=Map)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from pycrdt import Doc, Map
+from pycrdt import Map
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
+from server.domain.documents import UpdateStore
 from server.domain.dpias import DpiaStatus, PartyRole, check_title, reference
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, normalise_email
@@ -23,7 +23,6 @@ from server.domain.templates import Template, load_template, seed_update
 from server.services.accounts import CurrentUser
 from server.storage.models import (
     Document,
-    DocumentSnapshot,
     DocumentUpdate,
     Dpia,
     DpiaParty,
@@ -80,8 +79,9 @@ class Access:
 
 
 class DpiaService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: UpdateStore) -> None:
         self._sessions = sessions
+        self._store = store
 
     async def create(
         self,
@@ -177,9 +177,10 @@ class DpiaService:
     async def clone(self, user: CurrentUser, source_id: str, title: str, lead: int) -> str:
         """A new DPIA with the content of ``source_id`` (not its discussion), fresh history."""
         await self.access(user, source_id)
-        state = await self._committed_state(source_id)
-        doc: Doc[Any] = Doc()
-        doc.apply_update(state)
+        stored = await self._store.load(source_id)
+        if stored is None:
+            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+        doc = stored.to_doc()
         comments = doc.get("comments", type=Map)
         with doc.transaction():
             for key in list(comments.keys()):
@@ -194,31 +195,6 @@ class DpiaService:
             initial_state=doc.get_update(),
             origin_id=source_id,
         )
-
-    async def _committed_state(self, document_id: str) -> bytes:
-        async with self._sessions() as session:
-            snapshot = (
-                await session.execute(
-                    select(DocumentSnapshot.seq, DocumentSnapshot.state)
-                    .where(DocumentSnapshot.document_id == document_id)
-                    .order_by(DocumentSnapshot.seq.desc())
-                    .limit(1)
-                )
-            ).first()
-            tail = (
-                await session.scalars(
-                    select(DocumentUpdate.update)
-                    .where(
-                        DocumentUpdate.document_id == document_id,
-                        DocumentUpdate.seq > (snapshot.seq if snapshot else 0),
-                    )
-                    .order_by(DocumentUpdate.seq)
-                )
-            ).all()
-        doc: Doc[Any] = Doc()
-        for update in ([snapshot.state] if snapshot else []) + list(tail):
-            doc.apply_update(update)
-        return doc.get_update()
 
     async def access(self, user: CurrentUser, dpia_id: str) -> Access:
         """The user's role on a DPIA; DocumentNotFound if they are not a participant."""

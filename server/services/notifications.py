@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
@@ -157,15 +158,9 @@ class NotificationService:
             if dpia is None:
                 return
             rows = await session.execute(
-                select(Participant, MailPreference.mode, UserMailPreference.mode)
-                .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
-                .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
-                .where(Participant.dpia_id == dpia_id, Participant.id.in_(signers))
+                _with_mail_modes(dpia_id).where(Participant.id.in_(signers))
             )
-            recipients = [
-                Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
-                for p, own, mine in rows
-            ]
+            recipients = [_recipient(p, own, mine) for p, own, mine in rows]
             queued, told = self._notify(
                 session,
                 dpia,
@@ -311,13 +306,7 @@ class NotificationService:
         self, session: AsyncSession, dpia_id: str, section: str, actor: str
     ) -> list[Recipient]:
         rows = await session.execute(
-            select(
-                Participant,
-                SectionWatch.watching,
-                MailPreference.mode,
-                UserMailPreference.mode,
-                SectionReviewer.section,
-            )
+            _with_mail_modes(dpia_id, SectionWatch.watching, SectionReviewer.section)
             .outerjoin(
                 SectionWatch,
                 (SectionWatch.participant_id == Participant.id) & (SectionWatch.section == section),
@@ -327,14 +316,11 @@ class NotificationService:
                 (SectionReviewer.participant_id == Participant.id)
                 & (SectionReviewer.section == section),
             )
-            .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
-            .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
-            .where(Participant.dpia_id == dpia_id)
             .order_by(Participant.id)
         )
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
-            for p, watching, own, mine, reviews in rows
+            _recipient(p, own, mine)
+            for p, own, mine, watching, reviews in rows
             if (watching is not False or reviews is not None) and not _is_actor(p, actor)
         ]
 
@@ -344,14 +330,9 @@ class NotificationService:
         handles = {m.lower() for m in _MENTION.findall(text)}
         if not handles:
             return []
-        rows = await session.execute(
-            select(Participant, MailPreference.mode, UserMailPreference.mode)
-            .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
-            .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
-            .where(Participant.dpia_id == dpia_id)
-        )
+        rows = await session.execute(_with_mail_modes(dpia_id))
         return [
-            Recipient(p.id, p.email, p.name, effective(own, mine), p.user_id)
+            _recipient(p, own, mine)
             for p, own, mine in rows
             if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
         ]
@@ -392,6 +373,26 @@ _EMAIL_STATE = {
     MailMode.DAILY: "digest",
     MailMode.OFF: "none",
 }
+
+
+def _with_mail_modes(dpia_id: str, *columns: Any) -> Select[Any]:
+    """A DPIA's participants with their own and their global email setting (and ``columns``)."""
+    return (
+        select(Participant, MailPreference.mode, UserMailPreference.mode, *columns)
+        .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+        .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
+        .where(Participant.dpia_id == dpia_id)
+    )
+
+
+def _recipient(participant: Participant, own: str | None, overall: str | None) -> Recipient:
+    return Recipient(
+        participant.id,
+        participant.email,
+        participant.name,
+        effective(own, overall),
+        participant.user_id,
+    )
 
 
 def _is_actor(participant: Participant, actor: str) -> bool:

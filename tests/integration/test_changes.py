@@ -23,6 +23,7 @@ from server.realtime.rooms import RoomManager
 from server.storage.database import create_engine, migrate
 from server.storage.events import SqlChangeEvents
 from server.storage.updates import SqlUpdateStore
+from tests.support.services import running
 
 pytestmark = pytest.mark.asyncio
 QUIET = 0.3
@@ -77,19 +78,10 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
         on_change=on_change,
         quiet_seconds=QUIET,
     )
-    started = [asyncio.Event() for _ in range(3)]
-    tasks = [
-        asyncio.create_task(committer.run(started[0])),
-        asyncio.create_task(rooms.run(started[1])),
-        asyncio.create_task(recorder.run(started[2])),
-    ]
-    await asyncio.gather(*(e.wait() for e in started))
     try:
-        yield Setup(rooms, store, events, recorded, recorder)
+        async with running(committer.run, rooms.run, recorder.run):
+            yield Setup(rooms, store, events, recorded, recorder)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
 
 

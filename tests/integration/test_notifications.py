@@ -21,6 +21,7 @@ from server.services.dpias import DpiaService
 from server.services.notifications import NotificationService
 from server.storage.database import create_engine, migrate
 from server.storage.models import Notification, OutboxMessage
+from server.storage.updates import SqlUpdateStore
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,7 +43,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    dpias = DpiaService(sessions)
+    dpias = DpiaService(sessions, SqlUpdateStore(engine))
     cam = await accounts.create_organisation("CAM", "Camden")
     await accounts.create_organisation("NLFT", "The Trust")
     ann_id = await accounts.create_user("ann@camden.example", "Ann Smith", "x" * 12, "CAM")

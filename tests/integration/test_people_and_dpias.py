@@ -58,7 +58,14 @@ async def world(database_url: str) -> AsyncIterator[World]:
     bob = CurrentUser(bob_id, "bob@nlft.example", "Bob Jones", (nhs,))
     try:
         yield World(
-            engine, accounts, DpiaService(sessions), SqlUpdateStore(engine), ann, bob, cam, nhs
+            engine,
+            accounts,
+            DpiaService(sessions, SqlUpdateStore(engine)),
+            SqlUpdateStore(engine),
+            ann,
+            bob,
+            cam,
+            nhs,
         )
     finally:
         await engine.dispose()
@@ -67,10 +74,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
 async def _document(store: SqlUpdateStore, dpia_id: str) -> Doc[Any]:
     stored = await store.load(dpia_id)
     assert stored is not None
-    doc: Doc[Any] = Doc()
-    for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.tail):
-        doc.apply_update(update)
-    return doc
+    return stored.to_doc()
 
 
 async def test_sign_in_gives_a_session_that_names_the_user_until_sign_out(world: World) -> None:

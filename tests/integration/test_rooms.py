@@ -18,6 +18,7 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.services import running
 
 pytestmark = pytest.mark.asyncio
 
@@ -72,18 +73,10 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
     store.failing = set()
     committer = GroupCommitter(store, window_seconds=0.001)
     rooms = RoomManager(store, committer, grace_seconds=0.0, compact_every=5)
-    started = [asyncio.Event(), asyncio.Event()]
-    tasks = [
-        asyncio.create_task(committer.run(started[0])),
-        asyncio.create_task(rooms.run(started[1])),
-    ]
-    await asyncio.gather(*(e.wait() for e in started))
     try:
-        yield Harness(store, committer, rooms)
+        async with running(committer.run, rooms.run):
+            yield Harness(store, committer, rooms)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await engine.dispose()
 
 
@@ -108,10 +101,7 @@ def _text(doc: Doc[Any]) -> str:
 async def _stored_text(store: SqlUpdateStore, document_id: str) -> str:
     stored = await store.load(document_id)
     assert stored is not None
-    doc: Doc[Any] = Doc()
-    for update in ([stored.snapshot] if stored.snapshot else []) + list(stored.tail):
-        doc.apply_update(update)
-    return _text(doc)
+    return _text(stored.to_doc())
 
 
 async def test_after_every_compaction_reload_equals_live(harness: Harness) -> None:

@@ -98,12 +98,7 @@ async def _scenario(server: LiveServer, ops: list[tuple[Any, ...]], document_id:
             )
         )
         assert stored is not None
-        reloaded: Doc[Any] = Doc()
-        if stored.snapshot is not None:
-            reloaded.apply_update(stored.snapshot)
-        for update in stored.tail:
-            reloaded.apply_update(update)
-        assert _content(reloaded) == live
+        assert _content(stored.to_doc()) == live
     finally:
         for client in online:
             if client is not None:

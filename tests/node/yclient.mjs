@@ -206,26 +206,10 @@ const maps = (names = []) => {
 
 // Resolve once `check()` returns a result other than undefined; re-checked after every
 // transaction on the doc. Rejects after timeout_ms.
-const waitForDoc = (check, timeoutMs, what) => new Promise((resolve, reject) => {
-  const first = check()
-  if (first !== undefined) return resolve(first)
-  const onTx = () => {
-    const result = check()
-    if (result !== undefined) {
-      cleanup()
-      resolve(result)
-    }
-  }
-  const timer = setTimeout(() => {
-    cleanup()
-    reject(new Error(`timeout after ${timeoutMs} ms waiting for ${what()}`))
-  }, timeoutMs)
-  const cleanup = () => {
-    clearTimeout(timer)
-    doc.off('afterTransaction', onTx)
-  }
-  doc.on('afterTransaction', onTx)
-})
+const waitForDoc = (check, timeoutMs, what) => waitFor(
+  (listener) => doc.on('afterTransaction', listener),
+  (listener) => doc.off('afterTransaction', listener),
+  check, timeoutMs, what)
 
 const waitFor = (register, unregister, check, timeoutMs, what) => new Promise((resolve, reject) => {
   const first = check()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
+from server.storage.updates import SqlUpdateStore
 
 PASSWORD = "correct horse battery"
 ROLES = ("editor", "commenter", "viewer", "dpo")
@@ -27,7 +28,7 @@ async def seed_site(database_url: str) -> Site:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    dpias = DpiaService(sessions)
+    dpias = DpiaService(sessions, SqlUpdateStore(engine))
     cam = await accounts.create_organisation("CAM", "London Borough of Camden")
     await accounts.create_organisation("NLFT", "North London NHS Foundation Trust")
     emails = {"owner": "owner@camden.example", "outsider": "outsider@nlft.example"}
