@@ -3,15 +3,17 @@ these models mirror it (a test checks that autogenerate finds no difference)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -313,3 +315,82 @@ class ReplyToken(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(default=False)
+    field: Mapped[str | None] = mapped_column(String(200))
+
+
+class InboundMessage(Base):
+    """One received message for one recipient, stored before the bridge answers 250.
+
+    ``status`` is pending until processed (a lease in ``claimed_until`` keeps two processors
+    apart), then done with an ``outcome``: merged, duplicate, dropped, refused, held,
+    bounce, unsubscribed, released or discarded, and a ``reason`` for the owners to read.
+    """
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    transport: Mapped[str] = mapped_column(String(8))
+    peer: Mapped[str] = mapped_column(String(100))
+    envelope_from: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(254))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    message_key: Mapped[str] = mapped_column(String(300), index=True)
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    dpia_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    participant_id: Mapped[int | None] = mapped_column(index=True)
+    section: Mapped[str | None] = mapped_column(String(100))
+    field: Mapped[str | None] = mapped_column(String(200))
+    comment_id: Mapped[str | None] = mapped_column(String(60))
+    from_address: Mapped[str] = mapped_column(String(254), default="")
+    subject: Mapped[str] = mapped_column(String(250), default="")
+    text: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboundAttachment(Base):
+    """A file that came with an email reply; served only as a download to participants."""
+
+    __tablename__ = "inbound_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="CASCADE"), index=True
+    )
+    dpia_id: Mapped[str] = mapped_column(String(100), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MailHealth(Base):
+    """Bounces seen for a participant's address; notifications pause after repeated hard ones."""
+
+    __tablename__ = "mail_health"
+
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    hard_bounces: Mapped[int] = mapped_column(default=0)
+    soft_bounces: Mapped[int] = mapped_column(default=0)
+    last_bounce_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_reason: Mapped[str] = mapped_column(String(500), default="")
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AutoAnswer(Base):
+    """One automatic answer sent by the bridge: at most one per address, reason and day."""
+
+    __tablename__ = "auto_answers"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
