@@ -25,6 +25,26 @@ class DpiaStatus(enum.StrEnum):
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize().replace("Dpo", "DPO")
 
+    @property
+    def is_locked(self) -> bool:
+        """No channel (browser, API, email) may change the content: an approved DPIA is
+        immutable (changes go into a new version) and a closed one is finished."""
+        return self in _LOCKED
+
+
+_LOCKED = frozenset(
+    {
+        DpiaStatus.APPROVED,
+        DpiaStatus.APPROVED_WITH_CONDITIONS,
+        DpiaStatus.REJECTED,
+        DpiaStatus.IN_FORCE,
+        DpiaStatus.UNDER_REVIEW,
+        DpiaStatus.SUPERSEDED,
+        DpiaStatus.ARCHIVED,
+        DpiaStatus.ABANDONED,
+    }
+)
+
 
 class PartyRole(enum.StrEnum):
     CONTROLLER = "controller"
