@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -85,72 +86,84 @@ async def start_dev_mailbox(settings: Settings, engine: AsyncEngine) -> asyncio.
         return None
 
 
-def create_app(settings: Settings) -> Starlette:
-    @asynccontextmanager
-    async def open_runtime() -> AsyncIterator[Runtime]:
-        if settings.migrate_on_start:
-            await asyncio.to_thread(migrate, settings.database_url)
-        engine = create_engine(settings.database_url)
-        store = SqlUpdateStore(engine)
-        committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
-        worker = outbox_worker(settings, sessions) if settings.worker_in_process else None
-        notifications = notification_service(settings, sessions, worker)
-        recorder = ChangeRecorder(notifications.record_changes)
-        rooms = RoomManager(
-            store,
-            committer,
-            grace_seconds=settings.room_grace_seconds,
-            compact_every=settings.compact_every,
-            on_change=recorder.submit,
-            quiet_seconds=settings.change_quiet_seconds,
-        )
-        accounts = AccountService(sessions)
-        dpias = DpiaService(sessions, store)
-        runtime = Runtime(
-            settings=settings,
-            access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
-            rooms=rooms,
-            committer=committer,
-            accounts=accounts,
-            dpias=dpias,
-            editing=DocumentEditing(rooms),
-            sessions=sessions,
-            notifications=notifications,
-        )
-        mailbox = await start_dev_mailbox(settings, engine)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                started = [asyncio.Event() for _ in range(3)]
-                services = [
-                    tasks.create_task(committer.run(started[0])),
-                    tasks.create_task(rooms.run(started[1])),
-                    tasks.create_task(recorder.run(started[2])),
-                ]
-                for event in started:
-                    await event.wait()
-                if worker is not None:
-                    worker_started, digests_started = asyncio.Event(), asyncio.Event()
-                    services.append(tasks.create_task(worker.run(worker_started)))
-                    services.append(tasks.create_task(notifications.digests.run(digests_started)))
-                    await worker_started.wait()
-                    await digests_started.wait()
-                try:
-                    yield runtime
-                finally:
-                    try:
-                        async with asyncio.timeout(SHUTDOWN_FLUSH_SECONDS):
-                            await rooms.flush_all()
-                            await committer.idle()
-                    except TimeoutError:
-                        log.error("shutdown: some changes could not be committed in time")
-                    rooms.close_trackers()
-                    for task in services:
-                        task.cancel()
-        finally:
-            if mailbox is not None:
-                mailbox.close()
-                await mailbox.wait_closed()
-            await engine.dispose()
+# A long-running service started with the core (e.g. the email bridge, composed by the CLI):
+# given the runtime, a coroutine function that sets its ``started`` event and runs until
+# cancelled.
+Service = Callable[[Runtime], Callable[[asyncio.Event], Coroutine[Any, Any, None]]]
 
-    return make_app(open_runtime, settings)
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, services: Sequence[Service] = (), *, web: bool = True
+) -> AsyncIterator[Runtime]:
+    """Open the database, rooms, committer and notifications (and, embedded, the mail worker
+    and the development mailbox), start ``services``, and flush everything on the way out."""
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate, settings.database_url)
+    engine = create_engine(settings.database_url)
+    store = SqlUpdateStore(engine)
+    committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    worker = outbox_worker(settings, sessions) if web and settings.worker_in_process else None
+    notifications = notification_service(settings, sessions, worker)
+    recorder = ChangeRecorder(notifications.record_changes)
+    rooms = RoomManager(
+        store,
+        committer,
+        grace_seconds=settings.room_grace_seconds,
+        compact_every=settings.compact_every,
+        on_change=recorder.submit,
+        quiet_seconds=settings.change_quiet_seconds,
+    )
+    accounts = AccountService(sessions)
+    dpias = DpiaService(sessions, store)
+    runtime = Runtime(
+        settings=settings,
+        access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
+        rooms=rooms,
+        committer=committer,
+        accounts=accounts,
+        dpias=dpias,
+        editing=DocumentEditing(rooms),
+        sessions=sessions,
+        notifications=notifications,
+    )
+    mailbox = await start_dev_mailbox(settings, engine) if web else None
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            started = [asyncio.Event() for _ in range(3)]
+            running = [
+                tasks.create_task(committer.run(started[0])),
+                tasks.create_task(rooms.run(started[1])),
+                tasks.create_task(recorder.run(started[2])),
+            ]
+            if worker is not None:
+                started += [asyncio.Event(), asyncio.Event()]
+                running.append(tasks.create_task(worker.run(started[-2])))
+                running.append(tasks.create_task(notifications.digests.run(started[-1])))
+            for service in services:
+                started.append(asyncio.Event())
+                running.append(tasks.create_task(service(runtime)(started[-1])))
+            for event in started:
+                await event.wait()
+            try:
+                yield runtime
+            finally:
+                try:
+                    async with asyncio.timeout(SHUTDOWN_FLUSH_SECONDS):
+                        await rooms.flush_all()
+                        await committer.idle()
+                except TimeoutError:
+                    log.error("shutdown: some changes could not be committed in time")
+                rooms.close_trackers()
+                for task in running:
+                    task.cancel()
+    finally:
+        if mailbox is not None:
+            mailbox.close()
+            await mailbox.wait_closed()
+        await engine.dispose()
+
+
+def create_app(settings: Settings, services: Sequence[Service] = ()) -> Starlette:
+    return make_app(lambda: open_runtime(settings, services), settings)

@@ -1,4 +1,8 @@
-"""The ``opendpia`` command: serve, migrate, token."""
+"""The ``opendpia`` command: serve, migrate, worker, bridge, administration, tokens.
+
+The program sits above both packages: it is the one place that composes ``server`` with
+``email_bridge`` (``server`` itself never imports the bridge).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import asyncio
 import getpass
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from server import logs
 from server.domain.access import Role, TokenSigner
@@ -17,6 +22,9 @@ from server.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from server.bootstrap import Service
+    from server.web.runtime import Runtime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
+    commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
 
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
@@ -69,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "worker":
         return asyncio.run(_work(settings))
+    if args.command == "bridge":
+        return asyncio.run(_bridge(settings))
     if args.command in ("create-org", "create-user", "demo"):
         return asyncio.run(_administer(settings, args))
     signer = TokenSigner(settings.secret_key)
@@ -152,6 +163,35 @@ async def _work(settings: Settings) -> int:
     return 0
 
 
+def bridge_service(settings: Settings) -> Service:
+    """The email bridge as a service of the runtime (the CLI composes both packages)."""
+    from email_bridge.service import Bridge
+
+    def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+        bridge = Bridge(
+            settings,
+            runtime.editing,
+            runtime.notifications,
+            on_queued=runtime.notifications.queued,
+        )
+        return bridge.run
+
+    return start
+
+
+async def _bridge(settings: Settings) -> int:
+    from server.bootstrap import open_runtime
+
+    logging.getLogger("opendpia").info("email bridge starting")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    async with open_runtime(settings, [bridge_service(settings)], web=False):
+        await stop.wait()
+    return 0
+
+
 def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
@@ -166,6 +206,7 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
 
     from server.bootstrap import create_app
 
+    services = [bridge_service(settings)] if settings.bridge_in_process else []
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -181,4 +222,4 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "timeout_graceful_shutdown": 30,
     }
     options.update(overrides)
-    return uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
+    return uvicorn.Config(create_app(settings, services), **options)  # type: ignore[arg-type]

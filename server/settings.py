@@ -68,6 +68,21 @@ class Settings:
         default=300.0, metadata={"env": "OPENDPIA_MAIL_LEASE_SECONDS"}
     )
     run_worker: bool | None = field(default=None, metadata={"env": "OPENDPIA_RUN_WORKER"})
+    run_bridge: bool | None = field(default=None, metadata={"env": "OPENDPIA_RUN_BRIDGE"})
+    bridge_host: str = field(default="127.0.0.1", metadata={"env": "OPENDPIA_BRIDGE_HOST"})
+    bridge_port: int = field(default=2525, metadata={"env": "OPENDPIA_BRIDGE_PORT"})
+    bridge_lmtp_port: int = field(default=0, metadata={"env": "OPENDPIA_BRIDGE_LMTP_PORT"})
+    bridge_max_bytes: int = field(
+        default=25 * 1024 * 1024, metadata={"env": "OPENDPIA_BRIDGE_MAX_BYTES"}
+    )
+    bridge_tls_cert: str = field(default="", metadata={"env": "OPENDPIA_BRIDGE_TLS_CERT"})
+    bridge_tls_key: str = field(default="", metadata={"env": "OPENDPIA_BRIDGE_TLS_KEY"})
+    bridge_trusted_authserv_ids: str = field(
+        default="", metadata={"env": "OPENDPIA_BRIDGE_TRUSTED_AUTHSERV_IDS"}
+    )
+    bridge_replies_per_hour: int = field(
+        default=30, metadata={"env": "OPENDPIA_BRIDGE_REPLIES_PER_HOUR"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -105,6 +120,10 @@ class Settings:
             raise SettingsError(
                 "OPENDPIA_SMTP_URL is required in production, e.g. smtp://user:pass@host:587"
             )
+        if self.bridge_tls_cert and not self.bridge_tls_key:
+            raise SettingsError("OPENDPIA_BRIDGE_TLS_CERT needs OPENDPIA_BRIDGE_TLS_KEY too")
+        if self.bridge_max_bytes < 64 * 1024:
+            raise SettingsError("OPENDPIA_BRIDGE_MAX_BYTES must be at least 65536")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("OPENDPIA_SMTP_URL must start with smtp:// or smtps://")
 
@@ -121,6 +140,11 @@ class Settings:
     def worker_in_process(self) -> bool:
         """The embedded default runs the mail worker inside ``serve``."""
         return self.is_sqlite if self.run_worker is None else self.run_worker
+
+    @property
+    def bridge_in_process(self) -> bool:
+        """The embedded default runs the email bridge inside ``serve``."""
+        return self.is_sqlite if self.run_bridge is None else self.run_bridge
 
     @property
     def uses_dev_mailbox(self) -> bool:

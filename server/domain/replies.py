@@ -1,4 +1,6 @@
-"""Personal reply addresses: ``reply+<random>.<key id>.<mac>@<reply domain>``.
+"""Personal reply addresses: ``reply+<random>.<key id>.<mac>@<reply domain>``, and bounce
+addresses ``bounce+<participant id>.<key id>.<mac>@<reply domain>`` (the envelope sender of
+notification mail, so a delivery failure says whose address failed).
 
 The random part is stored with its scope (participant, DPIA, section) and expiry; the MAC
 is an HMAC-SHA256 of ``<key id>.<random>`` under a key derived from the server's secret,
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from server.domain.errors import InvalidToken
 
 _ADDRESS = re.compile(r"^reply\+([a-z2-7]{26})\.([a-z0-9]{1,8})\.([a-z2-7]{26})@(.+)$")
+_BOUNCE = re.compile(r"^bounce\+([0-9]{1,12})\.([a-z0-9]{1,8})\.([a-z2-7]{26})@(.+)$")
 
 
 def _b32(data: bytes) -> str:
@@ -66,6 +69,27 @@ class ReplyKeys:
         if not hmac.compare_digest(mac, self._mac(key_id, token)):
             raise InvalidToken("this reply address is forged")
         return token
+
+    def bounce_address(self, participant_id: int) -> str:
+        """The envelope sender (VERP) of mail to a participant: bounces name who they were for."""
+        mac = self._mac(self._current, f"bounce:{participant_id}")
+        return f"bounce+{participant_id}.{self._current}.{mac}@{self._domain}"
+
+    def bounced_participant(self, address: str) -> int:
+        """The participant a bounce address names, once its MAC checks; else InvalidToken."""
+        match = _BOUNCE.fullmatch(address.strip().lower())
+        if match is None or match.group(4) != self._domain:
+            raise InvalidToken("not a bounce address of ours")
+        number, key_id, mac, _ = match.groups()
+        if key_id not in self._keys:
+            raise InvalidToken("this bounce address uses a retired key")
+        if not hmac.compare_digest(mac, self._mac(key_id, f"bounce:{number}")):
+            raise InvalidToken("this bounce address is forged")
+        return int(number)
+
+    def is_ours(self, address: str) -> bool:
+        """Whether ``address`` is in the reply domain (a reply or bounce address, valid or not)."""
+        return address.strip().lower().rpartition("@")[2] == self._domain
 
     def _mac(self, key_id: str, token: str) -> str:
         digest = hmac.new(self._keys[key_id], f"{key_id}.{token}".encode(), hashlib.sha256)

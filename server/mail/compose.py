@@ -39,6 +39,8 @@ class Outgoing:
     html: str | None
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    # "auto-replied" for the email bridge's answers to a person's mail (RFC 3834).
+    auto_submitted: str = "auto-generated"
 
 
 def compose(mail: Outgoing, *, installation: str) -> bytes:
@@ -49,7 +51,7 @@ def compose(mail: Outgoing, *, installation: str) -> bytes:
     message["Subject"] = one_line(mail.subject, 250)
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = mail.message_id
-    message["Auto-Submitted"] = "auto-generated"
+    message["Auto-Submitted"] = mail.auto_submitted
     message[LOOP_HEADER] = one_line(installation, 100)
     for name, value in mail.headers.items():
         message[one_line(name, 60)] = one_line(value, 900)

@@ -21,9 +21,22 @@ class DocumentEditing:
     def __init__(self, rooms: RoomManager) -> None:
         self._rooms = rooms
 
-    async def add_comment(self, document_id: str, comment: NewComment, *, origin: str) -> str:
-        comment_id = f"c-{secrets.token_hex(8)}"
-        entry = {
+    async def add_comment(
+        self,
+        document_id: str,
+        comment: NewComment,
+        *,
+        origin: str,
+        comment_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """Write the comment; (its id, whether it is new).
+
+        With a ``comment_id`` of the caller's (the email bridge derives one from the
+        message), a comment already there is left alone: reprocessing changes nothing.
+        """
+        comment_id = comment_id or f"c-{secrets.token_hex(8)}"
+        entry: dict[str, Any] = {
             "section": comment.section,
             "author": comment.author_participant,
             "author_name": comment.author_name,
@@ -34,9 +47,17 @@ class DocumentEditing:
         }
         if comment.field is not None:
             entry["field"] = comment.field
+        for key, value in (extra or {}).items():
+            entry[key] = Array([Map(v) for v in value]) if isinstance(value, list) else value
+        created = False
 
         def write(doc: Doc[Any]) -> None:
-            doc.get("comments", type=Map)[comment_id] = Map({**entry, "replies": Array()})
+            nonlocal created
+            comments = doc.get("comments", type=Map)
+            if comment_id in comments:
+                return
+            comments[comment_id] = Map({**entry, "replies": Array()})
+            created = True
 
         async with self._rooms.borrow(document_id) as room:
             room.edit(
@@ -46,4 +67,4 @@ class DocumentEditing:
                 origin=origin,
             )
             await room.all_saved()
-        return comment_id
+        return comment_id, created

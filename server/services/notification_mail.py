@@ -8,7 +8,6 @@ one-click) and List-Id. People without an account also get a personal reply addr
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,9 @@ from server.domain.replies import ReplyKeys
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.outbox import enqueue
 from server.storage.models import Dpia, Participant, ReplyToken
+
+# The first cut the email bridge makes in a reply: everything from this line down is ours.
+REPLY_MARKER = "-- Reply above this line to comment --"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,10 @@ class NotificationMail:
             autoescape=select_autoescape(["html"]),
         )
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessions
+
     def link(self, dpia_id: str, to: Addressee) -> str:
         """Where ``to`` reads the DPIA: the app, or their read-only link."""
         if to.has_account:
@@ -82,6 +88,7 @@ class NotificationMail:
         subject: str,
         context: dict[str, Any],
         section: str | None = None,
+        field: str | None = None,
         kind: str = "n",
     ) -> None:
         """Render ``template`` (``.txt`` and ``.html``) for ``to`` and put it in the outbox."""
@@ -102,7 +109,10 @@ class NotificationMail:
             # No account: read in the browser by a personal link, reply to a personal address.
             context["link"] = self.read_link(to.participant_id) + (f"#{section}" if section else "")
             if section is not None:
-                headers["Reply-To"] = self.issue_reply(session, to.participant_id, dpia.id, section)
+                headers["Reply-To"] = self.issue_reply(
+                    session, to.participant_id, dpia.id, section, field
+                )
+                context["reply_marker"] = REPLY_MARKER
         message_id = new_message_id(self.domain, kind)
         mail = Outgoing(
             sender=self._mail_from,
@@ -116,7 +126,8 @@ class NotificationMail:
         )
         enqueue(
             session,
-            sender=_address(self._mail_from),
+            # VERP: a bounce names the participant whose address failed (email_bridge).
+            sender=self.reply_keys.bounce_address(to.participant_id),
             recipient=to.email,
             message=compose(mail, installation=self.domain),
             message_id=message_id,
@@ -140,7 +151,12 @@ class NotificationMail:
     # -- reply addresses ----------------------------------------------------------------
 
     def issue_reply(
-        self, session: AsyncSession, participant_id: int, dpia_id: str, section: str
+        self,
+        session: AsyncSession,
+        participant_id: int,
+        dpia_id: str,
+        section: str,
+        field: str | None = None,
     ) -> str:
         """A new personal reply address, stored within the caller's transaction."""
         reply = self.reply_keys.new()
@@ -151,6 +167,7 @@ class NotificationMail:
                 participant_id=participant_id,
                 dpia_id=dpia_id,
                 section=section,
+                field=field,
                 issued_at=now,
                 expires_at=now + self._lifetime,
                 revoked=False,
@@ -200,9 +217,3 @@ class NotificationMail:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _address(sender: str) -> str:
-    """The bare address of a From such as ``OpenDPIA <n@x>``, for the envelope."""
-    match = re.search(r"<([^>]+)>", sender)
-    return match.group(1) if match else sender

@@ -32,6 +32,7 @@ from server.storage.events import row_values
 from server.storage.models import (
     ChangeEventRow,
     Dpia,
+    MailHealth,
     MailPreference,
     Notification,
     Participant,
@@ -87,6 +88,10 @@ class NotificationService:
         )
         self.digests = DigestSender(sessions, self.mail, self._section_title, on_queued)
         self.inbox = Inbox(sessions, self.mail)
+
+    def queued(self) -> None:
+        """Mail was put in the outbox by someone else (the email bridge): wake the worker."""
+        self._on_queued()
 
     # -- events ----------------------------------------------------------------------
 
@@ -160,7 +165,7 @@ class NotificationService:
             rows = await session.execute(
                 _with_mail_modes(dpia_id).where(Participant.id.in_(signers))
             )
-            recipients = [_recipient(p, own, mine) for p, own, mine in rows]
+            recipients = [_recipient(p, own, mine, paused) for p, own, mine, paused in rows]
             queued, told = self._notify(
                 session,
                 dpia,
@@ -296,6 +301,7 @@ class NotificationService:
                         "link": f"{self.mail.base}/dpias/{dpia.id}#{section}",
                     },
                     section=section,
+                    field=field.partition(".")[2] or None if field else None,
                 )
                 queued = True
         return queued, {r.user_id for r in recipients if r.user_id is not None}
@@ -319,8 +325,8 @@ class NotificationService:
             .order_by(Participant.id)
         )
         return [
-            _recipient(p, own, mine)
-            for p, own, mine, watching, reviews in rows
+            _recipient(p, own, mine, paused)
+            for p, own, mine, paused, watching, reviews in rows
             if (watching is not False or reviews is not None) and not _is_actor(p, actor)
         ]
 
@@ -332,8 +338,8 @@ class NotificationService:
             return []
         rows = await session.execute(_with_mail_modes(dpia_id))
         return [
-            _recipient(p, own, mine)
-            for p, own, mine in rows
+            _recipient(p, own, mine, paused)
+            for p, own, mine, paused in rows
             if (p.email.lower() in handles or p.name.lower() in handles) and not _is_actor(p, actor)
         ]
 
@@ -378,19 +384,30 @@ _EMAIL_STATE = {
 def _with_mail_modes(dpia_id: str, *columns: Any) -> Select[Any]:
     """A DPIA's participants with their own and their global email setting (and ``columns``)."""
     return (
-        select(Participant, MailPreference.mode, UserMailPreference.mode, *columns)
+        select(
+            Participant,
+            MailPreference.mode,
+            UserMailPreference.mode,
+            MailHealth.paused_at,
+            *columns,
+        )
         .outerjoin(MailPreference, MailPreference.participant_id == Participant.id)
+        .outerjoin(MailHealth, MailHealth.participant_id == Participant.id)
         .outerjoin(UserMailPreference, UserMailPreference.user_id == Participant.user_id)
         .where(Participant.dpia_id == dpia_id)
     )
 
 
-def _recipient(participant: Participant, own: str | None, overall: str | None) -> Recipient:
+def _recipient(
+    participant: Participant, own: str | None, overall: str | None, paused: datetime | None
+) -> Recipient:
+    # An address that bounced hard again and again gets no more mail (email_bridge), but
+    # its owner still sees the feed.
     return Recipient(
         participant.id,
         participant.email,
         participant.name,
-        effective(own, overall),
+        MailMode.OFF if paused is not None else effective(own, overall),
         participant.user_id,
     )
 

@@ -83,7 +83,7 @@ async def post_comment(request: Request) -> Response:
                 Channel.BROWSER.value,
                 f"user:{user.id}",
             )
-        comment_id = await runtime.editing.add_comment(
+        comment_id, _ = await runtime.editing.add_comment(
             dpia_id, comment, origin=f"api:comment:{comment.actor}"
         )
         await runtime.notifications.record_comment(

@@ -1,0 +1,337 @@
+"""From a stored message to an outcome: the bridge's pipeline, run from the store.
+
+parse → classify (loop, bounce, list, automatic) → route by the recipient address →
+authenticate (From must be the address's owner; DMARC only from trusted headers) →
+authorise (still a participant, may comment, DPIA not locked) → deduplicate → rate-limit →
+extract the reply → merge it as a comment through the room the browsers use → record.
+
+Every row ends with exactly one recorded outcome. An unexpected failure leaves the row
+pending for a retry after a back-off; after ``MAX_ATTEMPTS`` it is recorded as failed, with
+the raw message still kept, so nothing accepted is ever lost silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from email_bridge.answers import Answerer
+from email_bridge.classify import Kind, classify, dmarc_failed, read_bounce
+from email_bridge.extract import extract
+from email_bridge.message import ReadMail, read
+from server.domain.access import Channel
+from server.domain.comments import MAX_COMMENT, NewComment
+from server.domain.errors import InvalidToken
+from server.domain.templates import load_template
+from server.mail.compose import LOOP_HEADER
+from server.realtime.editing import DocumentEditing
+from server.services.inbound import InboundStore, NewAttachment, ReplyContext
+from server.services.notification_mail import REPLY_MARKER
+from server.services.notifications import NotificationService
+from server.storage.models import InboundMessage
+
+log = logging.getLogger("opendpia.bridge")
+
+MAX_ATTEMPTS = 5
+LEASE = timedelta(minutes=2)
+DPIA_LEVEL = "dpia"  # where a reply goes when its section no longer exists
+
+
+@dataclass(frozen=True)
+class BridgePolicy:
+    installation: str
+    own_addresses: frozenset[str]
+    trusted_authserv_ids: frozenset[str]
+    replies_per_hour: int
+
+
+@dataclass
+class Outcome:
+    outcome: str
+    reason: str
+    values: dict[str, Any]
+
+
+class ReplyProcessor:
+    def __init__(
+        self,
+        store: InboundStore,
+        editing: DocumentEditing,
+        notifications: NotificationService,
+        answerer: Answerer,
+        policy: BridgePolicy,
+        *,
+        concurrency: int = 16,
+        poll_seconds: float = 5.0,
+        on_outcome: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        self._store = store
+        self._editing = editing
+        self._notifications = notifications
+        self._answerer = answerer
+        self._policy = policy
+        self._concurrency = concurrency
+        self._poll = poll_seconds
+        self._on_outcome = on_outcome
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, started: asyncio.Event) -> None:
+        """Process pending rows until cancelled (rows left by a crash are taken first)."""
+        started.set()
+        while True:
+            self._wake.clear()
+            try:
+                worked = await self.drain()
+            except Exception:  # the database is away: try again later, keep the loop alive
+                log.exception("bridge: processing failed; retrying")
+                worked = 0
+            if worked:
+                continue
+            try:
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> int:
+        """Process what is pending now; the number of rows processed."""
+        rows = await self._store.claim(self._concurrency, LEASE)
+        if rows:
+            await asyncio.gather(*(self._process_safely(row) for row in rows))
+        return len(rows)
+
+    async def _process_safely(self, row: InboundMessage) -> None:
+        try:
+            result = await self.process(row)
+        except Exception as error:
+            log.exception("bridge: message %d failed (attempt %d)", row.id, row.attempts)
+            if row.attempts >= MAX_ATTEMPTS:
+                await self._store.finish(
+                    row.id, "failed", f"could not be processed: {type(error).__name__}"
+                )
+                self._on_outcome("failed")
+            else:
+                delay = timedelta(seconds=min(300, 5 * 2**row.attempts))
+                await self._store.postpone(row.id, delay, f"retrying: {type(error).__name__}")
+            return
+        await self._store.finish(row.id, result.outcome, result.reason, **result.values)
+        self._on_outcome(result.outcome)
+        log.info("bridge: message %d %s %s", row.id, result.outcome, result.reason)
+
+    async def process(self, row: InboundMessage) -> Outcome:
+        mail = await (
+            asyncio.to_thread(read, row.raw) if len(row.raw) > 256 * 1024 else _read(row.raw)
+        )
+        values: dict[str, Any] = {
+            "from_address": (mail.from_address or "")[:254],
+            "subject": mail.subject,
+        }
+        to_bounce = row.recipient.startswith("bounce+")
+        kind = classify(
+            mail,
+            envelope_from=row.envelope_from,
+            to_bounce_address=to_bounce,
+            installation=self._policy.installation,
+            own_addresses=self._policy.own_addresses,
+            loop_header=LOOP_HEADER,
+        )
+        if to_bounce:
+            return await self._bounce(mail, row, values, to_bounce=True)
+        try:
+            token = self._store.reply_keys.token_of(row.recipient)
+        except InvalidToken as error:  # accepted at RCPT, refused now: a key was retired
+            return Outcome("refused", str(error), values)
+        context = await self._store.context(token)
+        if context is None:
+            return Outcome("refused", "this reply address is no longer known", values)
+        values.update(
+            dpia_id=context.token.dpia_id,
+            participant_id=context.token.participant_id,
+            section=context.token.section,
+            field=context.token.field,
+        )
+        if kind.kind is Kind.BOUNCE:
+            return await self._bounce(mail, row, values, to_bounce=False)
+        if kind.kind is not Kind.HUMAN:
+            return Outcome("dropped", kind.reason, values)
+        return await self._reply(mail, row, context, values)
+
+    async def _bounce(
+        self, mail: ReadMail, row: InboundMessage, values: dict[str, Any], *, to_bounce: bool
+    ) -> Outcome:
+        if to_bounce:
+            participant_id = self._store.reply_keys.bounced_participant(row.recipient)
+            participant = await self._store.participant(participant_id)
+            values.update(
+                participant_id=participant_id,
+                dpia_id=participant.dpia_id if participant is not None else None,
+            )
+        else:
+            participant_id = int(values["participant_id"])
+        bounce = read_bounce(mail)
+        paused = await self._store.record_bounce(
+            participant_id, hard=bounce.hard, reason=bounce.reason
+        )
+        kind = "hard" if bounce.hard else "soft"
+        note = "; notifications paused" if paused else ""
+        return Outcome("bounce", f"{kind} bounce: {bounce.reason}{note}", values)
+
+    async def _reply(
+        self, mail: ReadMail, row: InboundMessage, context: ReplyContext, values: dict[str, Any]
+    ) -> Outcome:
+        participant = context.participant
+        dpia = context.dpia
+        reply_to = mail.from_address or ""
+
+        async def refuse(code: str, why: str, *, answer: bool = True) -> Outcome:
+            if answer and reply_to:
+                link = self._link(context)
+                await self._answerer.answer(
+                    to=reply_to,
+                    reason_code=code,
+                    explanation=why,
+                    link=link,
+                    in_reply_to=mail.message_id,
+                    subject=mail.subject,
+                    dpia_id=context.token.dpia_id,
+                )
+            return Outcome("refused", why, values)
+
+        if mail.from_problem is not None:
+            return await refuse("from", mail.from_problem, answer=False)
+        if participant is None or dpia is None:
+            return await refuse("removed", "you no longer take part in this DPIA", answer=False)
+        dmarc = dmarc_failed(mail, self._policy.trusted_authserv_ids)
+        if reply_to != participant.email.strip().lower():
+            # Anyone can write any From: only a sender our own server authenticated hears back.
+            why = (
+                f"{reply_to} is not the address this reply address was sent to; ask the DPIA's "
+                "owner to invite you"
+            )
+            return await refuse("not-invited", why, answer=dmarc is False)
+        released = row.outcome == "held"
+        if dmarc is True and not released:
+            return Outcome(
+                "held", "DMARC failed for the sender's domain: held for an owner", values
+            )
+        if context.token.revoked:
+            return await refuse("withdrawn", "this reply address was withdrawn")
+        if context.token.expires_at.replace(tzinfo=context.token.expires_at.tzinfo or UTC) <= (
+            datetime.now(UTC)
+        ):
+            return await refuse("expired", "this reply address has expired")
+        if context.status is not None and context.status.is_locked:
+            return await refuse(
+                "locked", f"the DPIA is {context.status.label.lower()} and takes no more changes"
+            )
+        if context.role is not None and not context.role.can_comment:
+            return await refuse("viewer", "your role on this DPIA is viewer, which cannot comment")
+        earlier = await self._store.merged_before(row)
+        if earlier is not None and not released:
+            return Outcome("duplicate", f"the same message was processed as #{earlier.id}", values)
+        since = datetime.now(UTC) - timedelta(hours=1)
+        if await self._store.merged_since(participant.id, since) >= self._policy.replies_per_hour:
+            return await refuse(
+                "rate",
+                f"more than {self._policy.replies_per_hour} replies in an hour; try again later",
+            )
+        reply = extract(mail.text, REPLY_MARKER)
+        if reply.is_unsubscribe or (
+            not reply.text.strip() and mail.subject.strip().lower() == "unsubscribe"
+        ):
+            await self._store.unsubscribe(participant.id)
+            return Outcome("unsubscribed", "asked by email to stop notifications", values)
+        text = reply.text
+        notes = [f"Not attached: {note}" for note in mail.refused_attachments]
+        if not text.strip() and not mail.attachments:
+            return await refuse("empty", "nothing was left once the quoted email was removed")
+        if len(text) > MAX_COMMENT:
+            text = text[: MAX_COMMENT - 60].rstrip() + "\n[… shortened; the full email is kept]"
+        if notes:
+            text = f"{text}\n\n" + "\n".join(f"[{note}]" for note in notes)
+        return await self._merge(mail, row, context, values, text.strip(), reply.signature)
+
+    async def _merge(
+        self,
+        mail: ReadMail,
+        row: InboundMessage,
+        context: ReplyContext,
+        values: dict[str, Any],
+        text: str,
+        signature: str,
+    ) -> Outcome:
+        assert context.participant is not None and context.dpia is not None
+        template = load_template(context.dpia.template_id)
+        section = context.token.section
+        field = context.token.field
+        if section not in template.section_ids():
+            section, field = DPIA_LEVEL, None
+        elif field is not None and field not in {
+            f["id"] for s in template.sections if s["id"] == section for f in s["fields"]
+        }:
+            field = None
+        files = await self._store.keep_attachments(
+            row.id,
+            context.dpia.id,
+            [NewAttachment(a.filename, a.content_type, a.data) for a in mail.attachments],
+        )
+        extra: dict[str, Any] = {}
+        if signature:
+            extra["signature"] = signature[:2000]
+        if files:
+            extra["attachments"] = [
+                {"id": f.id, "name": f.filename, "size": f.size, "type": f.content_type}
+                for f in files
+            ]
+        actor = f"participant:{context.participant.id}"
+        comment_id = (
+            "e-" + hashlib.sha256(f"{row.message_key}|{row.recipient}".encode()).hexdigest()[:16]
+        )
+        _, created = await self._editing.add_comment(
+            context.dpia.id,
+            NewComment(
+                section,
+                field,
+                text or "(attachments only)",
+                context.participant.id,
+                context.participant.name,
+                Channel.EMAIL.value,
+                actor,
+            ),
+            origin=f"email:{mail.message_id or row.message_key}"[:255],
+            comment_id=comment_id,
+            extra=extra,
+        )
+        if created:
+            await self._notifications.record_comment(
+                context.dpia.id,
+                section=section,
+                text=text,
+                author=context.participant.name,
+                actor=actor,
+                channel=Channel.EMAIL.value,
+            )
+        values.update(section=section, field=field, comment_id=comment_id, text=text)
+        values["signature"] = signature or None
+        reason = "posted as a comment" if created else "was already in the document"
+        return Outcome("merged", reason, values)
+
+    def _link(self, context: ReplyContext) -> str:
+        if context.participant is not None:
+            return (
+                "read the DPIA and ask its owner for help at "
+                + self._notifications.mail.read_link(context.participant.id)
+            )
+        return f"ask the DPIA's owner for help ({self._notifications.mail.base})"
+
+
+async def _read(raw: bytes) -> ReadMail:
+    return read(raw)

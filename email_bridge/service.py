@@ -1,0 +1,103 @@
+"""The bridge as one long-running service: listeners plus the processor, from settings.
+
+``serve`` runs it in-process in the embedded default (it shares the web process's rooms, so
+browsers see a reply the moment it is merged); ``opendpia bridge`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+
+from email_bridge.answers import Answerer
+from email_bridge.listener import BridgeHandler, listen, tls_context
+from email_bridge.processor import BridgePolicy, ReplyProcessor
+from server.realtime.editing import DocumentEditing
+from server.services.inbound import InboundStore
+from server.services.notifications import NotificationService
+from server.settings import Settings
+
+log = logging.getLogger("opendpia.bridge")
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        editing: DocumentEditing,
+        notifications: NotificationService,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        on_outcome: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
+        self.settings = settings
+        keys = notifications.mail.reply_keys
+        self.store = InboundStore(notifications.mail.sessions, keys)
+        answerer = Answerer(
+            self.store,
+            mail_from=settings.mail_from,
+            installation=notifications.mail.domain,
+            on_queued=on_queued,
+        )
+        self.processor = ReplyProcessor(
+            self.store,
+            editing,
+            notifications,
+            answerer,
+            BridgePolicy(
+                installation=notifications.mail.domain,
+                own_addresses=frozenset({_bare(settings.mail_from)}),
+                trusted_authserv_ids=frozenset(
+                    s.strip().lower()
+                    for s in settings.bridge_trusted_authserv_ids.split(",")
+                    if s.strip()
+                ),
+                replies_per_hour=settings.bridge_replies_per_hour,
+            ),
+            on_outcome=on_outcome,
+        )
+
+    async def run(self, started: asyncio.Event) -> None:
+        """Listen and process until cancelled."""
+        settings = self.settings
+        tls = tls_context(settings.bridge_tls_cert, settings.bridge_tls_key)
+        servers: list[asyncio.Server] = []
+        try:
+            for port, transport in (
+                (settings.bridge_port, "smtp"),
+                (settings.bridge_lmtp_port, "lmtp"),
+            ):
+                if port <= 0:
+                    continue
+                handler = BridgeHandler(self.store, transport, self.processor.wake)
+                servers.append(
+                    await listen(
+                        handler,
+                        host=settings.bridge_host,
+                        port=port,
+                        lmtp=transport == "lmtp",
+                        hostname=settings.reply_domain,
+                        max_bytes=settings.bridge_max_bytes,
+                        tls=tls,
+                    )
+                )
+                log.info(
+                    "email bridge: %s on %s:%d%s",
+                    transport.upper(),
+                    settings.bridge_host,
+                    port,
+                    " (STARTTLS offered)" if tls else "",
+                )
+            await self.processor.run(started)
+        finally:
+            for server in servers:
+                server.close()
+            for server in servers:
+                await server.wait_closed()
+
+
+def _bare(sender: str) -> str:
+    match = re.search(r"<([^>]+)>", sender)
+    return (match.group(1) if match else sender).strip().lower()

@@ -1,0 +1,409 @@
+"""Inbound mail kept by the email bridge: storing it, claiming it, recording what became of it.
+
+A message is stored (one row per accepted recipient) before the bridge answers 250, so every
+accepted message is processed at least once: a processor claims pending rows for a lease and
+records an outcome; a crash leaves the row pending and a later claim takes it again. The same
+rows are the owners' view of the DPIA's inbound mail (merged, duplicate, dropped, refused,
+held, bounce, unsubscribed) and hold the evidence: the raw bytes, as received.
+
+Also here, because they are state the bridge keeps in SQL: the health of participants'
+addresses (bounces; mail pauses after repeated hard bounces) and the throttle on the bridge's
+own automatic answers (one per address, reason and day).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.access import Role
+from server.domain.dpias import DpiaStatus
+from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
+from server.domain.replies import ReplyKeys
+from server.storage.models import (
+    AutoAnswer,
+    Dpia,
+    InboundAttachment,
+    InboundMessage,
+    MailHealth,
+    MailPreference,
+    Participant,
+    ReplyToken,
+)
+
+HARD_BOUNCES_TO_PAUSE = 3
+OUTCOMES = (
+    "merged",
+    "duplicate",
+    "dropped",
+    "refused",
+    "held",
+    "bounce",
+    "unsubscribed",
+    "discarded",
+    "failed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    """Everything a reply address leads to, read in one go for the processor."""
+
+    token: ReplyToken
+    participant: Participant | None
+    dpia: Dpia | None
+
+    @property
+    def status(self) -> DpiaStatus | None:
+        return DpiaStatus(self.dpia.status) if self.dpia is not None else None
+
+    @property
+    def role(self) -> Role | None:
+        return Role(self.participant.role) if self.participant is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def message_key(raw: bytes) -> str:
+    """What identifies a message for deduplication: its Message-ID, else a hash of its bytes."""
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw[: 256 * 1024])
+        value = str(headers.get("Message-ID", "") or "")
+    except Exception:  # any header the parser cannot read means: no usable Message-ID
+        value = ""
+    value = "".join(value.split())
+    if 3 <= len(value) <= 290 and value.isprintable():
+        return f"mid:{value.lower()}"
+    return f"sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+class InboundStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], reply_keys: ReplyKeys) -> None:
+        self._sessions = sessions
+        self.reply_keys = reply_keys
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessions
+
+    # -- at the door ------------------------------------------------------------------------
+
+    async def check_recipient(self, address: str) -> None:
+        """Accept RCPT only for a reply address we issued, or a bounce address we made.
+
+        InvalidToken otherwise (the bridge answers 550). Expired or withdrawn addresses are
+        accepted: the processor refuses them with a reason and a link for their owner.
+        """
+        if address.lower().startswith("bounce+"):
+            self.reply_keys.bounced_participant(address)
+            return
+        token = self.reply_keys.token_of(address)
+        async with self._sessions() as session:
+            if await session.get(ReplyToken, token) is None:
+                raise InvalidToken("this reply address is unknown")
+
+    async def store(
+        self,
+        *,
+        transport: str,
+        peer: str,
+        envelope_from: str,
+        recipients: list[str],
+        raw: bytes,
+    ) -> list[int]:
+        """Keep the message durably, once per recipient; returns the rows' ids."""
+        now = datetime.now(UTC)
+        key = message_key(raw)
+        digest = hashlib.sha256(raw).hexdigest()
+        async with self._sessions.begin() as session:
+            rows = [
+                InboundMessage(
+                    received_at=now,
+                    transport=transport,
+                    peer=peer[:100],
+                    envelope_from=envelope_from[:254],
+                    recipient=recipient.lower()[:254],
+                    raw=raw,
+                    raw_sha256=digest,
+                    message_key=key,
+                    status="pending",
+                    reason="",
+                    from_address="",
+                    subject="",
+                    attempts=0,
+                )
+                for recipient in recipients
+            ]
+            session.add_all(rows)
+            await session.flush()
+            return [row.id for row in rows]
+
+    # -- processing -------------------------------------------------------------------------
+
+    async def claim(self, limit: int, lease: timedelta) -> list[InboundMessage]:
+        """Pending rows whose lease is free, now leased to the caller, oldest first."""
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            ids = list(
+                await session.scalars(
+                    select(InboundMessage.id)
+                    .where(
+                        InboundMessage.status == "pending",
+                        or_(
+                            InboundMessage.claimed_until.is_(None),
+                            InboundMessage.claimed_until < now,
+                        ),
+                    )
+                    .order_by(InboundMessage.id)
+                    .limit(limit)
+                )
+            )
+            if not ids:
+                return []
+            # A conditional update per row: another processor that raced us claims none twice.
+            claimed: list[int] = []
+            for row_id in ids:
+                result = await session.execute(
+                    update(InboundMessage)
+                    .where(
+                        InboundMessage.id == row_id,
+                        InboundMessage.status == "pending",
+                        or_(
+                            InboundMessage.claimed_until.is_(None),
+                            InboundMessage.claimed_until < now,
+                        ),
+                    )
+                    .values(claimed_until=now + lease, attempts=InboundMessage.attempts + 1)
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    claimed.append(row_id)
+            rows = await session.scalars(
+                select(InboundMessage).where(InboundMessage.id.in_(claimed))
+            )
+            return sorted(rows, key=lambda row: row.id)
+
+    async def finish(self, row_id: int, outcome: str, reason: str, **values: Any) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == row_id)
+                .values(
+                    status="done",
+                    outcome=outcome,
+                    reason=reason[:500],
+                    processed_at=datetime.now(UTC),
+                    claimed_until=None,
+                    **values,
+                )
+            )
+
+    async def postpone(self, row_id: int, delay: timedelta, reason: str) -> None:
+        """Leave the row pending for another try after ``delay`` (a transient failure)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == row_id)
+                .values(claimed_until=datetime.now(UTC) + delay, reason=reason[:500])
+            )
+
+    async def pending(self) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(InboundMessage.status == "pending")
+            )
+            return int(count or 0)
+
+    async def context(self, token: str) -> ReplyContext | None:
+        async with self._sessions() as session:
+            row = await session.get(ReplyToken, token)
+            if row is None:
+                return None
+            participant = await session.get(Participant, row.participant_id)
+            dpia = await session.get(Dpia, row.dpia_id)
+            return ReplyContext(row, participant, dpia)
+
+    async def participant(self, participant_id: int) -> Participant | None:
+        async with self._sessions() as session:
+            return await session.get(Participant, participant_id)
+
+    async def merged_before(self, row: InboundMessage) -> InboundMessage | None:
+        """An earlier row of the same message to the same place that was merged (or held)."""
+        async with self._sessions() as session:
+            earlier: InboundMessage | None = await session.scalar(
+                select(InboundMessage)
+                .where(
+                    InboundMessage.message_key == row.message_key,
+                    InboundMessage.recipient == row.recipient,
+                    InboundMessage.id != row.id,
+                    InboundMessage.outcome.in_(("merged", "held")),
+                )
+                .order_by(InboundMessage.id)
+                .limit(1)
+            )
+            return earlier
+
+    async def merged_since(self, participant_id: int, since: datetime) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).where(
+                    InboundMessage.participant_id == participant_id,
+                    InboundMessage.outcome == "merged",
+                    InboundMessage.processed_at >= since,
+                )
+            )
+            return int(count or 0)
+
+    async def keep_attachments(
+        self, row_id: int, dpia_id: str, files: list[NewAttachment]
+    ) -> list[InboundAttachment]:
+        """Store accepted attachments (idempotent: a reprocessed message reuses its rows)."""
+        async with self._sessions.begin() as session:
+            existing = list(
+                await session.scalars(
+                    select(InboundAttachment)
+                    .where(InboundAttachment.inbound_id == row_id)
+                    .order_by(InboundAttachment.id)
+                )
+            )
+            if existing:
+                return existing
+            rows = [
+                InboundAttachment(
+                    inbound_id=row_id,
+                    dpia_id=dpia_id,
+                    filename=file.filename,
+                    content_type=file.content_type,
+                    size=len(file.data),
+                    sha256=hashlib.sha256(file.data).hexdigest(),
+                    data=file.data,
+                )
+                for file in files
+            ]
+            session.add_all(rows)
+            await session.flush()
+            return rows
+
+    async def unsubscribe(self, participant_id: int) -> None:
+        async with self._sessions.begin() as session:
+            preference = await session.get(MailPreference, participant_id)
+            if preference is None:
+                session.add(MailPreference(participant_id=participant_id, mode="off"))
+            else:
+                preference.mode = "off"
+
+    async def record_bounce(self, participant_id: int, *, hard: bool, reason: str) -> bool:
+        """Count a bounce against the address; True when its mail is (now) paused."""
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            if await session.get(Participant, participant_id) is None:
+                return False
+            health = await session.get(MailHealth, participant_id)
+            if health is None:
+                health = MailHealth(
+                    participant_id=participant_id,
+                    hard_bounces=0,
+                    soft_bounces=0,
+                    last_reason="",
+                )
+                session.add(health)
+            if hard:
+                health.hard_bounces += 1
+            else:
+                health.soft_bounces += 1
+            health.last_bounce_at = now
+            health.last_reason = reason[:500]
+            if health.hard_bounces >= HARD_BOUNCES_TO_PAUSE and health.paused_at is None:
+                health.paused_at = now
+            return health.paused_at is not None
+
+    async def may_answer(self, address: str, reason: str, today: date | None = None) -> bool:
+        """Claim the one automatic answer allowed per address, reason and day."""
+        try:
+            async with self._sessions.begin() as session:
+                session.add(
+                    AutoAnswer(
+                        address=address.lower()[:254],
+                        reason=reason[:40],
+                        day=today or datetime.now(UTC).date(),
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    # -- the owners' view ---------------------------------------------------------------------
+
+    async def for_dpia(self, dpia_id: str, limit: int = 200) -> list[InboundMessage]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(InboundMessage)
+                .where(InboundMessage.dpia_id == dpia_id)
+                .order_by(InboundMessage.id.desc())
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def mail_health(self, dpia_id: str) -> dict[int, MailHealth]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(MailHealth)
+                .join(Participant, Participant.id == MailHealth.participant_id)
+                .where(Participant.dpia_id == dpia_id)
+            )
+            return {row.participant_id: row for row in rows}
+
+    async def resume_mail(self, dpia_id: str, participant_id: int) -> None:
+        """An owner says the address works again: clear its bounces."""
+        async with self._sessions.begin() as session:
+            participant = await session.get(Participant, participant_id)
+            if participant is None or participant.dpia_id != dpia_id:
+                raise DocumentNotFound("no such participant on this DPIA")
+            health = await session.get(MailHealth, participant_id)
+            if health is not None:
+                await session.delete(health)
+
+    async def held(self, dpia_id: str, row_id: int) -> InboundMessage:
+        async with self._sessions() as session:
+            row = await session.get(InboundMessage, row_id)
+            if row is None or row.dpia_id != dpia_id:
+                raise DocumentNotFound("no such message on this DPIA")
+            if row.outcome != "held":
+                raise InvalidInput("only a held message can be posted or discarded")
+            return row
+
+    async def release(self, dpia_id: str, row_id: int, by: str) -> None:
+        """An owner vouches for a held reply: the processor posts it on its next pass (a
+        pending row whose outcome is still ``held`` skips the sender-authentication hold)."""
+        await self.held(dpia_id, row_id)
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == row_id)
+                .values(status="pending", claimed_until=None, reason=f"released by {by}"[:500])
+            )
+
+    async def discard(self, dpia_id: str, row_id: int, by: str) -> None:
+        await self.held(dpia_id, row_id)
+        await self.finish(row_id, "discarded", f"discarded by {by}")
+
+    async def attachment(self, dpia_id: str, attachment_id: int) -> InboundAttachment:
+        async with self._sessions() as session:
+            row = await session.get(InboundAttachment, attachment_id)
+            if row is None or row.dpia_id != dpia_id:
+                raise DocumentNotFound("no such attachment on this DPIA")
+            return row
