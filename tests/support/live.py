@@ -128,6 +128,7 @@ def make_settings(database_url: str, **changes: object) -> Settings:
         auto_migrate=True,
         room_grace_seconds=0.2,
         dev_smtp_port=free_port(),
+        bridge_port=free_port(),
     )
     return replace(settings, **changes)  # type: ignore[arg-type]
 
