@@ -45,6 +45,7 @@ _HEADER_LINE = re.compile(
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r"^\s{0,3}>")
+_LINK = re.compile(r"\b(?:https?|ftp)://|\bwww\.", re.IGNORECASE)
 _SENT_FROM = re.compile(
     r"^\s*(?:sent\s+from\s+my\b|sent\s+from\s+(?:outlook|mail\s+for|yahoo)|get\s+outlook\s+for\b|"
     r"von\s+meinem\s+\S+\s+gesendet|gesendet\s+von\s+meinem\b|envoyé\s+de\s+mon\b|"
@@ -86,7 +87,11 @@ def extract(body: str, marker: str | None = None) -> Reply:
     if marker:
         cut = _marker_line(lines, marker)
         if cut is not None:
-            lines = lines[:cut]
+            above = _above_marker(lines, cut)
+            # A quoted marker with nothing written above it: an inline or bottom-posted
+            # reply, whose answers are below the marker; the rules below read it.
+            if _has_words(above) or not _QUOTED.match(lines[cut]):
+                lines = above
     header = _header_start(lines)
     if header is not None and _has_words(lines[:header]):
         part = lines[:header]
@@ -105,6 +110,23 @@ def _marker_line(lines: list[str], marker: str) -> int | None:
         if wanted in " ".join(line.lower().lstrip("> ").split()):
             return index
     return None
+
+
+def _above_marker(lines: list[str], cut: int) -> list[str]:
+    """The lines above our marker, without the attribution that introduces the quote: a known
+    one, or (the marker being quoted) the line ending in a colon just above the quote, which
+    is how clients in languages without a rule (Japanese, Russian, ...) introduce it."""
+    above = lines[:cut]
+    header = _header_start(above)
+    if header is not None:
+        return above[:header]
+    if _QUOTED.match(lines[cut]):
+        end = len(above)
+        while end and (not above[end - 1].strip() or _QUOTED.match(above[end - 1])):
+            end -= 1
+        if end and above[end - 1].rstrip().endswith((":", "\uff1a")):
+            return above[: end - 1]
+    return above
 
 
 def _header_start(lines: list[str]) -> int | None:
@@ -144,7 +166,9 @@ def _answers(lines: list[str]) -> tuple[list[str], bool]:
     for line in lines:
         if _QUOTED.match(line):
             text = re.sub(r"^(\s{0,3}>)+\s?", "", line).rstrip()
-            if text:
+            # A quoted link is never context: our notification's links are personal
+            # (read link, unsubscribe token) and the comment is read by everyone.
+            if text and not _LINK.search(text):
                 quote.append(text)
             continue
         if line.strip() and quote:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -28,10 +27,9 @@ MAX_RECIPIENTS = 20
 class BridgeHandler:
     """aiosmtpd handler: check recipients, store, then answer."""
 
-    def __init__(self, store: InboundStore, transport: str, on_stored: Callable[[], None]) -> None:
+    def __init__(self, store: InboundStore, transport: str) -> None:
         self._store = store
         self._transport = transport
-        self._on_stored = on_stored
 
     async def handle_RCPT(
         self,
@@ -69,7 +67,6 @@ class BridgeHandler:
             log.exception("bridge: could not store a message")
             statuses = ["451 4.3.0 could not store the message; try again later"]
             return _answer(statuses, envelope, self._transport)
-        self._on_stored()
         statuses = [f"250 2.0.0 stored as #{row_id}" for row_id in ids]
         return _answer(statuses, envelope, self._transport)
 

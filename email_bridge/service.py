@@ -26,6 +26,7 @@ class Bridge:
     def __init__(
         self,
         settings: Settings,
+        store: InboundStore,
         editing: DocumentEditing,
         notifications: NotificationService,
         *,
@@ -33,8 +34,7 @@ class Bridge:
         on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.settings = settings
-        keys = notifications.mail.reply_keys
-        self.store = InboundStore(notifications.mail.sessions, keys)
+        self.store = store
         answerer = Answerer(
             self.store,
             mail_from=settings.mail_from,
@@ -58,6 +58,7 @@ class Bridge:
             ),
             on_outcome=on_outcome,
         )
+        store.on_pending(self.processor.wake)
 
     async def run(self, started: asyncio.Event) -> None:
         """Listen and process until cancelled."""
@@ -71,7 +72,7 @@ class Bridge:
             ):
                 if port <= 0:
                     continue
-                handler = BridgeHandler(self.store, transport, self.processor.wake)
+                handler = BridgeHandler(self.store, transport)
                 servers.append(
                     await listen(
                         handler,

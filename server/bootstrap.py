@@ -23,6 +23,7 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
 from server.settings import Settings
@@ -127,6 +128,7 @@ async def open_runtime(
         editing=DocumentEditing(rooms),
         sessions=sessions,
         notifications=notifications,
+        inbound=InboundStore(sessions, notifications.mail.reply_keys),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:

@@ -170,6 +170,7 @@ def bridge_service(settings: Settings) -> Service:
     def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
         bridge = Bridge(
             settings,
+            runtime.inbound,
             runtime.editing,
             runtime.notifications,
             on_queued=runtime.notifications.queued,

@@ -14,6 +14,7 @@ own automatic answers (one per address, reason and day).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -94,6 +95,16 @@ class InboundStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], reply_keys: ReplyKeys) -> None:
         self._sessions = sessions
         self.reply_keys = reply_keys
+        self._on_pending: list[Callable[[], None]] = []
+
+    def on_pending(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when this process makes a row pending (a processor's wake-up;
+        processors in other processes find it on their next poll)."""
+        self._on_pending.append(callback)
+
+    def _pending_added(self) -> None:
+        for callback in self._on_pending:
+            callback()
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -149,7 +160,9 @@ class InboundStore:
             ]
             session.add_all(rows)
             await session.flush()
-            return [row.id for row in rows]
+            ids = [row.id for row in rows]
+        self._pending_added()
+        return ids
 
     # -- processing -------------------------------------------------------------------------
 
@@ -396,6 +409,7 @@ class InboundStore:
                 .where(InboundMessage.id == row_id)
                 .values(status="pending", claimed_until=None, reason=f"released by {by}"[:500])
             )
+        self._pending_added()
 
     async def discard(self, dpia_id: str, row_id: int, by: str) -> None:
         await self.held(dpia_id, row_id)

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from server.settings import Settings
-from server.web import api, devmail, feed, pages
+from server.web import api, devmail, feed, inbound, pages
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, SecurityHeaders
 from server.web.runtime import Runtime
@@ -57,6 +57,7 @@ def make_app(
             *api.routes,
             *devmail.routes,
             *feed.routes,
+            *inbound.routes,
             Mount("/static/editor", StaticFiles(directory=EDITOR_BUILD, check_dir=False)),
             Mount("/static", StaticFiles(directory=STATIC)),
         ],

@@ -191,7 +191,10 @@ async def editor(request: Request) -> Response:
         colour_seed=user.id,
     )
     return page(
-        request, "editor.html", access={"id": dpia_id, "title": access.title}, config=config
+        request,
+        "editor.html",
+        access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
+        config=config,
     )
 
 

@@ -13,6 +13,7 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.settings import Settings
 
@@ -28,6 +29,7 @@ class Runtime:
     editing: DocumentEditing
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
+    inbound: InboundStore
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""
