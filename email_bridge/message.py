@@ -14,6 +14,7 @@ import email
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from email.errors import UndecodableBytesDefect
 from email.message import Message
 from email.policy import default as default_policy
 from pathlib import PurePosixPath
@@ -135,7 +136,12 @@ def _sender(message: Message) -> tuple[str | None, str | None]:
             return None, "the message must have exactly one From header"
         header = values[0]
         addresses: tuple[Any, ...] = tuple(getattr(header, "addresses", ()))
-        if getattr(header, "defects", ()) or len(addresses) != 1:
+        # Raw UTF-8 (RFC 6532; we offer SMTPUTF8) reads as undecodable bytes: harmless in a
+        # display name, and an address holding them fails the printable check below.
+        defects = [
+            d for d in getattr(header, "defects", ()) if not isinstance(d, UndecodableBytesDefect)
+        ]
+        if defects or len(addresses) != 1:
             return None, "the From header must name exactly one well-formed address"
         address = str(addresses[0].addr_spec).strip().lower()
     except Exception:

@@ -104,9 +104,17 @@ class ReplyProcessor:
     async def drain(self) -> int:
         """Process what is pending now; the number of rows processed."""
         rows = await self._store.claim(self._concurrency, LEASE)
-        if rows:
-            await asyncio.gather(*(self._process_safely(row) for row in rows))
+        # Copies of one message are processed one after the other (the second is then a
+        # duplicate); different messages side by side.
+        copies: dict[str, list[InboundMessage]] = {}
+        for row in rows:
+            copies.setdefault(row.message_key, []).append(row)
+        await asyncio.gather(*(self._one_by_one(group) for group in copies.values()))
         return len(rows)
+
+    async def _one_by_one(self, rows: list[InboundMessage]) -> None:
+        for row in rows:
+            await self._process_safely(row)
 
     async def _process_safely(self, row: InboundMessage) -> None:
         try:
@@ -288,7 +296,7 @@ class ReplyProcessor:
             extra["signature"] = signature[:2000]
         if files:
             extra["attachments"] = [
-                {"id": f.id, "name": f.filename, "size": f.size, "type": f.content_type}
+                {"id": str(f.id), "name": f.filename, "size": f.size, "type": f.content_type}
                 for f in files
             ]
         actor = f"participant:{context.participant.id}"

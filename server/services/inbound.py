@@ -320,29 +320,46 @@ class InboundStore:
                 preference.mode = "off"
 
     async def record_bounce(self, participant_id: int, *, hard: bool, reason: str) -> bool:
-        """Count a bounce against the address; True when its mail is (now) paused."""
+        """Count a bounce against the address; True when its mail is (now) paused.
+
+        Counted by atomic updates: bounces for one address may be processed concurrently.
+        """
         now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
+        async with self._sessions() as session:
             if await session.get(Participant, participant_id) is None:
                 return False
-            health = await session.get(MailHealth, participant_id)
-            if health is None:
-                health = MailHealth(
-                    participant_id=participant_id,
-                    hard_bounces=0,
-                    soft_bounces=0,
-                    last_reason="",
+        try:
+            async with self._sessions.begin() as session:
+                session.add(
+                    MailHealth(
+                        participant_id=participant_id,
+                        hard_bounces=0,
+                        soft_bounces=0,
+                        last_reason="",
+                    )
                 )
-                session.add(health)
-            if hard:
-                health.hard_bounces += 1
-            else:
-                health.soft_bounces += 1
-            health.last_bounce_at = now
-            health.last_reason = reason[:500]
-            if health.hard_bounces >= HARD_BOUNCES_TO_PAUSE and health.paused_at is None:
-                health.paused_at = now
-            return health.paused_at is not None
+        except IntegrityError:
+            pass  # the address has bounced before
+        column = MailHealth.hard_bounces if hard else MailHealth.soft_bounces
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(MailHealth)
+                .where(MailHealth.participant_id == participant_id)
+                .values({column: column + 1, "last_bounce_at": now, "last_reason": reason[:500]})
+            )
+            await session.execute(
+                update(MailHealth)
+                .where(
+                    MailHealth.participant_id == participant_id,
+                    MailHealth.hard_bounces >= HARD_BOUNCES_TO_PAUSE,
+                    MailHealth.paused_at.is_(None),
+                )
+                .values(paused_at=now)
+            )
+            paused = await session.scalar(
+                select(MailHealth.paused_at).where(MailHealth.participant_id == participant_id)
+            )
+            return paused is not None
 
     async def may_answer(self, address: str, reason: str, today: date | None = None) -> bool:
         """Claim the one automatic answer allowed per address, reason and day."""
