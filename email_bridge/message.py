@@ -15,7 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from email.errors import UndecodableBytesDefect
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from pathlib import PurePosixPath
 from typing import Any
@@ -47,6 +47,8 @@ ALLOWED_TYPES = {
 # zero-width characters, the BOM, and other format characters (category Cf).
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<![^<>]*>", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +94,40 @@ def clean_line(value: str, limit: int = 1000) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Plain text safe to show: no control or invisible characters, normalised (NFC)."""
+    """Plain text safe to show: no control or invisible characters, no markup, NFC.
+
+    Comments are plain text everywhere, but a mangled message can make an HTML part read
+    as plain text: tags (and the content of script and style) are removed, while text such
+    as "< 5 records" or "a<b" stays as written.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", _INVISIBLE.sub("", text))
+    text = _SCRIPT.sub("", text)
+    text = _TAG.sub("", text)
     return unicodedata.normalize("NFC", text)
 
 
 def read(raw: bytes) -> ReadMail:
     """Parse ``raw``; whatever it holds, the result is a ReadMail (problems are noted)."""
+    try:
+        return _read(raw)
+    except RecursionError:
+        # Parts (or comments in a Content-Type) nested deeper than the stdlib parser's
+        # recursion allows: nothing of it is trusted, so nothing is posted or answered.
+        mail = ReadMail(
+            message=EmailMessage(policy=default_policy),
+            message_id="",
+            subject="",
+            from_address=None,
+            from_problem="the message is nested too deeply to be read",
+            text="",
+            from_html=False,
+        )
+        mail.problems.append("nested too deeply; the message was not read")
+        return mail
+
+
+def _read(raw: bytes) -> ReadMail:
     message = email.message_from_bytes(raw, policy=default_policy)
     mail = ReadMail(
         message=message,
