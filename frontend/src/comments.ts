@@ -11,15 +11,25 @@ import { h, uid } from './dom'
 
 const CHANNEL_TEXT: Record<string, string> = { browser: 'Browser', email: 'Email', api: 'API' }
 const MAX_COMMENT = 10000
+const WHOLE_DPIA = 'dpia' // where the email bridge puts a reply whose section has gone
 
 export interface CommentsPanel {
   element: HTMLElement
   setSection(section: Section): void
 }
 
+interface Attachment {
+  id: string
+  name: string
+  size: number
+}
+
 interface CommentData {
   id: string
+  section: string
   field: string
+  signature: string
+  attachments: Attachment[]
   authorName: string
   channel: string
   text: string
@@ -36,9 +46,19 @@ function read(id: string, map: Y.Map<unknown>): CommentData {
     return typeof value === 'string' ? value : ''
   }
   const replies = map.get('replies')
+  const files = map.get('attachments')
   return {
     id,
+    section: str('section'),
     field: str('field'),
+    signature: str('signature'),
+    attachments: files instanceof Y.Array
+      ? files.toArray().filter((f): f is Y.Map<unknown> => f instanceof Y.Map).map((f) => ({
+        id: String(f.get('id') ?? ''),
+        name: String(f.get('name') ?? 'attachment'),
+        size: Number(f.get('size') ?? 0),
+      }))
+      : [],
     authorName: str('author_name') || str('author') || 'Someone',
     channel: str('channel'),
     text: str('text'),
@@ -62,10 +82,13 @@ export function commentsPanel(context: EditorContext): CommentsPanel {
     const current = section
     const items: CommentData[] = []
     for (const [id, value] of comments.entries()) {
-      if (value instanceof Y.Map && value.get('section') === current.id) items.push(read(id, value))
+      // Replies whose section no longer exists belong to the whole DPIA: shown everywhere.
+      const place = value instanceof Y.Map ? value.get('section') : null
+      if (value instanceof Y.Map && (place === current.id || place === WHOLE_DPIA)) items.push(read(id, value))
     }
     items.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1))
-    list.replaceChildren(...items.map((item) => commentItem(current, item, false)))
+    const files = context.config.commentsUrl !== null ? `/dpias/${encodeURIComponent(context.config.dpiaId)}/attachments/` : null
+    list.replaceChildren(...items.map((item) => commentItem(current, item, false, files)))
     empty.hidden = items.length > 0
   }
   comments.observeDeep(render)
@@ -84,12 +107,25 @@ export function commentsPanel(context: EditorContext): CommentsPanel {
   }
 }
 
-function commentItem(section: Section, item: CommentData, isReply: boolean): HTMLElement {
+function attachmentList(item: CommentData, filesUrl: string | null): HTMLElement | null {
+  if (item.attachments.length === 0) return null
+  return h('ul', { class: 'comment-attachments', 'aria-label': 'Attachments' },
+    ...item.attachments.map((file) => {
+      const label = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} KB)`
+      return h('li', {}, filesUrl && /^[0-9]+$/.test(file.id)
+        ? h('a', { href: filesUrl + file.id, download: file.name, rel: 'noopener' }, label)
+        : label)
+    }))
+}
+
+function commentItem(section: Section, item: CommentData, isReply: boolean, filesUrl: string | null): HTMLElement {
   const created = new Date(item.created)
   const time = Number.isNaN(created.getTime())
     ? null
     : h('time', { datetime: item.created, class: 'comment-time' }, timeFormat.format(created))
-  const fieldLabel = item.field ? section.fields.find((f) => f.id === item.field)?.label ?? item.field : ''
+  const fieldLabel = item.section === WHOLE_DPIA
+    ? 'the whole DPIA'
+    : item.field ? section.fields.find((f) => f.id === item.field)?.label ?? item.field : ''
   return h('li', { class: `comment${isReply ? ' comment-reply' : ''}${item.resolved ? ' is-resolved' : ''}`, 'data-comment-id': item.id },
     h('div', { class: 'comment-meta' },
       h('span', { class: 'comment-author' }, item.authorName),
@@ -100,8 +136,12 @@ function commentItem(section: Section, item: CommentData, isReply: boolean): HTM
       item.resolved ? h('span', { class: 'comment-resolved' }, ' Resolved') : null),
     fieldLabel ? h('p', { class: 'comment-field' }, `On: ${fieldLabel}`) : null,
     h('p', { class: 'comment-text' }, item.text),
+    attachmentList(item, filesUrl),
+    item.signature
+      ? h('details', { class: 'comment-signature' }, h('summary', {}, 'Signature'), h('p', { class: 'comment-text' }, item.signature))
+      : null,
     item.replies.length > 0
-      ? h('ol', { class: 'comment-replies', 'aria-label': 'Replies' }, ...item.replies.map((r) => commentItem(section, r, true)))
+      ? h('ol', { class: 'comment-replies', 'aria-label': 'Replies' }, ...item.replies.map((r) => commentItem(section, r, true, filesUrl)))
       : null)
 }
 
