@@ -92,6 +92,8 @@ def extract(body: str, marker: str | None = None) -> Reply:
             # reply, whose answers are below the marker; the rules below read it.
             if _has_words(above) or not _QUOTED.match(lines[cut]):
                 lines = above
+            else:
+                lines = lines[:cut] + lines[cut + 1 :]  # never context itself
     header = _header_start(lines)
     if header is not None and _has_words(lines[:header]):
         part = lines[:header]
