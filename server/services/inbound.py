@@ -285,6 +285,8 @@ class InboundStore:
         self, row_id: int, dpia_id: str, files: list[NewAttachment]
     ) -> list[InboundAttachment]:
         """Store accepted attachments (idempotent: a reprocessed message reuses its rows)."""
+        if not files:
+            return []
         async with self._sessions.begin() as session:
             existing = list(
                 await session.scalars(
