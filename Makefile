@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 NPM := npm --no-audit --no-fund --loglevel=error
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/build.mjs
 
-.PHONY: setup run demo test check lint typecheck bench browser clean
+.PHONY: setup run demo test check lint typecheck bench browser dovecot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
 	  echo "Chromium could not be installed: the browser tests will say so."
 
+# The IMAP-polling tests run Debian's Dovecot on loopback (no system service is started).
+dovecot:
+	@test -x /usr/sbin/dovecot || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd \
+	    && { systemctl disable --now dovecot >/dev/null 2>&1 || service dovecot stop >/dev/null 2>&1 || true; }; } || \
+	  echo "Dovecot could not be installed: the IMAP tests will say so."
+
 setup: $(VENV)/.installed tests/node/node_modules/.installed frontend/dist/editor.js
 
 demo: $(VENV)/.installed
@@ -41,7 +48,7 @@ demo: $(VENV)/.installed
 run: $(VENV)/.installed frontend/dist/editor.js demo
 	$(BIN)/opendpia serve
 
-test: setup browser
+test: setup browser dovecot
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

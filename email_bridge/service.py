@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from email_bridge.answers import Answerer
+from email_bridge.imap import ImapPoller
 from email_bridge.listener import BridgeHandler, listen, tls_context
 from email_bridge.processor import BridgePolicy, ReplyProcessor
 from server.realtime.editing import DocumentEditing
@@ -91,7 +92,19 @@ class Bridge:
                     port,
                     " (STARTTLS offered)" if tls else "",
                 )
-            await self.processor.run(started)
+            async with asyncio.TaskGroup() as tasks:
+                ready = [asyncio.Event()]
+                tasks.create_task(self.processor.run(ready[0]))
+                if settings.bridge_imap_url:
+                    poller = ImapPoller(
+                        self.store, settings.bridge_imap_url, settings.bridge_imap_seconds
+                    )
+                    ready.append(asyncio.Event())
+                    tasks.create_task(poller.run(ready[-1]))
+                    log.info("email bridge: polling IMAP every %g s", settings.bridge_imap_seconds)
+                for event in ready:
+                    await event.wait()
+                started.set()
         finally:
             for server in servers:
                 server.close()

@@ -80,6 +80,10 @@ class Settings:
     bridge_trusted_authserv_ids: str = field(
         default="", metadata={"env": "OPENDPIA_BRIDGE_TRUSTED_AUTHSERV_IDS"}
     )
+    bridge_imap_url: str = field(default="", metadata={"env": "OPENDPIA_BRIDGE_IMAP_URL"})
+    bridge_imap_seconds: float = field(
+        default=60.0, metadata={"env": "OPENDPIA_BRIDGE_IMAP_SECONDS"}
+    )
     bridge_replies_per_hour: int = field(
         default=30, metadata={"env": "OPENDPIA_BRIDGE_REPLIES_PER_HOUR"}
     )
@@ -122,6 +126,8 @@ class Settings:
             )
         if self.bridge_tls_cert and not self.bridge_tls_key:
             raise SettingsError("OPENDPIA_BRIDGE_TLS_CERT needs OPENDPIA_BRIDGE_TLS_KEY too")
+        if self.bridge_imap_url and not self.bridge_imap_url.startswith(("imap://", "imaps://")):
+            raise SettingsError("OPENDPIA_BRIDGE_IMAP_URL must start with imap:// or imaps://")
         if self.bridge_max_bytes < 64 * 1024:
             raise SettingsError("OPENDPIA_BRIDGE_MAX_BYTES must be at least 65536")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
