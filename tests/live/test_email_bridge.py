@@ -33,6 +33,7 @@ from tests.support.bridge import (
 )
 from tests.support.live import LiveServer, free_port, make_settings, serving
 from tests.support.site import csrf_field, prepare, signed_in
+from tests.support.smtp import Sink, serve_sink
 
 pytestmark = pytest.mark.asyncio
 TRUSTED = "mx.opendpia.test"
@@ -571,4 +572,65 @@ async def test_messages_stored_before_a_crash_are_processed_after_the_restart(
         assert "Stored, then the power went." in texts
         assert "Claimed, then the process died." in texts
     finally:
+        await inspector.close()
+
+
+async def test_a_reply_with_nothing_new_is_refused_as_empty_with_one_answer(env: Env) -> None:
+    to = await env.address()
+    body = "On Mon, 23 Nov 2026 at 10:00, OpenDPIA wrote:\n> Olive changed the aims\n"
+    await deliver(env.port, reply(to, body), [to])
+    [row] = await env.db.settled(1)
+    assert row.outcome == "refused" and "nothing was left" in row.reason
+    [answer] = await env.db.outbox()
+    assert answer.recipient == PARTNER and answer.sender == ""
+
+
+async def test_replies_beyond_the_hourly_limit_are_refused(sqlite_url: str) -> None:
+    await asyncio.to_thread(prepare, sqlite_url)
+    site = await seed_bridge_site(sqlite_url)
+    settings = make_settings(sqlite_url, bridge_replies_per_hour=2, run_worker=False)
+    inspector = Inspector(sqlite_url)
+    try:
+        with serving(settings):
+            to = await reply_address(settings, site.partner_id, site.site.dpia_id)
+            for number in range(3):
+                await deliver(settings.bridge_port, reply(to, f"Reply {number}."), [to])
+                await inspector.settled(number + 1)
+            rows = await inspector.settled(3)
+        assert [r.outcome for r in rows] == ["merged", "merged", "refused"]
+        assert "more than 2 replies in an hour" in rows[2].reason
+    finally:
+        await inspector.close()
+
+
+async def test_a_reply_about_a_section_that_has_gone_goes_to_the_whole_dpia(env: Env) -> None:
+    to = await env.address("retired-section", "old-field")
+    await deliver(env.port, reply(to, "About the whole thing."), [to])
+    [row] = await env.db.settled(1)
+    assert (row.outcome, row.section, row.field) == ("merged", "dpia", None)
+    [comment] = [c for c in (await env.db.comments(env.dpia)).values() if c["channel"] == "email"]
+    assert comment["section"] == "dpia" and "field" not in comment
+
+
+async def test_our_answer_leaves_with_an_empty_envelope_sender(sqlite_url: str) -> None:
+    await asyncio.to_thread(prepare, sqlite_url)
+    site = await seed_bridge_site(sqlite_url)
+    sink = Sink()
+    smtp, smtp_port = await serve_sink(sink)
+    settings = make_settings(sqlite_url, smtp_url=f"smtp://127.0.0.1:{smtp_port}")
+    inspector = Inspector(sqlite_url)
+    try:
+        with serving(settings):
+            to = await reply_address(settings, site.partner_id, site.site.dpia_id)
+            await inspector.expire_replies(site.partner_id)
+            await deliver(settings.bridge_port, reply(to, "Too late?"), [to])
+            async with asyncio.timeout(10):
+                while not sink.received:
+                    await asyncio.sleep(0.05)
+        [answer] = sink.received
+        assert answer.mail_from == "<>" and answer.rcpt_tos == [PARTNER]  # MAIL FROM:<>
+        assert answer.message["Auto-Submitted"] == "auto-replied"
+        assert "expired" in answer.message.get_body(("plain",)).get_content()
+    finally:
+        smtp.close()
         await inspector.close()
