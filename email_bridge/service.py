@@ -33,8 +33,10 @@ class Bridge:
         *,
         on_queued: Callable[[], None] = lambda: None,
         on_outcome: Callable[[str], None] = lambda outcome: None,
+        embedded: bool = False,
     ) -> None:
         self.settings = settings
+        self._embedded = embedded
         self.store = store
         answerer = Answerer(
             self.store,
@@ -74,8 +76,8 @@ class Bridge:
                 if port <= 0:
                     continue
                 handler = BridgeHandler(self.store, transport)
-                servers.append(
-                    await listen(
+                try:
+                    server = await listen(
                         handler,
                         host=settings.bridge_host,
                         port=port,
@@ -84,7 +86,20 @@ class Bridge:
                         max_bytes=settings.bridge_max_bytes,
                         tls=tls,
                     )
-                )
+                except OSError as error:
+                    if not self._embedded:
+                        raise
+                    # Inside `serve`, a taken port must not stop the web app: say so loudly.
+                    log.error(
+                        "email bridge: cannot listen for %s on %s:%d (%s); replies will not "
+                        "arrive until OPENDPIA_BRIDGE_PORT is free or changed",
+                        transport.upper(),
+                        settings.bridge_host,
+                        port,
+                        error,
+                    )
+                    continue
+                servers.append(server)
                 log.info(
                     "email bridge: %s on %s:%d%s",
                     transport.upper(),

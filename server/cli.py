@@ -163,7 +163,7 @@ async def _work(settings: Settings) -> int:
     return 0
 
 
-def bridge_service(settings: Settings) -> Service:
+def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
     """The email bridge as a service of the runtime (the CLI composes both packages)."""
     from email_bridge.service import Bridge
 
@@ -174,6 +174,7 @@ def bridge_service(settings: Settings) -> Service:
             runtime.editing,
             runtime.notifications,
             on_queued=runtime.notifications.queued,
+            embedded=embedded,
         )
         return bridge.run
 
@@ -188,7 +189,7 @@ async def _bridge(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
-    async with open_runtime(settings, [bridge_service(settings)], web=False):
+    async with open_runtime(settings, [bridge_service(settings, embedded=False)], web=False):
         await stop.wait()
     return 0
 

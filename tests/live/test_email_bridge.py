@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import socket
 import sqlite3
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 import trustme
@@ -633,4 +640,64 @@ async def test_our_answer_leaves_with_an_empty_envelope_sender(sqlite_url: str) 
         assert "expired" in answer.message.get_body(("plain",)).get_content()
     finally:
         smtp.close()
+        await inspector.close()
+
+
+async def test_a_taken_bridge_port_does_not_stop_the_embedded_web_app(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(sqlite_url, bridge_port=port, run_worker=False)
+        with caplog.at_level(logging.ERROR, logger="opendpia.bridge"), serving(settings) as live:
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{live.port}/healthz")
+            assert answer.status_code == 200
+        assert any("cannot listen for SMTP" in r.getMessage() for r in caplog.records)
+
+
+async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) -> None:
+    """The production shape: ``opendpia bridge`` as its own process, next to the database."""
+    await asyncio.to_thread(prepare, sqlite_url)
+    site = await seed_bridge_site(sqlite_url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENDPIA_ENV": "test",
+        "OPENDPIA_DATABASE_URL": sqlite_url,
+        "OPENDPIA_BRIDGE_PORT": str(port),
+        "OPENDPIA_SMTP_URL": "smtp://127.0.0.1:9",
+        "OPENDPIA_LOG_LEVEL": "info",
+    }
+    settings = make_settings(sqlite_url)
+    to = await reply_address(settings, site.partner_id, site.site.dpia_id)
+    inspector = Inspector(sqlite_url)
+    with (tmp_path / "bridge.log").open("wb") as log:
+        process = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "-m", "server", "bridge"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    await writer.wait_closed()
+                    break
+                except OSError:
+                    assert process.poll() is None, (tmp_path / "bridge.log").read_text()
+                    await asyncio.sleep(0.1)
+        assert (await deliver(port, reply(to, "Via the bridge process."), [to])).data == 250
+        [row] = await inspector.settled(1, timeout=15)
+        assert row.outcome == "merged"
+        assert "Via the bridge process." in _texts(await inspector.comments(site.site.dpia_id))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0, (tmp_path / "bridge.log").read_text()
         await inspector.close()

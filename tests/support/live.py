@@ -137,7 +137,12 @@ class ServerProcess:
     """``opendpia serve`` as a child process, for tests that kill it."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = {**os.environ, **env}
+        # Its own mail ports: the defaults may be taken by another server on this machine.
+        ports = {
+            "OPENDPIA_BRIDGE_PORT": str(free_port()),
+            "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
+        }
+        self.env = {**os.environ, **ports, **env}
         self.port = free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
