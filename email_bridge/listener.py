@@ -27,9 +27,10 @@ MAX_RECIPIENTS = 20
 class BridgeHandler:
     """aiosmtpd handler: check recipients, store, then answer."""
 
-    def __init__(self, store: InboundStore, transport: str) -> None:
+    def __init__(self, store: InboundStore, transport: str, link: str = "") -> None:
         self._store = store
         self._transport = transport
+        self._link = link
 
     async def handle_RCPT(
         self,
@@ -44,7 +45,9 @@ class BridgeHandler:
         try:
             await self._store.check_recipient(address)
         except InvalidToken as error:
-            return f"550 5.1.1 {_one_line(str(error))}: no such reply address here"
+            # Their own server turns this into a bounce: say why, and where to go instead.
+            where = f"; ask the DPIA's owner or see {self._link}" if self._link else ""
+            return f"550 5.1.1 {_one_line(str(error))}{where}"
         except Exception:
             log.exception("bridge: recipient check failed")
             return "451 4.3.0 cannot check this address now; try again later"

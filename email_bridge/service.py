@@ -75,7 +75,7 @@ class Bridge:
             ):
                 if port <= 0:
                     continue
-                handler = BridgeHandler(self.store, transport)
+                handler = BridgeHandler(self.store, transport, settings.base_url)
                 try:
                     server = await listen(
                         handler,

@@ -124,7 +124,10 @@ class InboundStore:
         token = self.reply_keys.token_of(address)
         async with self._sessions() as session:
             if await session.get(ReplyToken, token) is None:
-                raise InvalidToken("this reply address is unknown")
+                # Removing a participant deletes their addresses: unknown covers both.
+                raise InvalidToken(
+                    "this reply address is unknown, or its owner no longer takes part"
+                )
 
     async def store(
         self,

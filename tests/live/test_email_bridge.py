@@ -701,3 +701,15 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0, (tmp_path / "bridge.log").read_text()
         await inspector.close()
+
+
+async def test_a_removed_participant_is_refused_at_rcpt_with_the_reason_and_a_link(
+    env: Env,
+) -> None:
+    to = await env.address()
+    await env.db.remove_participant(env.site.partner_id)
+    delivery = await deliver(env.port, reply(to, "Am I still in?"), [to])
+    assert delivery.rcpt == [550]
+    assert "no longer takes part" in delivery.rcpt_messages[0]
+    assert env.settings.base_url in delivery.rcpt_messages[0]
+    assert await env.db.rows() == []

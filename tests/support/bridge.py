@@ -107,6 +107,7 @@ def reply(
 @dataclass
 class Delivery:
     rcpt: list[int] = field(default_factory=list)
+    rcpt_messages: list[str] = field(default_factory=list)
     data: int | None = None
     data_message: str = ""
 
@@ -137,8 +138,10 @@ async def deliver(
             try:
                 answer = await client.rcpt(recipient)
                 result.rcpt.append(answer.code)
+                result.rcpt_messages.append(answer.message)
             except aiosmtplib.SMTPRecipientRefused as error:
                 result.rcpt.append(error.code)
+                result.rcpt_messages.append(error.message)
         if not any(code == 250 for code in result.rcpt):
             return result
         try:
@@ -210,6 +213,12 @@ class Inspector:
                 .where(ReplyToken.participant_id == participant_id)
                 .values(revoked=True)
             )
+
+    async def remove_participant(self, participant_id: int) -> None:
+        async with self.sessions.begin() as session:
+            participant = await session.get(Participant, participant_id)
+            assert participant is not None
+            await session.delete(participant)
 
     async def set_role(self, participant_id: int, role: str) -> None:
         async with self.sessions.begin() as session:
