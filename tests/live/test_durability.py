@@ -41,7 +41,12 @@ async def _write_until_killed(
             await asyncio.sleep(0 if i % 5 else 0.001)
 
     writers = [asyncio.create_task(write(i)) for i in range(2)]
-    await asyncio.sleep(rng.uniform(0.05, 0.5))
+    # Kill at a random moment once writes are being acknowledged (on a loaded machine the
+    # first acknowledgement can take longer than the shortest random delay).
+    async with asyncio.timeout(15):
+        while not any(client.saved for client in clients):
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(rng.uniform(0.0, 0.45))
     server.kill()
     stop.set()
     await asyncio.gather(*writers)
