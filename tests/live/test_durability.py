@@ -44,7 +44,10 @@ async def _write_until_killed(
     # Kill at a random moment once writes are being acknowledged (on a loaded machine the
     # first acknowledgement can take longer than the shortest random delay).
     async with asyncio.timeout(15):
-        while not any(client.saved for client in clients):
+        while not any(
+            keys and min(keys) <= client.saved
+            for client, keys in zip(clients, keys_by_write, strict=True)
+        ):
             await asyncio.sleep(0.005)
     await asyncio.sleep(rng.uniform(0.0, 0.45))
     server.kill()
