@@ -138,7 +138,7 @@ async def _editing(
     return sum(sent)
 
 
-async def run(replies: int, senders: int, partners: int, baseline_s: float) -> None:
+async def run(replies: int, senders: int, partners: int, baseline_s: float, keep: bool) -> None:
     os.environ["OPENDPIA_ENV"] = "development"
     os.environ["OPENDPIA_LOG_LEVEL"] = "warning"
     os.environ["OPENDPIA_BRIDGE_PORT"] = str(free_port())
@@ -227,7 +227,9 @@ async def run(replies: int, senders: int, partners: int, baseline_s: float) -> N
         print(f"  notification emails relayed meanwhile: {sink.count}")
     finally:
         await server.stop()
-        server.cleanup(keep=False)
+        server.cleanup(keep=keep)
+        if keep:
+            print(f"  server log and database kept in {server.workdir}")
         relay.close()
 
 
@@ -242,8 +244,9 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--partners", type=int, default=10)
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of editing alone")
+    parser.add_argument("--keep", action="store_true", help="keep the server's directory")
     args = parser.parse_args()
-    asyncio.run(run(args.replies, args.senders, args.partners, args.baseline))
+    asyncio.run(run(args.replies, args.senders, args.partners, args.baseline, args.keep))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from server.mail.compose import LOOP_HEADER
 from server.realtime.editing import DocumentEditing
 from server.services.inbound import InboundStore, NewAttachment, ReplyContext
 from server.services.notification_mail import REPLY_MARKER
-from server.services.notifications import NotificationService
+from server.services.notifications import CommentNotice, NotificationService
 from server.storage.models import InboundMessage
 
 log = logging.getLogger("opendpia.bridge")
@@ -40,6 +40,7 @@ log = logging.getLogger("opendpia.bridge")
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=2)
 DPIA_LEVEL = "dpia"  # where a reply goes when its section no longer exists
+NOTICE_WINDOW = 1.0  # seconds of merged replies told together
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,40 @@ class ReplyProcessor:
         self._poll = poll_seconds
         self._on_outcome = on_outcome
         self._wake = asyncio.Event()
+        self._notices: asyncio.Queue[tuple[str, str, CommentNotice]] = asyncio.Queue()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, started: asyncio.Event) -> None:
         """Process pending rows until cancelled (rows left by a crash are taken first)."""
-        started.set()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._tell_in_batches())
+            started.set()
+            await self._process_forever()
+
+    async def _tell_in_batches(self) -> None:
+        """Notify participants of merged replies off the merging path, a window at a time:
+        a burst of replies to one section is one notification per person, not one each."""
+        while True:
+            batch = [await self._notices.get()]
+            try:
+                await asyncio.sleep(NOTICE_WINDOW)
+            finally:  # also on shutdown: what was merged is still told
+                while not self._notices.empty():
+                    batch.append(self._notices.get_nowait())
+                groups: dict[tuple[str, str], list[CommentNotice]] = {}
+                for dpia_id, section, notice in batch:
+                    groups.setdefault((dpia_id, section), []).append(notice)
+                for (dpia_id, section), notices in groups.items():
+                    try:
+                        await asyncio.shield(
+                            self._notifications.record_comments(dpia_id, section, notices)
+                        )
+                    except Exception:
+                        log.exception("bridge: could not notify about %d replies", len(notices))
+
+    async def _process_forever(self) -> None:
         while True:
             self._wake.clear()
             try:
@@ -319,14 +347,8 @@ class ReplyProcessor:
             extra=extra,
         )
         if created:
-            await self._notifications.record_comment(
-                context.dpia.id,
-                section=section,
-                text=text,
-                author=context.participant.name,
-                actor=actor,
-                channel=Channel.EMAIL.value,
-            )
+            notice = CommentNotice(text, context.participant.name, actor, Channel.EMAIL.value)
+            self._notices.put_nowait((context.dpia.id, section, notice))
         values.update(section=section, field=field, comment_id=comment_id, text=text)
         values["signature"] = signature or None
         reason = "posted as a comment" if created else "was already in the document"

@@ -47,6 +47,16 @@ _MENTION = re.compile(r"@([\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w][\w.'-]*(?: [\w][\w.'
 
 
 @dataclass(frozen=True, slots=True)
+class CommentNotice:
+    """A comment to tell people about: its text, its author's name, who and how."""
+
+    text: str
+    author: str
+    actor: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class Recipient:
     participant_id: int
     email: str
@@ -128,15 +138,39 @@ class NotificationService:
     async def record_comment(
         self, dpia_id: str, *, section: str, text: str, author: str, actor: str, channel: str
     ) -> None:
-        queued = False
+        await self.record_comments(
+            dpia_id,
+            section,
+            [CommentNotice(text=text, author=author, actor=actor, channel=channel)],
+        )
+
+    async def record_comments(
+        self, dpia_id: str, section: str, comments: Sequence[CommentNotice]
+    ) -> None:
+        """Tell the interested people about comments on one section, as one notification each.
+
+        Several comments arriving together (a burst of email replies) make one notification
+        and one email per person, not one per comment. Nobody hears about only their own.
+        """
+        if not comments:
+            return
         async with self._sessions.begin() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
                 return
-            recipients = await self._recipients(session, dpia_id, section, actor)
-            mentioned = await self._mentioned(session, dpia_id, text, actor)
+            recipients = await self._recipients(session, dpia_id, section, actor="")
             known = {r.participant_id for r in recipients}
-            recipients += [r for r in mentioned if r.participant_id not in known]
+            for comment in comments:
+                for person in await self._mentioned(session, dpia_id, comment.text, comment.actor):
+                    if person.participant_id not in known:
+                        recipients.append(person)
+                        known.add(person.participant_id)
+            authors = {c.actor for c in comments}
+            recipients = [
+                r for r in recipients if not (len(authors) == 1 and _is_recipient(r, *authors))
+            ]
+            last = comments[-1]
+            names = list(dict.fromkeys(c.author for c in comments))
             queued, told = self._notify(
                 session,
                 dpia,
@@ -144,10 +178,10 @@ class NotificationService:
                 kind="comment",
                 section=section,
                 field=None,
-                actor_name=author,
-                channel=channel,
-                excerpt=" ".join(text.split())[:200],
-                what="commented",
+                actor_name=_joined(names),
+                channel=last.channel if len({c.channel for c in comments}) == 1 else "email",
+                excerpt=" ".join(last.text.split())[:200],
+                what="commented" if len(comments) == 1 else f"added {len(comments)} comments",
             )
         self._tell(told)
         if queued:
@@ -419,3 +453,18 @@ def _is_actor(participant: Participant, actor: str) -> bool:
     if kind == "user":
         return participant.user_id == int(number)
     return kind == "participant" and participant.id == int(number)
+
+
+def _is_recipient(recipient: Recipient, actor: str) -> bool:
+    kind, _, number = actor.partition(":")
+    if not number.isdigit():
+        return False
+    if kind == "user":
+        return recipient.user_id == int(number)
+    return kind == "participant" and recipient.participant_id == int(number)
+
+
+def _joined(names: list[str]) -> str:
+    if len(names) <= 2:
+        return " and ".join(names)
+    return f"{', '.join(names[:2])} and {len(names) - 2} more"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -713,3 +714,25 @@ async def test_a_removed_participant_is_refused_at_rcpt_with_the_reason_and_a_li
     assert "no longer takes part" in delivery.rcpt_messages[0]
     assert env.settings.base_url in delivery.rcpt_messages[0]
     assert await env.db.rows() == []
+
+
+async def test_a_burst_of_replies_is_one_notification_per_person_not_one_each(env: Env) -> None:
+    to = await env.address()
+    replies = [reply(to, f"Point {n} of 5.") for n in range(5)]
+    await asyncio.gather(*(deliver(env.port, raw, [to]) for raw in replies))
+    await env.db.settled(5)
+    owner = env.site.site.emails["owner"]
+
+    def told(subjects: list[str]) -> int:
+        """How many comments the owner's emails speak of ("commented" is one)."""
+        return sum(
+            int(m.group(1)) if (m := re.search(r"added (\d+) comments", s)) else 1 for s in subjects
+        )
+
+    async with asyncio.timeout(10):
+        while (
+            told(subjects := [m.subject for m in await env.db.outbox() if m.recipient == owner]) < 5
+        ):
+            await asyncio.sleep(0.1)
+    assert told(subjects) == 5
+    assert 1 <= len(subjects) < 5, subjects  # together, not one email per reply
