@@ -30,7 +30,13 @@ from server.domain.errors import InvalidToken
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
 from server.realtime.editing import DocumentEditing
-from server.services.inbound import InboundStore, NewAttachment, ReplyContext
+from server.services.inbound import (
+    Finished,
+    InboundStore,
+    NewAttachment,
+    ReplyContext,
+    Situation,
+)
 from server.services.notification_mail import REPLY_MARKER
 from server.services.notifications import CommentNotice, NotificationService
 from server.storage.models import InboundMessage
@@ -130,37 +136,56 @@ class ReplyProcessor:
                 pass
 
     async def drain(self) -> int:
-        """Process what is pending now; the number of rows processed."""
+        """Process what is pending now; the number of rows processed.
+
+        Outcomes of a batch are recorded together, in one transaction.
+        """
         rows = await self._store.claim(self._concurrency, LEASE)
         # Copies of one message are processed one after the other (the second is then a
         # duplicate); different messages side by side.
-        copies: dict[str, list[InboundMessage]] = {}
+        copies: dict[tuple[str, str], list[InboundMessage]] = {}
         for row in rows:
-            copies.setdefault(row.message_key, []).append(row)
-        await asyncio.gather(*(self._one_by_one(group) for group in copies.values()))
+            copies.setdefault((row.message_key, row.recipient), []).append(row)
+        done = await asyncio.gather(*(self._one_by_one(group) for group in copies.values()))
+        results = [result for group in done for result in group]
+        await self._store.finish_many(results)
+        for result in results:
+            self._on_outcome(result.outcome)
+            log.info("bridge: message %d %s %s", result.row_id, result.outcome, result.reason)
         return len(rows)
 
-    async def _one_by_one(self, rows: list[InboundMessage]) -> None:
+    async def _one_by_one(self, rows: list[InboundMessage]) -> list[Finished]:
+        results: list[Finished] = []
+        merged: int | None = None
         for row in rows:
-            await self._process_safely(row)
+            if merged is not None and row.outcome != "held":
+                results.append(
+                    Finished(
+                        row.id, "duplicate", f"the same message was processed as #{merged}", {}
+                    )
+                )
+                continue
+            result = await self._process_safely(row)
+            if result is not None:
+                results.append(result)
+                if result.outcome == "merged":
+                    merged = row.id
+        return results
 
-    async def _process_safely(self, row: InboundMessage) -> None:
+    async def _process_safely(self, row: InboundMessage) -> Finished | None:
+        """The row's outcome; None when it is left pending for a retry."""
         try:
             result = await self.process(row)
         except Exception as error:
             log.exception("bridge: message %d failed (attempt %d)", row.id, row.attempts)
             if row.attempts >= MAX_ATTEMPTS:
-                await self._store.finish(
-                    row.id, "failed", f"could not be processed: {type(error).__name__}"
+                return Finished(
+                    row.id, "failed", f"could not be processed: {type(error).__name__}", {}
                 )
-                self._on_outcome("failed")
-            else:
-                delay = timedelta(seconds=min(300, 5 * 2**row.attempts))
-                await self._store.postpone(row.id, delay, f"retrying: {type(error).__name__}")
-            return
-        await self._store.finish(row.id, result.outcome, result.reason, **result.values)
-        self._on_outcome(result.outcome)
-        log.info("bridge: message %d %s %s", row.id, result.outcome, result.reason)
+            delay = timedelta(seconds=min(300, 5 * 2**row.attempts))
+            await self._store.postpone(row.id, delay, f"retrying: {type(error).__name__}")
+            return None
+        return Finished(row.id, result.outcome, result.reason, result.values)
 
     async def process(self, row: InboundMessage) -> Outcome:
         mail = await (
@@ -185,7 +210,8 @@ class ReplyProcessor:
             token = self._store.reply_keys.token_of(row.recipient)
         except InvalidToken as error:  # accepted at RCPT, refused now: a key was retired
             return Outcome("refused", str(error), values)
-        context = await self._store.context(token)
+        situation = await self._store.situation(row, token)
+        context = situation.context
         if context is None:
             return Outcome("refused", "this reply address is no longer known", values)
         values.update(
@@ -198,7 +224,7 @@ class ReplyProcessor:
             return await self._bounce(mail, row, values, to_bounce=False)
         if kind.kind is not Kind.HUMAN:
             return Outcome("dropped", kind.reason, values)
-        return await self._reply(mail, row, context, values)
+        return await self._reply(mail, row, situation, values)
 
     async def _bounce(
         self, mail: ReadMail, row: InboundMessage, values: dict[str, Any], *, to_bounce: bool
@@ -221,8 +247,10 @@ class ReplyProcessor:
         return Outcome("bounce", f"{kind} bounce: {bounce.reason}{note}", values)
 
     async def _reply(
-        self, mail: ReadMail, row: InboundMessage, context: ReplyContext, values: dict[str, Any]
+        self, mail: ReadMail, row: InboundMessage, situation: Situation, values: dict[str, Any]
     ) -> Outcome:
+        context = situation.context
+        assert context is not None
         participant = context.participant
         dpia = context.dpia
         reply_to = mail.from_address or ""
@@ -270,11 +298,10 @@ class ReplyProcessor:
             )
         if context.role is not None and not context.role.can_comment:
             return await refuse("viewer", "your role on this DPIA is viewer, which cannot comment")
-        earlier = await self._store.merged_before(row)
+        earlier = situation.earlier
         if earlier is not None and not released:
             return Outcome("duplicate", f"the same message was processed as #{earlier.id}", values)
-        since = datetime.now(UTC) - timedelta(hours=1)
-        if await self._store.merged_since(participant.id, since) >= self._policy.replies_per_hour:
+        if situation.merged_last_hour >= self._policy.replies_per_hour:
             return await refuse(
                 "rate",
                 f"more than {self._policy.replies_per_hour} replies in an hour; try again later",

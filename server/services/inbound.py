@@ -21,7 +21,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,6 +69,23 @@ class ReplyContext:
     @property
     def role(self) -> Role | None:
         return Role(self.participant.role) if self.participant is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    row_id: int
+    outcome: str
+    reason: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What the processor reads before deciding about one reply, read in one session."""
+
+    context: ReplyContext | None
+    earlier: InboundMessage | None
+    merged_last_hour: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,63 +187,55 @@ class InboundStore:
     # -- processing -------------------------------------------------------------------------
 
     async def claim(self, limit: int, lease: timedelta) -> list[InboundMessage]:
-        """Pending rows whose lease is free, now leased to the caller, oldest first."""
+        """Pending rows whose lease is free, now leased to the caller, oldest first.
+
+        One conditional UPDATE … RETURNING: a processor that raced us claims none twice.
+        """
         now = datetime.now(UTC)
+        free = (InboundMessage.status == "pending") & or_(
+            InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now
+        )
         async with self._sessions.begin() as session:
-            ids = list(
+            oldest = select(InboundMessage.id).where(free).order_by(InboundMessage.id).limit(limit)
+            claimed = list(
                 await session.scalars(
-                    select(InboundMessage.id)
-                    .where(
-                        InboundMessage.status == "pending",
-                        or_(
-                            InboundMessage.claimed_until.is_(None),
-                            InboundMessage.claimed_until < now,
-                        ),
-                    )
-                    .order_by(InboundMessage.id)
-                    .limit(limit)
+                    update(InboundMessage)
+                    .where(InboundMessage.id.in_(oldest.scalar_subquery()), free)
+                    .values(claimed_until=now + lease, attempts=InboundMessage.attempts + 1)
+                    .returning(InboundMessage.id)
                 )
             )
-            if not ids:
+            if not claimed:
                 return []
-            # A conditional update per row: another processor that raced us claims none twice.
-            claimed: list[int] = []
-            for row_id in ids:
-                result = await session.execute(
-                    update(InboundMessage)
-                    .where(
-                        InboundMessage.id == row_id,
-                        InboundMessage.status == "pending",
-                        or_(
-                            InboundMessage.claimed_until.is_(None),
-                            InboundMessage.claimed_until < now,
-                        ),
-                    )
-                    .values(claimed_until=now + lease, attempts=InboundMessage.attempts + 1)
-                )
-                if getattr(result, "rowcount", 0) == 1:
-                    claimed.append(row_id)
             rows = await session.scalars(
                 select(InboundMessage).where(InboundMessage.id.in_(claimed))
             )
             return sorted(rows, key=lambda row: row.id)
 
     async def finish(self, row_id: int, outcome: str, reason: str, **values: Any) -> None:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}")
+        await self.finish_many([Finished(row_id, outcome, reason, values)])
+
+    async def finish_many(self, results: list[Finished]) -> None:
+        """Record outcomes, all in one transaction (a processor's batch)."""
+        if not results:
+            return
+        now = datetime.now(UTC)
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id == row_id)
-                .values(
-                    status="done",
-                    outcome=outcome,
-                    reason=reason[:500],
-                    processed_at=datetime.now(UTC),
-                    claimed_until=None,
-                    **values,
+            for result in results:
+                if result.outcome not in OUTCOMES:
+                    raise ValueError(f"unknown outcome {result.outcome!r}")
+                await session.execute(
+                    update(InboundMessage)
+                    .where(InboundMessage.id == result.row_id)
+                    .values(
+                        status="done",
+                        outcome=result.outcome,
+                        reason=result.reason[:500],
+                        processed_at=now,
+                        claimed_until=None,
+                        **result.values,
+                    )
                 )
-            )
 
     async def postpone(self, row_id: int, delay: timedelta, reason: str) -> None:
         """Leave the row pending for another try after ``delay`` (a transient failure)."""
@@ -244,45 +253,29 @@ class InboundStore:
             )
             return int(count or 0)
 
-    async def context(self, token: str) -> ReplyContext | None:
+    async def situation(self, row: InboundMessage, token: str) -> Situation:
+        """The reply address's context, an earlier copy of the message, and how many replies
+        its participant had merged in the last hour: one session, not three."""
+        since = datetime.now(UTC) - timedelta(hours=1)
         async with self._sessions() as session:
-            row = await session.get(ReplyToken, token)
-            if row is None:
-                return None
-            participant = await session.get(Participant, row.participant_id)
-            dpia = await session.get(Dpia, row.dpia_id)
-            return ReplyContext(row, participant, dpia)
-
-    async def participant(self, participant_id: int) -> Participant | None:
-        async with self._sessions() as session:
-            return await session.get(Participant, participant_id)
-
-    async def merged_before(self, row: InboundMessage) -> InboundMessage | None:
-        """An earlier row of the same message to the same place that was merged (or held)."""
-        async with self._sessions() as session:
-            earlier: InboundMessage | None = await session.scalar(
-                select(InboundMessage)
-                .where(
-                    InboundMessage.message_key == row.message_key,
-                    InboundMessage.recipient == row.recipient,
-                    InboundMessage.id != row.id,
-                    InboundMessage.outcome.in_(("merged", "held")),
-                )
-                .order_by(InboundMessage.id)
-                .limit(1)
-            )
-            return earlier
-
-    async def merged_since(self, participant_id: int, since: datetime) -> int:
-        async with self._sessions() as session:
-            count = await session.scalar(
+            reply = await session.get(ReplyToken, token)
+            if reply is None:
+                return Situation(None, None, 0)
+            participant = await session.get(Participant, reply.participant_id)
+            dpia = await session.get(Dpia, reply.dpia_id)
+            earlier = await session.scalar(_earlier(row))
+            merged = await session.scalar(
                 select(func.count()).where(
-                    InboundMessage.participant_id == participant_id,
+                    InboundMessage.participant_id == reply.participant_id,
                     InboundMessage.outcome == "merged",
                     InboundMessage.processed_at >= since,
                 )
             )
-            return int(count or 0)
+            return Situation(ReplyContext(reply, participant, dpia), earlier, int(merged or 0))
+
+    async def participant(self, participant_id: int) -> Participant | None:
+        async with self._sessions() as session:
+            return await session.get(Participant, participant_id)
 
     async def keep_attachments(
         self, row_id: int, dpia_id: str, files: list[NewAttachment]
@@ -443,3 +436,18 @@ class InboundStore:
             if row is None or row.dpia_id != dpia_id:
                 raise DocumentNotFound("no such attachment on this DPIA")
             return row
+
+
+def _earlier(row: InboundMessage) -> Select[InboundMessage]:
+    """An earlier copy of the same message to the same address that was merged or held."""
+    return (
+        select(InboundMessage)
+        .where(
+            InboundMessage.message_key == row.message_key,
+            InboundMessage.recipient == row.recipient,
+            InboundMessage.id != row.id,
+            InboundMessage.outcome.in_(("merged", "held")),
+        )
+        .order_by(InboundMessage.id)
+        .limit(1)
+    )
