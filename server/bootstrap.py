@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
+from server.domain.changes import ChangeEvent
 from server.domain.replies import ReplyKeys
 from server.mail.sink import start_sink
 from server.mail.smtp import SmtpTransport
@@ -20,10 +21,15 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.exports import ExportService
+from server.services.history import HistoryService
 from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
+from server.services.signoffs import SignOffService
+from server.services.workflow import WorkflowService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -96,7 +102,18 @@ def create_app(settings: Settings) -> Starlette:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         worker = outbox_worker(settings, sessions) if settings.worker_in_process else None
         notifications = notification_service(settings, sessions, worker)
-        recorder = ChangeRecorder(notifications.record_changes)
+        accounts = AccountService(sessions)
+        dpias = DpiaService(sessions, store)
+        audit = AuditTrail(sessions)
+        history = HistoryService(sessions, store, audit)
+        signoffs = SignOffService(sessions, dpias, history, audit, notifications)
+        workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
+
+        async def record_changes(events: Sequence[ChangeEvent]) -> None:
+            await notifications.record_changes(events)
+            await signoffs.mark_stale(events)
+
+        recorder = ChangeRecorder(record_changes)
         rooms = RoomManager(
             store,
             committer,
@@ -104,9 +121,8 @@ def create_app(settings: Settings) -> Starlette:
             compact_every=settings.compact_every,
             on_change=recorder.submit,
             quiet_seconds=settings.change_quiet_seconds,
+            read_only=workflow.lock_reason,
         )
-        accounts = AccountService(sessions)
-        dpias = DpiaService(sessions, store)
         runtime = Runtime(
             settings=settings,
             access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
@@ -117,6 +133,11 @@ def create_app(settings: Settings) -> Starlette:
             editing=DocumentEditing(rooms),
             sessions=sessions,
             notifications=notifications,
+            audit=audit,
+            history=history,
+            signoffs=signoffs,
+            workflow=workflow,
+            exports=ExportService(sessions, dpias, history, signoffs, audit),
         )
         mailbox = await start_dev_mailbox(settings, engine)
         try:

@@ -80,7 +80,9 @@ def _nodes(children: Iterable[Any]) -> list[dict[str, Any]]:
             nodes.extend(_text_runs(child))
         elif isinstance(child, XmlElement):
             node: dict[str, Any] = {"type": child.tag}
-            attrs = {str(k): v for k, v in sorted(dict(child.attributes).items())}
+            attributes: Any = child.attributes  # pycrdt types it as a view without __iter__
+            pairs: list[tuple[str, Any]] = list(attributes)
+            attrs = {str(k): v for k, v in sorted(pairs)}
             if attrs:
                 node["attrs"] = attrs
             node["content"] = _nodes(child.children)
@@ -157,8 +159,11 @@ def changed_fields(before: Content, after: Content) -> list[str]:
 
 def plain_text(value: Any) -> str:
     """A readable one-string view of any field value (for diffs, exports, excerpts)."""
-    if isinstance(value, list) and value and isinstance(value[0], dict) and (
-        "type" in value[0] or "text" in value[0]
+    if (
+        isinstance(value, list)
+        and value
+        and isinstance(value[0], dict)
+        and ("type" in value[0] or "text" in value[0])
     ):
         return "\n".join(_block_text(node) for node in value).strip()
     if isinstance(value, list):

@@ -41,7 +41,9 @@ class SectionAction(enum.StrEnum):
 
 
 # action → (states it starts from, state it leads to, who may, reasons required)
-SECTION_ACTIONS: dict[SectionAction, tuple[frozenset[SectionState], SectionState, frozenset[Role], bool]] = {
+SECTION_ACTIONS: dict[
+    SectionAction, tuple[frozenset[SectionState], SectionState, frozenset[Role], bool]
+] = {
     SectionAction.SUBMIT: (
         frozenset({SectionState.IN_PROGRESS, SectionState.CHANGES_REQUESTED, SectionState.STALE}),
         SectionState.SUBMITTED,
@@ -61,9 +63,7 @@ SECTION_ACTIONS: dict[SectionAction, tuple[frozenset[SectionState], SectionState
         False,
     ),
     SectionAction.REOPEN: (
-        frozenset(
-            {SectionState.SUBMITTED, SectionState.REVIEWED, SectionState.CHANGES_REQUESTED}
-        ),
+        frozenset({SectionState.SUBMITTED, SectionState.REVIEWED, SectionState.CHANGES_REQUESTED}),
         SectionState.IN_PROGRESS,
         frozenset({Role.OWNER, Role.EDITOR}),
         False,
@@ -88,8 +88,10 @@ def effective_section_state(
     """What a section's state is now, given what was recorded and the content today."""
     if recorded in (SectionState.REVIEWED, SectionState.SIGNED_OFF, SectionState.SUBMITTED):
         if recorded_hash != current_hash:
-            return SectionState.STALE if recorded is not SectionState.SUBMITTED else (
-                SectionState.IN_PROGRESS
+            return (
+                SectionState.STALE
+                if recorded is not SectionState.SUBMITTED
+                else (SectionState.IN_PROGRESS)
             )
         return recorded
     if recorded is SectionState.CHANGES_REQUESTED:
@@ -97,9 +99,7 @@ def effective_section_state(
     return SectionState.EMPTY if empty else SectionState.IN_PROGRESS
 
 
-def section_action(
-    action: str, state: SectionState, role: Role, reasons: str
-) -> SectionState:
+def section_action(action: str, state: SectionState, role: Role, reasons: str) -> SectionState:
     """The state ``action`` leads to, or InvalidInput / AccessDenied saying why not."""
     try:
         chosen = SectionAction(action)
@@ -166,9 +166,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         name="put in force",
     ),
     Transition(frozenset({S.IN_FORCE}), S.UNDER_REVIEW, _OWNER | _DPO, name="start a review"),
-    Transition(
-        frozenset({S.IN_FORCE, S.UNDER_REVIEW}), S.ARCHIVED, _OWNER, True, "archive"
-    ),
+    Transition(frozenset({S.IN_FORCE, S.UNDER_REVIEW}), S.ARCHIVED, _OWNER, True, "archive"),
     Transition(_OPEN, S.ABANDONED, _OWNER, True, "abandon"),
 )
 
@@ -218,6 +216,7 @@ class SignOffKind(enum.StrEnum):
     CONSULTATION_REVIEWED = "consultation_reviewed"
     KEPT_UNDER_REVIEW = "kept_under_review"
     PARTY_APPROVAL = "party_approval"
+    PRIOR_CONSULTATION = "prior_consultation"
 
     @property
     def label(self) -> str:
@@ -237,6 +236,7 @@ _KIND_LABELS = {
     SignOffKind.CONSULTATION_REVIEWED: "Consultation responses reviewed by",
     SignOffKind.KEPT_UNDER_REVIEW: "This DPIA will be kept under review by",
     SignOffKind.PARTY_APPROVAL: "Approved for the party by",
+    SignOffKind.PRIOR_CONSULTATION: "Prior consultation with the ICO recorded by",
 }
 _KIND_TARGETS = {
     SignOffKind.MEASURES_APPROVED: "measures",
@@ -246,7 +246,10 @@ _KIND_TARGETS = {
     SignOffKind.CONSULTATION_REVIEWED: "consultation",
     SignOffKind.KEPT_UNDER_REVIEW: "review",
     SignOffKind.PARTY_APPROVAL: "dpia",
+    SignOffKind.PRIOR_CONSULTATION: "outcome",
 }
+# Records about the world, not changes to content: allowed while the DPIA is approved.
+AFTER_APPROVAL = frozenset({SignOffKind.PRIOR_CONSULTATION})
 STEP7_KINDS = [k for k in SignOffKind if k not in (SignOffKind.SECTION,)]
 
 
@@ -257,6 +260,7 @@ class Decision(enum.StrEnum):
     ADVISE = "advise"
     ACCEPT = "accept"
     OVERRULE = "overrule"
+    CONSULTED = "consulted"
 
     @property
     def label(self) -> str:
@@ -273,6 +277,7 @@ class SignOffState(enum.StrEnum):
 _DECISIONS = {
     SignOffKind.DPO_ADVICE: {Decision.ADVISE},
     SignOffKind.DPO_ADVICE_DECISION: {Decision.ACCEPT, Decision.OVERRULE},
+    SignOffKind.PRIOR_CONSULTATION: {Decision.CONSULTED},
 }
 _APPROVALS = {Decision.APPROVE, Decision.APPROVE_WITH_CONDITIONS, Decision.REJECT}
 
@@ -308,6 +313,8 @@ def check_signoff(
         raise AccessDenied(
             "separation of duties: the author of a DPIA cannot sign it off as its DPO"
         )
+    if chosen is Decision.CONSULTED and not reasons.strip():
+        raise InvalidInput("record the ICO's reference and response in the reasons")
     if chosen is Decision.OVERRULE and not reasons.strip():
         raise InvalidInput("overruling DPO advice needs reasons, shown in every export")
     if chosen is Decision.REJECT and not reasons.strip():
@@ -328,7 +335,7 @@ def check_signoff(
 
 
 def risk_level(likelihood: Any, severity: Any, matrix: dict[str, Any]) -> str | None:
-    """The level id (low / medium / high) of a likelihood × severity, or None if unset."""
+    """The level id (low / medium / high) of a likelihood x severity, or None if unset."""
     try:
         score = int(likelihood) * int(severity)
     except (TypeError, ValueError):

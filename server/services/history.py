@@ -143,8 +143,9 @@ class HistoryService:
     async def _names(self, dpia_id: str) -> dict[str, str]:
         async with self._sessions() as session:
             rows = await session.execute(
-                select(Participant.id, Participant.user_id, Participant.name, Participant.email)
-                .where(Participant.dpia_id == dpia_id)
+                select(
+                    Participant.id, Participant.user_id, Participant.name, Participant.email
+                ).where(Participant.dpia_id == dpia_id)
             )
             names: dict[str, str] = {}
             for pid, user_id, name, email in rows:

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.access import Role
 from server.domain.changes import ChangeEvent
 from server.domain.content import WHOLE, Content, bound_sections, content_hash
+from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.templates import Template
 from server.domain.workflow import (
+    AFTER_APPROVAL,
     REVIEWED_BEFORE_ADVICE,
     SectionState,
     SignOffKind,
@@ -34,8 +36,8 @@ from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.services.history import FieldChange, HistoryService, field_changes
 from server.services.notifications import NotificationService
-from server.storage.models import Dpia, DpiaParty, Membership, Organisation, SectionState as Row
-from server.storage.models import SignOffRow
+from server.storage.models import Dpia, DpiaParty, Membership, Organisation, SignOffRow
+from server.storage.models import SectionState as Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +95,14 @@ class SignOffService:
         self._audit = audit
         self._notifications = notifications
 
-    async def list(self, dpia_id: str, *, include_old: bool = True) -> list[SignOff]:
+    async def of_dpia(self, dpia_id: str, *, include_old: bool = True) -> list[SignOff]:
         template = await self._history.template_of(dpia_id)
         current = await self._history.current(dpia_id)
         hashes = section_hashes(template, current.content)
         async with self._sessions() as session:
             rows = (
                 await session.scalars(
-                    select(SignOffRow)
-                    .where(SignOffRow.dpia_id == dpia_id)
-                    .order_by(SignOffRow.id)
+                    select(SignOffRow).where(SignOffRow.dpia_id == dpia_id).order_by(SignOffRow.id)
                 )
             ).all()
         result = [_view(row, effective_state(row, hashes[row.target])) for row in rows]
@@ -122,15 +122,18 @@ class SignOffService:
         reasons: str = "",
     ) -> int:
         access = await self._dpias.access(user, dpia_id)
-        if access.status.is_locked:
-            raise DpiaLocked(
-                f"this DPIA is {access.status.label.lower()}: it cannot be signed again; "
-                "start a new version"
-            )
         try:
             signoff_kind = SignOffKind(kind)
         except ValueError:
             raise InvalidInput(f"{kind[:30]!r} is not a kind of sign-off") from None
+        if access.status.is_locked and not (
+            signoff_kind in AFTER_APPROVAL
+            and access.status in (DpiaStatus.APPROVED, DpiaStatus.APPROVED_WITH_CONDITIONS)
+        ):
+            raise DpiaLocked(
+                f"this DPIA is {access.status.label.lower()}: it cannot be signed again; "
+                "start a new version"
+            )
         template = await self._history.template_of(dpia_id)
         target = signoff_kind.fixed_target or target
         bound = bound_sections(template, target)  # refuses unknown targets
@@ -142,8 +145,7 @@ class SignOffService:
             SectionState.STALE,
         ):
             raise InvalidInput(
-                f"a section is signed off once reviewed; {target} is "
-                f"{states[target].label.lower()}"
+                f"a section is signed off once reviewed; {target} is {states[target].label.lower()}"
             )
         if signoff_kind is SignOffKind.DPO_ADVICE:
             waiting = [
@@ -199,8 +201,14 @@ class SignOffService:
             await session.flush()
             if signoff_kind is SignOffKind.SECTION:
                 await _set_state(
-                    session, dpia_id, target, SectionState.SIGNED_OFF,
-                    content_hash(current.content, [target]), current.seq, "", f"user:{user.id}",
+                    session,
+                    dpia_id,
+                    target,
+                    SectionState.SIGNED_OFF,
+                    content_hash(current.content, [target]),
+                    current.seq,
+                    "",
+                    f"user:{user.id}",
                 )
             await self._audit.append(
                 session,
@@ -245,7 +253,10 @@ class SignOffService:
             row = await session.get_one(SignOffRow, signoff_id)
             row.state = SignOffState.REVOKED.value
             await self._audit.append(
-                session, dpia_id, "signoff_revoked", actor=f"user:{user.id}",
+                session,
+                dpia_id,
+                "signoff_revoked",
+                actor=f"user:{user.id}",
                 section=row.target if row.target != WHOLE else None,
                 data={"summary": f"revoked sign-off #{row.id}", "signoff": row.id},
             )

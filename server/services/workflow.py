@@ -94,7 +94,7 @@ class WorkflowService:
             access.role,
             IgStep(dpia.ig_step),
             await self._signoffs.section_states(dpia_id, template, current.content),
-            await self._signoffs.list(dpia_id),
+            await self._signoffs.of_dpia(dpia_id),
             next_steps(access.status, access.role),
             residual_high_risks(
                 current.content["risks"].get("register") or [], template.content["risk_matrix"]
@@ -217,9 +217,7 @@ class WorkflowService:
             )
         return chosen.target
 
-    async def _supersede_origin(
-        self, session: AsyncSession, dpia: Dpia, actor: str
-    ) -> str | None:
+    async def _supersede_origin(self, session: AsyncSession, dpia: Dpia, actor: str) -> str | None:
         """An approved new version replaces the one it was cloned from (rule 7)."""
         if dpia.origin_id is None:
             return None
@@ -246,7 +244,7 @@ class WorkflowService:
         template = await self._history.template_of(dpia_id)
         current = await self._history.current(dpia_id)
         content = current.content
-        valid = [s for s in await self._signoffs.list(dpia_id) if s.is_valid]
+        valid = [s for s in await self._signoffs.of_dpia(dpia_id) if s.is_valid]
         if target is DpiaStatus.DPO_REVIEW:
             states = await self._signoffs.section_states(dpia_id, template, content)
             waiting = [
@@ -301,17 +299,22 @@ class WorkflowService:
             }
             missing = [p.name for p in parties if p.name not in approved]
             if missing:
-                raise InvalidInput("every controller must approve first; waiting for: "
-                                   + ", ".join(missing))
+                raise InvalidInput(
+                    "every controller must approve first; waiting for: " + ", ".join(missing)
+                )
         if target is DpiaStatus.IN_FORCE:
             high = residual_high_risks(
                 content["risks"].get("register") or [], template.content["risk_matrix"]
             )
             outcome = content["outcome"]
-            if high and not (outcome.get("ico_consultation_date") and outcome.get("ico_reference")):
+            recorded = (
+                outcome.get("ico_consultation_date") and outcome.get("ico_reference")
+            ) or _has(valid, SignOffKind.PRIOR_CONSULTATION, {Decision.CONSULTED})
+            if high and not recorded:
                 raise InvalidInput(
                     "a residual high risk was accepted: record the prior consultation with the "
-                    "ICO (date and reference, in Outcome) before the DPIA can be in force"
+                    "ICO (a 'prior consultation' record, or its date and reference in Outcome "
+                    "before approval) before the DPIA can be in force"
                 )
 
     async def _need_dpo_advice(self, dpia_id: str, valid: list[SignOff]) -> None:

@@ -448,9 +448,7 @@ class AuditEvent(Base):
     """One link of a DPIA's audit chain: ``hash`` covers the content and ``prev_hash``."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (
-        UniqueConstraint("dpia_id", "position", name="uq_audit_events_dpia_id"),
-    )
+    __table_args__ = (UniqueConstraint("dpia_id", "position", name="uq_audit_events_dpia_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dpia_id: Mapped[str] = mapped_column(ForeignKey("dpias.id", ondelete="CASCADE"))

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from server.settings import Settings
-from server.web import api, devmail, feed, pages
+from server.web import api, devmail, feed, pages, review
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, SecurityHeaders
 from server.web.runtime import Runtime
@@ -53,6 +53,7 @@ def make_app(
         routes=[
             Route("/healthz", healthz),
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
+            *review.routes,
             *pages.routes,
             *api.routes,
             *devmail.routes,
