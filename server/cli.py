@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server import logs
@@ -197,11 +198,11 @@ async def _record(settings: Settings, args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
             return 0
-        if args.file == "-":
-            raw = sys.stdin.buffer.read()
-        else:
-            with open(args.file, "rb") as source:
-                raw = source.read()
+        raw = (
+            sys.stdin.buffer.read()
+            if args.file == "-"
+            else await asyncio.to_thread(Path(args.file).read_bytes)
+        )
         lead = await accounts.organisation_id(args.org)
         dpia_id = await exports.import_json(user, raw, lead)
         print(dpia_id)
