@@ -186,6 +186,7 @@ def _heat_map(record: Record, *, residual: bool, style: ParagraphStyle) -> Table
     matrix = record.template.content["risk_matrix"]
     cells = heat_counts(record, residual=residual)
     colours = {level["id"]: level["color"] for level in matrix["levels"]}
+    text_colours = {level["id"]: level.get("text_color", "#000000") for level in matrix["levels"]}
     header = [Paragraph("<b>Likelihood \\ Severity</b>", style)] + [
         Paragraph(escape(s["label"]), style) for s in matrix["severity"]
     ]
@@ -195,12 +196,15 @@ def _heat_map(record: Record, *, residual: bool, style: ParagraphStyle) -> Table
         row: list[Any] = [Paragraph(escape(likelihood["label"]), style)]
         for c, severity in enumerate(matrix["severity"], start=1):
             refs = cells.get((int(likelihood["score"]), int(severity["score"])), [])
-            row.append(Paragraph(f"<b>{escape(', '.join(refs))}</b>", style))
             level = (
                 inherent_level(
                     {"likelihood": likelihood["score"], "severity": severity["score"]}, matrix
                 )
                 or "low"
+            )
+            ink = text_colours[level]
+            row.append(
+                Paragraph(f'<font color="{ink}"><b>{escape(", ".join(refs))}</b></font>', style)
             )
             commands.append(("BACKGROUND", (c, r), (c, r), colors.HexColor(colours[level])))
         rows.append(row)
