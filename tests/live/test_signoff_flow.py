@@ -193,3 +193,66 @@ async def test_an_approved_dpia_refuses_writes_on_every_channel_and_can_be_versi
         await writer.close()
     finally:
         await editor.close()
+
+
+async def test_history_shows_who_did_what_and_a_field_restores_as_a_new_change(
+    server: tuple[LiveServer, Site], clients: dict[str, httpx.AsyncClient]
+) -> None:
+    live, site = server
+    dpia = site.dpia_id
+    owner = await _ws(live, dpia, clients["owner"])
+    try:
+        aims = owner.doc.get("field:need.aims", type=XmlFragment)
+        append_paragraphs(aims, ["First aim"])
+        await owner.wait_saved()
+        first = (await clients["owner"].get(f"/api/dpias/{dpia}/workflow")).json()["seq"]
+        append_paragraphs(aims, ["Second aim"])
+        await owner.wait_saved()
+        comment = await post(
+            clients["commenter"],
+            f"/api/dpias/{dpia}/comments",
+            {"section": "need", "text": "Why a second aim?"},
+        )
+        assert comment.status_code == 201
+
+        items = (await clients["viewer"].get(f"/api/dpias/{dpia}/history?section=need")).json()
+        edits = [i for i in items["items"] if i["kind"] == "edit"]
+        assert edits and edits[0]["actor"] == "Olive Owner" and "need.aims" in edits[0]["fields"]
+        assert any(
+            i["kind"] == "comment"
+            and i["actor"] == "Commenter Person"
+            and i["channel"] == "browser"
+            for i in items["items"]
+        )
+        everything = (await clients["viewer"].get(f"/api/dpias/{dpia}/history")).json()["items"]
+        assert any(i["kind"] == "invitation" and "Dpo Person" in i["summary"] for i in everything)
+
+        old = (await clients["viewer"].get(f"/api/dpias/{dpia}/versions/{first}")).json()
+        assert old["content"]["need"]["aims"] == [
+            {"type": "paragraph", "content": [{"text": "First aim"}]}
+        ]
+        denied = await post(
+            clients["viewer"], f"/api/dpias/{dpia}/restore", {"field": "need.aims", "seq": first}
+        )
+        assert denied.status_code == 403
+        restored = await post(
+            clients["editor"], f"/api/dpias/{dpia}/restore", {"field": "need.aims", "seq": first}
+        )
+        assert restored.status_code == 200 and restored.json()["changed"]
+        await owner.wait_until(lambda: "Second aim" not in str(aims))
+        assert str(aims) == "<paragraph>First aim</paragraph>"
+        history = (await clients["owner"].get(f"/api/dpias/{dpia}/history")).json()["items"]
+        assert history[0]["kind"] in ("restore", "edit")
+        assert any(i["kind"] == "restore" and i["actor"] == "Editor Person" for i in history)
+        for path in (
+            f"/dpias/{dpia}/history",
+            f"/dpias/{dpia}/history?section=need",
+            f"/dpias/{dpia}/versions/{first}?compare={first + 1}",
+            f"/dpias/{dpia}/workflow",
+        ):
+            page = await clients["viewer"].get(path)
+            assert page.status_code == 200, path
+        exported = await clients["viewer"].get(f"/dpias/{dpia}/export.pdf")
+        assert exported.status_code == 200 and exported.content.startswith(b"%PDF")
+    finally:
+        await owner.close()
