@@ -7,6 +7,7 @@ SQLite serialises writers anyway), so two appends cannot take the same position.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +27,6 @@ class AuditEntry:
 
     @property
     def data(self) -> dict[str, Any]:
-        import json
-
         loaded: dict[str, Any] = json.loads(self.record.data)
         return loaded
 

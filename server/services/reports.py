@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 
 from server.domain.content import plain_text
-from server.domain.workflow import SignOffState, inherent_level, residual_level
+from server.domain.workflow import SignOffState, inherent_level
 from server.services.exports import Record
 from server.services.signoffs import SignOff
 
@@ -295,6 +295,3 @@ def _word_table(document: Any, header: list[str], rows: list[list[str]]) -> Any:
         for cell, text in zip(cells, row, strict=True):
             cell.text = text
     return table
-
-
-_ = residual_level  # the PDF and Word heat maps place risks by their residual scores

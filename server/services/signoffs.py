@@ -16,9 +16,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.domain.access import Role
 from server.domain.changes import ChangeEvent
-from server.domain.content import WHOLE, Content, bound_sections, content_hash
+from server.domain.content import (
+    WHOLE,
+    Content,
+    bound_sections,
+    content_hash,
+    section_is_empty,
+)
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.templates import Template
@@ -29,6 +34,7 @@ from server.domain.workflow import (
     SignOffKind,
     SignOffState,
     check_signoff,
+    effective_section_state,
     residual_high_risks,
 )
 from server.services.accounts import CurrentUser
@@ -344,9 +350,6 @@ class SignOffService:
     async def section_states(
         self, dpia_id: str, template: Template, content: Content
     ) -> dict[str, SectionState]:
-        from server.domain.content import section_is_empty
-        from server.domain.workflow import effective_section_state
-
         async with self._sessions() as session:
             rows = {
                 r.section: r
@@ -447,6 +450,3 @@ def _view(row: SignOffRow, state: SignOffState) -> SignOff:
         created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
         stale_at=row.stale_at,
     )
-
-
-ROLE_DPO = Role.DPO

@@ -8,7 +8,6 @@ announced through ``NotificationService.record_status_change``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.access import Role
 from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus
-from server.domain.errors import DpiaLocked, InvalidInput
+from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.workflow import (
     REVIEWED_BEFORE_ADVICE,
     Decision,
@@ -154,7 +153,7 @@ class WorkflowService:
     async def set_ig_step(self, user: CurrentUser, dpia_id: str, step: str) -> IgStep:
         access = await self._dpias.access(user, dpia_id)
         if not access.role.can_manage:
-            raise_denied("only the DPIA's owners can say where the project stands")
+            raise AccessDenied("only the DPIA's owners can say where the project stands")
         chosen = check_ig_step(step)
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
@@ -348,13 +347,3 @@ def locked_message(status: DpiaStatus) -> str:
         f"read-only: this DPIA is {status.label.lower()}; changes go into a new version "
         "started from it"
     )
-
-
-def raise_denied(message: str) -> None:
-    from server.domain.errors import AccessDenied
-
-    raise AccessDenied(message)
-
-
-_NOW = datetime.now  # for tests that want to compare times
-_UTC = UTC

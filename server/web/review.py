@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from server.domain.access import Channel
+from server.domain.content import find_field, plain_text
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidInput, InvalidToken
 from server.domain.workflow import (
@@ -21,7 +22,6 @@ from server.domain.workflow import (
     Decision,
     IgStep,
     SectionAction,
-    SignOffKind,
 )
 from server.services.accounts import CurrentUser
 from server.services.workflow import locked_message
@@ -62,8 +62,6 @@ async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str
             user, dpia_id, data.get("status", ""), data.get("reasons", "")
         )
         await _after_status(request, dpia_id, status)
-        access = await runtime.dpias.access(user, dpia_id)
-        _ = access
         return f"The DPIA is now {status.label.lower()}."
     if action == "section":
         state = await runtime.workflow.section(
@@ -180,8 +178,6 @@ async def version_page(request: Request) -> Response:
         )
     except DomainError as problem:
         return render_error(request, problem)
-    from server.domain.content import plain_text
-
     return page(
         request,
         "version.html",
@@ -221,8 +217,6 @@ async def _restore(request: Request, user: CurrentUser, dpia_id: str, path: str,
     if access.status.is_locked:
         raise DpiaLocked(locked_message(access.status))
     template = await runtime.history.template_of(dpia_id)
-    from server.domain.content import find_field, plain_text
-
     section, spec = find_field(template, path)
     version = await runtime.history.version(dpia_id, seq)
     value = version.content[section][spec["id"]]
@@ -403,9 +397,7 @@ async def api_diff(request: Request) -> Response:
         )
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
-    return JSONResponse(
-        {"changes": [c.__dict__ if hasattr(c, "__dict__") else _change(c) for c in changes]}
-    )
+    return JSONResponse({"changes": [_change(c) for c in changes]})
 
 
 def _change(c: Any) -> dict[str, str]:
@@ -522,5 +514,3 @@ routes = [
     Route("/api/dpias/{dpia_id}/versions/{seq}", api_version),
     Route("/api/dpias/{dpia_id}/restore", api_restore, methods=["POST"]),
 ]
-
-_KINDS = SignOffKind

@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -25,6 +26,7 @@ from tests.support.review import (
 )
 
 pytestmark = pytest.mark.asyncio
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
 
 @pytest_asyncio.fixture
@@ -91,7 +93,7 @@ async def test_an_export_that_does_not_fit_is_refused_with_a_reason(world: World
             await w.exports.import_json(w.owner, broken, w.owner.organisation_ids[0])
 
 
-async def test_the_pdf_renders_a_page_that_is_not_blank(world: World, tmp_path: Path) -> None:
+async def test_the_pdf_renders_a_page_that_is_not_blank(world: World) -> None:
     import pypdfium2
 
     w = world
@@ -109,8 +111,8 @@ async def test_the_pdf_renders_a_page_that_is_not_blank(world: World, tmp_path: 
     assert "Before measures" in page_text and "After measures" in page_text
     assert "STALE" in page_text and "Measures approved by" in page_text
     image = pdf[0].render(scale=1.5).to_pil()
-    image.save(tmp_path / "page1.png")
-    Path("/tmp/opendpia-export-page1.png").write_bytes((tmp_path / "page1.png").read_bytes())
+    # Kept for a person to look at (var/test-artifacts, like the browser screenshots).
+    await asyncio.to_thread(_keep, image, "export-pdf-page1.png")
     grey = image.convert("L")
     histogram = grey.histogram()
     dark = sum(histogram[:128])
@@ -119,6 +121,11 @@ async def test_the_pdf_renders_a_page_that_is_not_blank(world: World, tmp_path: 
     red = sum(n for n, (r, g, b) in colours if r > 150 and g < 80 and b < 80)
     assert red > 500  # the high-risk cells of the heat map are drawn
     assert signed
+
+
+def _keep(image: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(ARTIFACTS / name)
 
 
 async def test_word_and_csv_carry_the_sign_off_table_and_the_action_plan(world: World) -> None:
