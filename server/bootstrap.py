@@ -111,7 +111,12 @@ def create_app(settings: Settings) -> Starlette:
 
         async def record_changes(events: Sequence[ChangeEvent]) -> None:
             await notifications.record_changes(events)
-            await signoffs.mark_stale(events)
+            try:
+                await signoffs.mark_stale(events)
+            except Exception:
+                # Not retried with the batch (that would notify twice): staleness is also
+                # read against the content whenever sign-offs are shown or gates checked.
+                log.exception("could not record stale sign-offs for %d events", len(events))
 
         recorder = ChangeRecorder(record_changes)
         rooms = RoomManager(

@@ -193,15 +193,14 @@ def _block_text(node: dict[str, Any]) -> str:
 
 def _append_nodes(parent: XmlFragment | XmlElement, nodes: list[dict[str, Any]]) -> None:
     pending: XmlText | None = None
-    length = 0
     for node in nodes:
         if "text" in node:
             if pending is None:
-                pending, length = XmlText(), 0
+                pending = XmlText()
                 parent.children.append(pending)
-            text = str(node["text"])
-            pending.insert(length, text, node.get("marks") or None)
-            length += len(text)
+            # Append at the end as pycrdt measures it (UTF-8 inside a transaction), never
+            # by counting Python characters: "é" is one character and two positions.
+            pending.insert(len(pending), str(node["text"]), node.get("marks") or None)
             continue
         pending = None
         element = XmlElement(str(node["type"]))
