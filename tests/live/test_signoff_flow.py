@@ -12,6 +12,8 @@ import pytest_asyncio
 from pycrdt import Array, Doc, Map, XmlFragment
 
 from server.domain.access import Role
+from server.domain.comments import NewComment
+from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
 from tests.support.live import LiveServer, issue_token, make_settings, serving
 from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
@@ -167,6 +169,17 @@ async def test_an_approved_dpia_refuses_writes_on_every_channel_and_can_be_versi
                 headers={"authorization": f"Bearer {token}"},
             )
         assert by_token.status_code == 409
+        # Email: replies reach the document through the same room service, which refuses.
+        reply = NewComment(
+            "need", None, "Reply by email", None, "Ed", "email", "email:ed@x.example"
+        )
+        with pytest.raises(DpiaLocked, match="approved"):
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(
+                    live.runtime.editing.add_comment(dpia, reply, origin="email:test"),
+                    live.loop,  # type: ignore[arg-type]
+                )
+            )
         restore = await post(
             clients["owner"], f"/api/dpias/{dpia}/restore", {"field": "need.aims", "seq": 1}
         )
