@@ -199,6 +199,9 @@ async def editor(request: Request) -> Response:
         user_name=user.name,
         colour_seed=user.id,
     )
+    overview = await runtime.workflow.overview(user, dpia_id)
+    config["locked"] = locked_message(access.status) if access.status.is_locked else None
+    config["reviewStates"] = {section: state.value for section, state in overview.sections.items()}
     return page(
         request,
         "editor.html",
