@@ -251,3 +251,20 @@ async def test_an_approved_new_version_supersedes_the_one_it_was_cloned_from(
     await approve(w, high_risk=False)
     assert (await w.dpias.access(w.owner, original)).status is DpiaStatus.SUPERSEDED
     assert await w.audit.verify(original) is None
+
+
+async def test_the_dashboard_counts_reviewed_sections_and_filters_by_ig_step(
+    world: World,
+) -> None:
+    w = world
+    [summary] = await w.dpias.list_for(w.owner)
+    assert (summary.sections_reviewed, summary.ig_step.value) == (0, "co_create_dpia")
+    await review_everything(w)
+    await w.workflow.set_ig_step(w.owner, w.dpia_id, "complete_isa")
+    with pytest.raises(AccessDenied):
+        await w.workflow.set_ig_step(w.editor, w.dpia_id, "implement")
+    [summary] = await w.dpias.list_for(w.owner, ig_step="complete_isa")
+    assert summary.sections_reviewed == 7 and summary.ig_step.label == "5. Complete ISA"
+    assert await w.dpias.list_for(w.owner, ig_step="implement") == []
+    with pytest.raises(InvalidInput):
+        await w.dpias.list_for(w.owner, ig_step="nonsense")

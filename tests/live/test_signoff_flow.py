@@ -269,3 +269,42 @@ async def test_history_shows_who_did_what_and_a_field_restores_as_a_new_change(
         assert exported.status_code == 200 and exported.content.startswith(b"%PDF")
     finally:
         await owner.close()
+
+
+async def test_a_json_export_imports_from_the_page_into_an_equal_dpia(
+    server: tuple[LiveServer, Site], clients: dict[str, httpx.AsyncClient]
+) -> None:
+    live, site = server
+    owner = clients["owner"]
+    writer = await _ws(live, site.dpia_id, owner)
+    try:
+        fill(writer.doc)
+        await writer.wait_saved()
+    finally:
+        await writer.close()
+    exported = await owner.get(f"/dpias/{site.dpia_id}/export.json")
+    assert exported.status_code == 200
+    assert exported.headers["content-disposition"].endswith('.json"')
+    form = await owner.get("/dpias/import")
+    created = await owner.post(
+        "/dpias/import",
+        data={"csrftoken": csrf_field(form.text), "lead": "1"},
+        files={"file": ("dpia.json", exported.content, "application/json")},
+    )
+    assert created.status_code == 303, created.text
+    copy = created.headers["location"].rsplit("/", 1)[1]
+    assert copy != site.dpia_id
+    again = await owner.get(f"/dpias/{copy}/export.json")
+    assert again.content == exported.content
+    refused = await owner.post(
+        "/dpias/import",
+        data={"csrftoken": csrf_field(form.text), "lead": "1"},
+        files={"file": ("x.json", b'{"format": "something else"}', "application/json")},
+    )
+    assert refused.status_code == 400 and "not an OpenDPIA" in refused.text
+    forged = await owner.post(
+        "/dpias/import",
+        data={"csrftoken": "forged", "lead": "1"},
+        files={"file": ("dpia.json", exported.content, "application/json")},
+    )
+    assert forged.status_code == 403
