@@ -65,6 +65,11 @@ async def _after_status(request: Request, dpia_id: str, status: DpiaStatus) -> N
 async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str, str]) -> str:
     runtime = runtime_of(request)
     action = data.get("action", "")
+    room = runtime.rooms.rooms.get(dpia_id)
+    if room is not None:
+        # What is signed, reviewed or gated is the committed document: let the last edits
+        # the signer saw on screen (acknowledged or in the group-commit window) land first.
+        await room.all_saved()
     if action == "status":
         status = await runtime.workflow.move(
             user, dpia_id, data.get("status", ""), data.get("reasons", "")
