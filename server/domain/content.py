@@ -56,6 +56,47 @@ def bound_sections(template: Template, target: str) -> list[str]:
     return [s for s in order if s in found]
 
 
+def split_target(target: str) -> tuple[str, str | None, str | None]:
+    """``risks`` → (risks, None, None); ``risks.register:R2`` → (risks, register, R2)."""
+    if ":" not in target:
+        return target, None, None
+    path, _, ref = target.partition(":")
+    section, _, field = path.partition(".")
+    return section, field or None, ref or None
+
+
+def target_hash(template: Template, content: Content, target: str) -> str:
+    """SHA-256 of what a sign-off of ``target`` binds: a section or the whole DPIA with its
+    dependencies, or one row of a table (a risk, a measure) with its section's dependencies.
+    A row that no longer exists hashes as ``null``, so its sign-off goes stale."""
+    section, field, ref = split_target(target)
+    if field is None:
+        return content_hash(content, bound_sections(template, target))
+    upstream = [s for s in bound_sections(template, section) if s != section]
+    body = {s: content[s] for s in upstream}
+    body[target] = find_row(content, section, field, ref)
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def find_row(content: Content, section: str, field: str, ref: str | None) -> Any:
+    rows = content.get(section, {}).get(field)
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and ref in (row.get("ref"), row.get("id")):
+            return row
+    return None
+
+
+def check_target(template: Template, content: Content, target: str) -> list[str]:
+    """The sections a target lies in or depends on; InvalidInput for an unknown target."""
+    section, field, ref = split_target(target)
+    bound = bound_sections(template, section if field is not None else target)
+    if field is not None:
+        _, spec = find_field(template, f"{section}.{field}")
+        if spec["kind"] != "table" or find_row(content, section, field, ref) is None:
+            raise InvalidInput(f"{target[:60]!r} is not a row of this DPIA")
+    return bound
+
+
 def dependants(template: Template, section: str) -> list[str]:
     """Sections whose bound content includes ``section`` (itself included)."""
     return [s for s in template.section_ids() if section in bound_sections(template, s)]

@@ -209,6 +209,7 @@ class SignOffKind(enum.StrEnum):
     """The ICO step-7 rows, a section's sign-off, and a party's approval."""
 
     SECTION = "section"
+    ITEM = "item"
     MEASURES_APPROVED = "measures_approved"
     RESIDUAL_RISKS_APPROVED = "residual_risks_approved"
     DPO_ADVICE = "dpo_advice"
@@ -229,6 +230,7 @@ class SignOffKind(enum.StrEnum):
 
 _KIND_LABELS = {
     SignOffKind.SECTION: "Section signed off",
+    SignOffKind.ITEM: "Risk or measure signed off",
     SignOffKind.MEASURES_APPROVED: "Measures approved by",
     SignOffKind.RESIDUAL_RISKS_APPROVED: "Residual risks approved by",
     SignOffKind.DPO_ADVICE: "DPO advice provided",
@@ -250,7 +252,7 @@ _KIND_TARGETS = {
 }
 # Records about the world, not changes to content: allowed while the DPIA is approved.
 AFTER_APPROVAL = frozenset({SignOffKind.PRIOR_CONSULTATION})
-STEP7_KINDS = [k for k in SignOffKind if k not in (SignOffKind.SECTION,)]
+STEP7_KINDS = [k for k in SignOffKind if k not in (SignOffKind.SECTION, SignOffKind.ITEM)]
 
 
 class Decision(enum.StrEnum):

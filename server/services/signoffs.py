@@ -21,8 +21,11 @@ from server.domain.content import (
     WHOLE,
     Content,
     bound_sections,
+    check_target,
     content_hash,
     section_is_empty,
+    split_target,
+    target_hash,
 )
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
@@ -80,10 +83,21 @@ def effective_state(row: SignOffRow, current_hash: str) -> SignOffState:
     return SignOffState.VALID
 
 
-def section_hashes(template: Template, content: Content) -> dict[str, str]:
-    """Bound-content hash of every possible target (each section and the whole DPIA)."""
-    targets = [*template.section_ids(), WHOLE]
-    return {t: content_hash(content, bound_sections(template, t)) for t in targets}
+class TargetHashes(dict[str, str]):
+    """Bound-content hash of each target, computed once per target when first asked."""
+
+    def __init__(self, template: Template, content: Content) -> None:
+        super().__init__()
+        self._template = template
+        self._content = content
+
+    def __missing__(self, target: str) -> str:
+        value = self[target] = target_hash(self._template, self._content, target)
+        return value
+
+
+def section_hashes(template: Template, content: Content) -> TargetHashes:
+    return TargetHashes(template, content)
 
 
 class SignOffService:
@@ -142,17 +156,22 @@ class SignOffService:
             )
         template = await self._history.template_of(dpia_id)
         target = signoff_kind.fixed_target or target
-        bound = bound_sections(template, target)  # refuses unknown targets
         current = await self._history.current(dpia_id)
+        check_target(template, current.content, target)  # refuses unknown targets
+        section_of_target = split_target(target)[0]
         states = await self.section_states(dpia_id, template, current.content)
-        if signoff_kind is SignOffKind.SECTION and states[target] not in (
+        if signoff_kind is SignOffKind.SECTION and states.get(target) not in (
             SectionState.REVIEWED,
             SectionState.SIGNED_OFF,
             SectionState.STALE,
         ):
+            if target not in states:
+                raise InvalidInput("sign a risk or a measure as an item, not as a section")
             raise InvalidInput(
                 f"a section is signed off once reviewed; {target} is {states[target].label.lower()}"
             )
+        if signoff_kind is SignOffKind.ITEM and ":" not in target:
+            raise InvalidInput("an item sign-off names a row: risks.register:R1, measures.plan:M1")
         if signoff_kind is SignOffKind.DPO_ADVICE:
             waiting = [
                 s
@@ -197,7 +216,7 @@ class SignOffService:
                 conditions=conditions.strip(),
                 reasons=reasons.strip(),
                 seq=current.seq,
-                content_hash=content_hash(current.content, bound),
+                content_hash=target_hash(template, current.content, target),
                 state=SignOffState.VALID.value,
                 created_at=now,
                 stale_at=None,
@@ -221,7 +240,7 @@ class SignOffService:
                 dpia_id,
                 "signoff",
                 actor=f"user:{user.id}",
-                section=target if target != WHOLE else None,
+                section=section_of_target if target != WHOLE else None,
                 seq=current.seq,
                 data={
                     "summary": f"{signoff_kind.label} ({target}): {chosen.label.lower()}",
@@ -263,7 +282,7 @@ class SignOffService:
                 dpia_id,
                 "signoff_revoked",
                 actor=f"user:{user.id}",
-                section=row.target if row.target != WHOLE else None,
+                section=split_target(row.target)[0] if row.target != WHOLE else None,
                 data={"summary": f"revoked sign-off #{row.id}", "signoff": row.id},
             )
 
@@ -287,7 +306,8 @@ class SignOffService:
         if row is None or row.dpia_id != dpia_id:
             raise InvalidInput("no such sign-off on this DPIA")
         template = await self._history.template_of(dpia_id)
-        bound = set(bound_sections(template, row.target))
+        section = split_target(row.target)[0]
+        bound = set(bound_sections(template, row.target if section == row.target else section))
         signed = await self._history.version(dpia_id, row.seq)
         current = await self._history.current(dpia_id)
         return [
@@ -324,13 +344,13 @@ class SignOffService:
                     continue
                 row.state = SignOffState.STALE.value
                 row.stale_at = now
-                stale.append((row.target, row.signer_participant_id))
+                stale.append((split_target(row.target)[0], row.signer_participant_id))
                 await self._audit.append(
                     session,
                     dpia_id,
                     "signoff_stale",
                     actor=actor,
-                    section=row.target if row.target != WHOLE else None,
+                    section=split_target(row.target)[0] if row.target != WHOLE else None,
                     seq=current.seq,
                     data={
                         "summary": f"sign-off #{row.id} ({row.kind}) went stale: its content "

@@ -61,6 +61,7 @@ class Overview:
     residual_high: list[str]
     origin_id: str | None
     seq: int
+    items: list[tuple[str, str]]  # (target, label) of each risk and measure, to sign as items
 
 
 class WorkflowService:
@@ -100,6 +101,15 @@ class WorkflowService:
             ),
             dpia.origin_id,
             current.seq,
+            [
+                (
+                    f"{section}.{field}:{row.get('ref')}",
+                    f"{row.get('ref')}: {row.get('title') or ''}",
+                )
+                for section, field in (("risks", "register"), ("measures", "plan"))
+                for row in current.content[section].get(field) or []
+                if isinstance(row, dict) and row.get("ref")
+            ],
         )
 
     async def lock_reason(self, dpia_id: str) -> str | None:

@@ -4,6 +4,7 @@ and PostgreSQL. Documents are changed by appending real updates to the log."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -268,3 +269,43 @@ async def test_the_dashboard_counts_reviewed_sections_and_filters_by_ig_step(
     assert await w.dpias.list_for(w.owner, ig_step="implement") == []
     with pytest.raises(InvalidInput):
         await w.dpias.list_for(w.owner, ig_step="nonsense")
+
+
+async def test_a_risk_signed_as_an_item_goes_stale_when_that_row_or_processing_changes(
+    world: World,
+) -> None:
+    from pycrdt import Array, Map
+
+    from tests.support.review import edit as append
+
+    w = world
+    await append(w, risk("R1", "2", "2"))
+    await append(w, risk("R2", "1", "1"))
+    with pytest.raises(InvalidInput, match="not a row"):
+        await w.signoffs.sign(
+            w.owner, w.dpia_id, kind="item", target="risks.register:R9", decision="approve"
+        )
+    with pytest.raises(InvalidInput, match="names a row"):
+        await w.signoffs.sign(w.owner, w.dpia_id, kind="item", target="risks", decision="approve")
+    r1 = await w.signoffs.sign(
+        w.owner, w.dpia_id, kind="item", target="risks.register:R1", decision="approve"
+    )
+    r2 = await w.signoffs.sign(
+        w.owner, w.dpia_id, kind="item", target="risks.register:R2", decision="approve"
+    )
+
+    def rename_r2(doc: Any) -> None:
+        for row in doc.get("table:risks.register", type=Array):
+            if isinstance(row, Map) and row.get("ref") == "R2":
+                row["title"] = "Re-identification"
+
+    await append(w, rename_r2)
+    await changed(w)
+    states = {s.id: s.state for s in await w.signoffs.of_dpia(w.dpia_id)}
+    assert states == {r1: SignOffState.VALID, r2: SignOffState.STALE}
+    await append(w, text("processing.nature", "New source of data"))
+    await changed(w)
+    states = {s.id: s.state for s in await w.signoffs.of_dpia(w.dpia_id)}
+    assert states == {r1: SignOffState.STALE, r2: SignOffState.STALE}
+    overview = await w.workflow.overview(w.owner, w.dpia_id)
+    assert ("risks.register:R1", "R1: Risk R1") in overview.items
