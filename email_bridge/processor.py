@@ -26,7 +26,7 @@ from email_bridge.extract import extract
 from email_bridge.message import ReadMail, read
 from server.domain.access import Channel
 from server.domain.comments import MAX_COMMENT, NewComment
-from server.domain.errors import InvalidToken
+from server.domain.errors import DpiaLocked, InvalidToken
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
 from server.realtime.editing import DocumentEditing
@@ -358,21 +358,24 @@ class ReplyProcessor:
         comment_id = (
             "e-" + hashlib.sha256(f"{row.message_key}|{row.recipient}".encode()).hexdigest()[:16]
         )
-        _, created = await self._editing.add_comment(
-            context.dpia.id,
-            NewComment(
-                section,
-                field,
-                text or "(attachments only)",
-                context.participant.id,
-                context.participant.name,
-                Channel.EMAIL.value,
-                actor,
-            ),
-            origin=f"email:{mail.message_id or row.message_key}"[:255],
-            comment_id=comment_id,
-            extra=extra,
-        )
+        try:
+            _, created = await self._editing.add_comment(
+                context.dpia.id,
+                NewComment(
+                    section,
+                    field,
+                    text or "(attachments only)",
+                    context.participant.id,
+                    context.participant.name,
+                    Channel.EMAIL.value,
+                    actor,
+                ),
+                origin=f"email:{mail.message_id or row.message_key}"[:255],
+                comment_id=comment_id,
+                extra=extra,
+            )
+        except DpiaLocked as locked:  # locked after the check above: refused all the same
+            return Outcome("refused", str(locked), values)
         if created:
             notice = CommentNotice(text, context.participant.name, actor, Channel.EMAIL.value)
             self._notices.put_nowait((context.dpia.id, section, notice))

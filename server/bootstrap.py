@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
+from server.domain.changes import ChangeEvent
 from server.domain.replies import ReplyKeys
 from server.mail.sink import start_sink
 from server.mail.smtp import SmtpTransport
@@ -21,11 +22,16 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.exports import ExportService
+from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
+from server.services.signoffs import SignOffService
+from server.services.workflow import WorkflowService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -107,7 +113,23 @@ async def open_runtime(
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     worker = outbox_worker(settings, sessions) if web and settings.worker_in_process else None
     notifications = notification_service(settings, sessions, worker)
-    recorder = ChangeRecorder(notifications.record_changes)
+    accounts = AccountService(sessions)
+    dpias = DpiaService(sessions, store)
+    audit = AuditTrail(sessions)
+    history = HistoryService(sessions, store, audit)
+    signoffs = SignOffService(sessions, dpias, history, audit, notifications)
+    workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
+
+    async def record_changes(events: Sequence[ChangeEvent]) -> None:
+        await notifications.record_changes(events)
+        try:
+            await signoffs.mark_stale(events)
+        except Exception:
+            # Not retried with the batch (that would notify twice): staleness is also
+            # read against the content whenever sign-offs are shown or gates checked.
+            log.exception("could not record stale sign-offs for %d events", len(events))
+
+    recorder = ChangeRecorder(record_changes)
     rooms = RoomManager(
         store,
         committer,
@@ -115,9 +137,8 @@ async def open_runtime(
         compact_every=settings.compact_every,
         on_change=recorder.submit,
         quiet_seconds=settings.change_quiet_seconds,
+        read_only=workflow.lock_reason,
     )
-    accounts = AccountService(sessions)
-    dpias = DpiaService(sessions, store)
     runtime = Runtime(
         settings=settings,
         access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
@@ -129,6 +150,11 @@ async def open_runtime(
         sessions=sessions,
         notifications=notifications,
         inbound=InboundStore(sessions, notifications.mail.reply_keys),
+        audit=audit,
+        history=history,
+        signoffs=signoffs,
+        workflow=workflow,
+        exports=ExportService(sessions, dpias, history, signoffs, audit),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:

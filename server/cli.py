@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server import logs
@@ -60,6 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--principal", default="cli", help="who the token speaks for")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (OPENDPIA_TOKEN_TTL_SECONDS)")
 
+    audit = commands.add_parser("audit", help="check a DPIA's audit chain")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="verify the chain; name the first break")
+    verify.add_argument("dpia", help="the DPIA's reference")
+
+    imported = commands.add_parser("import", help="create a DPIA from a JSON export")
+    imported.add_argument("file", help="the JSON export ('-' for standard input)")
+    imported.add_argument("--as", dest="email", required=True, help="the user who will own it")
+    imported.add_argument("--org", required=True, help="code of the lead organisation")
+
+    exported = commands.add_parser("export", help="write a DPIA's record to standard output")
+    exported.add_argument("dpia", help="the DPIA's reference")
+    exported.add_argument("--as", dest="email", required=True, help="a participant's email")
+    exported.add_argument("--format", choices=["json", "csv", "pdf", "docx"], default="json")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -82,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_bridge(settings))
     if args.command in ("create-org", "create-user", "demo"):
         return asyncio.run(_administer(settings, args))
+    if args.command in ("audit", "import", "export"):
+        return asyncio.run(_record(settings, args))
     signer = TokenSigner(settings.secret_key)
     try:
         print(
@@ -135,6 +153,75 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}")
         return 0
     except DomainError as error:
+        print(f"opendpia: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+
+
+async def _record(settings: Settings, args: argparse.Namespace) -> int:
+    """``audit verify``, ``import`` and ``export``: the record, outside the web app."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from server.domain.errors import DomainError
+    from server.services.accounts import AccountService
+    from server.services.audit import AuditTrail
+    from server.services.dpias import DpiaService
+    from server.services.exports import ExportService
+    from server.services.history import HistoryService
+    from server.services.notifications import NotificationService
+    from server.services.signoffs import SignOffService
+    from server.storage.database import create_engine, migrate
+    from server.storage.updates import SqlUpdateStore
+
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate, settings.database_url)
+    engine = create_engine(settings.database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    audit = AuditTrail(sessions)
+    try:
+        if args.command == "audit":
+            broken = await audit.verify(args.dpia)
+            count = len(await audit.entries(args.dpia))
+            if broken is not None:
+                print(f"{args.dpia}: audit chain broken at {broken}", file=sys.stderr)
+                return 1
+            print(f"{args.dpia}: audit chain of {count} events holds")
+            return 0
+        accounts = AccountService(sessions)
+        user = await accounts.user_by_email(args.email)
+        if user is None:
+            print(f"opendpia: no active user {args.email}", file=sys.stderr)
+            return 2
+        store = SqlUpdateStore(engine)
+        dpias = DpiaService(sessions, store)
+        history = HistoryService(sessions, store, audit)
+        notifications = NotificationService(
+            sessions,
+            base_url=settings.base_url,
+            mail_from=settings.mail_from,
+            secret_key=settings.secret_key,
+        )
+        signoffs = SignOffService(sessions, dpias, history, audit, notifications)
+        exports = ExportService(sessions, dpias, history, signoffs, audit)
+        if args.command == "export":
+            data, _, _ = await exports.export(user, args.dpia, args.format)
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return 0
+        raw = (
+            sys.stdin.buffer.read()
+            if args.file == "-"
+            else await asyncio.to_thread(Path(args.file).read_bytes)
+        )
+        lead = await accounts.organisation_id(args.org)
+        dpia_id = await exports.import_json(user, raw, lead)
+        print(dpia_id)
+        return 0
+    except DomainError as error:
+        print(f"opendpia: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
     finally:

@@ -36,12 +36,12 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
     messageTimer = window.setTimeout(() => { messages.textContent = '' }, 6000)
   }
 
-  const editable = canEdit(config.role)
+  const editable = canEdit(config.role) && !config.locked
   const context: EditorContext = {
     config, template, doc, provider, values: doc.getMap<unknown>('values'), editable, notify,
   }
 
-  const nav = sidebar(template, doc)
+  const nav = sidebar(template, doc, config.reviewStates ?? {})
   const main = h('main', { class: 'dpia-main', id: 'dpia-main' })
   const comments = commentsPanel(context)
   const header = h('div', { class: 'editor-header' },
@@ -50,7 +50,7 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
       h('p', { class: 'dpia-meta' },
         h('span', { class: 'dpia-ref' }, config.dpiaId),
         ' · ',
-        h('span', { class: 'dpia-role', 'data-role': config.role }, editable ? `Editing as ${config.role}` : `Read only (${config.role})`))),
+        h('span', { class: 'dpia-role', 'data-role': config.role }, editable ? `Editing as ${config.role}` : config.locked ? 'Read only: approved or closed' : `Read only (${config.role})`))),
     presenceList(provider.awareness),
     statusBar(tracker, editable))
 

@@ -93,7 +93,9 @@ export function commentsPanel(context: EditorContext): CommentsPanel {
   }
   comments.observeDeep(render)
 
-  const form = canComment(context.config.role) ? commentForm(context, () => section) : null
+  const form = canComment(context.config.role) && !context.config.locked
+    ? commentForm(context, () => section)
+    : null
   const element = h('aside', { class: 'comments', id: 'comments-panel', 'aria-labelledby': 'comments-title' },
     heading, list, empty, form?.element ?? null)
   return {

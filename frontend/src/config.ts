@@ -15,6 +15,10 @@ export interface EditorConfig {
   commentsUrl: string | null
   csrfToken: string | null
   title?: string
+  /** Why nobody may change this DPIA (approved or closed), or null. */
+  locked?: string | null
+  /** Each section's review state as the server saw it when the page loaded. */
+  reviewStates?: Record<string, string>
 }
 
 const ROLES: Role[] = ['owner', 'editor', 'commenter', 'dpo', 'viewer']
@@ -41,6 +45,8 @@ export function readConfig(element: HTMLElement): EditorConfig {
   config.token = config.token ?? null
   config.commentsUrl = config.commentsUrl ?? null
   config.csrfToken = config.csrfToken ?? null
+  config.locked = typeof config.locked === 'string' ? config.locked : null
+  config.reviewStates = config.reviewStates ?? {}
   return config
 }
 

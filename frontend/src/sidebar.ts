@@ -5,19 +5,31 @@ import { h } from './dom'
 import { sectionStatus } from './status'
 
 const STATUS_TEXT = { empty: 'Empty', 'in-progress': 'In progress' } as const
+// Review states recorded on the server (docs/signoff-and-history.md); the others read locally.
+const REVIEW_TEXT: Record<string, string> = {
+  submitted: 'Submitted',
+  changes_requested: 'Changes requested',
+  reviewed: 'Reviewed',
+  signed_off: 'Signed off',
+  stale: 'Changed since sign-off',
+}
 
 export interface Sidebar {
   element: HTMLElement
   setCurrent(sectionId: string): void
 }
 
-export function sidebar(template: Template, doc: Y.Doc): Sidebar {
+export function sidebar(template: Template, doc: Y.Doc, review: Record<string, string> = {}): Sidebar {
   const items = template.sections.map((section) => {
     const status = h('span', { class: 'section-status' })
     const link = h('a', { href: `#${section.id}`, class: 'section-link', 'data-section': section.id },
       h('span', { class: 'section-link-title', title: section.title }, section.short_title ?? section.title),
       h('span', { class: 'visually-hidden' }, ': '),
-      status)
+      status,
+      REVIEW_TEXT[review[section.id] ?? ''] !== undefined
+        ? h('span', { class: 'section-review', 'data-review': review[section.id] ?? '' },
+          h('span', { class: 'visually-hidden' }, ', '), REVIEW_TEXT[review[section.id] ?? ''])
+        : null)
     return { section, link, status }
   })
   const element = h('nav', { class: 'sidebar', id: 'dpia-sections', 'aria-label': 'DPIA sections' },

@@ -29,6 +29,10 @@ class Conflict(DomainError):
     """The action clashes with what exists (a duplicate email, an organisation code)."""
 
 
+class DpiaLocked(Conflict):
+    """The DPIA is approved or closed: no channel may change it; start a new version."""
+
+
 class TooManyAttempts(AccessDenied):
     """Rate limited; ``retry_after`` is in seconds."""
 

@@ -14,6 +14,8 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from server.domain.comments import NewComment
+from server.domain.content import find_field, write_field
+from server.domain.templates import Template
 from server.realtime.rooms import RoomManager
 
 
@@ -68,3 +70,27 @@ class DocumentEditing:
             )
             await room.all_saved()
         return comment_id, created
+
+    async def restore_field(
+        self,
+        document_id: str,
+        path: str,
+        value: Any,
+        *,
+        template: Template,
+        actor: str,
+        channel: str,
+    ) -> bool:
+        """Write an earlier value of one field as a new change attributed to ``actor``.
+
+        The earlier version is not re-applied: history stays append-only and the restore
+        is one more logged update (True if it changed anything)."""
+        section, field = find_field(template, path)
+
+        def write(doc: Doc[Any]) -> None:
+            write_field(doc, section, field, value)
+
+        async with self._rooms.borrow(document_id) as room:
+            changed = room.edit(write, actor=actor, channel=channel, origin=f"restore:{path}")
+            await room.all_saved()
+        return changed

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Doc, TransactionEvent, merge_updates
 
 from server.domain.documents import StoredDocument, UpdateRecord
+from server.domain.errors import DpiaLocked
 from server.realtime import protocol
 from server.realtime.awareness import AwarenessTable
 from server.realtime.peer import Peer
@@ -85,6 +86,9 @@ class Room:
         self._all_saved.set()
         self.unload_handle: asyncio.TimerHandle | None = None
         self.tracker: ChangeTracker | None = None
+        # Why nobody may change the document (an approved DPIA), or None: writes from every
+        # peer are then dropped with this notice, and server-side edits are refused.
+        self.read_only: str | None = None
         self._subscription = self.doc.observe(self._on_transaction)
 
     def current_writer(self) -> tuple[str, str] | None:
@@ -136,7 +140,7 @@ class Room:
     def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
         state.writes += 1
         grant = peer.grant
-        if not grant.can_write:
+        if not grant.can_write or self.read_only is not None:
             if update != EMPTY_UPDATE:
                 self._deny(peer, state)
             return
@@ -147,12 +151,12 @@ class Room:
         now = time.monotonic()
         if now - state.last_denied_notice >= PERMISSION_NOTICE_SECONDS:
             state.last_denied_notice = now
-            peer.send(
-                protocol.permission_denied(
-                    f"read-only: your role on this document is {peer.grant.role.value}; "
-                    "your change was not saved"
-                )
+            reason = (
+                f"read-only: your role on this document is {peer.grant.role.value}"
+                if self.read_only is None
+                else self.read_only
             )
+            peer.send(protocol.permission_denied(f"{reason}; your change was not saved"))
 
     def apply(self, update: bytes, writer: _Writer) -> bool:
         """Apply an update as ``writer``; True if it changed the document."""
@@ -164,7 +168,11 @@ class Room:
     def edit(
         self, change: Callable[[Doc[Any]], None], *, actor: str, channel: str, origin: str
     ) -> bool:
-        """Change the document on someone's behalf (API, email, templates), logged as theirs."""
+        """Change the document on someone's behalf (API, email, templates), logged as theirs.
+
+        Raises DpiaLocked when the document is read-only for everyone."""
+        if self.read_only is not None:
+            raise DpiaLocked(self.read_only)
         return self._change(change, _Writer(actor, channel, origin))
 
     def _change(self, change: Callable[[Doc[Any]], None], writer: _Writer) -> bool:

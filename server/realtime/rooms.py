@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from pycrdt import Map
@@ -39,6 +39,7 @@ class RoomManager:
         compact_every: int,
         on_change: Callable[[ChangeEvent], None] | None = None,
         quiet_seconds: float = 30.0,
+        read_only: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -51,6 +52,7 @@ class RoomManager:
         self.loads = 0
         self._on_change = on_change
         self._quiet = quiet_seconds
+        self._read_only = read_only
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -88,6 +90,8 @@ class RoomManager:
                     stored = await self._store.load(document_id)
                     assert stored is not None
                 room = Room(stored, self._committer, compact_every=self._compact_every)
+                if self._read_only is not None:
+                    room.read_only = await self._read_only(document_id)
                 self._track(room)
                 self._rooms[document_id] = room
                 self.loads += 1
@@ -124,6 +128,12 @@ class RoomManager:
             emit=self._on_change,
         )
         room.tracker.attach(room.doc)
+
+    def set_read_only(self, document_id: str, reason: str | None) -> None:
+        """A DPIA was locked or unlocked: its loaded room (if any) follows at once."""
+        room = self._rooms.get(document_id)
+        if room is not None:
+            room.read_only = reason
 
     def close_trackers(self) -> None:
         """Emit every pending change event now (graceful shutdown)."""

@@ -174,6 +174,21 @@ class AccountService:
             ).all()
         return CurrentUser(row.id, row.email, row.name, tuple(organisations))
 
+    async def user_by_email(self, email: str) -> CurrentUser | None:
+        """An active user by email, for command-line tools acting as someone."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(User).where(User.email == email.strip().lower(), User.active.is_(True))
+            )
+            if row is None:
+                return None
+            organisations = (
+                await session.scalars(
+                    select(Membership.organisation_id).where(Membership.user_id == row.id)
+                )
+            ).all()
+        return CurrentUser(row.id, row.email, row.name, tuple(organisations))
+
     async def sign_out(self, secret: str | None) -> None:
         if secret:
             async with self._sessions.begin() as session:

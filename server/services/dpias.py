@@ -20,6 +20,7 @@ from server.domain.dpias import DpiaStatus, PartyRole, check_title, reference
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, normalise_email
 from server.domain.templates import Template, load_template, seed_update
+from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
 from server.storage.models import (
     Document,
@@ -30,6 +31,7 @@ from server.storage.models import (
     Organisation,
     Participant,
     SectionReviewer,
+    SectionState,
     User,
 )
 
@@ -47,6 +49,7 @@ class DpiaSummary:
     sections_reviewed: int
     last_activity: datetime | None
     origin_id: str | None
+    ig_step: IgStep = IgStep.CO_CREATE_DPIA
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +220,7 @@ class DpiaService:
         search: str = "",
         status: str = "",
         organisation_id: int | None = None,
+        ig_step: str = "",
     ) -> list[DpiaSummary]:
         last_activity = (
             select(DocumentUpdate.created_at)
@@ -225,8 +229,23 @@ class DpiaService:
             .limit(1)
             .scalar_subquery()
         )
+        reviewed = (
+            select(func.count())
+            .select_from(SectionState)
+            .where(
+                SectionState.dpia_id == Dpia.id,
+                SectionState.state.in_(["reviewed", "signed_off"]),
+            )
+            .scalar_subquery()
+        )
         query = (
-            select(Dpia, Participant.role, Organisation.name, last_activity.label("last"))
+            select(
+                Dpia,
+                Participant.role,
+                Organisation.name,
+                last_activity.label("last"),
+                reviewed.label("reviewed"),
+            )
             .join(Participant, Participant.dpia_id == Dpia.id)
             .join(Organisation, Organisation.id == Dpia.lead_organisation_id)
             .where(Participant.user_id == user.id)
@@ -238,6 +257,8 @@ class DpiaService:
             query = query.where(Dpia.status == DpiaStatus(status).value)
         if organisation_id is not None:
             query = query.where(Dpia.lead_organisation_id == organisation_id)
+        if ig_step:
+            query = query.where(Dpia.ig_step == check_ig_step(ig_step).value)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         summaries = [
@@ -248,12 +269,13 @@ class DpiaService:
                 lead_organisation=organisation,
                 role=Role(role),
                 sections_total=len(load_template(dpia.template_id).sections),
-                # Sections are reviewed through the sign-off workflow (issue 6); none yet.
-                sections_reviewed=0,
+                # As recorded by the review workflow; an edit since shows on the DPIA's page.
+                sections_reviewed=reviewed or 0,
                 last_activity=last,
                 origin_id=dpia.origin_id,
+                ig_step=IgStep(dpia.ig_step),
             )
-            for dpia, role, organisation, last in rows
+            for dpia, role, organisation, last, reviewed in rows
         ]
         summaries.sort(
             key=lambda s: s.last_activity.timestamp() if s.last_activity else 0.0, reverse=True

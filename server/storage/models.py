@@ -144,6 +144,10 @@ class Dpia(Base):
     origin_id: Mapped[str | None] = mapped_column(String(100), ForeignKey("dpias.id"))
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ig_step: Mapped[str] = mapped_column(String(30), server_default="co_create_dpia")
+    # The head of the DPIA's audit chain: deleting its last events is detectable too.
+    audit_count: Mapped[int] = mapped_column(server_default="0")
+    audit_head: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class DpiaParty(Base):
@@ -394,3 +398,67 @@ class AutoAnswer(Base):
     address: Mapped[str] = mapped_column(String(254), primary_key=True)
     reason: Mapped[str] = mapped_column(String(40), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class SectionState(Base):
+    """Where a section stands in its review; ``content_hash`` is what was reviewed or signed,
+    so a later edit shows as stale without anyone having to notice it."""
+
+    __tablename__ = "section_states"
+
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    section: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    reasons: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SignOffRow(Base):
+    """A sign-off: who signed what exact content (its hash, at a document seq), and how."""
+
+    __tablename__ = "signoffs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dpia_id: Mapped[str] = mapped_column(ForeignKey("dpias.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    signer_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signer_participant_id: Mapped[int]
+    signer_name: Mapped[str] = mapped_column(String(200))
+    signer_role: Mapped[str] = mapped_column(String(20))
+    signer_organisation: Mapped[str] = mapped_column(String(200))
+    party: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(30))
+    conditions: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stale_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    replaced_by: Mapped[int | None]
+
+
+class AuditEvent(Base):
+    """One link of a DPIA's audit chain: ``hash`` covers the content and ``prev_hash``."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("dpia_id", "position", name="uq_audit_events_dpia_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dpia_id: Mapped[str] = mapped_column(ForeignKey("dpias.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    section: Mapped[str | None] = mapped_column(String(100))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

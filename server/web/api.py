@@ -15,8 +15,15 @@ from starlette.routing import Route
 
 from server.domain.access import Channel
 from server.domain.comments import NewComment, check_comment
-from server.domain.errors import AccessDenied, DomainError, InvalidInput, InvalidToken
+from server.domain.errors import (
+    AccessDenied,
+    DomainError,
+    DpiaLocked,
+    InvalidInput,
+    InvalidToken,
+)
 from server.domain.templates import load_template
+from server.services.workflow import locked_message
 from server.web.auth import current_user, runtime_of
 from server.web.errors import http_status_for
 
@@ -74,6 +81,8 @@ async def post_comment(request: Request) -> Response:
             access = await runtime.dpias.access(user, dpia_id)
             if not access.role.can_comment:
                 raise AccessDenied("viewers cannot comment; ask an owner for another role")
+            if access.status.is_locked:
+                raise DpiaLocked(locked_message(access.status))
             comment = NewComment(
                 section,
                 field,

@@ -20,7 +20,9 @@ from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.templates import load_template
+from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
+from server.services.workflow import locked_message
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of
 from server.web.errors import http_status_for
 
@@ -117,12 +119,14 @@ async def dashboard(request: Request) -> Response:
     query = request.query_params
     status = query.get("status", "")
     organisation = query.get("organisation", "")
+    ig_step = query.get("ig_step", "")
     try:
         dpias = await runtime.dpias.list_for(
             user,
             search=query.get("q", "")[:100],
             status=status if status in DpiaStatus.__members__.values() else "",
             organisation_id=int(organisation) if organisation.isdigit() else None,
+            ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
         )
     except DomainError as error:
         return render_error(request, error)
@@ -133,6 +137,8 @@ async def dashboard(request: Request) -> Response:
         q=query.get("q", "")[:100],
         status=status,
         organisation=organisation,
+        ig_step=ig_step,
+        ig_steps=list(IgStep),
         statuses=list(DpiaStatus),
         organisations=await runtime.dpias.organisations(),
     )
@@ -146,7 +152,10 @@ async def new_dpia(request: Request) -> Response:
     mine = await runtime.accounts.organisations_of(user)
     reusable = await runtime.dpias.list_for(user)
     if request.method == "GET":
-        return page(request, "new.html", organisations=mine, reusable=reusable, values={})
+        origin = request.query_params.get("origin", "")[:100]
+        return page(
+            request, "new.html", organisations=mine, reusable=reusable, values={"origin": origin}
+        )
     data = await form(request)
     values = {k: field(data, k) for k in ("title", "lead", "origin")}
     try:
@@ -190,11 +199,15 @@ async def editor(request: Request) -> Response:
         user_name=user.name,
         colour_seed=user.id,
     )
+    overview = await runtime.workflow.overview(user, dpia_id)
+    config["locked"] = locked_message(access.status) if access.status.is_locked else None
+    config["reviewStates"] = {section: state.value for section, state in overview.sections.items()}
     return page(
         request,
         "editor.html",
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
+        locked=locked_message(access.status) if access.status.is_locked else None,
     )
 
 

@@ -11,10 +11,15 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.exports import ExportService
+from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
+from server.services.signoffs import SignOffService
+from server.services.workflow import WorkflowService
 from server.settings import Settings
 
 
@@ -30,6 +35,11 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
     inbound: InboundStore
+    audit: AuditTrail
+    history: HistoryService
+    signoffs: SignOffService
+    workflow: WorkflowService
+    exports: ExportService
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""

@@ -1,0 +1,427 @@
+"""The rules of review and sign-off (dpia-model.md), as pure functions.
+
+Section states: empty → in progress → submitted → changes requested | reviewed → signed off
+→ stale. "Empty" and "in progress" are read from the content; the others are recorded with
+the hash of what was reviewed or signed, so a later edit reads as stale at once.
+
+DPIA states move only along ``TRANSITIONS``, each allowed to some roles, some needing
+reasons; the gates that look at sign-offs and content live in ``services.workflow``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from server.domain.access import Role
+from server.domain.dpias import DpiaStatus as S
+from server.domain.errors import AccessDenied, InvalidInput
+
+
+class SectionState(enum.StrEnum):
+    EMPTY = "empty"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    REVIEWED = "reviewed"
+    SIGNED_OFF = "signed_off"
+    STALE = "stale"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class SectionAction(enum.StrEnum):
+    SUBMIT = "submit"
+    REQUEST_CHANGES = "request_changes"
+    REVIEW = "review"
+    REOPEN = "reopen"
+
+
+# action → (states it starts from, state it leads to, who may, reasons required)
+SECTION_ACTIONS: dict[
+    SectionAction, tuple[frozenset[SectionState], SectionState, frozenset[Role], bool]
+] = {
+    SectionAction.SUBMIT: (
+        frozenset({SectionState.IN_PROGRESS, SectionState.CHANGES_REQUESTED, SectionState.STALE}),
+        SectionState.SUBMITTED,
+        frozenset({Role.OWNER, Role.EDITOR}),
+        False,
+    ),
+    SectionAction.REQUEST_CHANGES: (
+        frozenset({SectionState.SUBMITTED, SectionState.REVIEWED, SectionState.STALE}),
+        SectionState.CHANGES_REQUESTED,
+        frozenset({Role.OWNER, Role.DPO}),
+        True,
+    ),
+    SectionAction.REVIEW: (
+        frozenset({SectionState.SUBMITTED, SectionState.STALE}),
+        SectionState.REVIEWED,
+        frozenset({Role.OWNER, Role.DPO}),
+        False,
+    ),
+    SectionAction.REOPEN: (
+        frozenset({SectionState.SUBMITTED, SectionState.REVIEWED, SectionState.CHANGES_REQUESTED}),
+        SectionState.IN_PROGRESS,
+        frozenset({Role.OWNER, Role.EDITOR}),
+        False,
+    ),
+}
+
+# Sections that must be reviewed before DPO advice (rule 3): the assessment itself.
+REVIEWED_BEFORE_ADVICE = (
+    "screening",
+    "need",
+    "processing",
+    "consultation",
+    "necessity",
+    "risks",
+    "measures",
+)
+
+
+def effective_section_state(
+    recorded: SectionState | None, recorded_hash: str, current_hash: str, empty: bool
+) -> SectionState:
+    """What a section's state is now, given what was recorded and the content today."""
+    if recorded in (SectionState.REVIEWED, SectionState.SIGNED_OFF, SectionState.SUBMITTED):
+        if recorded_hash != current_hash:
+            return (
+                SectionState.STALE
+                if recorded is not SectionState.SUBMITTED
+                else (SectionState.IN_PROGRESS)
+            )
+        return recorded
+    if recorded is SectionState.CHANGES_REQUESTED:
+        return recorded
+    return SectionState.EMPTY if empty else SectionState.IN_PROGRESS
+
+
+def section_action(action: str, state: SectionState, role: Role, reasons: str) -> SectionState:
+    """The state ``action`` leads to, or InvalidInput / AccessDenied saying why not."""
+    try:
+        chosen = SectionAction(action)
+    except ValueError:
+        raise InvalidInput(
+            f"{action[:30]!r} is not a section action: choose "
+            + ", ".join(a.value for a in SectionAction)
+        ) from None
+    starts, leads_to, roles, needs_reasons = SECTION_ACTIONS[chosen]
+    if role not in roles:
+        raise AccessDenied(
+            f"a {role.value} cannot {chosen.value.replace('_', ' ')} a section; "
+            + " or ".join(sorted(r.value for r in roles))
+            + " can"
+        )
+    if state not in starts:
+        raise InvalidInput(
+            f"cannot {chosen.value.replace('_', ' ')}: the section is {state.label.lower()}"
+        )
+    if needs_reasons and not reasons.strip():
+        raise InvalidInput("say why: sending a section back needs reasons")
+    return leads_to
+
+
+# -- the DPIA's workflow ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    source: frozenset[S]
+    target: S
+    roles: frozenset[Role]
+    needs_reasons: bool = False
+    name: str = ""
+
+
+_OWNER = frozenset({Role.OWNER})
+_AUTHORS = frozenset({Role.OWNER, Role.EDITOR})
+_DPO = frozenset({Role.DPO})
+_OPEN = frozenset(
+    {S.DRAFT, S.IN_REVIEW, S.DPO_REVIEW, S.AWAITING_APPROVAL, S.IN_FORCE, S.UNDER_REVIEW}
+)
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(frozenset({S.DRAFT}), S.IN_REVIEW, _AUTHORS, name="send for review"),
+    Transition(frozenset({S.IN_REVIEW}), S.DRAFT, _AUTHORS | _DPO, True, "send back to draft"),
+    Transition(frozenset({S.IN_REVIEW}), S.DPO_REVIEW, _OWNER, name="ask for DPO advice"),
+    Transition(frozenset({S.DPO_REVIEW}), S.IN_REVIEW, _DPO | _OWNER, True, "send back"),
+    Transition(frozenset({S.DPO_REVIEW}), S.AWAITING_APPROVAL, _DPO | _OWNER, name="advice given"),
+    Transition(frozenset({S.AWAITING_APPROVAL}), S.DPO_REVIEW, _OWNER, True, "send back"),
+    Transition(frozenset({S.AWAITING_APPROVAL}), S.APPROVED, _OWNER, name="approve"),
+    Transition(
+        frozenset({S.AWAITING_APPROVAL}),
+        S.APPROVED_WITH_CONDITIONS,
+        _OWNER,
+        True,
+        "approve with conditions",
+    ),
+    Transition(frozenset({S.AWAITING_APPROVAL}), S.REJECTED, _OWNER, True, "reject"),
+    Transition(
+        frozenset({S.APPROVED, S.APPROVED_WITH_CONDITIONS, S.UNDER_REVIEW}),
+        S.IN_FORCE,
+        _OWNER,
+        name="put in force",
+    ),
+    Transition(frozenset({S.IN_FORCE}), S.UNDER_REVIEW, _OWNER | _DPO, name="start a review"),
+    Transition(frozenset({S.IN_FORCE, S.UNDER_REVIEW}), S.ARCHIVED, _OWNER, True, "archive"),
+    Transition(_OPEN, S.ABANDONED, _OWNER, True, "abandon"),
+)
+
+
+def transition(current: S, target: str, role: Role, reasons: str) -> Transition:
+    """The transition from ``current`` to ``target`` a ``role`` may make, or why not.
+
+    "Superseded" is not here: it happens when a successor version is approved.
+    """
+    try:
+        wanted = S(target)
+    except ValueError:
+        raise InvalidInput(f"{target[:30]!r} is not a DPIA status") from None
+    candidates = [t for t in TRANSITIONS if t.target is wanted and current in t.source]
+    if not candidates:
+        raise InvalidInput(
+            f"a DPIA that is {current.label.lower()} cannot become {wanted.label.lower()}"
+        )
+    allowed = [t for t in candidates if role in t.roles]
+    if not allowed:
+        roles = sorted({r.value for t in candidates for r in t.roles})
+        raise AccessDenied(
+            f"a {role.value} cannot move this DPIA to {wanted.label.lower()}; "
+            f"{' or '.join(roles)} can"
+        )
+    chosen = allowed[0]
+    if chosen.needs_reasons and not reasons.strip():
+        raise InvalidInput(f"say why: to {chosen.name} needs reasons (they stay visible)")
+    return chosen
+
+
+def next_steps(current: S, role: Role) -> list[Transition]:
+    return [t for t in TRANSITIONS if current in t.source and role in t.roles]
+
+
+# -- sign-off kinds and decisions -----------------------------------------------------------
+
+
+class SignOffKind(enum.StrEnum):
+    """The ICO step-7 rows, a section's sign-off, and a party's approval."""
+
+    SECTION = "section"
+    ITEM = "item"
+    MEASURES_APPROVED = "measures_approved"
+    RESIDUAL_RISKS_APPROVED = "residual_risks_approved"
+    DPO_ADVICE = "dpo_advice"
+    DPO_ADVICE_DECISION = "dpo_advice_decision"
+    CONSULTATION_REVIEWED = "consultation_reviewed"
+    KEPT_UNDER_REVIEW = "kept_under_review"
+    PARTY_APPROVAL = "party_approval"
+    PRIOR_CONSULTATION = "prior_consultation"
+
+    @property
+    def label(self) -> str:
+        return _KIND_LABELS[self]
+
+    @property
+    def fixed_target(self) -> str | None:
+        return _KIND_TARGETS.get(self)
+
+
+_KIND_LABELS = {
+    SignOffKind.SECTION: "Section signed off",
+    SignOffKind.ITEM: "Risk or measure signed off",
+    SignOffKind.MEASURES_APPROVED: "Measures approved by",
+    SignOffKind.RESIDUAL_RISKS_APPROVED: "Residual risks approved by",
+    SignOffKind.DPO_ADVICE: "DPO advice provided",
+    SignOffKind.DPO_ADVICE_DECISION: "DPO advice accepted or overruled by",
+    SignOffKind.CONSULTATION_REVIEWED: "Consultation responses reviewed by",
+    SignOffKind.KEPT_UNDER_REVIEW: "This DPIA will be kept under review by",
+    SignOffKind.PARTY_APPROVAL: "Approved for the party by",
+    SignOffKind.PRIOR_CONSULTATION: "Prior consultation with the ICO recorded by",
+}
+_KIND_TARGETS = {
+    SignOffKind.MEASURES_APPROVED: "measures",
+    SignOffKind.RESIDUAL_RISKS_APPROVED: "risks",
+    SignOffKind.DPO_ADVICE: "dpo_advice",
+    SignOffKind.DPO_ADVICE_DECISION: "dpo_advice",
+    SignOffKind.CONSULTATION_REVIEWED: "consultation",
+    SignOffKind.KEPT_UNDER_REVIEW: "review",
+    SignOffKind.PARTY_APPROVAL: "dpia",
+    SignOffKind.PRIOR_CONSULTATION: "outcome",
+}
+# Records about the world, not changes to content: allowed while the DPIA is approved.
+AFTER_APPROVAL = frozenset({SignOffKind.PRIOR_CONSULTATION})
+STEP7_KINDS = [k for k in SignOffKind if k not in (SignOffKind.SECTION, SignOffKind.ITEM)]
+
+
+class Decision(enum.StrEnum):
+    APPROVE = "approve"
+    APPROVE_WITH_CONDITIONS = "approve_with_conditions"
+    REJECT = "reject"
+    ADVISE = "advise"
+    ACCEPT = "accept"
+    OVERRULE = "overrule"
+    CONSULTED = "consulted"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class SignOffState(enum.StrEnum):
+    VALID = "valid"
+    STALE = "stale"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+
+
+_DECISIONS = {
+    SignOffKind.DPO_ADVICE: {Decision.ADVISE},
+    SignOffKind.DPO_ADVICE_DECISION: {Decision.ACCEPT, Decision.OVERRULE},
+    SignOffKind.PRIOR_CONSULTATION: {Decision.CONSULTED},
+}
+_APPROVALS = {Decision.APPROVE, Decision.APPROVE_WITH_CONDITIONS, Decision.REJECT}
+
+
+def check_signoff(
+    kind: SignOffKind,
+    decision: str,
+    role: Role,
+    *,
+    conditions: str,
+    reasons: str,
+    is_author: bool,
+    accepts_high_risk: bool,
+) -> Decision:
+    """The decision of a sign-off if the rules allow it; InvalidInput or AccessDenied."""
+    try:
+        chosen = Decision(decision)
+    except ValueError:
+        raise InvalidInput(f"{decision[:30]!r} is not a decision") from None
+    if chosen not in _DECISIONS.get(kind, _APPROVALS):
+        allowed = ", ".join(sorted(d.value for d in _DECISIONS.get(kind, _APPROVALS)))
+        raise InvalidInput(f"a {kind.label.lower()} sign-off decides {allowed}")
+    if kind is SignOffKind.DPO_ADVICE:
+        if role is not Role.DPO:
+            raise AccessDenied("only a DPO of this DPIA can give DPO advice")
+        if is_author:
+            raise AccessDenied(
+                "separation of duties: the author of a DPIA cannot sign it off as its DPO"
+            )
+    elif role not in (Role.OWNER, Role.DPO):
+        raise AccessDenied("only owners and DPOs of this DPIA can sign off")
+    if role is Role.DPO and is_author:
+        raise AccessDenied(
+            "separation of duties: the author of a DPIA cannot sign it off as its DPO"
+        )
+    if chosen is Decision.CONSULTED and not reasons.strip():
+        raise InvalidInput("record the ICO's reference and response in the reasons")
+    if chosen is Decision.OVERRULE and not reasons.strip():
+        raise InvalidInput("overruling DPO advice needs reasons, shown in every export")
+    if chosen is Decision.REJECT and not reasons.strip():
+        raise InvalidInput("a rejection needs reasons")
+    if chosen is Decision.APPROVE_WITH_CONDITIONS and not conditions.strip():
+        raise InvalidInput("approving with conditions needs the conditions")
+    if (
+        kind is SignOffKind.RESIDUAL_RISKS_APPROVED
+        and accepts_high_risk
+        and chosen is not Decision.REJECT
+        and not reasons.strip()
+    ):
+        raise InvalidInput("accepting a residual high risk needs reasons")
+    return chosen
+
+
+# -- risks ----------------------------------------------------------------------------------
+
+
+def risk_level(likelihood: Any, severity: Any, matrix: dict[str, Any]) -> str | None:
+    """The level id (low / medium / high) of a likelihood x severity, or None if unset."""
+    try:
+        score = int(likelihood) * int(severity)
+    except (TypeError, ValueError):
+        return None
+    for level in matrix["levels"]:
+        if int(level["min"]) <= score <= int(level["max"]):
+            return str(level["id"])
+    return None
+
+
+def residual_level(row: dict[str, Any], matrix: dict[str, Any]) -> str | None:
+    residual = risk_level(row.get("residual_likelihood"), row.get("residual_severity"), matrix)
+    if residual is not None:
+        return residual
+    return inherent_level(row, matrix)
+
+
+def inherent_level(row: dict[str, Any], matrix: dict[str, Any]) -> str | None:
+    override = row.get("override_level")
+    if override:
+        return str(override)
+    return risk_level(row.get("likelihood"), row.get("severity"), matrix)
+
+
+def residual_high_risks(rows: list[dict[str, Any]], matrix: dict[str, Any]) -> list[str]:
+    """Refs of the risks still high after measures."""
+    return [str(r.get("ref") or r.get("id")) for r in rows if residual_level(r, matrix) == "high"]
+
+
+class IgStep(enum.StrEnum):
+    """Where the project stands in the LOTI/IGfL 7-step information-governance process."""
+
+    GENERATE_IDEAS = "generate_ideas"
+    REVIEW_CONCEPT = "review_concept"
+    ASSESS_FEASIBILITY = "assess_feasibility"
+    CO_CREATE_DPIA = "co_create_dpia"
+    COMPLETE_ISA = "complete_isa"
+    IMPLEMENT = "implement"
+    EVALUATE_AND_LEARN = "evaluate_and_learn"
+
+    @property
+    def number(self) -> int:
+        return list(IgStep).index(self) + 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.number}. {_IG_LABELS[self]}"
+
+    @property
+    def involved(self) -> str:
+        return _IG_INVOLVED[self]
+
+
+_IG_LABELS = {
+    IgStep.GENERATE_IDEAS: "Generate ideas",
+    IgStep.REVIEW_CONCEPT: "Review concept",
+    IgStep.ASSESS_FEASIBILITY: "Assess feasibility",
+    IgStep.CO_CREATE_DPIA: "Co-create DPIA",
+    IgStep.COMPLETE_ISA: "Complete ISA",
+    IgStep.IMPLEMENT: "Implement",
+    IgStep.EVALUATE_AND_LEARN: "Evaluate and learn",
+}
+_IG_INVOLVED = {
+    IgStep.GENERATE_IDEAS: "Service leads and the people the project is for; the IG team "
+    "hears early so that data questions shape the idea.",
+    IgStep.REVIEW_CONCEPT: "IG lead and data protection officer with the project sponsor: "
+    "is a DPIA needed (screening), which organisations take part.",
+    IgStep.ASSESS_FEASIBILITY: "Project team, IG lead, information security and legal: the "
+    "lawful basis, the data needed for the outcome, and the technical route.",
+    IgStep.CO_CREATE_DPIA: "Every party's project and IG leads write the DPIA together; "
+    "each party's DPO advises.",
+    IgStep.COMPLETE_ISA: "IG leads and signatories of every party agree the information "
+    "sharing agreement that the DPIA supports.",
+    IgStep.IMPLEMENT: "Project and service teams put the measures in place; risk owners "
+    "track the action plan.",
+    IgStep.EVALUATE_AND_LEARN: "Project sponsor, IG lead and DPO review the outcome and "
+    "keep the DPIA under review.",
+}
+
+
+def check_ig_step(raw: str) -> IgStep:
+    try:
+        return IgStep(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{raw[:30]!r} is not a step: choose " + ", ".join(s.value for s in IgStep)
+        ) from None

@@ -1,0 +1,264 @@
+"""The record leaving the system: JSON (importable), CSV action plan, PDF and Word.
+
+JSON carries what makes a DPIA reusable or movable between installations: the template it
+was written with, its title, its parties and the canonical content of every field. It is
+deterministic (sorted keys, template order), so exporting an imported DPIA gives the same
+bytes. Sign-offs, statuses and history are the record *of this installation*: they go into
+the PDF and Word documents, not into an import (a moved DPIA is signed again where it lives).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pycrdt import Doc
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain.content import (
+    Content,
+    canonical,
+    document_content,
+    plain_text,
+    write_content,
+)
+from server.domain.dpias import DpiaStatus
+from server.domain.errors import InvalidInput
+from server.domain.templates import Template, UnknownTemplate, load_template, seed_update
+from server.services.accounts import CurrentUser
+from server.services.audit import AuditTrail
+from server.services.dpias import DpiaService
+from server.services.history import HistoryService
+from server.services.signoffs import SignOff, SignOffService
+from server.storage.models import Dpia, DpiaParty, Organisation
+
+FORMAT = "opendpia.dpia"
+FORMAT_VERSION = 1
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Everything an export shows, gathered once."""
+
+    dpia_id: str
+    title: str
+    status: DpiaStatus
+    lead_organisation: str
+    parties: list[tuple[str, str]]
+    template: Template
+    content: Content
+    seq: int
+    signoffs: list[SignOff]
+    exported_at: datetime
+
+    def field_label(self, section_id: str, field_id: str) -> str:
+        for section in self.template.sections:
+            if section["id"] == section_id:
+                for field in section["fields"]:
+                    if field["id"] == field_id:
+                        return str(field["label"])
+        return field_id
+
+    @property
+    def measures(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.content["measures"].get("plan") or []
+        return rows
+
+    @property
+    def risks(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.content["risks"].get("register") or []
+        return rows
+
+
+class ExportService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dpias: DpiaService,
+        history: HistoryService,
+        signoffs: SignOffService,
+        audit: AuditTrail,
+    ) -> None:
+        self._sessions = sessions
+        self._dpias = dpias
+        self._history = history
+        self._signoffs = signoffs
+        self._audit = audit
+
+    async def gather(self, user: CurrentUser, dpia_id: str) -> Record:
+        access = await self._dpias.access(user, dpia_id)
+        template = await self._history.template_of(dpia_id)
+        current = await self._history.current(dpia_id)
+        async with self._sessions() as session:
+            lead = await session.scalar(
+                select(Organisation.name)
+                .join(Dpia, Dpia.lead_organisation_id == Organisation.id)
+                .where(Dpia.id == dpia_id)
+            )
+            parties = [
+                (p.name, p.role)
+                for p in await session.scalars(
+                    select(DpiaParty).where(DpiaParty.dpia_id == dpia_id).order_by(DpiaParty.id)
+                )
+            ]
+        return Record(
+            dpia_id,
+            access.title,
+            access.status,
+            lead or "",
+            parties,
+            template,
+            current.content,
+            current.seq,
+            await self._signoffs.of_dpia(dpia_id),
+            datetime.now(UTC),
+        )
+
+    async def export(self, user: CurrentUser, dpia_id: str, kind: str) -> tuple[bytes, str, str]:
+        """The bytes, media type and file name of one export; each export is chained."""
+        from server.services import reports
+
+        if kind not in MEDIA_TYPES:
+            raise InvalidInput("export as pdf, docx, csv or json")
+        record = await self.gather(user, dpia_id)
+        renderers = {
+            "json": to_json,
+            "csv": action_plan_csv,
+            "pdf": reports.pdf,
+            "docx": reports.docx,
+        }
+        data: bytes = renderers[kind](record)
+        await self._audit.record(
+            dpia_id,
+            "export",
+            actor=f"user:{user.id}",
+            seq=record.seq,
+            data={"summary": f"exported as {kind.upper()}", "format": kind, "bytes": len(data)},
+        )
+        return data, MEDIA_TYPES[kind], f"{dpia_id}.{kind}"
+
+    async def import_json(self, user: CurrentUser, raw: bytes, lead_organisation_id: int) -> str:
+        """A new DPIA (draft, owned by ``user``) equal in content to an exported one."""
+        data = parse_export(raw)
+        template = load_template(data["template"]["id"])
+        if int(data["template"]["version"]) != template.version:
+            raise InvalidInput(
+                f"this export uses version {data['template']['version']} of the template; "
+                f"this installation has version {template.version}"
+            )
+        state = initial_state(template, data["content"])
+        dpia_id = await self._dpias.create(
+            user,
+            data["title"],
+            lead_organisation_id,
+            template_id=template.id,
+            initial_state=state,
+        )
+        existing = {p.name for p in await self._dpias.parties(user, dpia_id)}
+        for name, role in data["parties"]:
+            if name not in existing:
+                await self._dpias.add_party(user, dpia_id, role, name=name)
+        await self._audit.record(
+            dpia_id,
+            "import",
+            actor=f"user:{user.id}",
+            seq=1,
+            data={"summary": "created from a JSON export"},
+        )
+        return dpia_id
+
+
+def to_json(record: Record) -> bytes:
+    body = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "template": {"id": record.template.id, "version": record.template.version},
+        "title": record.title,
+        "parties": [{"name": name, "role": role} for name, role in record.parties],
+        "content": record.content,
+    }
+    return (json.dumps(body, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def parse_export(raw: bytes) -> dict[str, Any]:
+    """Check an export's shape; InvalidInput says what is wrong."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the file is not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InvalidInput("this is not an OpenDPIA DPIA export")
+    if data.get("version") != FORMAT_VERSION:
+        raise InvalidInput(f"export format version {data.get('version')!r} is not supported")
+    try:
+        template_ref = data["template"]
+        load_template(str(template_ref["id"]))
+        if not isinstance(data["title"], str) or not isinstance(data["content"], dict):
+            raise TypeError
+        parties = [(str(p["name"]), str(p["role"])) for p in data.get("parties", [])]
+    except (KeyError, TypeError, UnknownTemplate):
+        raise InvalidInput(
+            "the export is incomplete: template, title and content are needed"
+        ) from None
+    return {**data, "parties": parties}
+
+
+def initial_state(template: Template, content: Content) -> bytes:
+    """The first logged update of an imported DPIA: the template's seed and the content."""
+    doc: Doc[Any] = Doc()
+    doc.apply_update(seed_update(template))
+    try:
+        with doc.transaction():
+            write_content(doc, template, content)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InvalidInput(f"the export's content does not fit the template: {error}") from None
+    written = document_content(doc, template)
+    for section, fields in content.items():
+        if section not in written or not isinstance(fields, dict):
+            raise InvalidInput(f"the export has a section {section[:40]!r} the template lacks")
+        for name, value in fields.items():
+            if name not in written[section] or canonical(written[section][name]) != canonical(
+                value
+            ):
+                raise InvalidInput(f"{section}.{name[:40]} does not fit the template")
+    return doc.get_update()
+
+
+ACTION_PLAN_COLUMNS = (
+    "ref",
+    "title",
+    "description",
+    "type",
+    "status",
+    "owner",
+    "due",
+    "evidence",
+    "risks",
+    "approved",
+)
+
+
+def action_plan_csv(record: Record) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(ACTION_PLAN_COLUMNS)
+    for row in record.measures:
+        writer.writerow([_cell(row.get(column)) for column in ACTION_PLAN_COLUMNS])
+    return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
+
+
+def _cell(value: Any) -> str:
+    text = plain_text(value)
+    # Spreadsheets run cells that start with these as formulas (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
