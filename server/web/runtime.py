@@ -14,6 +14,7 @@ from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
 from server.services.inbound import InboundStore
+from server.services.health import Health
 from server.services.notifications import NotificationService
 from server.settings import Settings
 
@@ -30,6 +31,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
     inbound: InboundStore
+    health: Health
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""
