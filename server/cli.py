@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     if args.command == "serve":
         return _serve(settings, args.host or settings.host, args.port or settings.port)

@@ -21,7 +21,7 @@ from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
 from server.web import api, devmail, feed, inbound, pages
 from server.web.collab import CollaborationEndpoint
-from server.web.middleware import BodyLimit, SecurityHeaders
+from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
@@ -89,6 +89,7 @@ def make_app(
             Mount("/static", StaticFiles(directory=STATIC)),
         ],
         middleware=[
+            Middleware(RequestIds),
             Middleware(SecurityHeaders),
             Middleware(BodyLimit),
             Middleware(csrf),
