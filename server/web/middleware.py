@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from server import logs
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import logs
 
 MAX_BODY_BYTES = 256 * 1024
 SECURITY_HEADERS = [
