@@ -94,6 +94,7 @@ class Settings:
     db_pool_size: int = field(default=10, metadata={"env": "OPENDPIA_DB_POOL_SIZE"})
     db_max_overflow: int = field(default=10, metadata={"env": "OPENDPIA_DB_MAX_OVERFLOW"})
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
+    metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

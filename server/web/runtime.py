@@ -13,8 +13,8 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
-from server.services.inbound import InboundStore
 from server.services.health import Health
+from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.settings import Settings
 
