@@ -172,7 +172,6 @@ async def _work(settings: Settings) -> int:
 def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
     """The email bridge as a service of the runtime (the CLI composes both packages)."""
     from email_bridge.service import Bridge
-
     from server.metrics import BRIDGE_MESSAGES
 
     def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
