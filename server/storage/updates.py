@@ -107,23 +107,33 @@ class SqlUpdateStore:
             await connection.execute(insert(_updates), rows)
 
     async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        """Renumber each document's rows, in order, after its last committed ``seq``."""
+        """Renumber each document's rows, in order, after its last committed ``seq``.
+
+        Three statements whatever the number of documents: lock them (in one order, so two
+        writers cannot deadlock), read their last seqs, insert.
+        """
         by_document: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_document.setdefault(row["document_id"], []).append(row)
-        for document_id in sorted(by_document):  # one lock order: no deadlock between writers
-            if self._postgres:
-                await connection.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 7))"),
-                    {"id": document_id},
-                )
-            last = await connection.scalar(
-                select(func.coalesce(func.max(_updates.c.seq), 0)).where(
-                    _updates.c.document_id == document_id
-                )
+        ids = sorted(by_document)
+        if self._postgres:
+            await connection.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(id, 7)) "
+                    "FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS locked"
+                ),
+                {"ids": ids},
             )
-            for offset, row in enumerate(by_document[document_id], start=1):
-                row["seq"] = int(last or 0) + offset
+        result = await connection.execute(
+            select(_updates.c.document_id, func.max(_updates.c.seq))
+            .where(_updates.c.document_id.in_(ids))
+            .group_by(_updates.c.document_id)
+        )
+        last = {document_id: seq for document_id, seq in result}
+        for document_id, document_rows in by_document.items():
+            start = int(last.get(document_id) or 0)
+            for offset, row in enumerate(document_rows, start=1):
+                row["seq"] = start + offset
 
     async def compact(self, document_id: str) -> int | None:
         stored = await self.load(document_id)
