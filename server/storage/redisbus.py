@@ -29,7 +29,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain.bus import BusKind, BusMessage, DocumentSubscriber
 from server.metrics import BUS_PUBLISHED
@@ -62,6 +66,9 @@ class RedisBus:
             socket_connect_timeout=2,
             socket_timeout=block_ms / 1000 + 5,
             health_check_interval=10,
+            # A pooled connection that died with a Redis restart is replaced, not reported.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self._prefix = prefix
         self._maxlen = maxlen
