@@ -71,6 +71,8 @@ class Result:
     loadgen_cpu_pct: float
     us_per_delivered: float
     us_per_delivered_servers_only: float
+    commit_mean_ms: float
+    commit_p99_ms: float  # upper bound of the histogram bucket holding the 99th percentile
 
 
 async def _admin(sql: str) -> None:
@@ -198,6 +200,45 @@ async def _wait_ready(proc: subprocess.Popen[bytes], port: int, wait_s: float = 
     raise RuntimeError("a server was not ready in time")
 
 
+async def _commit_histogram(port: int) -> dict[str, float]:
+    """The servers' ``opendpia_commit_seconds`` series, from /metrics."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    body = (await reader.read()).decode()
+    writer.close()
+    series = {}
+    for line in body.splitlines():
+        if line.startswith("opendpia_commit_seconds"):
+            name, value = line.rsplit(" ", 1)
+            series[name] = float(value)
+    return series
+
+
+async def _commits(deployment: Deployment) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for _, port in deployment.servers:
+        for name, value in (await _commit_histogram(port)).items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
+def _commit_figures(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    count = delta.get("opendpia_commit_seconds_count", 0.0)
+    if not count:
+        return float("nan"), float("nan")
+    mean = 1000 * delta["opendpia_commit_seconds_sum"] / count
+    buckets = sorted(
+        (float(k.split('le="')[1].split('"')[0]), v)
+        for k, v in delta.items()
+        if k.startswith("opendpia_commit_seconds_bucket")
+    )
+    p99 = next(
+        (1000 * le for le, cumulative in buckets if cumulative >= 0.99 * count), float("inf")
+    )
+    return round(mean, 2), p99
+
+
 def _path(doc: str) -> str:
     from server.domain.access import Role, TokenSigner
 
@@ -252,6 +293,7 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
         stats.recording = True
         own = OwnCpu()
         servers0, redis0 = deployment.cpu()
+        commits0 = await _commits(deployment)
         sent0 = sent
         t0 = time.perf_counter()
         await asyncio.sleep(args.seconds)
@@ -259,6 +301,7 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
         elapsed = time.perf_counter() - t0
         servers1, redis1 = deployment.cpu()
         loadgen = own.percent()
+        commit_mean, commit_p99 = _commit_figures(commits0, await _commits(deployment))
         measured_sent = sent - sent0
         stop.set()
         await writing
@@ -288,6 +331,8 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
             loadgen_cpu_pct=round(loadgen, 1),
             us_per_delivered=round(1e6 * (sum(server_cpu) + redis_cpu) / delivered, 1),
             us_per_delivered_servers_only=round(1e6 * sum(server_cpu) / delivered, 1),
+            commit_mean_ms=commit_mean,
+            commit_p99_ms=commit_p99,
         )
     finally:
         for client in writers + readers:
@@ -299,15 +344,16 @@ def _table(results: list[Result]) -> str:
     lines = [
         "| processes | docs | clients | delivered/s | p50 ms | p99 ms | max ms | missing "
         "| server CPU % (each) | Redis CPU % | loadgen CPU % | µs/delivered (servers+Redis) "
-        "| µs/delivered (servers) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| µs/delivered (servers) | commit mean ms | commit p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.processes} | {r.docs} | {r.clients} | {r.delivered_per_s:,.0f} | {r.p50_ms} "
             f"| {r.p99_ms} | {r.max_ms} | {r.missing} | "
             f"{' + '.join(str(c) for c in r.server_cpu_pct)} | {r.redis_cpu_pct} "
-            f"| {r.loadgen_cpu_pct} | {r.us_per_delivered} | {r.us_per_delivered_servers_only} |"
+            f"| {r.loadgen_cpu_pct} | {r.us_per_delivered} | {r.us_per_delivered_servers_only} "
+            f"| {r.commit_mean_ms} | {r.commit_p99_ms} |"
         )
     return "\n".join(lines)
 
