@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from pycrdt import Map
+from sqlalchemy import text
 
 from server.domain.access import Role
 from server.settings import Settings
-from server.storage.database import migrate
-from tests.support.live import LiveServer, ServerProcess, free_port, issue_token
+from server.storage.database import alembic_config, create_engine, migrate
+from tests.support.live import ROOT, LiveServer, ServerProcess, free_port, issue_token
 from tests.support.redisproc import RedisProcess
 from tests.support.yclient import YClient
 
@@ -138,3 +143,34 @@ async def test_sigterm_tells_clients_to_reconnect_and_keeps_every_edit(tmp_path:
     assert refusal and refusal[0]["document_id"] == "graceful"
     assert re.fullmatch(r"[0-9a-f]{16}", refusal[0]["request_id"])
     assert all("forged" not in e["message"] for e in entries)
+
+
+@pytest.mark.postgres
+async def test_opendpia_migrate_brings_postgresql_to_the_latest_schema_twice_over(
+    postgres_url: str,
+) -> None:
+    env = {
+        **os.environ,
+        "OPENDPIA_ENV": "test",
+        "OPENDPIA_DATABASE_URL": postgres_url,
+        "OPENDPIA_SECRET_KEY": SECRET,
+    }
+    for _ in range(2):  # a second run finds nothing to do and succeeds
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "server", "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "latest schema" in done.stdout
+    head = ScriptDirectory.from_config(alembic_config(postgres_url)).get_current_head()
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    finally:
+        await engine.dispose()
+    assert version == head
