@@ -76,7 +76,7 @@ def _reply(number: int, sender: str, to: str) -> bytes:
         f"Reply {number}: we hold the records for six years, then delete them.\n\n"
         "- case notes only\n- no health data\n\nKind regards,\nA Partner\n\n"
         "On Tue, 24 Nov 2026 at 10:15, OpenDPIA <notifications@opendpia.localhost> wrote:\n"
-        "> Owner changed the aims\n> \"We share case notes with the partner borough.\"\n"
+        '> Owner changed the aims\n> "We share case notes with the partner borough."\n'
     )
     return message.as_bytes()
 
@@ -206,9 +206,7 @@ async def run(replies: int, senders: int, partners: int, baseline_s: float) -> N
             f"{replies} replies over {senders} SMTP connections: all accepted in "
             f"{sent_at - started:.2f} s, all merged in {elapsed:.2f} s"
         )
-        print(
-            f"  merged: {replies / elapsed:.0f} replies/s (target >= {TARGET_MERGED_PER_S})"
-        )
+        print(f"  merged: {replies / elapsed:.0f} replies/s (target >= {TARGET_MERGED_PER_S})")
         print(
             f"  SMTP DATA -> 250: p50 {_pct(data_ms, 50):.1f} ms  p99 {_pct(data_ms, 99):.1f} ms"
             f" (target p99 < {TARGET_ACCEPT_P99_MS}); whole transaction p99 "
