@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +28,7 @@ from server.domain.documents import StoredDocument
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.bridge import deliver, reply, reply_address, seed_bridge_site
 from tests.support.live import ServerProcess, free_port, issue_token
 from tests.support.redisproc import RedisProcess
 from tests.support.site import seed_site, signed_in
@@ -55,9 +61,13 @@ def _env(database_url: str, redis: RedisProcess, **extra: str) -> dict[str, str]
 
 @contextlib.asynccontextmanager
 async def _processes(
-    count: int, database_url: str, redis: RedisProcess, tmp_path: Path
+    count: int,
+    database_url: str,
+    redis: RedisProcess,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[list[ServerProcess]]:
-    env = _env(database_url, redis)
+    env = dict(env or _env(database_url, redis))
     servers = []
     try:
         for i in range(count):
@@ -287,3 +297,55 @@ async def test_an_api_comment_on_one_process_reaches_a_browser_and_a_feed_on_ano
         assert counts == [0, 1]
         await editor.aclose()
         await watcher.close()
+
+
+async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a_web_process(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """The bridge runs as its own process (no browser there); the reply crosses the bus."""
+    site = await seed_bridge_site(database)
+    settings = Settings(env="test", secret_key=SECRET, database_url=database)
+    to = await reply_address(settings, site.partner_id, site.site.dpia_id)
+    bridge_port, metrics_port = free_port(), free_port()
+    env = _env(database, redis_server)
+    async with _processes(1, database, redis_server, tmp_path, env) as (web,):
+        watcher = await YClient.connect(_url(web, site.site.dpia_id))
+        bridge_env = {
+            **os.environ,
+            **env,
+            "OPENDPIA_BRIDGE_PORT": str(bridge_port),
+            "OPENDPIA_METRICS_PORT": str(metrics_port),
+            "OPENDPIA_SMTP_URL": "smtp://127.0.0.1:9",
+        }
+        with (tmp_path / "bridge.log").open("wb") as log:
+            bridge = await asyncio.to_thread(
+                subprocess.Popen,
+                [sys.executable, "-m", "server", "bridge"],
+                env=bridge_env,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        _, writer = await asyncio.open_connection("127.0.0.1", bridge_port)
+                        writer.close()
+                        await writer.wait_closed()
+                        break
+                    except OSError:
+                        assert bridge.poll() is None, (tmp_path / "bridge.log").read_text()
+                        await asyncio.sleep(0.1)
+            answer = await deliver(bridge_port, reply(to, "Answered from my phone."), [to])
+            assert answer.data == 250
+            comments = watcher.doc.get("comments", type=Map)
+            await watcher.wait_until(
+                lambda: "Answered from my phone." in json.dumps(comments.to_py()), 15
+            )
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            assert 'opendpia_bridge_messages_total{outcome="merged"} 1.0' in metrics
+        finally:
+            bridge.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(bridge.wait, 15)
+            await watcher.close()
