@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from server.domain.access import TokenSigner
+from server.domain.bus import Bus, LocalBus
 from server.domain.changes import ChangeEvent
 from server.domain.replies import ReplyKeys
 from server.mail.sink import start_sink
@@ -26,6 +27,7 @@ from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
+from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
@@ -34,6 +36,7 @@ from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
+from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
 from server.web.app import make_app
 from server.web.runtime import Runtime
@@ -52,6 +55,7 @@ def notification_service(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     worker: OutboxWorker | None,
+    announce: Bus | None = None,
 ) -> NotificationService:
     return NotificationService(
         sessions,
@@ -65,7 +69,17 @@ def notification_service(
             settings.reply_domain,
         ),
         link_days=settings.reply_days,
+        announce=announce.announce if announce is not None else None,
     )
+
+
+def bus(settings: Settings) -> Bus:
+    """Redis when several processes share the database; otherwise in-process."""
+    if settings.redis_url:
+        return RedisBus(
+            settings.redis_url, prefix=settings.redis_prefix, maxlen=settings.bus_stream_length
+        )
+    return LocalBus()
 
 
 def outbox_worker(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> OutboxWorker:
@@ -107,12 +121,18 @@ async def open_runtime(
     and the development mailbox), start ``services``, and flush everything on the way out."""
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate, settings.database_url)
-    engine = create_engine(settings.database_url)
-    store = SqlUpdateStore(engine)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    shared = bool(settings.redis_url)  # several processes write the same documents
+    store = SqlUpdateStore(engine, assign_seq=shared)
     committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     worker = outbox_worker(settings, sessions) if web and settings.worker_in_process else None
-    notifications = notification_service(settings, sessions, worker)
+    the_bus = bus(settings)
+    notifications = notification_service(settings, sessions, worker, the_bus)
     accounts = AccountService(sessions)
     dpias = DpiaService(sessions, store)
     audit = AuditTrail(sessions)
@@ -138,6 +158,7 @@ async def open_runtime(
         on_change=recorder.submit,
         quiet_seconds=settings.change_quiet_seconds,
         read_only=workflow.lock_reason,
+        bus=the_bus if shared else None,
     )
     runtime = Runtime(
         settings=settings,
@@ -155,15 +176,17 @@ async def open_runtime(
         signoffs=signoffs,
         workflow=workflow,
         exports=ExportService(sessions, dpias, history, signoffs, audit),
+        health=Health(sessions, the_bus),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:
         async with asyncio.TaskGroup() as tasks:
-            started = [asyncio.Event() for _ in range(3)]
+            started = [asyncio.Event() for _ in range(4)]
             running = [
                 tasks.create_task(committer.run(started[0])),
                 tasks.create_task(rooms.run(started[1])),
                 tasks.create_task(recorder.run(started[2])),
+                tasks.create_task(the_bus.run(started[3], rooms, notifications.wake)),
             ]
             if worker is not None:
                 started += [asyncio.Event(), asyncio.Event()]
@@ -190,6 +213,7 @@ async def open_runtime(
         if mailbox is not None:
             mailbox.close()
             await mailbox.wait_closed()
+        await the_bus.close()
         await engine.dispose()
 
 

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from server.web.runtime import Runtime
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (tests check deployment files against its subcommands)."""
     parser = argparse.ArgumentParser(prog="opendpia", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -76,13 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     exported.add_argument("--as", dest="email", required=True, help="a participant's email")
     exported.add_argument("--format", choices=["json", "csv", "pdf", "docx"], default="json")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
 
     if args.command == "serve":
         return _serve(settings, args.host or settings.host, args.port or settings.port)
@@ -241,6 +246,7 @@ async def _work(settings: Settings) -> int:
     worker = outbox_worker(settings, sessions)
     notifications = notification_service(settings, sessions, worker)
     logging.getLogger("opendpia").info("mail worker started")
+    _serve_metrics(settings)
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.run(asyncio.Event()))
@@ -253,6 +259,7 @@ async def _work(settings: Settings) -> int:
 def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
     """The email bridge as a service of the runtime (the CLI composes both packages)."""
     from email_bridge.service import Bridge
+    from server.metrics import BRIDGE_MESSAGES
 
     def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
         bridge = Bridge(
@@ -262,6 +269,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
             runtime.notifications,
             on_queued=runtime.notifications.queued,
             embedded=embedded,
+            on_outcome=lambda outcome: BRIDGE_MESSAGES.labels(outcome=outcome).inc(),
         )
         return bridge.run
 
@@ -272,6 +280,7 @@ async def _bridge(settings: Settings) -> int:
     from server.bootstrap import open_runtime
 
     logging.getLogger("opendpia").info("email bridge starting")
+    _serve_metrics(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
@@ -279,6 +288,14 @@ async def _bridge(settings: Settings) -> int:
     async with open_runtime(settings, [bridge_service(settings, embedded=False)], web=False):
         await stop.wait()
     return 0
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Commands without a web server (worker, bridge) expose /metrics on their own port."""
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.host)
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "test", "production")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -87,6 +88,13 @@ class Settings:
     bridge_replies_per_hour: int = field(
         default=30, metadata={"env": "OPENDPIA_BRIDGE_REPLIES_PER_HOUR"}
     )
+    redis_url: str = field(default="", metadata={"env": "OPENDPIA_REDIS_URL"})
+    redis_prefix: str = field(default="opendpia", metadata={"env": "OPENDPIA_REDIS_PREFIX"})
+    bus_stream_length: int = field(default=1000, metadata={"env": "OPENDPIA_BUS_STREAM_LENGTH"})
+    db_pool_size: int = field(default=10, metadata={"env": "OPENDPIA_DB_POOL_SIZE"})
+    db_max_overflow: int = field(default=10, metadata={"env": "OPENDPIA_DB_MAX_OVERFLOW"})
+    log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
+    metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -130,6 +138,21 @@ class Settings:
             raise SettingsError("OPENDPIA_BRIDGE_IMAP_URL must start with imap:// or imaps://")
         if self.bridge_max_bytes < 64 * 1024:
             raise SettingsError("OPENDPIA_BRIDGE_MAX_BYTES must be at least 65536")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("OPENDPIA_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.redis_url and self.is_sqlite:
+            raise SettingsError(
+                "OPENDPIA_REDIS_URL is for several processes sharing one PostgreSQL database; "
+                "SQLite serves one process: set OPENDPIA_DATABASE_URL to PostgreSQL"
+            )
+        if self.bus_stream_length < 10:
+            raise SettingsError("OPENDPIA_BUS_STREAM_LENGTH must be at least 10")
+        if self.db_pool_size < 1 or self.db_max_overflow < 0:
+            raise SettingsError(
+                "OPENDPIA_DB_POOL_SIZE must be at least 1 and OPENDPIA_DB_MAX_OVERFLOW at least 0"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"OPENDPIA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("OPENDPIA_SMTP_URL must start with smtp:// or smtps://")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.live import LiveServer, make_settings, serving
+from tests.support.redisproc import RedisProcess
 
 POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
 IN_CI = os.environ.get("CI") == "true"
@@ -73,3 +74,23 @@ def sqlite_url(tmp_path: Path) -> str:
 def live_server(sqlite_url: str) -> Iterator[LiveServer]:
     with serving(make_settings(sqlite_url)) as server:
         yield server
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A private redis-server; skipped (never in CI) when it is not installed."""
+    try:
+        server = RedisProcess(tmp_path).start()
+    except (FileNotFoundError, RuntimeError) as error:
+        if IN_CI:
+            pytest.fail(f"redis-server is required in CI: {error}")
+        pytest.skip(f"no redis-server to run ({error})")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_database()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from server.domain.documents import UpdateRecord, UpdateStore
+from server.metrics import COMMIT_SECONDS
 from server.realtime.peer import Peer
 
 if TYPE_CHECKING:
@@ -75,7 +77,9 @@ class GroupCommitter:
         records = [entry.record for entry in batch if entry.record is not None]
         failed: set[str] = set()
         try:
+            began = time.perf_counter()
             await self._store.append(records)
+            COMMIT_SECONDS.observe(time.perf_counter() - began)
         except Exception:
             log.exception("group commit of %d updates failed; retrying per document", len(records))
             failed = await self._commit_per_document(records)

@@ -4,7 +4,8 @@ The room applies each incoming update to its pycrdt ``Doc`` inside a transaction
 document's observer yields exactly the change that transaction made (nothing for an update
 the room already had), which is both what is logged and what is broadcast. Updates applied
 in one event-loop turn are merged and sent to every peer as one frame, built once; the
-disk is not waited for. Each logged change goes to the group committer; a peer that asked
+disk is not waited for. Other server processes (the bus) get a change only once it is
+committed, merged per commit. Each logged change goes to the group committer; a peer that asked
 for "saved" acknowledgements is told how many of its write messages are committed.
 """
 
@@ -20,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
+from server.domain.bus import Bus, BusKind
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.errors import DpiaLocked
+from server.metrics import UPDATES
 from server.realtime import protocol
-from server.realtime.awareness import AwarenessTable
+from server.realtime.awareness import AwarenessChanges, AwarenessTable
 from server.realtime.peer import Peer
 from server.realtime.protocol import (
     AwarenessEntry,
     AwarenessMessage,
+    ProtocolError,
     SyncMessage,
     SyncStep,
     UpdateRejected,
@@ -42,6 +46,8 @@ log = logging.getLogger("opendpia.realtime")
 EMPTY_UPDATE = b"\x00\x00"
 AWARENESS_RENEWAL_SECONDS = 5.0
 PERMISSION_NOTICE_SECONDS = 1.0
+_LOCAL_UPDATES = UPDATES.labels(source="local")
+_BUS_UPDATES = UPDATES.labels(source="bus")
 
 
 @dataclass(slots=True)
@@ -64,7 +70,12 @@ class Room:
     """One document's live state. Not thread-safe: used from the event loop only."""
 
     def __init__(
-        self, stored: StoredDocument, committer: GroupCommitter, *, compact_every: int
+        self,
+        stored: StoredDocument,
+        committer: GroupCommitter,
+        *,
+        compact_every: int,
+        bus: Bus | None = None,
     ) -> None:
         self.document_id = stored.document_id
         self.doc: Doc[Any] = stored.to_doc()
@@ -75,6 +86,8 @@ class Room:
         self.awareness = AwarenessTable()
         self.uncommitted = 0
         self._committer = committer
+        self._bus = bus
+        self._remote = False
         self._loop = asyncio.get_running_loop()
         self._outgoing: list[bytes] = []
         self._broadcast_scheduled = False
@@ -111,7 +124,10 @@ class Room:
             return
         removed = self.awareness.remove(state.client_ids)
         if removed:
-            self._send_all(protocol.awareness(protocol.encode_awareness(removed)))
+            payload = protocol.encode_awareness(removed)
+            self._send_all(protocol.awareness(payload))
+            if self._bus is not None:
+                self._bus.publish(self.document_id, BusKind.AWARENESS, payload)
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -188,10 +204,26 @@ class Room:
             self._submit(None, writer)
         return self._wrote
 
+    def apply_remote(self, update: bytes) -> None:
+        """Apply a change another process received (and logs): relay it, never log it."""
+        self._remote = True
+        try:
+            with self.doc.transaction():
+                self.doc.apply_update(update)
+        except ValueError as error:
+            log.warning("room %s: an update from the bus was refused: %s", self.document_id, error)
+        finally:
+            self._remote = False
+
     def _on_transaction(self, event: TransactionEvent) -> None:
         update: bytes = event.update
         if update == EMPTY_UPDATE:
             return
+        if self._remote:
+            _BUS_UPDATES.inc()
+            self._queue_broadcast(update)
+            return
+        _LOCAL_UPDATES.inc()
         writer = self._writer or _Writer("server", "api", "server")
         self._wrote = True
         self.last_seq += 1
@@ -205,6 +237,9 @@ class Room:
             datetime.now(UTC),
         )
         self._submit(record, writer)
+        self._queue_broadcast(update)
+
+    def _queue_broadcast(self, update: bytes) -> None:
         self._outgoing.append(update)
         if not self._broadcast_scheduled:
             self._broadcast_scheduled = True
@@ -230,11 +265,27 @@ class Room:
 
     def _receive_awareness(self, state: _PeerState, entries: list[AwarenessEntry]) -> None:
         changes = self.awareness.apply(entries)
-        for entry in (*changes.changed, *changes.renewed):
+        accepted = [*changes.changed, *changes.renewed]
+        for entry in accepted:
             if entry.is_removal:
                 state.client_ids.discard(entry.client_id)
             else:
                 state.client_ids.add(entry.client_id)
+        if accepted and self._bus is not None:
+            payload = protocol.encode_awareness(accepted)
+            self._bus.publish(self.document_id, BusKind.AWARENESS, payload)
+        self._spread_awareness(changes)
+
+    def apply_remote_awareness(self, payload: bytes) -> None:
+        """Awareness entries of another process's clients: relay what changed."""
+        try:
+            entries = protocol.parse_awareness(payload)
+        except ProtocolError as error:
+            log.warning("room %s: bad awareness from the bus: %s", self.document_id, error)
+            return
+        self._spread_awareness(self.awareness.apply(entries))
+
+    def _spread_awareness(self, changes: AwarenessChanges) -> None:
         if changes.changed:
             self._send_all(protocol.awareness(protocol.encode_awareness(changes.changed)))
         if changes.renewed:
@@ -258,11 +309,18 @@ class Room:
         """Called by the committer once ``entries`` (all of this room) are durable."""
         acks: dict[Peer, int] = {}
         records = 0
+        durable = []
         for entry in entries:
             if entry.record is not None:
                 records += 1
+                durable.append(entry.record.update)
             if entry.peer is not None:
                 acks[entry.peer] = max(acks.get(entry.peer, 0), entry.write_number)
+        if durable and self._bus is not None:
+            # Other processes get only what is durable: none of them can ever hold, or
+            # let its clients build on, a change that a crash here would lose.
+            merged = durable[0] if len(durable) == 1 else merge_updates(*durable)
+            self._bus.publish(self.document_id, BusKind.UPDATE, merged)
         for peer, count in acks.items():
             if peer in self.peers:
                 peer.send(protocol.saved(count))

@@ -3,6 +3,11 @@
 One room per document per process. Loading is serialised per document (concurrent first
 connections must not load two rooms), and a room unloads after its last peer leaves and
 a grace period, only once every change it holds is committed.
+
+With a shared bus (several processes), a room follows its document's stream while loaded:
+changes from other processes are applied and relayed to this process's peers, never logged
+again; when the bus says messages may have been missed, the room catches up from the
+database (committed updates it lacks, computed against its state vector).
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from pycrdt import Map
 
+from server.domain.bus import Bus, BusKind, BusMessage
 from server.domain.changes import ChangeEvent
-from server.domain.documents import UpdateStore
+from server.domain.documents import StoredDocument, UpdateStore
 from server.domain.errors import DocumentNotFound
 from server.domain.templates import UnknownTemplate, load_template
+from server.metrics import BUS_CATCH_UPS
 from server.realtime.changes import ChangeTracker
 from server.realtime.committer import GroupCommitter
 from server.realtime.peer import Peer
@@ -40,6 +47,7 @@ class RoomManager:
         on_change: Callable[[ChangeEvent], None] | None = None,
         quiet_seconds: float = 30.0,
         read_only: Callable[[str], Awaitable[str | None]] | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -53,6 +61,9 @@ class RoomManager:
         self._on_change = on_change
         self._quiet = quiet_seconds
         self._read_only = read_only
+        self._bus = bus
+        self._catching_up: dict[str, bool] = {}  # document id -> asked again meanwhile
+        self.catch_ups = 0
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -82,14 +93,24 @@ class RoomManager:
         async with self._lock(document_id):
             room = self._rooms.get(document_id)
             if room is None:
-                stored = await self._store.load(document_id)
-                if stored is None:
-                    if create_as is None:
-                        raise DocumentNotFound(f"there is no document {document_id!r}")
-                    await self._store.create_document(document_id, create_as)
+                if self._bus is not None:
+                    # Before loading: what others publish meanwhile must reach this room.
+                    await self._bus.follow(document_id)
+                try:
                     stored = await self._store.load(document_id)
-                    assert stored is not None
-                room = Room(stored, self._committer, compact_every=self._compact_every)
+                    if stored is None:
+                        if create_as is None:
+                            raise DocumentNotFound(f"there is no document {document_id!r}")
+                        await self._store.create_document(document_id, create_as)
+                        stored = await self._store.load(document_id)
+                        assert stored is not None
+                except BaseException:
+                    if self._bus is not None:
+                        self._bus.unfollow(document_id)
+                    raise
+                room = Room(
+                    stored, self._committer, compact_every=self._compact_every, bus=self._bus
+                )
                 if self._read_only is not None:
                     room.read_only = await self._read_only(document_id)
                 self._track(room)
@@ -183,6 +204,8 @@ class RoomManager:
                     continue  # written to meanwhile (a server-side edit): wait again
                 room.close()
                 del self._rooms[room.document_id]
+                if self._bus is not None:
+                    self._bus.unfollow(room.document_id)
                 log.debug("room %s unloaded", room.document_id)
                 return
 
@@ -190,3 +213,55 @@ class RoomManager:
         """Wait until every room's changes are committed (graceful shutdown)."""
         for room in list(self._rooms.values()):
             await room.all_saved()
+
+    # -- the bus (DocumentSubscriber) ------------------------------------------------------
+
+    def deliver(self, document_id: str, messages: Sequence[BusMessage]) -> None:
+        room = self._rooms.get(document_id)
+        if room is None:
+            return
+        for message in messages:
+            if message.kind is BusKind.UPDATE:
+                room.apply_remote(message.payload)
+            elif message.kind is BusKind.AWARENESS:
+                room.apply_remote_awareness(message.payload)
+
+    def catch_up(self, document_id: str) -> None:
+        if document_id not in self._rooms or self._tasks is None:
+            return
+        if document_id in self._catching_up:
+            self._catching_up[document_id] = True  # once more when this one is done
+            return
+        self._catching_up[document_id] = False
+        try:
+            self._tasks.create_task(self._catch_up(document_id))
+        except RuntimeError:  # shutting down
+            del self._catching_up[document_id]
+
+    async def _catch_up(self, document_id: str) -> None:
+        try:
+            while True:
+                room = self._rooms.get(document_id)
+                if room is None:
+                    return
+                stored = await self._store.load(document_id)
+                room = self._rooms.get(document_id)
+                if stored is None or room is None:
+                    return
+                missing = await asyncio.to_thread(_missing_from, stored, room.doc.get_state())
+                if self._rooms.get(document_id) is room:
+                    room.apply_remote(missing)
+                    self.catch_ups += 1
+                    BUS_CATCH_UPS.inc()
+                if not self._catching_up.get(document_id):
+                    return
+                self._catching_up[document_id] = False
+        except Exception:
+            log.exception("catching up document %s from the database failed", document_id)
+        finally:
+            self._catching_up.pop(document_id, None)
+
+
+def _missing_from(stored: StoredDocument, state_vector: bytes) -> bytes:
+    """What the stored document has that a document at ``state_vector`` lacks."""
+    return stored.to_doc().get_update(state_vector)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,9 +84,12 @@ class NotificationService:
         on_queued: Callable[[], None] = lambda: None,
         reply_keys: ReplyKeys | None = None,
         link_days: int = 30,
+        announce: Callable[[Iterable[int]], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._on_queued = on_queued
+        # Several processes: the bus wakes every process's listeners (``wake``).
+        self._announce = announce or self.wake
         self._listeners: dict[int, set[asyncio.Queue[None]]] = {}
         self.mail = NotificationMail(
             sessions,
@@ -282,6 +285,11 @@ class NotificationService:
                 del self._listeners[user_id]
 
     def _tell(self, user_ids: set[int]) -> None:
+        if user_ids:
+            self._announce(user_ids)
+
+    def wake(self, user_ids: Iterable[int]) -> None:
+        """Wake this process's listeners of these users (their unread count changed)."""
         for user_id in user_ids:
             for queue in self._listeners.get(user_id, ()):
                 if queue.empty():

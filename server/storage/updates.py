@@ -1,16 +1,23 @@
-"""The SQL implementation of the update store: log, snapshots, compaction."""
+"""The SQL implementation of the update store: log, snapshots, compaction.
+
+With several server processes writing one document (``assign_seq``), a process cannot
+know the next ``seq``: ``append`` then numbers each document's rows after the last one
+committed, holding a per-document PostgreSQL advisory lock for the transaction, so writers
+of one document commit one after another and the committed log is always a gap-free prefix
+(what compaction relies on). Writers of different documents never wait for each other.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.storage.models import Document, DocumentSnapshot, DocumentUpdate
@@ -25,9 +32,11 @@ _snapshots = cast(Table, DocumentSnapshot.__table__)
 class SqlUpdateStore:
     """Documents, their append-only update log and snapshots, in SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, assign_seq: bool = False) -> None:
         self._engine = engine
+        self._assign_seq = assign_seq
         dialect = engine.dialect.name
+        self._postgres = dialect == "postgresql"
         self._insert_ignore = pg_insert if dialect == "postgresql" else sqlite_insert
 
     async def create_document(self, document_id: str, created_by: str) -> bool:
@@ -93,7 +102,38 @@ class SqlUpdateStore:
             for r in records
         ]
         async with self._engine.begin() as connection:
+            if self._assign_seq:
+                await self._number(connection, rows)
             await connection.execute(insert(_updates), rows)
+
+    async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Renumber each document's rows, in order, after its last committed ``seq``.
+
+        Three statements whatever the number of documents: lock them (in one order, so two
+        writers cannot deadlock), read their last seqs, insert.
+        """
+        by_document: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_document.setdefault(row["document_id"], []).append(row)
+        ids = sorted(by_document)
+        if self._postgres:
+            await connection.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(id, 7)) "
+                    "FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS locked"
+                ),
+                {"ids": ids},
+            )
+        result = await connection.execute(
+            select(_updates.c.document_id, func.max(_updates.c.seq))
+            .where(_updates.c.document_id.in_(ids))
+            .group_by(_updates.c.document_id)
+        )
+        last = {document_id: seq for document_id, seq in result}
+        for document_id, document_rows in by_document.items():
+            start = int(last.get(document_id) or 0)
+            for offset, row in enumerate(document_rows, start=1):
+                row["seq"] = start + offset
 
     async def compact(self, document_id: str) -> int | None:
         stored = await self.load(document_id)
@@ -102,13 +142,16 @@ class SqlUpdateStore:
         # Applying to a Doc is far faster than merge_updates (shared/peers.md).
         state = await asyncio.to_thread(lambda: stored.to_doc().get_update())
         async with self._engine.begin() as connection:
+            # Another process may have compacted at the same seq: same state, keep theirs.
             await connection.execute(
-                insert(_snapshots).values(
+                self._insert_ignore(_snapshots)
+                .values(
                     document_id=document_id,
                     seq=stored.last_seq,
                     state=state,
                     created_at=datetime.now(UTC),
                 )
+                .on_conflict_do_nothing(index_elements=["document_id", "seq"])
             )
             kept = (
                 select(_snapshots.c.seq)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server import logs
 from server.domain.access import Channel
 from server.domain.comments import NewComment, check_comment
 from server.domain.errors import (
@@ -61,6 +62,7 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
 async def post_comment(request: Request) -> Response:
     runtime = runtime_of(request)
     dpia_id = request.path_params["dpia_id"]
+    logs.document_id.set(dpia_id[:100])
     try:
         data = await read_json(request)
         section = _text(data, "section") or ""

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from asgi_csrf import asgi_csrf
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
 from server.web import api, devmail, feed, inbound, pages, review
 from server.web.collab import CollaborationEndpoint
-from server.web.middleware import BodyLimit, SecurityHeaders
+from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
@@ -26,8 +29,30 @@ EDITOR_BUILD = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 
 
 async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers (a load balancer restarts it when it does not)."""
     runtime: Runtime = request.state.runtime
     return JSONResponse({"status": "ok", "rooms": len(runtime.rooms.rooms)})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database and the bus answer; 503 (take me out of rotation) if not."""
+    runtime: Runtime = request.state.runtime
+    checks = await runtime.health.readiness()
+    ready = all(state == "ok" for state in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", **checks}, status_code=200 if ready else 503
+    )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the current-state gauges are read now."""
+    runtime: Runtime = request.state.runtime
+    rooms = runtime.rooms.rooms
+    ROOMS.set(len(rooms))
+    CONNECTIONS.set(sum(len(room.peers) for room in rooms.values()))
+    with contextlib.suppress(Exception):  # the database being down is /readyz's business
+        OUTBOX_DEPTH.set(await runtime.health.outbox_depth())
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def make_app(
@@ -55,6 +80,8 @@ def make_app(
     return Starlette(
         routes=[
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
             *pages.routes,
@@ -66,6 +93,7 @@ def make_app(
             Mount("/static", StaticFiles(directory=STATIC)),
         ],
         middleware=[
+            Middleware(RequestIds),
             Middleware(SecurityHeaders),
             Middleware(BodyLimit),
             Middleware(csrf),

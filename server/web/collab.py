@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from server import logs
 from server.domain.access import Grant
 from server.domain.errors import DomainError
 from server.realtime.protocol import (
@@ -150,6 +151,7 @@ class CollaborationEndpoint:
         websocket = WebSocket(scope, receive, send)
         runtime: Runtime = websocket.state.runtime
         document_id: str = websocket.path_params["dpia_id"]
+        logs.document_id.set(document_id[:100])
         await websocket.accept()
         session = websocket.cookies.get(SESSION_COOKIE)
         if session and not same_origin(websocket):

@@ -1,8 +1,13 @@
-"""Small ASGI middleware: request body limits and security headers."""
+"""Small ASGI middleware: request ids, request body limits and security headers."""
 
 from __future__ import annotations
 
+import re
+import uuid
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import logs
 
 MAX_BODY_BYTES = 256 * 1024
 SECURITY_HEADERS = [
@@ -88,3 +93,36 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestIds:
+    """Gives each HTTP request and WebSocket an id for the logs (``X-Request-ID``).
+
+    A proxy's id is kept when it looks like one; the id is echoed on HTTP responses.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        token = logs.request_id.set(rid)
+        document = logs.document_id.set(None)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        finally:
+            logs.request_id.reset(token)
+            logs.document_id.reset(document)

@@ -15,6 +15,7 @@ from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
+from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
@@ -40,6 +41,7 @@ class Runtime:
     signoffs: SignOffService
     workflow: WorkflowService
     exports: ExportService
+    health: Health
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""

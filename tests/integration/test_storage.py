@@ -146,3 +146,39 @@ async def test_load_reads_the_tail_after_the_latest_snapshot_only(engine: AsyncE
     assert loaded is not None
     assert (loaded.snapshot_seq, len(loaded.tail), loaded.last_seq) == (15, 5, 20)
     assert _text_of(loaded.snapshot, list(loaded.tail)) == "".join(f"{i};" for i in range(20))
+
+
+async def test_writers_in_several_processes_get_one_gap_free_sequence(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """With ``assign_seq`` each writer numbers after the last committed row, whoever wrote it.
+
+    Separate engines stand for separate processes: every one believes its rows start at 1.
+    """
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several processes share PostgreSQL; SQLite serves one process")
+    engines = [create_engine(database_url, pool_size=2) for _ in range(4)]
+    stores = [SqlUpdateStore(e, assign_seq=True) for e in engines]
+    await stores[0].create_document("shared", "alice")
+    await stores[0].create_document("other", "alice")
+    updates = _edits(160)
+    try:
+
+        async def write(index: int) -> None:
+            mine = updates[index::4]
+            for start in range(0, len(mine), 5):
+                batch = _records("shared", mine[start : start + 5])
+                batch += _records("other", mine[start : start + 1])
+                await stores[index].append(batch)
+
+        await asyncio.gather(*(write(i) for i in range(4)))
+    finally:
+        for e in engines:
+            await e.dispose()
+    store = SqlUpdateStore(engine)
+    log = await store.updates("shared")
+    assert [r.seq for r in log] == list(range(1, 161))
+    assert [r.seq for r in await store.updates("other")] == list(range(1, 33))
+    loaded = await store.load("shared")
+    assert loaded is not None
+    assert _text_of(None, list(loaded.tail)) == "".join(f"{i};" for i in range(160))

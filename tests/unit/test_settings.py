@@ -68,3 +68,17 @@ def test_bad_values_say_what_is_wrong(name: str, value: str, message: str) -> No
 def test_every_setting_is_in_the_readme_table() -> None:
     documented = set(re.findall(r"^\| `(OPENDPIA_[A-Z_]+)` \|", README.read_text(), re.M))
     assert documented == set(Settings.env_names())
+
+
+def test_the_bus_settings_are_checked() -> None:
+    postgres = {"OPENDPIA_DATABASE_URL": "postgresql+asyncpg://u@h/db"}
+    settings = Settings.from_env({**postgres, "OPENDPIA_REDIS_URL": "redis://r:6379/0"})
+    assert settings.redis_url == "redis://r:6379/0" and settings.redis_prefix == "opendpia"
+    with pytest.raises(SettingsError, match="OPENDPIA_REDIS_URL must start with redis://"):
+        Settings.from_env({**postgres, "OPENDPIA_REDIS_URL": "http://r"})
+    with pytest.raises(SettingsError, match="SQLite serves one process"):
+        Settings.from_env({"OPENDPIA_REDIS_URL": "redis://r"})
+    with pytest.raises(SettingsError, match="OPENDPIA_LOG_FORMAT must be one of text, json"):
+        Settings.from_env({"OPENDPIA_LOG_FORMAT": "xml"})
+    with pytest.raises(SettingsError, match="OPENDPIA_DB_POOL_SIZE must be at least 1"):
+        Settings.from_env({"OPENDPIA_DB_POOL_SIZE": "0"})
