@@ -16,7 +16,14 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
     """An async engine; SQLite gets WAL, full fsync on commit and a busy timeout."""
     if database_url.startswith("sqlite"):
         _ensure_parent_directory(database_url)
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        # Every connection is kept: with aiosqlite an overflow connection is a new thread
+        # and a new SQLite handle (and its pragmas) each time it is needed.
+        engine = create_async_engine(
+            database_url,
+            connect_args={"timeout": 30},
+            pool_size=pool_size + max_overflow,
+            max_overflow=0,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
