@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -29,9 +31,11 @@ from server.storage.models import (
     User,
 )
 from server.storage.updates import SqlUpdateStore
-from tests.support.site import Site, seed_site
+from tests.support.live import LiveServer, make_settings, serving
+from tests.support.site import Site, prepare, seed_site
 
 PARTNER = "pat.partner@partner.example"
+TRUSTED = "mx.opendpia.test"  # the authserv-id the test bridge trusts
 PARTNER_NAME = "Pat Partner"
 
 
@@ -225,3 +229,49 @@ class Inspector:
             await session.execute(
                 update(Participant).where(Participant.id == participant_id).values(role=role)
             )
+
+
+@dataclass
+class Env:
+    """A running app with its bridge, a seeded site, and a reader of what the bridge did."""
+
+    settings: Settings
+    live: LiveServer
+    site: BridgeSite
+    db: Inspector
+
+    @property
+    def port(self) -> int:
+        return self.settings.bridge_port
+
+    @property
+    def dpia(self) -> str:
+        return self.site.site.dpia_id
+
+    async def address(self, section: str = "need", field: str | None = None) -> str:
+        return await reply_address(self.settings, self.site.partner_id, self.dpia, section, field)
+
+
+@contextlib.asynccontextmanager
+async def bridge_env(sqlite_url: str) -> AsyncIterator[Env]:
+    """The app under uvicorn with its bridge; answers stay in the outbox (no worker)."""
+    await asyncio.to_thread(prepare, sqlite_url)
+    site = await seed_bridge_site(sqlite_url)
+    settings = make_settings(
+        sqlite_url,
+        bridge_trusted_authserv_ids=TRUSTED,
+        bridge_max_bytes=256 * 1024,
+        smtp_url="smtp://127.0.0.1:9",
+        run_worker=False,
+        base_url="https://opendpia.test",
+    )
+    inspector = Inspector(sqlite_url)
+    try:
+        with serving(settings) as live:
+            yield Env(settings, live, site, inspector)
+    finally:
+        await inspector.close()
+
+
+def texts(comments: dict[str, dict[str, Any]]) -> list[str]:
+    return [str(c["text"]) for c in comments.values()]
