@@ -54,8 +54,13 @@ class SmtpTransport:
         try:
             yield _Session(client)
         finally:
-            with suppress(aiosmtplib.SMTPException, OSError):
-                await client.quit()
+            try:
+                with suppress(aiosmtplib.SMTPException, OSError):
+                    await client.quit()
+            finally:
+                # Cancelled (a worker stopping) before the server said goodbye: the socket
+                # is closed all the same, not left to the garbage collector.
+                client.close()
 
 
 class _Session:
