@@ -195,7 +195,9 @@ def _walk(message: Message, problems: list[str]) -> list[tuple[Message, int]]:
             break
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
-            stack.extend((child, depth + 1) for child in reversed(payload))
+            stack.extend(
+                (child, depth + 1) for child in reversed(payload) if isinstance(child, Message)
+            )
         elif part.get_content_type() == "message/rfc822":
             continue  # a forwarded message is not the reply; its text is not ours to post
         else:
