@@ -2,7 +2,8 @@
 
 With one process (the embedded default) the bus is in-process and documents never leave
 it. With several processes, each document's updates and awareness go out on a stream per
-document, and notification wake-ups on a broadcast channel (``server/storage/redisbus.py``).
+document (with the DPIA's lock when its status changes), and notification wake-ups on a
+broadcast channel (``server/storage/redisbus.py``).
 
 What the bus promises, and what it does not:
 
@@ -29,6 +30,7 @@ class BusKind(enum.StrEnum):
     UPDATE = "u"  # a CRDT update, already committed or about to be by its publisher
     AWARENESS = "a"  # y-protocols awareness entries (presence, carets)
     RESYNC = "r"  # the publisher lost messages: catch up from the database
+    LOCK = "l"  # the DPIA was locked (payload: why, UTF-8) or unlocked (empty payload)
 
 
 @dataclass(frozen=True, slots=True)

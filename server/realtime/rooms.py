@@ -63,6 +63,7 @@ class RoomManager:
         self._read_only = read_only
         self._bus = bus
         self._catching_up: dict[str, bool] = {}  # document id -> asked again meanwhile
+        self._early: dict[str, list[BusMessage]] = {}  # delivered while the room loads
         self.catch_ups = 0
 
     @property
@@ -94,7 +95,9 @@ class RoomManager:
             room = self._rooms.get(document_id)
             if room is None:
                 if self._bus is not None:
-                    # Before loading: what others publish meanwhile must reach this room.
+                    # Before loading: what others publish meanwhile must reach this room,
+                    # kept here until the room exists (it may be newer than what loads).
+                    self._early[document_id] = []
                     await self._bus.follow(document_id)
                 try:
                     stored = await self._store.load(document_id)
@@ -106,6 +109,7 @@ class RoomManager:
                         assert stored is not None
                 except BaseException:
                     if self._bus is not None:
+                        self._early.pop(document_id, None)
                         self._bus.unfollow(document_id)
                     raise
                 room = Room(
@@ -115,6 +119,9 @@ class RoomManager:
                     room.read_only = await self._read_only(document_id)
                 self._track(room)
                 self._rooms[document_id] = room
+                early = self._early.pop(document_id, None)
+                if early:
+                    self.deliver(document_id, early)
                 self.loads += 1
             if room.unload_handle is not None:
                 room.unload_handle.cancel()
@@ -151,10 +158,13 @@ class RoomManager:
         room.tracker.attach(room.doc)
 
     def set_read_only(self, document_id: str, reason: str | None) -> None:
-        """A DPIA was locked or unlocked: its loaded room (if any) follows at once."""
+        """A DPIA was locked or unlocked (and committed): its room follows at once, here
+        and in every other process that has it loaded."""
         room = self._rooms.get(document_id)
         if room is not None:
             room.read_only = reason
+        if self._bus is not None:
+            self._bus.publish(document_id, BusKind.LOCK, (reason or "").encode())
 
     def close_trackers(self) -> None:
         """Emit every pending change event now (graceful shutdown)."""
@@ -219,12 +229,17 @@ class RoomManager:
     def deliver(self, document_id: str, messages: Sequence[BusMessage]) -> None:
         room = self._rooms.get(document_id)
         if room is None:
+            early = self._early.get(document_id)
+            if early is not None:  # still loading
+                early.extend(messages)
             return
         for message in messages:
             if message.kind is BusKind.UPDATE:
                 room.apply_remote(message.payload)
             elif message.kind is BusKind.AWARENESS:
                 room.apply_remote_awareness(message.payload)
+            elif message.kind is BusKind.LOCK:
+                room.read_only = message.payload.decode(errors="replace") or None
 
     def catch_up(self, document_id: str) -> None:
         if document_id not in self._rooms or self._tasks is None:
@@ -249,7 +264,12 @@ class RoomManager:
                 if stored is None or room is None:
                     return
                 missing = await asyncio.to_thread(_missing_from, stored, room.doc.get_state())
+                # What was missed may have been a lock or an unlock too.
+                read_only = room.read_only
+                if self._read_only is not None:
+                    read_only = await self._read_only(document_id)
                 if self._rooms.get(document_id) is room:
+                    room.read_only = read_only
                     room.apply_remote(missing)
                     self.catch_ups += 1
                     BUS_CATCH_UPS.inc()

@@ -12,7 +12,8 @@ import pytest_asyncio
 from pycrdt import Doc, Text
 
 from server.domain.access import Channel, Grant, Role
-from server.domain.documents import UpdateRecord
+from server.domain.bus import BusKind, BusMessage, LocalBus
+from server.domain.documents import StoredDocument, UpdateRecord
 from server.realtime import protocol
 from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
@@ -223,3 +224,55 @@ async def test_a_room_waiting_on_a_failing_disk_still_lets_clients_join(
     harness.store.failing = set()
     await asyncio.wait_for(room.all_saved(), 10)
     assert len(await harness.store.updates("stuck")) == 1
+
+
+class DeliveringWhileLoading(SqlUpdateStore):
+    """Another process's messages arrive while this one is still loading the document."""
+
+    rooms: RoomManager
+    messages: list[BusMessage]
+
+    async def load(self, document_id: str) -> StoredDocument | None:
+        stored = await super().load(document_id)
+        self.rooms.deliver(document_id, self.messages)  # the room does not exist yet
+        return stored
+
+
+class QuietBus(LocalBus):
+    published: list[tuple[str, BusKind, bytes]]
+
+    def publish(self, document_id: str, kind: BusKind, payload: bytes) -> None:
+        self.published.append((document_id, kind, payload))
+
+
+async def test_messages_from_the_bus_while_a_room_loads_are_applied_once_it_exists(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    store = DeliveringWhileLoading(engine)
+    bus = QuietBus()
+    bus.published = []
+    committer = GroupCommitter(store, window_seconds=0.001)
+    rooms = RoomManager(store, committer, grace_seconds=0.0, compact_every=5, bus=bus)
+    store.rooms = rooms
+    early, later = _edits(2)
+    store.messages = [
+        BusMessage(BusKind.UPDATE, early),
+        BusMessage(BusKind.LOCK, b"read-only: this DPIA is approved"),
+    ]
+    try:
+        async with running(committer.run, rooms.run):
+            await store.create_document("late", "alice")
+            room = await rooms.open("late", create_as=None)
+            assert _text(room.doc) == "0,"
+            assert room.read_only == "read-only: this DPIA is approved"
+            # Unlocking here is published for the other processes, and followed here.
+            store.messages = []
+            rooms.set_read_only("late", None)
+            assert room.read_only is None
+            assert bus.published == [("late", BusKind.LOCK, b"")]
+            room.apply_remote(later)
+            assert _text(room.doc) == "1,0,"
+    finally:
+        await engine.dispose()

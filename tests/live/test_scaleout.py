@@ -299,6 +299,36 @@ async def test_an_api_comment_on_one_process_reaches_a_browser_and_a_feed_on_ano
         await watcher.close()
 
 
+async def test_a_dpia_locked_on_one_process_refuses_writes_on_another_that_has_it_loaded(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    site = await seed_site(database)
+    async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
+        editor = await YClient.connect(_url(editor_side, site.dpia_id, saved=True))
+        editor.doc.get("values", type=Map)["before"] = "kept"
+        await editor.wait_saved()
+        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
+        response = await owner.post(
+            f"/api/dpias/{site.dpia_id}/status",
+            json={"status": "abandoned", "reasons": "The sharing will not go ahead."},
+            headers={"x-csrftoken": owner.cookies["csrftoken"]},
+        )
+        assert response.status_code == 200, response.text
+        await owner.aclose()
+
+        # The editor's process had the room loaded before the lock: it learns it from the bus.
+        async with asyncio.timeout(5):
+            while True:
+                editor.doc.get("values", type=Map)["after"] = "refused"
+                if any("abandoned" in notice.lower() for notice in editor.denied):
+                    break
+                await asyncio.sleep(0.2)
+        await editor.close()
+        await asyncio.sleep(0.5)  # anything wrongly accepted would be committed by now
+        stored = (await _stored(database, site.dpia_id)).to_doc().get("values", type=Map)
+        assert stored.to_py() == {"before": "kept"}
+
+
 async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a_web_process(
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
