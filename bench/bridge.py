@@ -1,17 +1,19 @@
 """Email replies merged per second while 20 people edit the same DPIA (issue 5).
 
-Run by hand: ``.venv/bin/python -m bench.bridge [--replies 1000] [--senders 8] [--partners 10]``.
+Run by hand: ``.venv/bin/python -m bench.bridge [--replies 1000] [--senders 8] [--partners 10]
+[--rate 0]``.
 
 One ``opendpia serve`` process (the embedded default: SQLite, the bridge and the mail worker
-in-process) holds a DPIA with ``--partners`` email-only participants. 20 clients edit it over
-the y-websocket protocol, 10 of them writing 10 updates/s each; the other clients record when
-each update reaches them. First the editors run alone (the baseline), then ``--senders`` SMTP
-connections deliver ``--replies`` replies as fast as the bridge accepts them, each to a
-partner's reply address. Reported: SMTP acceptance time (end of DATA to 250, and the whole
-MAIL/RCPT/DATA transaction), replies merged per second (first send to last merge, read from
-the database), and the editors' delivery p99 with and without replies. Every merged reply
-also notifies the DPIA's other participants (emails are composed in the same process), as in
-production.
+in-process) holds a DPIA with ``--partners`` email-only participants. 20 clients edit it
+over the y-websocket protocol, 10 of them writing 10 updates/s each; the other clients
+record when each update reaches them. First the editors run alone (the baseline), then
+``--senders`` SMTP connections deliver ``--replies`` replies as fast as the bridge accepts
+them, each to a partner's reply address (or, with ``--rate``, at that many replies per
+second in total: the latencies at a load the server keeps up with, rather than when it is
+saturated). Reported: SMTP acceptance time (end of DATA to 250, and the whole MAIL/RCPT/DATA
+transaction), replies merged per second (first send to last merge, read from the database),
+and the editors' delivery p99 with and without replies. Every merged reply also notifies the
+DPIA's other participants (emails are composed in the same process), as in production.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ async def _sender(
     jobs: asyncio.Queue[tuple[int, str, str]],
     data_ms: list[float],
     whole_ms: list[float],
+    pace: tuple[float, float],
 ) -> None:
+    """Send jobs until none are left; with ``pace`` (start, rate) job n leaves at n / rate."""
+    start, rate = pace
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
     await client.connect()
     try:
@@ -96,6 +101,8 @@ async def _sender(
             except asyncio.QueueEmpty:
                 return
             raw = _reply(number, sender, to)
+            if rate:
+                await asyncio.sleep(max(0.0, start + number / rate - time.perf_counter()))
             started = time.perf_counter()
             await client.mail(sender)
             await client.rcpt(to)
@@ -138,7 +145,9 @@ async def _editing(
     return sum(sent)
 
 
-async def run(replies: int, senders: int, partners: int, baseline_s: float, keep: bool) -> None:
+async def run(
+    replies: int, senders: int, partners: int, rate: float, baseline_s: float, keep: bool
+) -> None:
     os.environ["OPENDPIA_ENV"] = "development"
     os.environ["OPENDPIA_LOG_LEVEL"] = "warning"
     os.environ["OPENDPIA_BRIDGE_PORT"] = str(free_port())
@@ -192,7 +201,10 @@ async def run(replies: int, senders: int, partners: int, baseline_s: float, keep
 
         editing = asyncio.create_task(editing_while_sending())
         await asyncio.gather(
-            *(_sender(bridge_port, jobs, data_ms, whole_ms) for _ in range(senders))
+            *(
+                _sender(bridge_port, jobs, data_ms, whole_ms, (started, rate))
+                for _ in range(senders)
+            )
         )
         sent_at = time.perf_counter()
         while _merged(str(db)) - before < replies:
@@ -202,8 +214,9 @@ async def run(replies: int, senders: int, partners: int, baseline_s: float, keep
         elapsed = merged_at - started
         cpu = server.cpu_seconds() - cpu0
         during = list(stats.latencies_ns)
+        offered = f" offered at {rate:g}/s" if rate else ""
         print(
-            f"{replies} replies over {senders} SMTP connections: all accepted in "
+            f"{replies} replies{offered} over {senders} SMTP connections: all accepted in "
             f"{sent_at - started:.2f} s, all merged in {elapsed:.2f} s"
         )
         print(f"  merged: {replies / elapsed:.0f} replies/s (target >= {TARGET_MERGED_PER_S})")
@@ -241,10 +254,13 @@ def main() -> None:
     parser.add_argument("--replies", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--partners", type=int, default=10)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="replies per second offered (0: as fast as taken)"
+    )
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of editing alone")
     parser.add_argument("--keep", action="store_true", help="keep the server's directory")
     args = parser.parse_args()
-    asyncio.run(run(args.replies, args.senders, args.partners, args.baseline, args.keep))
+    asyncio.run(run(args.replies, args.senders, args.partners, args.rate, args.baseline, args.keep))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
 from server.domain.replies import ReplyKeys
+from server.storage.database import writer_turn
 from server.storage.models import (
     AutoAnswer,
     Dpia,
@@ -159,7 +160,7 @@ class InboundStore:
         now = datetime.now(UTC)
         key = message_key(raw)
         digest = hashlib.sha256(raw).hexdigest()
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             rows = [
                 InboundMessage(
                     received_at=now,
@@ -195,7 +196,7 @@ class InboundStore:
         free = (InboundMessage.status == "pending") & or_(
             InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now
         )
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             oldest = select(InboundMessage.id).where(free).order_by(InboundMessage.id).limit(limit)
             claimed = list(
                 await session.scalars(
@@ -220,7 +221,7 @@ class InboundStore:
         if not results:
             return
         now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             for result in results:
                 if result.outcome not in OUTCOMES:
                     raise ValueError(f"unknown outcome {result.outcome!r}")
@@ -239,7 +240,7 @@ class InboundStore:
 
     async def postpone(self, row_id: int, delay: timedelta, reason: str) -> None:
         """Leave the row pending for another try after ``delay`` (a transient failure)."""
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             await session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id == row_id)

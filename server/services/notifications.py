@@ -28,6 +28,7 @@ from server.domain.templates import load_template
 from server.services.digests import DigestSender
 from server.services.inbox import Inbox
 from server.services.notification_mail import Addressee, NotificationMail
+from server.storage.database import writer_turn
 from server.storage.events import row_values
 from server.storage.models import (
     ChangeEventRow,
@@ -112,7 +113,7 @@ class NotificationService:
         """Store change events and everything they cause, in one transaction."""
         queued = False
         told: set[int] = set()
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             for event in events:
                 session.add(ChangeEventRow(**row_values(event)))
                 dpia = await session.get(Dpia, event.document_id)
@@ -157,7 +158,7 @@ class NotificationService:
         """
         if not comments:
             return
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
                 return

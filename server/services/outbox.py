@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.mail.smtp import DeliveryError, MailTransport
+from server.storage.database import writer_turn
 from server.storage.models import Dpia, OutboxMessage
 
 log = logging.getLogger("opendpia.mail")
@@ -153,7 +154,7 @@ class OutboxWorker:
 
     async def _claim(self) -> list[OutboxMessage]:
         now = self._now()
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             query = (
                 select(OutboxMessage)
                 .where(
@@ -208,7 +209,7 @@ class OutboxWorker:
         await self._record(row, status="pending", claimed_until=None, next_attempt_at=self._now())
 
     async def _record(self, row: OutboxMessage, **values: object) -> None:
-        async with self._sessions.begin() as session:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
             )

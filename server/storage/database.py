@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
@@ -29,6 +35,27 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
     )
+
+
+def writer_turn(
+    bind: AsyncEngine | async_sessionmaker[Any],
+) -> AbstractAsyncContextManager[Any]:
+    """Wait for this process's turn to write, around a write transaction (enter it first).
+
+    SQLite has one writer at a time. Another one sleeps in its busy handler, polling in
+    steps of up to 100 ms while newcomers may take the lock before it, so under load a
+    short write could wait most of a second. This process's busiest writers (the update
+    log, inbound mail, outcomes, notifications, the outbox) queue here instead, in order,
+    and find the lock free. Only leaf transactions take a turn: none waits, holding one,
+    for anything that needs another. PostgreSQL writes side by side: no waiting.
+    """
+    engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    lock = _WRITERS.get(engine.sync_engine)
+    if lock is None:
+        lock = _WRITERS[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.domain.documents import StoredDocument, UpdateRecord
+from server.storage.database import writer_turn
 from server.storage.models import Document, DocumentSnapshot, DocumentUpdate
 
 SNAPSHOTS_KEPT = 2
@@ -45,7 +46,7 @@ class SqlUpdateStore:
             .values(id=document_id, created_at=datetime.now(UTC), created_by=created_by)
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        async with self._engine.begin() as connection:
+        async with writer_turn(self._engine), self._engine.begin() as connection:
             result = await connection.execute(statement)
         return bool(result.rowcount)
 
@@ -101,7 +102,7 @@ class SqlUpdateStore:
             }
             for r in records
         ]
-        async with self._engine.begin() as connection:
+        async with writer_turn(self._engine), self._engine.begin() as connection:
             if self._assign_seq:
                 await self._number(connection, rows)
             await connection.execute(insert(_updates), rows)
@@ -141,7 +142,7 @@ class SqlUpdateStore:
             return None
         # Applying to a Doc is far faster than merge_updates (shared/peers.md).
         state = await asyncio.to_thread(lambda: stored.to_doc().get_update())
-        async with self._engine.begin() as connection:
+        async with writer_turn(self._engine), self._engine.begin() as connection:
             # Another process may have compacted at the same seq: same state, keep theirs.
             await connection.execute(
                 self._insert_ignore(_snapshots)

@@ -11,10 +11,11 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pycrdt import Doc, Text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain.documents import UpdateRecord
-from server.storage.database import create_engine, migrate
+from server.storage.database import create_engine, migrate, writer_turn
 from server.storage.models import Base
 from server.storage.updates import SNAPSHOTS_KEPT, SqlUpdateStore
 
@@ -182,3 +183,30 @@ async def test_writers_in_several_processes_get_one_gap_free_sequence(
     loaded = await store.load("shared")
     assert loaded is not None
     assert _text_of(None, list(loaded.tail)) == "".join(f"{i};" for i in range(160))
+
+
+async def test_this_process_s_sqlite_writers_take_turns_and_postgresql_ones_do_not_wait(
+    engine: AsyncEngine,
+) -> None:
+    """A write transaction waits for its turn before it begins on SQLite (rather than
+    polling SQLite's lock); on PostgreSQL, writers run side by side."""
+    store = SqlUpdateStore(engine)
+    order: list[str] = []
+    event.listen(engine.sync_engine, "begin", lambda _: order.append("begin"))
+    event.listen(engine.sync_engine, "commit", lambda _: order.append("commit"))
+    holding = asyncio.Event()
+
+    async def long_writer() -> None:
+        async with writer_turn(engine), engine.begin():
+            order.append("first writes")
+            holding.set()
+            await asyncio.sleep(0.3)
+
+    first = asyncio.create_task(long_writer())
+    await holding.wait()
+    assert await store.create_document("turns", "tester")
+    await first
+    if engine.dialect.name == "sqlite":
+        assert order == ["begin", "first writes", "commit", "begin", "commit"]
+    else:
+        assert order == ["begin", "first writes", "begin", "commit", "commit"]
