@@ -47,6 +47,10 @@ MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=2)
 DPIA_LEVEL = "dpia"  # where a reply goes when its section no longer exists
 NOTICE_WINDOW = 1.0  # seconds of merged replies told together
+# Merged replies not told about this long after (their process stopped first) are told by
+# whichever processor looks next; it looks at most this often.
+UNTOLD_AFTER = timedelta(seconds=2 * NOTICE_WINDOW + 5)
+UNTOLD_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ class ReplyProcessor:
         self._poll = poll_seconds
         self._on_outcome = on_outcome
         self._wake = asyncio.Event()
-        self._notices: asyncio.Queue[tuple[str, str, CommentNotice]] = asyncio.Queue()
+        self._notices: asyncio.Queue[tuple[str, str, int, CommentNotice]] = asyncio.Queue()
+        self._looked_for_untold = -UNTOLD_EVERY
 
     def wake(self) -> None:
         self._wake.set()
@@ -108,22 +113,52 @@ class ReplyProcessor:
             finally:  # also on shutdown: what was merged is still told
                 while not self._notices.empty():
                     batch.append(self._notices.get_nowait())
-                groups: dict[tuple[str, str], list[CommentNotice]] = {}
-                for dpia_id, section, notice in batch:
-                    groups.setdefault((dpia_id, section), []).append(notice)
-                for (dpia_id, section), notices in groups.items():
-                    try:
-                        await asyncio.shield(
-                            self._notifications.record_comments(dpia_id, section, notices)
-                        )
-                    except Exception:
-                        log.exception("bridge: could not notify about %d replies", len(notices))
+                groups: dict[tuple[str, str], list[tuple[int, CommentNotice]]] = {}
+                for dpia_id, section, row_id, notice in batch:
+                    groups.setdefault((dpia_id, section), []).append((row_id, notice))
+                for (dpia_id, section), told in groups.items():
+                    await asyncio.shield(self._tell(dpia_id, section, told))
+
+    async def _tell(
+        self, dpia_id: str, section: str, told: list[tuple[int, CommentNotice]]
+    ) -> bool:
+        """Record one notification per person about these replies, then mark them told.
+
+        Not told (an error, or a crash first): ``_tell_untold`` tries again later."""
+        try:
+            await self._notifications.record_comments(
+                dpia_id, section, [notice for _, notice in told]
+            )
+            await self._store.mark_notified([row_id for row_id, _ in told])
+        except Exception:
+            log.exception("bridge: could not notify about %d replies", len(told))
+            return False
+        return True
+
+    async def _tell_untold(self) -> None:
+        """Tell about merged replies whose telling a stopped process never recorded."""
+        untold = await self._store.claim_untold(UNTOLD_AFTER)
+        groups: dict[tuple[str, str], list[tuple[int, CommentNotice]]] = {}
+        for item in untold:
+            row = item.row
+            notice = CommentNotice(
+                row.text or "", item.author, f"participant:{row.participant_id}", "email"
+            )
+            groups.setdefault((row.dpia_id or "", row.section or ""), []).append((row.id, notice))
+        for (dpia_id, section), told in groups.items():
+            log.warning("bridge: telling about %d replies merged before a stop", len(told))
+            if not await self._tell(dpia_id, section, told):
+                await self._store.unmark([row_id for row_id, _ in told])
 
     async def _process_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
             try:
                 worked = await self.drain()
+                if loop.time() - self._looked_for_untold >= UNTOLD_EVERY:
+                    self._looked_for_untold = loop.time()
+                    await self._tell_untold()
             except Exception:  # the database is away: try again later, keep the loop alive
                 log.exception("bridge: processing failed; retrying")
                 worked = 0
@@ -378,7 +413,7 @@ class ReplyProcessor:
             return Outcome("refused", str(locked), values)
         if created:
             notice = CommentNotice(text, context.participant.name, actor, Channel.EMAIL.value)
-            self._notices.put_nowait((context.dpia.id, section, notice))
+            self._notices.put_nowait((context.dpia.id, section, row.id, notice))
         values.update(section=section, field=field, comment_id=comment_id, text=text)
         values["signature"] = signature or None
         reason = "posted as a comment" if created else "was already in the document"

@@ -90,6 +90,14 @@ class Situation:
 
 
 @dataclass(frozen=True, slots=True)
+class Untold:
+    """A merged reply its participants were not told about, and its author's name."""
+
+    row: InboundMessage
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewAttachment:
     filename: str
     content_type: str
@@ -237,6 +245,57 @@ class InboundStore:
                         **result.values,
                     )
                 )
+
+    async def mark_notified(self, row_ids: list[int]) -> None:
+        """The participants were told about these merged replies."""
+        if not row_ids:
+            return
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id.in_(row_ids))
+                .values(notified_at=datetime.now(UTC))
+            )
+
+    async def claim_untold(self, older_than: timedelta, limit: int = 200) -> list[Untold]:
+        """Merged replies nobody was told about (their process stopped first), marked as told
+        by the caller, who tells now (``unmark`` if that fails). Only those merged more than
+        ``older_than`` ago: younger ones are still on their way in a running process. Replies
+        merged over a day ago are not told any more."""
+        now = datetime.now(UTC)
+        untold = (
+            (InboundMessage.outcome == "merged")
+            & InboundMessage.notified_at.is_(None)
+            & (InboundMessage.processed_at > now - timedelta(days=1))
+            & (InboundMessage.processed_at < now - older_than)
+        )
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            ids = select(InboundMessage.id).where(untold).order_by(InboundMessage.id).limit(limit)
+            claimed = list(
+                await session.scalars(
+                    update(InboundMessage)
+                    .where(InboundMessage.id.in_(ids.scalar_subquery()), untold)
+                    .values(notified_at=now)
+                    .returning(InboundMessage.id)
+                )
+            )
+            if not claimed:
+                return []
+            rows = await session.execute(
+                select(InboundMessage, Participant.name)
+                .join(Participant, Participant.id == InboundMessage.participant_id, isouter=True)
+                .where(InboundMessage.id.in_(claimed))
+                .order_by(InboundMessage.id)
+            )
+            return [Untold(row, name or "A participant") for row, name in rows]
+
+    async def unmark(self, row_ids: list[int]) -> None:
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id.in_(row_ids))
+                .values(notified_at=None)
+            )
 
     async def postpone(self, row_id: int, delay: timedelta, reason: str) -> None:
         """Leave the row pending for another try after ``delay`` (a transient failure)."""

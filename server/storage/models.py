@@ -355,7 +355,9 @@ class InboundMessage(Base):
     signature: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # When the participants were told of a merged reply (None: not yet, or not merged).
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class InboundAttachment(Base):

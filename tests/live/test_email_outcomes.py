@@ -254,6 +254,60 @@ async def test_messages_stored_before_a_crash_are_processed_after_the_restart(
         await inspector.close()
 
 
+async def test_a_reply_merged_just_before_a_crash_is_still_told_about_once(
+    sqlite_url: str,
+) -> None:
+    """Telling waits a second to gather replies; a stop in that second used to lose it."""
+    await asyncio.to_thread(prepare, sqlite_url)
+    site = await seed_bridge_site(sqlite_url)
+    settings = make_settings(sqlite_url, run_worker=False)
+    owner = site.site.emails["owner"]
+    inspector = Inspector(sqlite_url)
+    try:
+        to = await reply_address(settings, site.partner_id, site.site.dpia_id)
+        store = InboundStore(inspector.sessions, ReplyKeys(settings.secret_key, ["k1"], "x"))
+        [row_id] = await store.store(
+            transport="smtp",
+            peer="127.0.0.1:1",
+            envelope_from=PARTNER,
+            recipients=[to],
+            raw=reply(to, "Merged, then the power went."),
+        )
+        # As the process left it: merged (the comment is in the document), nobody told yet.
+        await store.finish(
+            row_id,
+            "merged",
+            "posted as a comment",
+            dpia_id=site.site.dpia_id,
+            participant_id=site.partner_id,
+            section="need",
+            text="Merged, then the power went.",
+        )
+        async with inspector.sessions.begin() as session:
+            await session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == row_id)
+                .values(processed_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+
+        async def to_owner() -> list[str]:
+            return [m.subject for m in await inspector.outbox() if m.recipient == owner]
+
+        with serving(settings):
+            async with asyncio.timeout(10):
+                while not await to_owner():
+                    await asyncio.sleep(0.1)
+        [subject] = await to_owner()
+        assert "commented" in subject
+        [row] = await inspector.rows()
+        assert row.notified_at is not None
+        with serving(settings):  # told once: a second start tells nobody again
+            await asyncio.sleep(1)
+        assert len(await to_owner()) == 1
+    finally:
+        await inspector.close()
+
+
 async def test_a_reply_with_nothing_new_is_refused_as_empty_with_one_answer(env: Env) -> None:
     to = await env.address()
     body = "On Mon, 23 Nov 2026 at 10:00, OpenDPIA wrote:\n> Olive changed the aims\n"
@@ -335,3 +389,6 @@ async def test_a_burst_of_replies_is_one_notification_per_person_not_one_each(en
             await asyncio.sleep(0.1)
     assert told(subjects) == 5
     assert 1 <= len(subjects) < 5, subjects  # together, not one email per reply
+    async with asyncio.timeout(5):  # and each reply is recorded as told
+        while not all(row.notified_at for row in await env.db.rows()):
+            await asyncio.sleep(0.05)
