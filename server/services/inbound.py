@@ -21,7 +21,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -205,14 +205,12 @@ class InboundStore:
             InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now
         )
         async with writer_turn(self._sessions), self._sessions.begin() as session:
-            oldest = select(InboundMessage.id).where(free).order_by(InboundMessage.id).limit(limit)
-            claimed = list(
-                await session.scalars(
-                    update(InboundMessage)
-                    .where(InboundMessage.id.in_(oldest.scalar_subquery()), free)
-                    .values(claimed_until=now + lease, attempts=InboundMessage.attempts + 1)
-                    .returning(InboundMessage.id)
-                )
+            claimed = await _claim_oldest(
+                session,
+                free,
+                limit,
+                claimed_until=now + lease,
+                attempts=InboundMessage.attempts + 1,
             )
             if not claimed:
                 return []
@@ -270,15 +268,7 @@ class InboundStore:
             & (InboundMessage.processed_at < now - older_than)
         )
         async with writer_turn(self._sessions), self._sessions.begin() as session:
-            ids = select(InboundMessage.id).where(untold).order_by(InboundMessage.id).limit(limit)
-            claimed = list(
-                await session.scalars(
-                    update(InboundMessage)
-                    .where(InboundMessage.id.in_(ids.scalar_subquery()), untold)
-                    .values(notified_at=now)
-                    .returning(InboundMessage.id)
-                )
-            )
+            claimed = await _claim_oldest(session, untold, limit, notified_at=now)
             if not claimed:
                 return []
             rows = await session.execute(
@@ -510,4 +500,20 @@ def _earlier(row: InboundMessage) -> Select[InboundMessage]:
         )
         .order_by(InboundMessage.id)
         .limit(1)
+    )
+
+
+async def _claim_oldest(
+    session: AsyncSession, condition: ColumnElement[bool], limit: int, **values: Any
+) -> list[int]:
+    """The ids of the oldest ``limit`` rows meeting ``condition``, set to ``values`` by one
+    conditional UPDATE … RETURNING: a caller that raced this one takes none of them twice."""
+    oldest = select(InboundMessage.id).where(condition).order_by(InboundMessage.id).limit(limit)
+    return list(
+        await session.scalars(
+            update(InboundMessage)
+            .where(InboundMessage.id.in_(oldest.scalar_subquery()), condition)
+            .values(**values)
+            .returning(InboundMessage.id)
+        )
     )
