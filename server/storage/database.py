@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
@@ -15,7 +17,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+log = logging.getLogger("opendpia.storage")
 _WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+TURN_WAIT_SECONDS = 5.0
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
@@ -39,7 +43,7 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
 
 def writer_turn(
     bind: AsyncEngine | async_sessionmaker[Any],
-) -> AbstractAsyncContextManager[Any]:
+) -> AbstractAsyncContextManager[None]:
     """Wait for this process's turn to write, around a write transaction (enter it first).
 
     SQLite has one writer at a time. Another one sleeps in its busy handler, polling in
@@ -47,7 +51,9 @@ def writer_turn(
     short write could wait most of a second. This process's busiest writers (the update
     log, inbound mail, outcomes, notifications, the outbox) queue here instead, in order,
     and find the lock free. Only leaf transactions take a turn: none waits, holding one,
-    for anything that needs another. PostgreSQL writes side by side: no waiting.
+    for anything that needs another. A writer that has waited ``TURN_WAIT_SECONDS`` goes
+    ahead anyway, as before turns existed: SQLite's own lock keeps it correct, and no
+    mistake in that rule can hang the process. PostgreSQL writes side by side: no waiting.
     """
     engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
     if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
@@ -55,7 +61,22 @@ def writer_turn(
     lock = _WRITERS.get(engine.sync_engine)
     if lock is None:
         lock = _WRITERS[engine.sync_engine] = asyncio.Lock()
-    return lock
+    return _turn(lock)
+
+
+@contextlib.asynccontextmanager
+async def _turn(lock: asyncio.Lock) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(TURN_WAIT_SECONDS):
+            await lock.acquire()
+    except TimeoutError:
+        log.warning("waited %s s for a turn to write; writing without one", TURN_WAIT_SECONDS)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain.documents import UpdateRecord
+from server.storage import database
 from server.storage.database import create_engine, migrate, writer_turn
 from server.storage.models import Base
 from server.storage.updates import SNAPSHOTS_KEPT, SqlUpdateStore
@@ -210,3 +211,30 @@ async def test_this_process_s_sqlite_writers_take_turns_and_postgresql_ones_do_n
         assert order == ["begin", "first writes", "commit", "begin", "commit"]
     else:
         assert order == ["begin", "first writes", "begin", "commit", "commit"]
+
+
+async def test_a_writer_kept_waiting_for_its_turn_goes_ahead_without_it(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mistake in who takes turns can hang the process: SQLite's lock still applies."""
+    monkeypatch.setattr(database, "TURN_WAIT_SECONDS", 0.2)
+    await asyncio.to_thread(migrate, sqlite_url)
+    engine = create_engine(sqlite_url)
+    try:
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def stuck() -> None:
+            async with writer_turn(engine):
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(stuck())
+        await holding.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await SqlUpdateStore(engine).create_document("impatient", "tester")
+        assert 0.2 <= loop.time() - started < 2
+        release.set()
+        await holder
+    finally:
+        await engine.dispose()
