@@ -26,6 +26,7 @@ from email.utils import getaddresses, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from server.domain.errors import InvalidToken
+from server.domain.tasks import stop_if_cancelled
 from server.services.inbound import InboundStore
 
 log = logging.getLogger("opendpia.bridge")
@@ -66,6 +67,7 @@ class ImapPoller:
         started.set()
         loop = asyncio.get_running_loop()
         while True:
+            stop_if_cancelled()
             try:
                 taken = await asyncio.to_thread(self._poll, loop)
                 if taken:

@@ -27,6 +27,7 @@ from email_bridge.message import ReadMail, read
 from server.domain.access import Channel
 from server.domain.comments import MAX_COMMENT, NewComment
 from server.domain.errors import DpiaLocked, InvalidToken
+from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
 from server.realtime.editing import DocumentEditing
@@ -153,6 +154,7 @@ class ReplyProcessor:
     async def _process_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            stop_if_cancelled()
             self._wake.clear()
             try:
                 worked = await self.drain()

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.mailprefs import MailMode, effective
+from server.domain.tasks import stop_if_cancelled
 from server.services.notification_mail import Addressee, NotificationMail
 from server.storage.models import (
     Dpia,
@@ -147,6 +148,7 @@ class DigestSender:
     async def run(self, started: asyncio.Event, every_seconds: float = 60.0) -> None:
         started.set()
         while True:
+            stop_if_cancelled()
             try:
                 await self.send()
             except Exception:

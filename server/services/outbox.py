@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.domain.tasks import stop_if_cancelled
 from server.mail.smtp import DeliveryError, MailTransport
 from server.storage.database import writer_turn
 from server.storage.models import Dpia, OutboxMessage
@@ -114,6 +115,7 @@ class OutboxWorker:
     async def run(self, started: asyncio.Event) -> None:
         started.set()
         while True:
+            stop_if_cancelled()
             try:
                 delivered = await self.deliver_due()
             except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -184,3 +185,35 @@ async def test_an_unreachable_server_loses_nothing(
         assert sorted(sink.message_ids()) == sorted(ids)
     finally:
         server.close()
+
+
+class SwallowingTransport:
+    """A mail library that swallows a cancellation arriving mid-send, as Python 3.11's
+    ``asyncio.wait_for`` can when the awaited reply lands at the same moment."""
+
+    def __init__(self) -> None:
+        self.sending = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[SwallowingTransport]:
+        yield self
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        self.sending.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return  # swallowed: the caller carries on as if the send had finished
+
+
+async def test_a_worker_stops_when_cancelled_even_if_its_mail_library_swallowed_the_cancel(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _enqueue(sessions, 1)
+    transport = SwallowingTransport()
+    worker = OutboxWorker(sessions, transport, idle_poll_seconds=0.02)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run(asyncio.Event()))
+    await transport.sending.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert task in done and task.cancelled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -79,7 +80,19 @@ class LiveServer:
             self._server.force_exit = True
             self._thread.join(10)
         if self._thread.is_alive():
-            raise RuntimeError("the server did not stop")
+            raise RuntimeError(f"the server did not stop; its tasks:\n{self._task_stacks()}")
+
+    def _task_stacks(self) -> str:
+        """Where the server's tasks wait (read from this thread: good enough to diagnose)."""
+        if self.loop is None:
+            return ""
+        out = io.StringIO()
+        try:
+            for task in list(asyncio.all_tasks(self.loop)):
+                task.print_stack(limit=6, file=out)
+        except RuntimeError as error:  # the loop changed meanwhile
+            out.write(f"(could not read every task: {error})")
+        return out.getvalue()
 
     def restart(self) -> LiveServer:
         self.stop()
