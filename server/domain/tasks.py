@@ -1,4 +1,5 @@
-"""What the process's long-running loops (mail worker, bridge, digests) have in common."""
+"""What the process's long-running loops (committer, change recorder, bus, mail worker,
+bridge, digests) have in common."""
 
 from __future__ import annotations
 

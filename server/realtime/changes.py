@@ -22,6 +22,7 @@ from typing import Any
 from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, XmlFragment
 
 from server.domain.changes import ChangeEvent
+from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import Template
 
 log = logging.getLogger("opendpia.realtime.changes")
@@ -218,6 +219,7 @@ class ChangeRecorder:
         started.set()
         try:
             while True:
+                stop_if_cancelled()
                 await self._wake.wait()
                 self._wake.clear()
                 await self._write()

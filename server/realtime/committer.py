@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from server.domain.documents import UpdateRecord, UpdateStore
+from server.domain.tasks import stop_if_cancelled
 from server.metrics import COMMIT_SECONDS
 from server.realtime.peer import Peer
 
@@ -63,6 +64,7 @@ class GroupCommitter:
             self._tasks = tasks
             started.set()
             while True:
+                stop_if_cancelled()
                 await self._wake.wait()
                 if self._retry_delay:
                     await asyncio.sleep(self._retry_delay)

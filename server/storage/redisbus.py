@@ -44,6 +44,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.domain.bus import BusKind, BusMessage, DocumentSubscriber
+from server.domain.tasks import stop_if_cancelled
 from server.metrics import BUS_PUBLISHED
 
 log = logging.getLogger("opendpia.bus")
@@ -183,6 +184,7 @@ class RedisBus:
 
     async def _write(self) -> None:
         while True:
+            stop_if_cancelled()
             await self._have_outgoing.wait()
             self._have_outgoing.clear()
             batch, self._outgoing = self._outgoing, []
@@ -232,6 +234,7 @@ class RedisBus:
     async def _read_documents(self) -> None:
         swept = time.monotonic()
         while True:
+            stop_if_cancelled()
             try:
                 if self._activity_position is None:
                     newest: Any = await self._redis.xrevrange(self._activity_key, count=1)
@@ -325,6 +328,7 @@ class RedisBus:
     async def _read_notices(self, subscribed: asyncio.Event) -> None:
         delay = 0.0
         while True:
+            stop_if_cancelled()
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._notices_channel)
