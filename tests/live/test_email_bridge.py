@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +23,7 @@ from tests.support.bridge import (
     Env,
     Inspector,
     bridge_env,
+    bridge_process,
     deliver,
     reply,
     reply_address,
@@ -361,32 +359,14 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
     settings = make_settings(sqlite_url)
     to = await reply_address(settings, site.partner_id, site.site.dpia_id)
     inspector = Inspector(sqlite_url)
-    with (tmp_path / "bridge.log").open("wb") as log:
-        process = await asyncio.to_thread(
-            subprocess.Popen,
-            [sys.executable, "-m", "server", "bridge"],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
     try:
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    await writer.wait_closed()
-                    break
-                except OSError:
-                    assert process.poll() is None, (tmp_path / "bridge.log").read_text()
-                    await asyncio.sleep(0.1)
-        assert (await deliver(port, reply(to, "Via the bridge process."), [to])).data == 250
-        [row] = await inspector.settled(1, timeout=15)
-        assert row.outcome == "merged"
-        assert "Via the bridge process." in texts(await inspector.comments(site.site.dpia_id))
+        async with bridge_process(env, port, tmp_path / "bridge.log") as process:
+            assert (await deliver(port, reply(to, "Via the bridge process."), [to])).data == 250
+            [row] = await inspector.settled(1, timeout=15)
+            assert row.outcome == "merged"
+            assert "Via the bridge process." in texts(await inspector.comments(site.site.dpia_id))
+        assert process.returncode == 0, (tmp_path / "bridge.log").read_text()
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(15) == 0, (tmp_path / "bridge.log").read_text()
         await inspector.close()
 
 

@@ -9,10 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +25,13 @@ from server.domain.documents import StoredDocument
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
-from tests.support.bridge import deliver, reply, reply_address, seed_bridge_site
+from tests.support.bridge import (
+    bridge_process,
+    deliver,
+    reply,
+    reply_address,
+    seed_bridge_site,
+)
 from tests.support.live import ServerProcess, free_port, issue_token
 from tests.support.redisproc import RedisProcess
 from tests.support.site import seed_site, signed_in
@@ -347,35 +350,16 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
             "OPENDPIA_METRICS_PORT": str(metrics_port),
             "OPENDPIA_SMTP_URL": "smtp://127.0.0.1:9",
         }
-        with (tmp_path / "bridge.log").open("wb") as log:
-            bridge = await asyncio.to_thread(
-                subprocess.Popen,
-                [sys.executable, "-m", "server", "bridge"],
-                env=bridge_env,
-                stdout=log,
-                stderr=log,
-            )
         try:
-            async with asyncio.timeout(30):
-                while True:
-                    try:
-                        _, writer = await asyncio.open_connection("127.0.0.1", bridge_port)
-                        writer.close()
-                        await writer.wait_closed()
-                        break
-                    except OSError:
-                        assert bridge.poll() is None, (tmp_path / "bridge.log").read_text()
-                        await asyncio.sleep(0.1)
-            answer = await deliver(bridge_port, reply(to, "Answered from my phone."), [to])
-            assert answer.data == 250
-            comments = watcher.doc.get("comments", type=Map)
-            await watcher.wait_until(
-                lambda: "Answered from my phone." in json.dumps(comments.to_py()), 15
-            )
-            async with httpx.AsyncClient() as client:
-                metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-            assert 'opendpia_bridge_messages_total{outcome="merged"} 1.0' in metrics
+            async with bridge_process(bridge_env, bridge_port, tmp_path / "bridge.log"):
+                answer = await deliver(bridge_port, reply(to, "Answered from my phone."), [to])
+                assert answer.data == 250
+                comments = watcher.doc.get("comments", type=Map)
+                await watcher.wait_until(
+                    lambda: "Answered from my phone." in json.dumps(comments.to_py()), 15
+                )
+                async with httpx.AsyncClient() as client:
+                    metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+                assert 'opendpia_bridge_messages_total{outcome="merged"} 1.0' in metrics
         finally:
-            bridge.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(bridge.wait, 15)
             await watcher.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -275,3 +279,38 @@ async def bridge_env(sqlite_url: str) -> AsyncIterator[Env]:
 
 def texts(comments: dict[str, dict[str, Any]]) -> list[str]:
     return [str(c["text"]) for c in comments.values()]
+
+
+@contextlib.asynccontextmanager
+async def bridge_process(
+    env: dict[str, str], port: int, log_path: Path
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``opendpia bridge`` as its own process, once it listens on ``port``; stopped with
+    SIGTERM on the way out (its exit code is then in ``returncode``)."""
+    with log_path.open("wb") as log:
+        process = await asyncio.to_thread(
+            subprocess.Popen,
+            [sys.executable, "-m", "server", "bridge"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    await writer.wait_closed()
+                    break
+                except OSError:
+                    assert process.poll() is None, _text_of(log_path)
+                    await asyncio.sleep(0.1)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(process.wait, 15)
+
+
+def _text_of(path: Path) -> str:
+    return path.read_text()
