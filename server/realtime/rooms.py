@@ -166,6 +166,14 @@ class RoomManager:
         if self._bus is not None:
             self._bus.publish(document_id, BusKind.LOCK, (reason or "").encode())
 
+    async def access_changed(self, document_id: str) -> None:
+        """Who may do what on ``document_id`` changed (a role, a removal, a lock, a party):
+        every open connection to it, in every process, is decided again from the current
+        truth. Returns once this process's connections follow; others follow via the bus.
+        """
+        # Being built (issue 12): the signature is the contract for the use-case layer.
+        return None
+
     def close_trackers(self) -> None:
         """Emit every pending change event now (graceful shutdown)."""
         for room in self._rooms.values():
