@@ -16,6 +16,7 @@ from server.domain.access import TokenSigner
 from server.domain.bus import Bus, LocalBus
 from server.domain.changes import ChangeEvent
 from server.domain.replies import ReplyKeys
+from server.domain.shape import Limits
 from server.mail.sink import start_sink
 from server.mail.smtp import SmtpTransport
 from server.realtime.changes import ChangeRecorder
@@ -39,6 +40,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
 from server.web.app import make_app
+from server.web.errors import close_code_for
 from server.web.runtime import Runtime
 
 log = logging.getLogger("opendpia")
@@ -150,6 +152,7 @@ async def open_runtime(
             log.exception("could not record stale sign-offs for %d events", len(events))
 
     recorder = ChangeRecorder(record_changes)
+    access = CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias)
     rooms = RoomManager(
         store,
         committer,
@@ -159,10 +162,13 @@ async def open_runtime(
         quiet_seconds=settings.change_quiet_seconds,
         read_only=workflow.lock_reason,
         bus=the_bus if shared else None,
+        limits=Limits(settings.max_field_bytes, settings.max_document_bytes),
+        recheck=access.recheck,
+        close_code=close_code_for,
     )
     runtime = Runtime(
         settings=settings,
-        access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
+        access=access,
         rooms=rooms,
         committer=committer,
         accounts=accounts,

@@ -46,6 +46,13 @@ class Settings:
     token_ttl_seconds: int = field(
         default=12 * 3600, metadata={"env": "OPENDPIA_TOKEN_TTL_SECONDS"}
     )
+    person_token_seconds: int = field(
+        default=600, metadata={"env": "OPENDPIA_PERSON_TOKEN_SECONDS"}
+    )
+    max_field_bytes: int = field(default=1024 * 1024, metadata={"env": "OPENDPIA_MAX_FIELD_BYTES"})
+    max_document_bytes: int = field(
+        default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_DOCUMENT_BYTES"}
+    )
     auto_migrate: bool | None = field(default=None, metadata={"env": "OPENDPIA_AUTO_MIGRATE"})
     log_level: str = field(default="info", metadata={"env": "OPENDPIA_LOG_LEVEL"})
     change_quiet_seconds: float = field(
@@ -128,6 +135,13 @@ class Settings:
             raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
+        if self.max_field_bytes < 1024 or self.max_document_bytes < self.max_field_bytes:
+            raise SettingsError(
+                "OPENDPIA_MAX_FIELD_BYTES must be at least 1024, and "
+                "OPENDPIA_MAX_DOCUMENT_BYTES at least as large"
+            )
+        if self.person_token_seconds < 30:
+            raise SettingsError("OPENDPIA_PERSON_TOKEN_SECONDS must be at least 30")
         if self.env == "production" and not self.smtp_url:
             raise SettingsError(
                 "OPENDPIA_SMTP_URL is required in production, e.g. smtp://user:pass@host:587"

@@ -9,6 +9,9 @@ export interface EditorConfig {
   dpiaId: string
   wsUrl: string
   token: string | null
+  /** Where a page whose token stands in for a person renews it (read-only links). */
+  tokenUrl?: string | null
+  tokenSeconds?: number
   role: Role
   user: User
   template: Template

@@ -2,6 +2,7 @@
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import * as decoding from 'lib0/decoding'
+import { messageAuth } from 'y-websocket'
 import type { EditorConfig } from './config'
 import { SaveTracker } from './savestate'
 
@@ -52,6 +53,12 @@ export function connect(config: EditorConfig, tracker: SaveTracker): Connection 
     tracker.setStatus(status)
   })
   provider.on('sync', (synced: boolean) => tracker.setSynced(synced))
+  // The server says a write was not taken (a read-only role, a locked DPIA, or a change
+  // outside what the template allows or over a size cap): show why, do not reconnect.
+  provider.messageHandlers[messageAuth] = (_encoder, decoder) => {
+    if (decoding.readVarUint(decoder) === 0) tracker.refused(decoding.readVarString(decoder))
+  }
+  if (config.tokenUrl) renewToken(provider, config.tokenUrl, config.tokenSeconds ?? 600)
   provider.on('closed', (event: { code: number; reason: string }) => {
     tracker.setStatus('closed', event.reason || `closed with code ${event.code}`)
   })
@@ -61,4 +68,21 @@ export function connect(config: EditorConfig, tracker: SaveTracker): Connection 
     tracker.localChange(provider.wsconnected && ws !== null && ws.readyState === WebSocket.OPEN)
   })
   return { doc, provider, tracker }
+}
+
+/** Keep a short-lived token fresh so that a reconnect always presents a valid one. */
+function renewToken(provider: WebsocketProvider, url: string, seconds: number): void {
+  const every = Math.max(15, seconds / 2) * 1000
+  const renew = async (): Promise<void> => {
+    try {
+      const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' })
+      if (response.ok) {
+        const body = (await response.json()) as { token?: string }
+        if (body.token) provider.params.token = body.token
+      }
+    } catch {
+      // Offline: the next round tries again; the server decides on reconnect.
+    }
+  }
+  window.setInterval(() => { void renew() }, every)
 }

@@ -21,6 +21,8 @@ export class SaveTracker {
   /** Local edits not yet sent on any socket, or sent on a socket that closed unacknowledged. */
   unsentChanges = false
   closeReason = ''
+  /** Why the server did not take a change of ours (it stays refused until a reload). */
+  refusal = ''
   /** Whether any socket ever opened: before that we are connecting, after it offline. */
   everConnected = false
   private listeners: Listener[] = []
@@ -63,6 +65,11 @@ export class SaveTracker {
     }
     this.status = status
     this.closeReason = reason
+    this.emit()
+  }
+
+  refused(reason: string): void {
+    this.refusal = reason
     this.emit()
   }
 

@@ -27,11 +27,16 @@ export function statusBar(tracker: SaveTracker, editable: boolean): HTMLElement 
     'aria-live': 'polite',
     'aria-atomic': 'true',
   })
+  const refusal = h('p', { id: 'refusal', class: 'refusal', role: 'alert', hidden: '' })
   // `data-state` follows the tracker at once; the text waits a moment before it says
   // "Saving…", so that a change acknowledged within milliseconds does not flicker or make
   // screen readers announce every keystroke.
   let savingTimer: number | undefined
   const update = (): void => {
+    if (tracker.refusal && refusal.textContent !== tracker.refusal) {
+      refusal.textContent = `Not saved: ${tracker.refusal}`
+      refusal.hidden = false
+    }
     const status = tracker.status
     connection.dataset.state = status
     connection.textContent = status === 'closed' && tracker.closeReason
@@ -49,5 +54,5 @@ export function statusBar(tracker: SaveTracker, editable: boolean): HTMLElement 
   }
   tracker.onChange(update)
   update()
-  return h('div', { class: 'status-bar' }, connection, save)
+  return h('div', { class: 'status-bar' }, connection, save, refusal)
 }

@@ -11,7 +11,7 @@ import enum
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -44,6 +44,16 @@ class Role(enum.StrEnum):
         """May invite, change roles and remove participants."""
         return self is Role.OWNER
 
+    @property
+    def rank(self) -> int:
+        """How much the role may do to the document: read 0, comment 1, write 2."""
+        return 2 if self.can_write else 1 if self.can_comment else 0
+
+    def at_most(self, other: Role) -> Role:
+        """This role, lowered to ``other`` if ``other`` may do less (a token never grants
+        more than its holder has now)."""
+        return other if other.rank < self.rank else self
+
 
 class Channel(enum.StrEnum):
     """How a change reached the server; recorded with every logged update."""
@@ -62,6 +72,9 @@ class Grant:
     role: Role
     channel: Channel
     expires_at: float
+    # The browser session the grant came from (kept in memory only, never sent anywhere):
+    # the session is checked again whenever the person's access is decided again.
+    session: str | None = field(default=None, repr=False)
 
     @property
     def can_write(self) -> bool:

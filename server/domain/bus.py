@@ -31,6 +31,7 @@ class BusKind(enum.StrEnum):
     AWARENESS = "a"  # y-protocols awareness entries (presence, carets)
     RESYNC = "r"  # the publisher lost messages: catch up from the database
     LOCK = "l"  # the DPIA was locked (payload: why, UTF-8) or unlocked (empty payload)
+    ACCESS = "x"  # who may do what changed: decide every connection again (empty payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ class Peer(Protocol):
     @property
     def id(self) -> str: ...
 
-    @property
-    def grant(self) -> Grant: ...
+    # What the peer may do; the room replaces it when access is decided again.
+    grant: Grant
 
     @property
     def wants_saved(self) -> bool: ...

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
+from server.domain.access import Grant
 from server.domain.bus import Bus, BusKind
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.errors import DpiaLocked
 from server.metrics import UPDATES
 from server.realtime import protocol
 from server.realtime.awareness import AwarenessChanges, AwarenessTable
+from server.realtime.guard import UpdateGuard, UpdateRefused
 from server.realtime.peer import Peer
 from server.realtime.protocol import (
     AwarenessEntry,
@@ -55,6 +57,9 @@ class _PeerState:
     writes: int = 0
     client_ids: set[int] = field(default_factory=set)
     last_denied_notice: float = 0.0
+    # Why an update of this peer was refused: its later updates build on what the server
+    # never took, so they are refused too until it reconnects with what the server has.
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,10 @@ class Room:
         # Why nobody may change the document (an approved DPIA), or None: writes from every
         # peer are then dropped with this notice, and server-side edits are refused.
         self.read_only: str | None = None
+        # Checks client updates before they are applied (server.realtime.guard); None: the
+        # room takes any update (only rooms built without a manager, in tests).
+        self.guard: UpdateGuard | None = None
+        self._checked = False
         self._subscription = self.doc.observe(self._on_transaction)
 
     def current_writer(self) -> tuple[str, str] | None:
@@ -133,7 +142,9 @@ class Room:
 
     def receive(self, peer: Peer, frame: bytes) -> None:
         """Act on every message of one frame; ProtocolError means close this peer."""
-        state = self.peers[peer]
+        state = self.peers.get(peer)
+        if state is None:  # sent in the same turn as its removal: it gets nothing more
+            return
         for message in protocol.parse_frame(frame):
             if isinstance(message, SyncMessage):
                 if message.step is SyncStep.STEP1:
@@ -160,19 +171,47 @@ class Room:
             if update != EMPTY_UPDATE:
                 self._deny(peer, state)
             return
+        if state.refused is None and self.guard is not None and update != EMPTY_UPDATE:
+            try:
+                self.guard.check(update)
+            except UpdateRefused as refusal:
+                state.refused = f"{refusal}. Your change was not saved: reload to go on"
+            except ValueError as error:
+                raise UpdateRejected(f"invalid update: {error}") from None
+            else:
+                self._checked = True
+        if state.refused is not None:
+            if update != EMPTY_UPDATE:
+                log.info(
+                    "room %s: refused an update of %s: %s", self.document_id, peer.id, state.refused
+                )
+                self._notify(peer, state, state.refused)
+            return
         writer = _Writer(grant.principal, grant.channel.value, f"ws:{peer.id}", peer, state.writes)
-        self.apply(update, writer)
+        try:
+            self.apply(update, writer)
+        finally:
+            self._checked = False
 
     def _deny(self, peer: Peer, state: _PeerState) -> None:
+        reason = (
+            f"read-only: your role on this document is {peer.grant.role.value}"
+            if self.read_only is None
+            else self.read_only
+        )
+        self._notify(peer, state, f"{reason}; your change was not saved")
+
+    def _notify(self, peer: Peer, state: _PeerState, reason: str) -> None:
+        """Tell a peer its write was not taken (at most once a second: no flood)."""
         now = time.monotonic()
         if now - state.last_denied_notice >= PERMISSION_NOTICE_SECONDS:
             state.last_denied_notice = now
-            reason = (
-                f"read-only: your role on this document is {peer.grant.role.value}"
-                if self.read_only is None
-                else self.read_only
-            )
-            peer.send(protocol.permission_denied(f"{reason}; your change was not saved"))
+            peer.send(protocol.permission_denied(reason))
+
+    def regrant(self, peer: Peer, grant: Grant) -> None:
+        """The peer's access was decided again: its next message is judged by ``grant``."""
+        if peer in self.peers and grant != peer.grant:
+            peer.grant = grant
 
     def apply(self, update: bytes, writer: _Writer) -> bool:
         """Apply an update as ``writer``; True if it changed the document."""
@@ -219,6 +258,8 @@ class Room:
         update: bytes = event.update
         if update == EMPTY_UPDATE:
             return
+        if self.guard is not None and not self._checked:
+            self.guard.follow(update)  # a change the guard did not check: mirror it
         if self._remote:
             _BUS_UPDATES.inc()
             self._queue_broadcast(update)

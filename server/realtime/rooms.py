@@ -20,14 +20,17 @@ from contextlib import asynccontextmanager
 
 from pycrdt import Map
 
+from server.domain.access import Grant
 from server.domain.bus import Bus, BusKind, BusMessage
 from server.domain.changes import ChangeEvent
 from server.domain.documents import StoredDocument, UpdateStore
-from server.domain.errors import DocumentNotFound
-from server.domain.templates import UnknownTemplate, load_template
+from server.domain.errors import DocumentNotFound, DomainError
+from server.domain.shape import Limits, shape_of
+from server.domain.templates import Template, UnknownTemplate, load_template
 from server.metrics import BUS_CATCH_UPS
 from server.realtime.changes import ChangeTracker
 from server.realtime.committer import GroupCommitter
+from server.realtime.guard import UpdateGuard
 from server.realtime.peer import Peer
 from server.realtime.room import Room
 
@@ -48,6 +51,9 @@ class RoomManager:
         quiet_seconds: float = 30.0,
         read_only: Callable[[str], Awaitable[str | None]] | None = None,
         bus: Bus | None = None,
+        limits: Limits | None = None,
+        recheck: Callable[[Grant], Awaitable[Grant]] | None = None,
+        close_code: Callable[[DomainError], int] | None = None,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -65,6 +71,10 @@ class RoomManager:
         self._catching_up: dict[str, bool] = {}  # document id -> asked again meanwhile
         self._early: dict[str, list[BusMessage]] = {}  # delivered while the room loads
         self.catch_ups = 0
+        self._limits = limits
+        self._recheck = recheck
+        self._close_code = close_code or (lambda _error: 4403)
+        self._rechecks: dict[str, bool] = {}  # document id -> asked again meanwhile
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -117,7 +127,10 @@ class RoomManager:
                 )
                 if self._read_only is not None:
                     room.read_only = await self._read_only(document_id)
-                self._track(room)
+                template = _template_of(room)
+                if self._limits is not None:
+                    room.guard = UpdateGuard(shape_of(template), self._limits, room.doc.get_update)
+                self._track(room, template)
                 self._rooms[document_id] = room
                 early = self._early.pop(document_id, None)
                 if early:
@@ -136,17 +149,9 @@ class RoomManager:
         room.join(peer)
         return room
 
-    def _track(self, room: Room) -> None:
+    def _track(self, room: Room, template: Template | None) -> None:
         """Derive change events for documents made from a template (DPIAs)."""
-        if self._on_change is None:
-            return
-        template_id = room.doc.get("meta", type=Map).get("template")
-        if not isinstance(template_id, str):
-            return
-        try:
-            template = load_template(template_id)
-        except UnknownTemplate:
-            log.warning("document %s names unknown template %r", room.document_id, template_id)
+        if self._on_change is None or template is None:
             return
         room.tracker = ChangeTracker(
             room.document_id,
@@ -171,8 +176,60 @@ class RoomManager:
         every open connection to it, in every process, is decided again from the current
         truth. Returns once this process's connections follow; others follow via the bus.
         """
-        # Being built (issue 12): the signature is the contract for the use-case layer.
-        return None
+        if self._bus is not None:
+            self._bus.publish(document_id, BusKind.ACCESS, b"")
+        await self._decide_again(document_id)
+
+    def _decide_again_soon(self, document_id: str) -> None:
+        """Another process says access changed: decide again (and once more if it says so
+        again meanwhile, since the decision under way may have read the older truth)."""
+        if self._tasks is None:
+            return
+        if document_id in self._rechecks:
+            self._rechecks[document_id] = True
+            return
+        self._rechecks[document_id] = False
+        try:
+            self._tasks.create_task(self._decide_again_until_settled(document_id))
+        except RuntimeError:  # shutting down
+            del self._rechecks[document_id]
+
+    async def _decide_again_until_settled(self, document_id: str) -> None:
+        try:
+            while True:
+                await self._decide_again(document_id)
+                if not self._rechecks.get(document_id):
+                    return
+                self._rechecks[document_id] = False
+        except Exception:
+            log.exception("deciding access to %s again failed", document_id)
+        finally:
+            self._rechecks.pop(document_id, None)
+
+    async def _decide_again(self, document_id: str) -> None:
+        """Decide every connection of this process to ``document_id`` again, now."""
+        room = self._rooms.get(document_id)
+        if room is None or self._recheck is None:
+            return
+        decided: dict[tuple[str, str | None, str], Grant | DomainError] = {}
+        for peer in list(room.peers):
+            grant = peer.grant
+            key = (grant.principal, grant.session, grant.role.value)
+            outcome = decided.get(key)
+            if outcome is None:
+                try:
+                    outcome = await self._recheck(grant)
+                except DomainError as error:
+                    outcome = error
+                decided[key] = outcome
+            if peer not in room.peers:
+                continue  # left while the truth was read
+            if isinstance(outcome, DomainError):
+                log.info("closing %s on %s: %s", peer.id, document_id, outcome)
+                peer.close(self._close_code(outcome), str(outcome))
+                room.leave(peer)  # nothing more reaches it from this room
+            else:
+                room.regrant(peer, outcome)
 
     def close_trackers(self) -> None:
         """Emit every pending change event now (graceful shutdown)."""
@@ -248,6 +305,8 @@ class RoomManager:
                 room.apply_remote_awareness(message.payload)
             elif message.kind is BusKind.LOCK:
                 room.read_only = message.payload.decode(errors="replace") or None
+            elif message.kind is BusKind.ACCESS:
+                self._decide_again_soon(document_id)
 
     def catch_up(self, document_id: str) -> None:
         if document_id not in self._rooms or self._tasks is None:
@@ -293,3 +352,14 @@ class RoomManager:
 def _missing_from(stored: StoredDocument, state_vector: bytes) -> bytes:
     """What the stored document has that a document at ``state_vector`` lacks."""
     return stored.to_doc().get_update(state_vector)
+
+
+def _template_of(room: Room) -> Template | None:
+    template_id = room.doc.get("meta", type=Map).get("template")
+    if not isinstance(template_id, str):
+        return None
+    try:
+        return load_template(template_id)
+    except UnknownTemplate:
+        log.warning("document %s names unknown template %r", room.document_id, template_id)
+        return None

@@ -174,6 +174,12 @@ class AccountService:
             ).all()
         return CurrentUser(row.id, row.email, row.name, tuple(organisations))
 
+    async def is_active(self, user_id: int) -> bool:
+        """Whether the account may still act (not suspended)."""
+        async with self._sessions() as session:
+            active = await session.scalar(select(User.active).where(User.id == user_id))
+        return bool(active)
+
     async def user_by_email(self, email: str) -> CurrentUser | None:
         """An active user by email, for command-line tools acting as someone."""
         async with self._sessions() as session:

@@ -1,13 +1,22 @@
-"""Who may join a document's collaboration channel, and as what."""
+"""Who may join a document's collaboration channel, and as what, now.
+
+A grant is decided when a connection opens and decided again, from the current truth,
+whenever the document's access changes (``recheck``): a role change, a removal, a lock, a
+suspended account or an ended session. Tokens that stand in for a person (``user:<id>``,
+``participant:<id>``) never grant more than that person has at that moment.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from server.domain.access import Channel, Grant, Role, TokenSigner, is_valid_document_id
-from server.domain.errors import DocumentNotFound, InvalidToken
+from server.domain.errors import AccessDenied, DocumentNotFound, InvalidToken
 from server.services.accounts import SESSION_LIFETIME, AccountService
 from server.services.dpias import DpiaService
+
+REMOVED = "you no longer take part in this DPIA"
 
 
 class CollaborationAccess:
@@ -45,10 +54,33 @@ class CollaborationAccess:
                 "a document id is 1 to 100 letters, digits, '.', '_', ':' or '-'"
             )
         if token or self._accounts is None or self._dpias is None or not session:
-            return self._signer.verify(token, document_id)
+            return await self.recheck(self._signer.verify(token, document_id))
         user = await self._accounts.user_for_session(session)
         if user is None:
             raise InvalidToken("your session has ended: sign in again")
         access = await self._dpias.access(user, document_id)
         expires = time.time() + SESSION_LIFETIME.total_seconds()
-        return Grant(f"user:{user.id}", document_id, access.role, Channel.BROWSER, expires)
+        return Grant(f"user:{user.id}", document_id, access.role, Channel.BROWSER, expires, session)
+
+    async def recheck(self, grant: Grant) -> Grant:
+        """The grant as the current truth has it, or the DomainError that refuses it."""
+        if self._accounts is None or self._dpias is None:
+            return grant
+        kind, _, raw_id = grant.principal.partition(":")
+        if kind not in ("user", "participant") or not raw_id.isdigit() or len(raw_id) > 18:
+            return grant  # a tooling token that stands for nobody in particular
+        person = int(raw_id)
+        if grant.session is not None:
+            user = await self._accounts.user_for_session(grant.session)
+            if user is None or user.id != person:
+                raise InvalidToken("your session has ended: sign in again")
+        elif kind == "user" and not await self._accounts.is_active(person):
+            raise AccessDenied("your account is suspended")
+        if kind == "user":
+            role = await self._dpias.current_role(grant.document_id, user_id=person)
+        else:
+            role = await self._dpias.current_role(grant.document_id, participant_id=person)
+        if role is None:
+            raise AccessDenied(REMOVED)
+        current = role if grant.session is not None else grant.role.at_most(role)
+        return grant if current is grant.role else replace(grant, role=current)

@@ -213,6 +213,29 @@ class DpiaService:
             raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
         return Access(dpia_id, row.title, row.id, Role(row.role), DpiaStatus(row.status))
 
+    async def current_role(
+        self, dpia_id: str, *, user_id: int | None = None, participant_id: int | None = None
+    ) -> Role | None:
+        """The role a user, or a participant named by id, has on a DPIA now (None: none)."""
+        if user_id is None and participant_id is None:
+            return None
+        query = select(Participant.role).where(Participant.dpia_id == dpia_id)
+        if user_id is not None:
+            query = query.where(Participant.user_id == user_id)
+        if participant_id is not None:
+            query = query.where(Participant.id == participant_id)
+        async with self._sessions() as session:
+            role = await session.scalar(query)
+        return None if role is None else Role(role)
+
+    async def documents_of(self, user_id: int) -> list[str]:
+        """The DPIAs a user takes part in (whose open connections a change to them reaches)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Participant.dpia_id).where(Participant.user_id == user_id)
+            )
+            return list(rows)
+
     async def list_for(
         self,
         user: CurrentUser,

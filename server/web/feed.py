@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -15,6 +16,7 @@ from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
 from server.domain.templates import load_template
 from server.web.auth import current_user, runtime_of
+from server.web.errors import http_status_for
 from server.web.pages import editor_config, field, form, page, render_error, signed_in
 
 
@@ -127,9 +129,7 @@ async def read_only(request: Request) -> Response:
     """A personal link from an email: the DPIA, read-only, for someone without an account."""
     runtime = runtime_of(request)
     try:
-        participant, dpia, seconds = await runtime.notifications.mail.reader(
-            request.path_params["token"]
-        )
+        participant, dpia, token = await _reader_token(request)
     except DomainError as error:
         return render_error(request, error)
     config = editor_config(
@@ -139,11 +139,31 @@ async def read_only(request: Request) -> Response:
         role=Role.VIEWER,
         user_id=f"participant:{participant.id}",
         user_name=participant.name,
-        token=runtime.access.issue_token(
-            f"participant:{participant.id}", dpia.id, Role.VIEWER, seconds
-        ),
+        token=token,
     )
+    config["tokenUrl"] = f"/r/{request.path_params['token']}/token"
+    config["tokenSeconds"] = runtime.settings.person_token_seconds
     return page(request, "editor.html", access=dpia, config=config, reader=True)
+
+
+async def read_only_token(request: Request) -> Response:
+    """A fresh, short-lived WebSocket token for a read-only link's page (the page renews
+    it; a link whose person no longer takes part gets none)."""
+    try:
+        _, _, token = await _reader_token(request)
+    except DomainError as error:
+        return JSONResponse({"error": str(error)}, status_code=http_status_for(error))
+    return JSONResponse({"token": token}, headers={"Cache-Control": "no-store"})
+
+
+async def _reader_token(request: Request) -> tuple[Any, Any, str]:
+    runtime = runtime_of(request)
+    participant, dpia, seconds = await runtime.notifications.mail.reader(
+        request.path_params["token"]
+    )
+    ttl = min(seconds, runtime.settings.person_token_seconds)
+    token = runtime.access.issue_token(f"participant:{participant.id}", dpia.id, Role.VIEWER, ttl)
+    return participant, dpia, token
 
 
 routes = [
@@ -153,4 +173,5 @@ routes = [
     Route("/notifications/watch", watch_sections, methods=["POST"]),
     Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
     Route("/r/{token}", read_only),
+    Route("/r/{token}/token", read_only_token),
 ]

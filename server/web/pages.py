@@ -105,7 +105,13 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await runtime_of(request).accounts.sign_out(request.cookies.get(SESSION_COOKIE))
+    runtime = runtime_of(request)
+    secret = request.cookies.get(SESSION_COOKIE)
+    user = await runtime.accounts.user_for_session(secret)
+    await runtime.accounts.sign_out(secret)
+    if user is not None:  # the connections this session opened close now, everywhere
+        for dpia_id in await runtime.dpias.documents_of(user.id):
+            await runtime.rooms.access_changed(dpia_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -298,6 +304,7 @@ async def participants(request: Request) -> Response:
                         )
                     else:
                         await runtime.dpias.remove(user, dpia_id, int(participant_id))
+                    await runtime.rooms.access_changed(dpia_id)
                 else:
                     raise InvalidInput("unknown action")
             except DomainError as failure:
