@@ -126,11 +126,19 @@ def serving(settings: Settings) -> Iterator[LiveServer]:
 
 
 def issue_token(
-    settings: Settings, document_id: str, role: Role = Role.EDITOR, ttl: int = 3600
+    settings: Settings,
+    document_id: str,
+    role: Role = Role.EDITOR,
+    ttl: int = 3600,
+    *,
+    principal: str | None = None,
 ) -> str:
     signer = TokenSigner(settings.secret_key)
     return signer.issue(
-        principal=f"test-{role.value}", document_id=document_id, role=role, ttl_seconds=ttl
+        principal=principal or f"test-{role.value}",
+        document_id=document_id,
+        role=role,
+        ttl_seconds=ttl,
     )
 
 
