@@ -18,10 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from argon2 import PasswordHasher
 from pycrdt import Array, Map, MapEvent
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.documents import StoredDocument
+from server.services.accounts import AccountService
+from server.services.dpias import DpiaService
+from server.services.notification_mail import NotificationMail
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -308,7 +314,7 @@ async def test_a_dpia_locked_on_one_process_refuses_writes_on_another_that_has_i
     site = await seed_site(database)
     async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
         editor = await YClient.connect(_url(editor_side, site.dpia_id, saved=True))
-        editor.doc.get("values", type=Map)["before"] = "kept"
+        editor.doc.get("values", type=Map)["screening.outcome"] = "kept"
         await editor.wait_saved()
         owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
         response = await owner.post(
@@ -322,14 +328,14 @@ async def test_a_dpia_locked_on_one_process_refuses_writes_on_another_that_has_i
         # The editor's process had the room loaded before the lock: it learns it from the bus.
         async with asyncio.timeout(5):
             while True:
-                editor.doc.get("values", type=Map)["after"] = "refused"
+                editor.doc.get("values", type=Map)["outcome.ico_reference"] = "refused"
                 if any("abandoned" in notice.lower() for notice in editor.denied):
                     break
                 await asyncio.sleep(0.2)
         await editor.close()
         await asyncio.sleep(0.5)  # anything wrongly accepted would be committed by now
         stored = (await _stored(database, site.dpia_id)).to_doc().get("values", type=Map)
-        assert stored.to_py() == {"before": "kept"}
+        assert stored.to_py() == {"screening.outcome": "kept"}
 
 
 async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a_web_process(
@@ -363,3 +369,120 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
                 assert 'opendpia_bridge_messages_total{outcome="merged"} 1.0' in metrics
         finally:
             await watcher.close()
+
+
+# -- access follows the person across processes ----------------------------------------------
+
+
+async def _connect_as(server: ServerProcess, dpia_id: str, client: httpx.AsyncClient) -> YClient:
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    websocket = await websockets.connect(
+        f"ws://127.0.0.1:{server.port}/ws/dpia/{dpia_id}?saved=1",
+        additional_headers={"cookie": cookie},
+        max_size=None,
+    )
+    return await YClient.attach(websocket, sync=True)
+
+
+async def _manage_participant(
+    owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
+) -> None:
+    path = f"/dpias/{dpia_id}/participants"
+    page = (await owner.get(path)).text
+    person = page.split(email, 1)[1].split('name="participant" value="', 1)[1].split('"', 1)[0]
+    token = page.split('name="csrftoken" value="', 1)[1].split('"', 1)[0]
+    response = await owner.post(path, data={"csrftoken": token, "participant": person, **data})
+    assert response.status_code == 303, response.text
+
+
+async def test_a_downgrade_on_one_process_refuses_the_next_write_on_another(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    site = await seed_site(database)
+    async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
+        editor_http = await signed_in(f"http://127.0.0.1:{editor_side.port}", site.emails["editor"])
+        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
+        editor = await _connect_as(editor_side, site.dpia_id, editor_http)
+        try:
+            editor.doc.get("values", type=Map)["screening.outcome"] = "kept"
+            await editor.wait_saved()
+            await _manage_participant(
+                owner, site.dpia_id, site.emails["editor"], action="role", role="viewer"
+            )
+            changed_at = time.monotonic()
+            # Within a second the editor's own process follows: its writes are refused.
+            async with asyncio.timeout(5):
+                while not any("viewer" in notice for notice in editor.denied):
+                    editor.doc.get("values", type=Map)["screening.outcome"] = "overwritten"
+                    await asyncio.sleep(0.05)
+            assert time.monotonic() - changed_at < 1.0
+        finally:
+            await editor.close()
+            await editor_http.aclose()
+            await owner.aclose()
+        await asyncio.sleep(0.5)  # anything wrongly accepted would be committed by now
+        stored = (await _stored(database, site.dpia_id)).to_doc().get("values", type=Map)
+        # At most writes sent before the change reached that process, never after it.
+        assert stored.get("screening.outcome") in ("kept", "overwritten")
+
+
+async def test_a_removal_on_one_process_closes_the_socket_on_another(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    site = await seed_site(database)
+    async with _processes(2, database, redis_server, tmp_path) as (owner_side, viewer_side):
+        viewer_http = await signed_in(f"http://127.0.0.1:{viewer_side.port}", site.emails["viewer"])
+        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
+        viewer = await _connect_as(viewer_side, site.dpia_id, viewer_http)
+        writer = await YClient.connect(_url(owner_side, site.dpia_id, saved=True))
+        try:
+            await _manage_participant(owner, site.dpia_id, site.emails["viewer"], action="remove")
+            removed_at = time.monotonic()
+            code, reason = await viewer.wait_closed(timeout=10)
+            assert time.monotonic() - removed_at < 1.0
+            assert code == 4403 and reason is not None and "no longer take part" in reason
+            writer.doc.get("values", type=Map)["screening.outcome"] = "after the removal"
+            await writer.wait_saved()
+            assert viewer.doc.get("values", type=Map).get("screening.outcome") is None
+        finally:
+            for client in (viewer, writer):
+                await client.close()
+            await viewer_http.aclose()
+            await owner.aclose()
+
+
+async def test_a_read_link_token_stops_on_another_process_once_its_person_is_removed(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    site = await seed_site(database)
+    engine = create_engine(database)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    owner_user = await accounts.user_by_email(site.emails["owner"])
+    assert owner_user is not None
+    partner = "partner@charity.example"
+    person = await DpiaService(sessions, SqlUpdateStore(engine)).invite(
+        owner_user, site.dpia_id, partner, "viewer"
+    )
+    await engine.dispose()
+    mail = NotificationMail(sessions, base_url="http://x", mail_from="x@x", secret_key=SECRET)
+    link = mail.read_link(person).rsplit("/r/", 1)[1]
+    async with _processes(2, database, redis_server, tmp_path) as (owner_side, reader_side):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{reader_side.port}") as web:
+            token = (await web.get(f"/r/{link}/token")).json()["token"]
+        reader = await YClient.connect(
+            f"ws://127.0.0.1:{reader_side.port}/ws/dpia/{site.dpia_id}?token={token}"
+        )
+        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
+        try:
+            await _manage_participant(owner, site.dpia_id, partner, action="remove")
+            code, _ = await reader.wait_closed(timeout=10)
+            assert code == 4403
+            retry = await YClient.connect(
+                f"ws://127.0.0.1:{owner_side.port}/ws/dpia/{site.dpia_id}?token={token}",
+                sync=False,
+            )
+            assert (await retry.wait_closed())[0] == 4403
+        finally:
+            await reader.close()
+            await owner.aclose()
