@@ -183,28 +183,41 @@ class RoomManager:
     def _decide_again_soon(self, document_id: str) -> None:
         """Another process says access changed: decide again (and once more if it says so
         again meanwhile, since the decision under way may have read the older truth)."""
+        if document_id in self._rooms:
+            self._until_settled(self._rechecks, document_id, self._decide_again, "deciding access")
+
+    def _until_settled(
+        self,
+        pending: dict[str, bool],
+        document_id: str,
+        work: Callable[[str], Awaitable[None]],
+        what: str,
+    ) -> None:
+        """Run ``work(document_id)`` in the background, once more after it if asked again
+        while it runs (``pending``: document id -> asked again meanwhile)."""
         if self._tasks is None:
             return
-        if document_id in self._rechecks:
-            self._rechecks[document_id] = True
+        if document_id in pending:
+            pending[document_id] = True
             return
-        self._rechecks[document_id] = False
-        try:
-            self._tasks.create_task(self._decide_again_until_settled(document_id))
-        except RuntimeError:  # shutting down
-            del self._rechecks[document_id]
+        pending[document_id] = False
 
-    async def _decide_again_until_settled(self, document_id: str) -> None:
+        async def run() -> None:
+            try:
+                while True:
+                    await work(document_id)
+                    if not pending.get(document_id):
+                        return
+                    pending[document_id] = False
+            except Exception:
+                log.exception("%s for document %s failed", what, document_id)
+            finally:
+                pending.pop(document_id, None)
+
         try:
-            while True:
-                await self._decide_again(document_id)
-                if not self._rechecks.get(document_id):
-                    return
-                self._rechecks[document_id] = False
-        except Exception:
-            log.exception("deciding access to %s again failed", document_id)
-        finally:
-            self._rechecks.pop(document_id, None)
+            self._tasks.create_task(run())
+        except RuntimeError:  # shutting down
+            del pending[document_id]
 
     async def _decide_again(self, document_id: str) -> None:
         """Decide every connection of this process to ``document_id`` again, now."""
@@ -309,44 +322,29 @@ class RoomManager:
                 self._decide_again_soon(document_id)
 
     def catch_up(self, document_id: str) -> None:
-        if document_id not in self._rooms or self._tasks is None:
-            return
-        if document_id in self._catching_up:
-            self._catching_up[document_id] = True  # once more when this one is done
-            return
-        self._catching_up[document_id] = False
-        try:
-            self._tasks.create_task(self._catch_up(document_id))
-        except RuntimeError:  # shutting down
-            del self._catching_up[document_id]
+        if document_id in self._rooms:
+            self._until_settled(
+                self._catching_up, document_id, self._catch_up, "catching up from the database"
+            )
 
     async def _catch_up(self, document_id: str) -> None:
-        try:
-            while True:
-                room = self._rooms.get(document_id)
-                if room is None:
-                    return
-                stored = await self._store.load(document_id)
-                room = self._rooms.get(document_id)
-                if stored is None or room is None:
-                    return
-                missing = await asyncio.to_thread(_missing_from, stored, room.doc.get_state())
-                # What was missed may have been a lock or an unlock too.
-                read_only = room.read_only
-                if self._read_only is not None:
-                    read_only = await self._read_only(document_id)
-                if self._rooms.get(document_id) is room:
-                    room.read_only = read_only
-                    room.apply_remote(missing)
-                    self.catch_ups += 1
-                    BUS_CATCH_UPS.inc()
-                if not self._catching_up.get(document_id):
-                    return
-                self._catching_up[document_id] = False
-        except Exception:
-            log.exception("catching up document %s from the database failed", document_id)
-        finally:
-            self._catching_up.pop(document_id, None)
+        room = self._rooms.get(document_id)
+        if room is None:
+            return
+        stored = await self._store.load(document_id)
+        room = self._rooms.get(document_id)
+        if stored is None or room is None:
+            return
+        missing = await asyncio.to_thread(_missing_from, stored, room.doc.get_state())
+        # What was missed may have been a lock or an unlock too.
+        read_only = room.read_only
+        if self._read_only is not None:
+            read_only = await self._read_only(document_id)
+        if self._rooms.get(document_id) is room:
+            room.read_only = read_only
+            room.apply_remote(missing)
+            self.catch_ups += 1
+            BUS_CATCH_UPS.inc()
 
 
 def _missing_from(stored: StoredDocument, state_vector: bytes) -> bytes:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
-import websockets
 from argon2 import PasswordHasher
 from pycrdt import Map, XmlElement, XmlFragment, XmlText
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -24,7 +23,7 @@ from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.updates import SqlUpdateStore
 from tests.support.live import LiveServer, issue_token, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.site import Site, csrf_field, prepare, seed_site, session_socket, signed_in
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -67,13 +66,7 @@ async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncCli
 async def _connect(
     live: LiveServer, dpia_id: str, client: httpx.AsyncClient, *, sync: bool = True
 ) -> YClient:
-    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
-    websocket = await websockets.connect(
-        f"ws://127.0.0.1:{live.port}/ws/dpia/{dpia_id}?saved=1",
-        additional_headers={"cookie": cookie},
-        max_size=None,
-    )
-    return await YClient.attach(websocket, sync=sync)
+    return await session_socket(live.port, dpia_id, client, sync=sync)
 
 
 async def _participant_id(owner: httpx.AsyncClient, dpia_id: str, email: str) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from argon2 import PasswordHasher
 from pycrdt import Array, Map, MapEvent
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -40,7 +39,7 @@ from tests.support.bridge import (
 )
 from tests.support.live import ServerProcess, free_port, issue_token
 from tests.support.redisproc import RedisProcess
-from tests.support.site import seed_site, signed_in
+from tests.support.site import seed_site, session_socket, signed_in
 from tests.support.yclient import YClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.slow]
@@ -374,16 +373,6 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
 # -- access follows the person across processes ----------------------------------------------
 
 
-async def _connect_as(server: ServerProcess, dpia_id: str, client: httpx.AsyncClient) -> YClient:
-    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
-    websocket = await websockets.connect(
-        f"ws://127.0.0.1:{server.port}/ws/dpia/{dpia_id}?saved=1",
-        additional_headers={"cookie": cookie},
-        max_size=None,
-    )
-    return await YClient.attach(websocket, sync=True)
-
-
 async def _manage_participant(
     owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
 ) -> None:
@@ -402,7 +391,7 @@ async def test_a_downgrade_on_one_process_refuses_the_next_write_on_another(
     async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
         editor_http = await signed_in(f"http://127.0.0.1:{editor_side.port}", site.emails["editor"])
         owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        editor = await _connect_as(editor_side, site.dpia_id, editor_http)
+        editor = await session_socket(editor_side.port, site.dpia_id, editor_http)
         try:
             editor.doc.get("values", type=Map)["screening.outcome"] = "kept"
             await editor.wait_saved()
@@ -433,7 +422,7 @@ async def test_a_removal_on_one_process_closes_the_socket_on_another(
     async with _processes(2, database, redis_server, tmp_path) as (owner_side, viewer_side):
         viewer_http = await signed_in(f"http://127.0.0.1:{viewer_side.port}", site.emails["viewer"])
         owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        viewer = await _connect_as(viewer_side, site.dpia_id, viewer_http)
+        viewer = await session_socket(viewer_side.port, site.dpia_id, viewer_http)
         writer = await YClient.connect(_url(owner_side, site.dpia_id, saved=True))
         try:
             await _manage_participant(owner, site.dpia_id, site.emails["viewer"], action="remove")

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
-from pycrdt import Map, Text
+from pycrdt import Map
 
 from server.domain.access import Role
 from tests.support.live import LiveServer, issue_token, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.site import Site, csrf_field, prepare, seed_site, session_socket, signed_in
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
+
+REFERENCE = "outcome.ico_reference"
 
 
 @pytest.fixture
@@ -39,10 +41,6 @@ async def clients(
     finally:
         for client in signed.values():
             await client.aclose()
-
-
-def _cookie_header(client: httpx.AsyncClient) -> str:
-    return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
 async def test_sign_in_without_the_csrf_token_is_refused(server: tuple[LiveServer, Site]) -> None:
@@ -232,14 +230,7 @@ async def test_api_tokens_post_comments_without_cookies(server: tuple[LiveServer
 
 
 async def _ws(live: LiveServer, dpia_id: str, client: httpx.AsyncClient, **headers: str) -> YClient:
-    import websockets
-
-    websocket = await websockets.connect(
-        f"ws://127.0.0.1:{live.port}/ws/dpia/{dpia_id}?saved=1",
-        additional_headers={"cookie": _cookie_header(client), **headers},
-        max_size=None,
-    )
-    return await YClient.attach(websocket)
+    return await session_socket(live.port, dpia_id, client, sync=False, **headers)
 
 
 async def test_websocket_roles_follow_the_session(
@@ -251,17 +242,18 @@ async def test_websocket_roles_follow_the_session(
     commenter = await _ws(live, site.dpia_id, clients["commenter"])
     try:
         await owner.synced.wait()
-        owner.doc.get("field:t", type=Text).insert(0, "owner wrote this")
+        values = owner.doc.get("values", type=Map)
+        values[REFERENCE] = "owner wrote this"
         await owner.wait_saved()
         for reader in (viewer, commenter):
             await reader.wait_until(
-                lambda r=reader: "owner wrote" in str(r.doc.get("field:t", type=Text))
+                lambda r=reader: r.doc.get("values", type=Map).get(REFERENCE) == "owner wrote this"
             )
-            reader.doc.get("field:t", type=Text).insert(0, "sneaky ")
+            reader.doc.get("values", type=Map)[REFERENCE] = "sneaky"
             await reader.wait_until(lambda r=reader: bool(r.denied))
         fresh = await _ws(live, site.dpia_id, clients["editor"])
         await fresh.synced.wait()
-        assert str(fresh.doc.get("field:t", type=Text)) == "owner wrote this"
+        assert fresh.doc.get("values", type=Map).get(REFERENCE) == "owner wrote this"
         await fresh.close()
     finally:
         for client in (owner, viewer, commenter):

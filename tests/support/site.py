@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 import httpx
+import websockets
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -13,6 +14,7 @@ from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.yclient import YClient
 
 PASSWORD = "correct horse battery"
 ROLES = ("editor", "commenter", "viewer", "dpo")
@@ -64,3 +66,16 @@ def csrf_field(html: str) -> str:
     found = re.search(r'name="csrftoken" value="([^"]+)"', html)
     assert found, "no CSRF field on the page"
     return found.group(1)
+
+
+async def session_socket(
+    port: int, dpia_id: str, client: httpx.AsyncClient, *, sync: bool = True, **headers: str
+) -> YClient:
+    """A y-websocket client on the collaboration endpoint with ``client``'s session cookie."""
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    websocket = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/dpia/{dpia_id}?saved=1",
+        additional_headers={"cookie": cookie, **headers},
+        max_size=None,
+    )
+    return await YClient.attach(websocket, sync=sync)
