@@ -9,7 +9,7 @@
  */
 
 export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected' | 'closed'
-export type SaveState = 'connecting' | 'saved' | 'saving' | 'offline' | 'offline-unsaved' | 'closed'
+export type SaveState = 'connecting' | 'saved' | 'saving' | 'offline' | 'offline-unsaved' | 'closed' | 'refused'
 
 type Listener = () => void
 
@@ -86,6 +86,7 @@ export class SaveTracker {
   }
 
   get state(): SaveState {
+    if (this.refusal) return 'refused'
     if (this.status === 'closed') return 'closed'
     if (this.status !== 'connected') {
       if (this.unsentChanges) return 'offline-unsaved'

@@ -16,6 +16,7 @@ const SAVE_TEXT = {
   offline: 'Offline',
   'offline-unsaved': 'Offline — changes will sync when the connection returns',
   closed: 'Not connected',
+  refused: 'Not saved',
 } as const
 
 export function statusBar(tracker: SaveTracker, editable: boolean): HTMLElement {
@@ -34,7 +35,7 @@ export function statusBar(tracker: SaveTracker, editable: boolean): HTMLElement 
   let savingTimer: number | undefined
   const update = (): void => {
     if (tracker.refusal && refusal.textContent !== tracker.refusal) {
-      refusal.textContent = `Not saved: ${tracker.refusal}`
+      refusal.textContent = `Your change was not saved. ${tracker.refusal}.`
       refusal.hidden = false
     }
     const status = tracker.status

@@ -40,6 +40,12 @@ class DocumentShape:
     rich_text: frozenset[str] = frozenset()
     tables: dict[str, frozenset[str]] = field(default_factory=dict)
     values: frozenset[str] = frozenset()
+    # What a person calls each root and value key: "Section: Field".
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, name: str) -> str:
+        """A field's name as people read it (the root name or key when there is none)."""
+        return self.labels.get(name) or _short(name.partition(":")[2] or name)
 
     @property
     def restricted(self) -> bool:
@@ -53,33 +59,33 @@ class DocumentShape:
             return None
         if name in self.rich_text or name in self.tables:
             return None
-        return f"{_short(name)!r} is not a field of this DPIA's template"
+        return f"This DPIA's template has no field {_short(name)!r}"
 
     def value_refusal(self, key: str) -> str | None:
         """Why a client may not set ``values[key]``, or None."""
         if not self.restricted or key in self.values:
             return None
-        return f"{_short(key)!r} is not a field of this DPIA's template"
+        return f"This DPIA's template has no field {_short(key)!r}"
 
     def row_refusal(self, table: str, key: str) -> str | None:
         """Why a client may not set ``key`` in a row of the table root ``table``, or None."""
         columns = self.tables.get(table)
         if columns is None or key in columns:
             return None
-        return f"{_short(key)!r} is not a column of {_short(table.removeprefix('table:'))}"
+        return f"{self.label(table)} has no column {_short(key)!r}"
 
 
 def server_owned_refusal(name: str) -> str:
     if name == "comments":
-        return "comments are written by the server: post them through the comments panel or API"
-    return f"{name!r} is written by the server only"
+        return "Comments are written by the server: post them through the comments panel or API"
+    return f"The DPIA's {name!r} is written by the server only"
 
 
 def size_refusal(what: str, size: int, limit: int) -> str | None:
     if size <= limit:
         return None
     return (
-        f"{_short(what)} would hold {_kib(size)}, over the limit of {_kib(limit)}; "
+        f"{what} would hold {_kib(size)}, over the limit of {_kib(limit)}: "
         "shorten it or split it up"
     )
 
@@ -91,17 +97,22 @@ def shape_of(template: Template | None) -> DocumentShape:
     rich_text: set[str] = set()
     tables: dict[str, frozenset[str]] = {}
     values: set[str] = set()
+    labels: dict[str, str] = {}
     for section in template.sections:
         for spec in section["fields"]:
             path = f"{section['id']}.{spec['id']}"
+            label = f"{section['title']}: {spec['label']}"
             if spec["kind"] == "richtext":
                 rich_text.add(f"field:{path}")
+                labels[f"field:{path}"] = label
             elif spec["kind"] == "table":
                 columns = {column["id"] for column in spec.get("columns", [])}
                 tables[f"table:{path}"] = frozenset(ROW_KEYS | columns)
+                labels[f"table:{path}"] = label
             else:
                 values.add(path)
-    return DocumentShape(template.id, frozenset(rich_text), tables, frozenset(values))
+                labels[path] = label
+    return DocumentShape(template.id, frozenset(rich_text), tables, frozenset(values), labels)
 
 
 def _short(text: str) -> str:

@@ -126,14 +126,14 @@ class UpdateGuard:
                 size = len(str(self._doc.get(name, type=XmlFragment)).encode())
             else:
                 size = len(str(self._doc.get(name, type=Array)).encode())
-            refusal = size_refusal(_label(name), size, limit)
+            refusal = size_refusal(self._shape.label(name), size, limit)
             if refusal is not None:
                 return refusal
         self._size += len(update)
         if self._size > self._limits.document_bytes:
             # The running sum over-counts (edits merge, deletions shrink): measure exactly.
             self._size = len(self._doc.get_update())
-            return size_refusal("the document", self._size, self._limits.document_bytes)
+            return size_refusal("The document", self._size, self._limits.document_bytes)
         return None
 
     def _refuse(self, problem: str) -> None:
@@ -155,13 +155,13 @@ class UpdateGuard:
     def _on_values(self, events: list[Any]) -> None:
         for event in events:
             if not isinstance(event, MapEvent) or _path(event):
-                self._refuse("a field's value must be plain data")
+                self._refuse("A field's value must be plain data")
                 return
             for key, change in _keys(event).items():
                 if change.get("action") == "delete":
                     continue
                 refusal = self._shape.value_refusal(key) or _plain_refusal(
-                    key, change.get("newValue"), self._limits.field_bytes
+                    self._shape.label(key), change.get("newValue"), self._limits.field_bytes
                 )
                 if refusal is not None:
                     self._refuse(refusal)
@@ -176,7 +176,7 @@ class UpdateGuard:
                     for op in delta:
                         for row in op.get("insert", ()):
                             if not isinstance(row, Map):
-                                self._refuse(f"a row of {_label(name)} must be a map")
+                                self._refuse(f"A row of {self._shape.label(name)} must be a map")
                                 return
                             for key in list(row.keys()):
                                 self._check_cell(name, str(key), row[key])
@@ -185,26 +185,26 @@ class UpdateGuard:
                         if change.get("action") != "delete":
                             self._check_cell(name, key, change.get("newValue"))
                 else:
-                    self._refuse(f"a cell of {_label(name)} must hold plain data")
+                    self._refuse(f"A cell of {self._shape.label(name)} must hold plain data")
 
         return seen
 
     def _check_cell(self, table: str, key: str, value: Any) -> None:
         refusal = self._shape.row_refusal(table, key) or _plain_refusal(
-            key, value, self._limits.field_bytes
+            f"{self._shape.label(table)} ({key[:40]})", value, self._limits.field_bytes
         )
         if refusal is not None:
             self._refuse(refusal)
 
 
-def _plain_refusal(key: str, value: Any, limit: int) -> str | None:
+def _plain_refusal(what: str, value: Any, limit: int) -> str | None:
     if isinstance(value, _SHARED_TYPES):
-        return f"{key[:60]!r} must hold plain data"
+        return f"{what} must hold plain data"
     try:
         size = len(json.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError):
-        return f"{key[:60]!r} must hold plain data"
-    return size_refusal(key, size, limit)
+        return f"{what} must hold plain data"
+    return size_refusal(what, size, limit)
 
 
 def _path(event: Any) -> list[Any]:
@@ -216,7 +216,3 @@ def _path(event: Any) -> list[Any]:
 def _keys(event: Any) -> dict[str, dict[str, Any]]:
     keys: dict[str, dict[str, Any]] = getattr(event, "keys", {})
     return keys
-
-
-def _label(root: str) -> str:
-    return root.partition(":")[2] or root

@@ -175,7 +175,7 @@ class Room:
             try:
                 self.guard.check(update)
             except UpdateRefused as refusal:
-                state.refused = f"{refusal}. Your change was not saved: reload to go on"
+                state.refused = f"{refusal}. Reload the page to go on editing"
             except ValueError as error:
                 raise UpdateRejected(f"invalid update: {error}") from None
             else:
@@ -195,11 +195,11 @@ class Room:
 
     def _deny(self, peer: Peer, state: _PeerState) -> None:
         reason = (
-            f"read-only: your role on this document is {peer.grant.role.value}"
+            f"Read-only: your role on this DPIA is {peer.grant.role.value}"
             if self.read_only is None
-            else self.read_only
+            else self.read_only[:1].upper() + self.read_only[1:]
         )
-        self._notify(peer, state, f"{reason}; your change was not saved")
+        self._notify(peer, state, reason)
 
     def _notify(self, peer: Peer, state: _PeerState, reason: str) -> None:
         """Tell a peer its write was not taken (at most once a second: no flood)."""

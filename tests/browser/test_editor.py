@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,8 +12,8 @@ from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
 from tests.browser.conftest import AXE, artifact, sign_in
-from tests.support.live import LiveServer
-from tests.support.site import Site
+from tests.support.live import LiveServer, make_settings, serving
+from tests.support.site import Site, prepare, seed_site
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -130,7 +131,7 @@ async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(
         [f"ws://127.0.0.1:{live.port}/ws/dpia/{seeded.dpia_id}", frame],
     )
     assert answer is not None, "the viewer was not told its write was dropped"
-    assert "read-only" in bytes(answer[3:]).decode()
+    assert "Read-only" in bytes(answer[3:]).decode()
     check = await YClient.connect(live.url(seeded.dpia_id, role=Role.EDITOR))
     try:
         assert str(check.doc.get("forced", type=Text)) == ""
@@ -214,3 +215,33 @@ async def _read_link(live: LiveServer, seeded: Site) -> str:
         )
     assert participant_id is not None
     return "/r/" + live.runtime.notifications.mail.read_link(participant_id).split("/r/")[1]
+
+
+@pytest.fixture
+def small_fields(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
+    """The site with fields capped at 2 KiB, so that a paste can pass the cap."""
+    prepare(sqlite_url)
+    seeded = asyncio.run(seed_site(sqlite_url))
+    with serving(make_settings(sqlite_url, max_field_bytes=2048)) as live:
+        yield live, seeded
+
+
+async def test_a_change_over_the_field_cap_is_refused_and_the_editor_says_why(
+    small_fields: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = small_fields
+    base = f"http://127.0.0.1:{live.port}"
+    page = await sign_in(browser, base, seeded.emails["owner"])
+    await _open_editor(page, base, seeded.dpia_id)
+    await page.locator(FIELD).click()
+    await page.keyboard.insert_text("A long paste. " * 300)
+    refusal = page.locator("#refusal")
+    await refusal.wait_for(state="visible")
+    assert "over the limit" in (await refusal.inner_text())
+    assert await page.locator("#connection-state").get_attribute("data-state") == "connected"
+    await page.screenshot(path=artifact("editor-refused.png"), full_page=False)
+    check = await YClient.connect(live.url(seeded.dpia_id, role=Role.VIEWER))
+    try:
+        assert "A long paste." not in str(check.doc.get("field:need.aims", type=XmlFragment))
+    finally:
+        await check.close()

@@ -109,7 +109,7 @@ async def test_viewer_reads_but_its_writes_are_dropped_and_it_is_told(
         assert str(viewer.doc.get("t", type=Text)) == "original"
         viewer.doc.get("t", type=Text).insert(0, "vandalised ")
         await viewer.wait_until(lambda: bool(viewer.denied))
-        assert "read-only" in viewer.denied[0]
+        assert "Read-only" in viewer.denied[0]
         editor.doc.get("t", type=Text).insert(len("original"), " and edited")
         await editor.wait_saved()
         await viewer.wait_until(lambda: "and edited" in str(viewer.doc.get("t", type=Text)))

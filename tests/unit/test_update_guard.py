@@ -73,18 +73,21 @@ def test_a_table_row_with_the_template_columns_is_taken() -> None:
             lambda d: d.get("comments", type=Map).__setitem__(
                 "c-1", Map({"author_name": "Priya Shah (DPO)", "channel": "email"})
             ),
-            "comments are written by the server",
+            "Comments are written by the server",
         ),
         (lambda d: d.get("meta", type=Map).__setitem__("template", "other"), "'meta'"),
-        (lambda d: d.get("values", type=Map).__setitem__("hidden.key", "x"), "not a field"),
-        (lambda d: d.get("stash", type=Text).insert(0, "x"), "'stash' is not a field"),
+        (
+            lambda d: d.get("values", type=Map).__setitem__("hidden.key", "x"),
+            "has no field 'hidden.key'",
+        ),
+        (lambda d: d.get("stash", type=Text).insert(0, "x"), "has no field 'stash'"),
         (
             lambda d: d.get("values", type=Map).__setitem__("screening.outcome", "y" * 5000),
             "over the limit",
         ),
         (
             lambda d: d.get("table:risks.register", type=Array).append(Map({"secret": "x"})),
-            "'secret' is not a column",
+            "has no column 'secret'",
         ),
         (
             lambda d: d.get("values", type=Map).__setitem__("screening.outcome", Map({"a": 1})),
@@ -126,7 +129,7 @@ def test_the_document_cap_counts_every_field() -> None:
             guard.check(update)
             server.apply_update(update)
         else:
-            with pytest.raises(UpdateRefused, match="the document"):
+            with pytest.raises(UpdateRefused, match="The document"):
                 guard.check(update)
 
 
