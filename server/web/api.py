@@ -22,7 +22,7 @@ from server.domain.errors import (
     InvalidInput,
     InvalidToken,
 )
-from server.domain.inputs import parse_json
+from server.domain.inputs import parse_json, whole_number
 from server.domain.templates import load_template
 from server.services.workflow import locked_message
 from server.web.auth import current_user, runtime_of
@@ -142,6 +142,7 @@ async def reviewer(request: Request) -> Response:
         assigned = data.get("assigned")
         if not isinstance(participant, int) or not isinstance(assigned, bool):
             raise InvalidInput("participant must be an id and assigned true or false")
+        whole_number(participant, "participant")
         user = await current_user(request)
         if user is None:
             raise InvalidToken("sign in first")

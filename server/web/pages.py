@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
+from server.domain.inputs import whole_number
 from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
@@ -125,7 +126,9 @@ async def dashboard(request: Request) -> Response:
             user,
             search=query.get("q", "")[:100],
             status=status if status in DpiaStatus.__members__.values() else "",
-            organisation_id=int(organisation) if organisation.isdigit() else None,
+            organisation_id=whole_number(organisation, "The organisation filter")
+            if organisation
+            else None,
             ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
         )
     except DomainError as error:
@@ -159,14 +162,13 @@ async def new_dpia(request: Request) -> Response:
     data = await form(request)
     values = {k: field(data, k) for k in ("title", "lead", "origin")}
     try:
-        if not values["lead"].isdigit():
-            raise InvalidInput("choose the lead organisation")
+        if not values["lead"]:
+            raise InvalidInput("Choose the lead organisation")
+        lead = whole_number(values["lead"], "The lead organisation")
         if values["origin"]:
-            dpia_id = await runtime.dpias.clone(
-                user, values["origin"], values["title"], int(values["lead"])
-            )
+            dpia_id = await runtime.dpias.clone(user, values["origin"], values["title"], lead)
         else:
-            dpia_id = await runtime.dpias.create(user, values["title"], int(values["lead"]))
+            dpia_id = await runtime.dpias.create(user, values["title"], lead)
     except DomainError as error:
         return page(
             request,
@@ -266,13 +268,11 @@ async def participants(request: Request) -> Response:
                     )
                     await runtime.notifications.record_invitation(dpia_id, invited, user.name)
                 elif action == "reviews":
-                    participant_id = field(data, "participant")
-                    if not participant_id.isdigit():
-                        raise InvalidInput("no such participant on this DPIA")
+                    reviewer = whole_number(field(data, "participant"), "The participant")
                     chosen = set(data.getlist("reviews"))
                     for section in load_template().section_ids():
                         await runtime.dpias.set_reviewer(
-                            user, dpia_id, section, int(participant_id), section in chosen
+                            user, dpia_id, section, reviewer, section in chosen
                         )
                 elif action == "add-party":
                     organisation = field(data, "organisation")
@@ -280,24 +280,22 @@ async def participants(request: Request) -> Response:
                         user,
                         dpia_id,
                         field(data, "party_role"),
-                        organisation_id=int(organisation) if organisation.isdigit() else None,
+                        organisation_id=whole_number(organisation, "The organisation")
+                        if organisation
+                        else None,
                         name=field(data, "party_name", 200),
                     )
                 elif action == "remove-party":
-                    party_id = field(data, "party")
-                    if not party_id.isdigit():
-                        raise InvalidInput("no such party on this DPIA")
-                    await runtime.dpias.remove_party(user, dpia_id, int(party_id))
+                    party_id = whole_number(field(data, "party"), "The party")
+                    await runtime.dpias.remove_party(user, dpia_id, party_id)
                 elif action in ("role", "remove"):
-                    participant_id = field(data, "participant")
-                    if not participant_id.isdigit():
-                        raise InvalidInput("no such participant on this DPIA")
+                    participant_id = whole_number(field(data, "participant"), "The participant")
                     if action == "role":
                         await runtime.dpias.change_role(
-                            user, dpia_id, int(participant_id), field(data, "role")
+                            user, dpia_id, participant_id, field(data, "role")
                         )
                     else:
-                        await runtime.dpias.remove(user, dpia_id, int(participant_id))
+                        await runtime.dpias.remove(user, dpia_id, participant_id)
                 else:
                     raise InvalidInput("unknown action")
             except DomainError as failure:
