@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The editor bundle ``make setup`` builds, beside the server in a checkout (and in the image).
+EDITOR_BUILD = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "test", "production")
 LOG_FORMATS = ("text", "json")
@@ -95,6 +97,7 @@ class Settings:
     db_max_overflow: int = field(default=10, metadata={"env": "OPENDPIA_DB_MAX_OVERFLOW"})
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
     metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
+    editor_dir: str = field(default="", metadata={"env": "OPENDPIA_EDITOR_DIR"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -179,6 +182,11 @@ class Settings:
     def uses_dev_mailbox(self) -> bool:
         """Without OPENDPIA_SMTP_URL, development mail goes to the built-in sink."""
         return not self.smtp_url and self.env != "production"
+
+    @property
+    def editor_bundle(self) -> Path:
+        """The directory served at ``/static/editor/`` (it may not be built)."""
+        return Path(self.editor_dir) if self.editor_dir else EDITOR_BUILD
 
     def sqlite_path(self) -> Path | None:
         """The database file of a SQLite URL, or None for other databases or memory."""

@@ -12,10 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
@@ -25,7 +25,10 @@ from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
-EDITOR_BUILD = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+EDITOR_NOT_BUILT = (
+    "The editor bundle is not built. Build it with `make setup` in the OpenDPIA checkout "
+    "(or `npm ci && npm run build` in frontend/), or point OPENDPIA_EDITOR_DIR at a built one."
+)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -53,6 +56,21 @@ async def metrics(request: Request) -> Response:
     with contextlib.suppress(Exception):  # the database being down is /readyz's business
         OUTBOX_DEPTH.set(await runtime.health.outbox_depth())
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class EditorBundle:
+    """The built editor's files; while it is not built, a 404 that says how to build it
+    (Starlette's StaticFiles raises, a 500, for a directory that does not exist)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files = StaticFiles(directory=directory, check_dir=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.directory.is_dir():
+            await PlainTextResponse(EDITOR_NOT_BUILT, status_code=404)(scope, receive, send)
+            return
+        await self.files(scope, receive, send)
 
 
 def make_app(
@@ -89,7 +107,7 @@ def make_app(
             *devmail.routes,
             *feed.routes,
             *inbound.routes,
-            Mount("/static/editor", StaticFiles(directory=EDITOR_BUILD, check_dir=False)),
+            Mount("/static/editor", EditorBundle(settings.editor_bundle)),
             Mount("/static", StaticFiles(directory=STATIC)),
         ],
         middleware=[

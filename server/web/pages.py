@@ -31,6 +31,14 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#00707a"]
 
 
+def editor_built(request: Request) -> bool:
+    """Whether the editor bundle exists (a checkout without ``make setup`` has none)."""
+    return (runtime_of(request).settings.editor_bundle / "editor.js").is_file()
+
+
+templates.env.globals["editor_built"] = editor_built
+
+
 def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     csrf = request.scope.get("csrftoken")
     context.setdefault("user", getattr(request.state, "user", None))
