@@ -98,6 +98,9 @@ class Settings:
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
     metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
     editor_dir: str = field(default="", metadata={"env": "OPENDPIA_EDITOR_DIR"})
+    import_max_bytes: int = field(
+        default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_IMPORT_MAX_BYTES"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -129,6 +132,8 @@ class Settings:
             raise SettingsError("OPENDPIA_SECRET_KEY must be at least 32 characters long")
         if self.max_frame_bytes < 1024:
             raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
+        if self.import_max_bytes < 64 * 1024:
+            raise SettingsError("OPENDPIA_IMPORT_MAX_BYTES must be at least 65536")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
         if self.env == "production" and not self.smtp_url:

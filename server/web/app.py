@@ -113,7 +113,7 @@ def make_app(
         middleware=[
             Middleware(RequestIds),
             Middleware(SecurityHeaders),
-            Middleware(BodyLimit),
+            Middleware(BodyLimit, paths=review.import_body_limits(settings)),
             Middleware(csrf),
         ],
         lifespan=lifespan,

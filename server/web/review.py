@@ -18,7 +18,14 @@ from starlette.types import Scope
 from server.domain.access import Channel
 from server.domain.content import find_field, plain_text
 from server.domain.dpias import DpiaStatus
-from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidInput, InvalidToken
+from server.domain.errors import (
+    AccessDenied,
+    DomainError,
+    DpiaLocked,
+    InvalidInput,
+    InvalidToken,
+    TooLarge,
+)
 from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.workflow import (
     STEP7_KINDS,
@@ -28,13 +35,30 @@ from server.domain.workflow import (
 )
 from server.services.accounts import CurrentUser
 from server.services.workflow import locked_message
+from server.settings import Settings
 from server.web.api import error, read_json
 from server.web.auth import current_user, runtime_of
 from server.web.errors import http_status_for
+from server.web.middleware import describe_size
 from server.web.pages import field, form, page, render_error, signed_in
 
-MAX_IMPORT = 4 * 1024 * 1024
 IMPORT_PATH = "/dpias/import"
+API_IMPORT_PATH = "/api/dpias/import"
+FORM_OVERHEAD = 64 * 1024  # the import form's other fields and its multipart framing
+
+
+def import_too_large(limit: int) -> str:
+    return (
+        f"The export is larger than {describe_size(limit)}, the most this installation "
+        "imports. Import a smaller file, or ask an administrator to raise "
+        "OPENDPIA_IMPORT_MAX_BYTES."
+    )
+
+
+def import_body_limits(settings: Settings) -> dict[str, tuple[int, str]]:
+    """The request body limits of the two import routes (``BodyLimit``'s ``paths``)."""
+    limit, message = settings.import_max_bytes, import_too_large(settings.import_max_bytes)
+    return {IMPORT_PATH: (limit + FORM_OVERHEAD, message), API_IMPORT_PATH: (limit, message)}
 
 
 def checks_its_own_csrf(scope: Scope) -> bool:
@@ -305,8 +329,9 @@ async def import_page(request: Request) -> Response:
     mine = await runtime.accounts.organisations_of(user)
     if request.method == "GET":
         return page(request, "import.html", organisations=mine)
+    limit = runtime.settings.import_max_bytes
     try:
-        async with request.form(max_files=1, max_fields=5, max_part_size=MAX_IMPORT) as data:
+        async with request.form(max_files=1, max_fields=5, max_part_size=limit) as data:
             sent, cookie = data.get("csrftoken"), request.cookies.get("csrftoken")
             if not (isinstance(sent, str) and cookie and secrets.compare_digest(sent, cookie)):
                 # the double-submitted token asgi-csrf checks on every other form
@@ -318,9 +343,9 @@ async def import_page(request: Request) -> Response:
             if not isinstance(lead, str) or not lead:
                 raise InvalidInput("Choose the lead organisation")
             lead_id = whole_number(lead, "The lead organisation")
-            raw = await upload.read(MAX_IMPORT + 1)
-        if len(raw) > MAX_IMPORT:
-            raise InvalidInput("the file is larger than 4 MiB")
+            raw = await upload.read(limit + 1)
+        if len(raw) > limit:
+            raise TooLarge(import_too_large(limit))
         dpia_id = await runtime.exports.import_json(user, raw, lead_id)
     except DomainError as problem:
         return page(
@@ -500,8 +525,9 @@ async def api_import(request: Request) -> Response:
             raise InvalidInput("Say which organisation leads it: ?lead=<organisation id>")
         lead_id = whole_number(lead, "The lead organisation (?lead=)")
         body = await request.body()
-        if len(body) > MAX_IMPORT:
-            raise InvalidInput("the export is larger than 4 MiB")
+        limit = runtime_of(request).settings.import_max_bytes
+        if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
+            raise TooLarge(import_too_large(limit))
         dpia_id = await runtime_of(request).exports.import_json(user, body, lead_id)
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
@@ -516,7 +542,7 @@ routes = [
     Route("/dpias/{dpia_id}/restore", restore_page, methods=["POST"]),
     Route("/dpias/{dpia_id}/signoffs/{signoff_id}", signoff_diff_page),
     Route("/dpias/{dpia_id}/export.{kind}", export),
-    Route("/api/dpias/import", api_import, methods=["POST"]),
+    Route(API_IMPORT_PATH, api_import, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/workflow", api_workflow),
     Route("/api/dpias/{dpia_id}/status", _api_action("status"), methods=["POST"]),
     Route("/api/dpias/{dpia_id}/sections", _api_action("section"), methods=["POST"]),
