@@ -343,6 +343,10 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "ws_ping_timeout": settings.ws_ping_seconds,
         "lifespan": "on",
         "log_level": settings.log_level,
+        # The client address (sign-in throttling) comes from X-Forwarded-For only when the
+        # connection is from one of these: the reverse proxy.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "log_config": None,  # keep the root configuration (and its redaction filter)
         "access_log": False,
         "timeout_graceful_shutdown": 30,
