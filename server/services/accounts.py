@@ -146,7 +146,8 @@ class AccountService:
         ) >= MAX_FAILURES_PER_ADDRESS:
             minutes = int(FAILURE_WINDOW.total_seconds() // 60)
             raise TooManyAttempts(
-                f"Too many failed sign-ins from your network; try again in {minutes} minutes",
+                f"Too many failed sign-ins from your network; try again in {minutes} "
+                'minutes, or set a new password with "Forgot your password?"',
                 retry_after=int(FAILURE_WINDOW.total_seconds()),
             )
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import api, devmail, feed, inbound, pages, review
+from server.web import api, devmail, feed, inbound, pages, passwords, review
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
@@ -86,7 +86,7 @@ def make_app(
         protected: ASGIApp = asgi_csrf(
             app,
             signing_secret=settings.secret_key,
-            always_protect={"/login"},
+            always_protect={"/login", passwords.FORGOT_PATH},
             cookie_secure=settings.env == "production",
             cookie_samesite="Lax",
             # asgi-csrf cannot parse multipart bodies with the python-multipart we use; the
@@ -103,6 +103,7 @@ def make_app(
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
             *pages.routes,
+            *passwords.routes,
             *api.routes,
             *devmail.routes,
             *feed.routes,
