@@ -106,6 +106,7 @@ def make_app(
             *passwords.routes,
             *api.routes,
             *devmail.routes,
+            *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *inbound.routes,
             Mount("/static/editor", EditorBundle(settings.editor_bundle)),
