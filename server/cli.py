@@ -159,7 +159,10 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
             for person in PEOPLE:
-                print(f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}")
+                admin = "  (administrator: reads /dev/mail)" if person.admin else ""
+                print(
+                    f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}{admin}"
+                )
         return 0
     except DomainError as error:
         print(f"opendpia: {error}", file=sys.stderr)
