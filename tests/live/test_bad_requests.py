@@ -48,7 +48,7 @@ async def test_deeply_nested_json_is_refused_with_400_on_import_and_the_api(
 ) -> None:
     dpia_id = server[1].dpia_id
     nested = b"[" * DEEP + b"]" * DEEP
-    in_an_export = b'{"format": "opendpia-dpia", "content": ' + nested + b"}"
+    in_an_export = b'{"format": "opendpia.dpia", "content": ' + nested + b"}"
 
     api_import = await owner.post(
         "/api/dpias/import?lead=1", content=in_an_export, headers=_json_headers(owner)
@@ -142,3 +142,17 @@ async def test_an_id_no_row_can_have_in_a_form_or_a_json_body_gets_a_4xx(
         f"/api/dpias/import?lead={HUGE}", content=b"{}", headers=_json_headers(owner)
     )
     assert imported.status_code in (400, 404) and "must be a whole number" in imported.text
+
+
+async def test_an_export_whose_template_version_is_not_a_number_is_refused(
+    owner: httpx.AsyncClient,
+) -> None:
+    export = (
+        b'{"format": "opendpia.dpia", "version": 1, "title": "T", "content": {},'
+        b' "template": {"id": "uk-dpia", "version": "one"}}'
+    )
+    response = await owner.post(
+        "/api/dpias/import?lead=1", content=export, headers=_json_headers(owner)
+    )
+    assert response.status_code == 400, response.text
+    assert "template version must be a whole number" in response.json()["error"]
