@@ -47,8 +47,8 @@ class BodyLimit:
         self.limit = limit
         self.paths = dict(paths or {})
         self.message = (
-            f"The request is larger than {describe_size(limit)}, the most this address "
-            "accepts; send less."
+            f"The request is larger than {describe_size(limit)}, the most OpenDPIA accepts "
+            "here; send less."
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
