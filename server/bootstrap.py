@@ -33,6 +33,7 @@ from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.outbox import OutboxWorker
+from server.services.passwords import PasswordResets
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
@@ -183,6 +184,12 @@ async def open_runtime(
         workflow=workflow,
         exports=ExportService(sessions, dpias, history, signoffs, audit),
         health=Health(sessions, the_bus),
+        passwords=PasswordResets(
+            sessions,
+            base_url=settings.base_url,
+            mail_from=settings.mail_from,
+            on_queued=worker.wake if worker is not None else (lambda: None),
+        ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:

@@ -159,7 +159,10 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
             for person in PEOPLE:
-                print(f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}")
+                admin = "  (administrator: reads /dev/mail)" if person.admin else ""
+                print(
+                    f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}{admin}"
+                )
         return 0
     except DomainError as error:
         print(f"opendpia: {error}", file=sys.stderr)
@@ -343,6 +346,10 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "ws_ping_timeout": settings.ws_ping_seconds,
         "lifespan": "on",
         "log_level": settings.log_level,
+        # The client address (sign-in throttling) comes from X-Forwarded-For only when the
+        # connection is from one of these: the reverse proxy.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "log_config": None,  # keep the root configuration (and its redaction filter)
         "access_log": False,
         "timeout_graceful_shutdown": 30,

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The editor bundle ``make setup`` builds, beside the server in a checkout (and in the image).
+EDITOR_BUILD = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "test", "production")
 LOG_FORMATS = ("text", "json")
@@ -102,6 +104,13 @@ class Settings:
     db_max_overflow: int = field(default=10, metadata={"env": "OPENDPIA_DB_MAX_OVERFLOW"})
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
     metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
+    editor_dir: str = field(default="", metadata={"env": "OPENDPIA_EDITOR_DIR"})
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1", metadata={"env": "OPENDPIA_FORWARDED_ALLOW_IPS"}
+    )
+    import_max_bytes: int = field(
+        default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_IMPORT_MAX_BYTES"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -133,6 +142,8 @@ class Settings:
             raise SettingsError("OPENDPIA_SECRET_KEY must be at least 32 characters long")
         if self.max_frame_bytes < 1024:
             raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
+        if self.import_max_bytes < 64 * 1024:
+            raise SettingsError("OPENDPIA_IMPORT_MAX_BYTES must be at least 65536")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
         if self.max_field_bytes < 1024 or self.max_document_bytes < self.max_field_bytes:
@@ -193,6 +204,11 @@ class Settings:
     def uses_dev_mailbox(self) -> bool:
         """Without OPENDPIA_SMTP_URL, development mail goes to the built-in sink."""
         return not self.smtp_url and self.env != "production"
+
+    @property
+    def editor_bundle(self) -> Path:
+        """The directory served at ``/static/editor/`` (it may not be built)."""
+        return Path(self.editor_dir) if self.editor_dir else EDITOR_BUILD
 
     def sqlite_path(self) -> Path | None:
         """The database file of a SQLite URL, or None for other databases or memory."""

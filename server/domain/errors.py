@@ -25,6 +25,10 @@ class InvalidInput(DomainError):
     """A value the user gave is malformed; the message names the field and the rule."""
 
 
+class TooLarge(InvalidInput):
+    """What was sent is larger than this installation accepts; the message names the limit."""
+
+
 class Conflict(DomainError):
     """The action clashes with what exists (a duplicate email, an organisation code)."""
 

@@ -39,7 +39,9 @@ def check_org_code(raw: str) -> str:
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters")
+        raise InvalidInput(
+            f"A password needs at least {MIN_PASSWORD} characters; choose a longer one"
+        )
     if len(password) > MAX_PASSWORD:
-        raise InvalidInput("that password is too long")
+        raise InvalidInput(f"A password can have at most {MAX_PASSWORD} characters")
     return password

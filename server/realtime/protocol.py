@@ -16,8 +16,10 @@ anywhere changes nothing. pycrdt's ``Decoder`` trusts its input; this one checks
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
+
+from server.domain.errors import InvalidInput
+from server.domain.inputs import parse_json
 
 # WebSocket close codes used for bad input (RFC 6455 section 7.4.1).
 CLOSE_PROTOCOL_ERROR = 1002
@@ -210,10 +212,14 @@ def parse_awareness(payload: bytes) -> list[AwarenessEntry]:
         clock = reader.varuint()
         state_json = reader.varstring()
         try:
-            json.loads(state_json)
+            parse_json(state_json)
         except ValueError:
             raise ProtocolError(
                 "malformed awareness update: a state is not JSON", CLOSE_INVALID_PAYLOAD
+            ) from None
+        except InvalidInput as too_deep:
+            raise ProtocolError(
+                f"malformed awareness update: {too_deep}", CLOSE_INVALID_PAYLOAD
             ) from None
         entries.append(AwarenessEntry(client_id, clock, state_json))
     if not reader.at_end():

@@ -1,8 +1,10 @@
 """Organisations, users, sign-in and sessions.
 
 A session cookie holds a random secret; the database keeps only its SHA-256, so a copy of
-the database signs nobody in. Failed sign-ins are counted per email and per address over a
-window, in the database, so the limit holds across server processes.
+the database signs nobody in. Failed sign-ins are counted in the database (so the limits
+hold across server processes) over a window, per client address and account together, and
+per client address: one client guessing one account's password, or trying many accounts,
+is stopped, while nobody elsewhere can lock a person out of their own account.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from server.storage.models import LoginFailure, Membership, Organisation, User, 
 
 SESSION_LIFETIME = timedelta(hours=12)
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_ADDRESS = 30
+MAX_FAILURES_PER_CLIENT = 5  # for one account from one client address
+MAX_FAILURES_PER_ADDRESS = 30  # for any accounts from one client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,12 @@ class AccountService:
                     expires_at=_now() + SESSION_LIFETIME,
                 )
             )
-            await session.execute(delete(LoginFailure).where(LoginFailure.email == email))
+            # Only this client's failures: a person signing in must not reset a guesser's.
+            await session.execute(
+                delete(LoginFailure).where(
+                    LoginFailure.email == email, LoginFailure.address == address
+                )
+            )
             if self._hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = self._hasher.hash(password)
                 session.add(user)
@@ -129,18 +136,18 @@ class AccountService:
 
     async def _check_rate(self, session: AsyncSession, email: str, address: str) -> None:
         since = _now() - FAILURE_WINDOW
-        by_email = await session.scalar(
-            select(func.count()).where(LoginFailure.email == email, LoginFailure.at > since)
+        from_address = select(func.count()).where(
+            LoginFailure.address == address, LoginFailure.at > since
         )
-        by_address = await session.scalar(
-            select(func.count()).where(LoginFailure.address == address, LoginFailure.at > since)
-        )
-        if (by_email or 0) >= MAX_FAILURES_PER_EMAIL or (
+        by_client = await session.scalar(from_address.where(LoginFailure.email == email))
+        by_address = await session.scalar(from_address)
+        if (by_client or 0) >= MAX_FAILURES_PER_CLIENT or (
             by_address or 0
         ) >= MAX_FAILURES_PER_ADDRESS:
             minutes = int(FAILURE_WINDOW.total_seconds() // 60)
             raise TooManyAttempts(
-                f"too many failed sign-ins; try again in {minutes} minutes",
+                f"Too many failed sign-ins from your network; try again in {minutes} "
+                'minutes, or set a new password with "Forgot your password?"',
                 retry_after=int(FAILURE_WINDOW.total_seconds()),
             )
 

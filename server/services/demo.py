@@ -26,10 +26,11 @@ class DemoPerson:
     name: str
     organisation: str
     role: Role
+    admin: bool = False  # administers the organisation (reads /dev/mail in development)
 
 
 PEOPLE = [
-    DemoPerson("ig.lead@camden.example", "Priya Shah", "CAM", Role.OWNER),
+    DemoPerson("ig.lead@camden.example", "Priya Shah", "CAM", Role.OWNER, admin=True),
     DemoPerson("data.officer@camden.example", "Tom Evans", "CAM", Role.EDITOR),
     DemoPerson("ig@nlft.example", "Sam Whitfield", "NLFT", Role.EDITOR),
     DemoPerson("dpo@camden.example", "Grace Okafor", "CAM", Role.DPO),
@@ -55,7 +56,7 @@ async def seed_demo(
     ids = {}
     for person in PEOPLE:
         ids[person.email] = await accounts.create_user(
-            person.email, person.name, DEMO_PASSWORD, person.organisation
+            person.email, person.name, DEMO_PASSWORD, person.organisation, admin=person.admin
         )
     lead = PEOPLE[0]
     owner = CurrentUser(

@@ -29,6 +29,7 @@ from server.domain.content import (
 )
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import InvalidInput
+from server.domain.inputs import parse_json, whole_number
 from server.domain.templates import Template, UnknownTemplate, load_template, seed_update
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -194,16 +195,19 @@ def to_json(record: Record) -> bytes:
 def parse_export(raw: bytes) -> dict[str, Any]:
     """Check an export's shape; InvalidInput says what is wrong."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw)
+    except ValueError:
         raise InvalidInput("the file is not JSON") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InvalidInput("this is not an OpenDPIA DPIA export")
     if data.get("version") != FORMAT_VERSION:
-        raise InvalidInput(f"export format version {data.get('version')!r} is not supported")
+        raise InvalidInput(
+            f"export format version {str(data.get('version'))[:20]!r} is not supported"
+        )
     try:
         template_ref = data["template"]
         load_template(str(template_ref["id"]))
+        whole_number(template_ref["version"], "The export's template version")
         if not isinstance(data["title"], str) or not isinstance(data["content"], dict):
             raise TypeError
         parties = [(str(p["name"]), str(p["role"])) for p in data.get("parties", [])]

@@ -6,7 +6,6 @@ clients with ``Authorization: Bearer <token>`` from ``opendpia token``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +22,7 @@ from server.domain.errors import (
     InvalidInput,
     InvalidToken,
 )
+from server.domain.inputs import parse_json, whole_number
 from server.domain.templates import load_template
 from server.services.workflow import locked_message
 from server.web.auth import current_user, runtime_of
@@ -42,8 +42,8 @@ async def read_json(request: Request) -> dict[str, Any]:
     if len(body) > MAX_JSON:
         raise InvalidInput(f"the body is larger than {MAX_JSON // 1024} KiB")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(body)
+    except ValueError:
         raise InvalidInput("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
@@ -142,6 +142,7 @@ async def reviewer(request: Request) -> Response:
         assigned = data.get("assigned")
         if not isinstance(participant, int) or not isinstance(assigned, bool):
             raise InvalidInput("participant must be an id and assigned true or false")
+        whole_number(participant, "participant")
         user = await current_user(request)
         if user is None:
             raise InvalidToken("sign in first")

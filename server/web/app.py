@@ -12,20 +12,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import api, devmail, feed, inbound, pages, review
+from server.web import api, devmail, feed, inbound, pages, passwords, review
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
-EDITOR_BUILD = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+EDITOR_NOT_BUILT = (
+    "The editor bundle is not built. Build it with `make setup` in the OpenDPIA checkout "
+    "(or `npm ci && npm run build` in frontend/), or point OPENDPIA_EDITOR_DIR at a built one."
+)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -55,6 +58,21 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+class EditorBundle:
+    """The built editor's files; while it is not built, a 404 that says how to build it
+    (Starlette's StaticFiles raises, a 500, for a directory that does not exist)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.files = StaticFiles(directory=directory, check_dir=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.directory.is_dir():
+            await PlainTextResponse(EDITOR_NOT_BUILT, status_code=404)(scope, receive, send)
+            return
+        await self.files(scope, receive, send)
+
+
 def make_app(
     open_runtime: Callable[[], AbstractAsyncContextManager[Runtime]], settings: Settings
 ) -> Starlette:
@@ -68,7 +86,7 @@ def make_app(
         protected: ASGIApp = asgi_csrf(
             app,
             signing_secret=settings.secret_key,
-            always_protect={"/login"},
+            always_protect={"/login", passwords.FORGOT_PATH},
             cookie_secure=settings.env == "production",
             cookie_samesite="Lax",
             # asgi-csrf cannot parse multipart bodies with the python-multipart we use; the
@@ -85,17 +103,19 @@ def make_app(
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
             *pages.routes,
+            *passwords.routes,
             *api.routes,
             *devmail.routes,
+            *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *inbound.routes,
-            Mount("/static/editor", StaticFiles(directory=EDITOR_BUILD, check_dir=False)),
+            Mount("/static/editor", EditorBundle(settings.editor_bundle)),
             Mount("/static", StaticFiles(directory=STATIC)),
         ],
         middleware=[
             Middleware(RequestIds),
             Middleware(SecurityHeaders),
-            Middleware(BodyLimit),
+            Middleware(BodyLimit, paths=review.import_body_limits(settings)),
             Middleware(csrf),
         ],
         lifespan=lifespan,

@@ -1,5 +1,10 @@
-"""Mail pages: ``/dev/mail`` (what the development sink caught, development only) and
-``/admin/mail`` (undelivered mail, for organisation administrators)."""
+"""Mail pages: ``/dev/mail`` (what the development sink caught) and ``/admin/mail``
+(undelivered mail), for organisation administrators.
+
+The development mailbox holds sign-in links, password reset links and personal reply
+addresses, so its routes exist only in development (``app.py`` leaves them out otherwise)
+and answer only signed-in administrators; anyone else signed in gets 404.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.domain.errors import InvalidInput
+from server.domain.inputs import whole_number
 from server.services.outbox import failures_for
 from server.storage.models import DevMail
 from server.web.auth import runtime_of
@@ -24,13 +31,27 @@ def _available(request: Request) -> bool:
     return runtime_of(request).settings.env == "development"
 
 
+def _no_such_page(request: Request) -> Response:
+    return page(request, "error.html", 404, status=404, message="There is no such page.")
+
+
+async def _administrator(request: Request) -> Response | None:
+    """None for a signed-in administrator in development; else the answer to give."""
+    user = await signed_in(request)
+    if isinstance(user, Response):
+        return user
+    if not _available(request) or not await runtime_of(request).accounts.administered(user):
+        return _no_such_page(request)
+    return None
+
+
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return runtime_of(request).sessions
 
 
 async def mailbox(request: Request) -> Response:
-    if not _available(request):
-        return page(request, "error.html", 404, status=404, message="There is no such page.")
+    if (refused := await _administrator(request)) is not None:
+        return refused
     async with _sessions(request)() as session:
         rows = (
             await session.scalars(select(DevMail).order_by(DevMail.id.desc()).limit(LISTED))
@@ -40,12 +61,22 @@ async def mailbox(request: Request) -> Response:
 
 
 async def one_mail(request: Request) -> Response:
-    if not _available(request) or not request.path_params["mail_id"].isdigit():
-        return page(request, "error.html", 404, status=404, message="There is no such page.")
+    if (refused := await _administrator(request)) is not None:
+        return refused
+    try:
+        mail_id = whole_number(request.path_params["mail_id"], "The message number")
+    except InvalidInput:
+        return _no_such_page(request)
     async with _sessions(request)() as session:
-        row = await session.get(DevMail, int(request.path_params["mail_id"]))
+        row = await session.get(DevMail, mail_id)
     if row is None:
-        return page(request, "error.html", 404, status=404, message="No such message.")
+        return page(
+            request,
+            "error.html",
+            404,
+            status=404,
+            message="There is no such message in the development mailbox.",
+        )
     message = _parse(row.message)
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
@@ -73,13 +104,13 @@ async def failed_mail(request: Request) -> Response:
     runtime = runtime_of(request)
     organisations = await runtime.accounts.administered(user)
     if not organisations:
-        return page(request, "error.html", 404, status=404, message="There is no such page.")
+        return _no_such_page(request)
     failures = await failures_for(runtime.sessions, organisations)
     return page(request, "admin_mail.html", failures=failures)
 
 
-routes = [
+routes = [Route("/admin/mail", failed_mail)]
+development_routes = [
     Route("/dev/mail", mailbox),
     Route("/dev/mail/{mail_id}", one_mail),
-    Route("/admin/mail", failed_mail),
 ]

@@ -9,6 +9,7 @@ from server.domain.errors import (
     DomainError,
     InvalidInput,
     InvalidToken,
+    TooLarge,
     TooManyAttempts,
     WrongDocument,
 )
@@ -30,6 +31,7 @@ _HTTP_STATUSES: list[tuple[type[DomainError], int]] = [
     (AccessDenied, 403),
     (DocumentNotFound, 404),
     (Conflict, 409),
+    (TooLarge, 413),  # before InvalidInput, which it specialises
     (InvalidInput, 400),
 ]
 

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from server.domain.errors import AccessDenied, DomainError, InvalidInput
+from server.domain.inputs import whole_number
 from server.web.auth import runtime_of
 from server.web.pages import field, form, page, render_error, signed_in
 
@@ -27,15 +28,13 @@ async def inbound(request: Request) -> Response:
         if request.method == "POST":
             data = await form(request)
             action = field(data, "action")
-            target = field(data, "id")
-            if not target.isdigit():
-                raise InvalidInput("no such message or participant on this DPIA")
+            target = whole_number(field(data, "id"), "The message or participant number")
             if action == "release":
-                await runtime.inbound.release(dpia_id, int(target), user.name)
+                await runtime.inbound.release(dpia_id, target, user.name)
             elif action == "discard":
-                await runtime.inbound.discard(dpia_id, int(target), user.name)
+                await runtime.inbound.discard(dpia_id, target, user.name)
             elif action == "resume":
-                await runtime.inbound.resume_mail(dpia_id, int(target))
+                await runtime.inbound.resume_mail(dpia_id, target)
             else:
                 raise InvalidInput("unknown action")
             return RedirectResponse(f"/dpias/{dpia_id}/inbound", status_code=303)
@@ -64,9 +63,9 @@ async def attachment(request: Request) -> Response:
     number = request.path_params["attachment_id"]
     try:
         await runtime.dpias.access(user, dpia_id)
-        if not number.isdigit():
-            raise InvalidInput("no such attachment on this DPIA")
-        row = await runtime.inbound.attachment(dpia_id, int(number))
+        row = await runtime.inbound.attachment(
+            dpia_id, whole_number(number, "The attachment number in the address")
+        )
     except DomainError as error:
         return render_error(request, error)
     return Response(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,20 +24,41 @@ SECURITY_HEADERS = [
 ]
 
 
-class BodyLimit:
-    """Answers 413 to an HTTP request whose body is larger than ``limit`` bytes."""
+def describe_size(size: int) -> str:
+    """``4 MiB``, ``1.5 MiB``, ``256 KiB``: a limit as people read it."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MiB"
+    return f"{size // 1024} KiB"
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+
+class BodyLimit:
+    """Answers 413 to an HTTP request whose body is larger than ``limit`` bytes.
+
+    ``paths`` gives exact paths (the imports) their own limit and message.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_BODY_BYTES,
+        paths: Mapping[str, tuple[int, str]] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.paths = dict(paths or {})
+        self.message = (
+            f"The request is larger than {describe_size(limit)}, the most OpenDPIA accepts "
+            "here; send less."
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, message = self.paths.get(scope["path"], (self.limit, self.message))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _too_large(send, self.limit)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, message)
             return
         received = 0
         started = False
@@ -46,7 +68,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -59,15 +81,15 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _too_large(send, self.limit)
+                await _too_large(send, message)
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = f"The request is larger than {limit // 1024} KiB.".encode()
+async def _too_large(send: Send, message: str) -> None:
+    body = message.encode()
     await send(
         {
             "type": "http.response.start",

@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
+from server.domain.inputs import whole_number
 from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
@@ -28,6 +29,14 @@ from server.web.errors import http_status_for
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#00707a"]
+
+
+def editor_built(request: Request) -> bool:
+    """Whether the editor bundle exists (a checkout without ``make setup`` has none)."""
+    return (runtime_of(request).settings.editor_bundle / "editor.js").is_file()
+
+
+templates.env.globals["editor_built"] = editor_built
 
 
 def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
@@ -131,7 +140,9 @@ async def dashboard(request: Request) -> Response:
             user,
             search=query.get("q", "")[:100],
             status=status if status in DpiaStatus.__members__.values() else "",
-            organisation_id=int(organisation) if organisation.isdigit() else None,
+            organisation_id=whole_number(organisation, "The organisation filter")
+            if organisation
+            else None,
             ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
         )
     except DomainError as error:
@@ -165,14 +176,13 @@ async def new_dpia(request: Request) -> Response:
     data = await form(request)
     values = {k: field(data, k) for k in ("title", "lead", "origin")}
     try:
-        if not values["lead"].isdigit():
-            raise InvalidInput("choose the lead organisation")
+        if not values["lead"]:
+            raise InvalidInput("Choose the lead organisation")
+        lead = whole_number(values["lead"], "The lead organisation")
         if values["origin"]:
-            dpia_id = await runtime.dpias.clone(
-                user, values["origin"], values["title"], int(values["lead"])
-            )
+            dpia_id = await runtime.dpias.clone(user, values["origin"], values["title"], lead)
         else:
-            dpia_id = await runtime.dpias.create(user, values["title"], int(values["lead"]))
+            dpia_id = await runtime.dpias.create(user, values["title"], lead)
     except DomainError as error:
         return page(
             request,
@@ -272,13 +282,11 @@ async def participants(request: Request) -> Response:
                     )
                     await runtime.notifications.record_invitation(dpia_id, invited, user.name)
                 elif action == "reviews":
-                    participant_id = field(data, "participant")
-                    if not participant_id.isdigit():
-                        raise InvalidInput("no such participant on this DPIA")
+                    reviewer = whole_number(field(data, "participant"), "The participant")
                     chosen = set(data.getlist("reviews"))
                     for section in load_template().section_ids():
                         await runtime.dpias.set_reviewer(
-                            user, dpia_id, section, int(participant_id), section in chosen
+                            user, dpia_id, section, reviewer, section in chosen
                         )
                 elif action == "add-party":
                     organisation = field(data, "organisation")
@@ -286,24 +294,22 @@ async def participants(request: Request) -> Response:
                         user,
                         dpia_id,
                         field(data, "party_role"),
-                        organisation_id=int(organisation) if organisation.isdigit() else None,
+                        organisation_id=whole_number(organisation, "The organisation")
+                        if organisation
+                        else None,
                         name=field(data, "party_name", 200),
                     )
                 elif action == "remove-party":
-                    party_id = field(data, "party")
-                    if not party_id.isdigit():
-                        raise InvalidInput("no such party on this DPIA")
-                    await runtime.dpias.remove_party(user, dpia_id, int(party_id))
+                    party_id = whole_number(field(data, "party"), "The party")
+                    await runtime.dpias.remove_party(user, dpia_id, party_id)
                 elif action in ("role", "remove"):
-                    participant_id = field(data, "participant")
-                    if not participant_id.isdigit():
-                        raise InvalidInput("no such participant on this DPIA")
+                    participant_id = whole_number(field(data, "participant"), "The participant")
                     if action == "role":
                         await runtime.dpias.change_role(
-                            user, dpia_id, int(participant_id), field(data, "role")
+                            user, dpia_id, participant_id, field(data, "role")
                         )
                     else:
-                        await runtime.dpias.remove(user, dpia_id, int(participant_id))
+                        await runtime.dpias.remove(user, dpia_id, participant_id)
                     await runtime.rooms.access_changed(dpia_id)
                 else:
                     raise InvalidInput("unknown action")

@@ -18,7 +18,15 @@ from starlette.types import Scope
 from server.domain.access import Channel
 from server.domain.content import find_field, plain_text
 from server.domain.dpias import DpiaStatus
-from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidInput, InvalidToken
+from server.domain.errors import (
+    AccessDenied,
+    DomainError,
+    DpiaLocked,
+    InvalidInput,
+    InvalidToken,
+    TooLarge,
+)
+from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.workflow import (
     STEP7_KINDS,
     Decision,
@@ -27,13 +35,30 @@ from server.domain.workflow import (
 )
 from server.services.accounts import CurrentUser
 from server.services.workflow import locked_message
+from server.settings import Settings
 from server.web.api import error, read_json
 from server.web.auth import current_user, runtime_of
 from server.web.errors import http_status_for
+from server.web.middleware import describe_size
 from server.web.pages import field, form, page, render_error, signed_in
 
-MAX_IMPORT = 4 * 1024 * 1024
 IMPORT_PATH = "/dpias/import"
+API_IMPORT_PATH = "/api/dpias/import"
+FORM_OVERHEAD = 64 * 1024  # the import form's other fields and its multipart framing
+
+
+def import_too_large(limit: int) -> str:
+    return (
+        f"The export is larger than {describe_size(limit)}, the most this installation "
+        "imports. Import a smaller file, or ask an administrator to raise "
+        "OPENDPIA_IMPORT_MAX_BYTES."
+    )
+
+
+def import_body_limits(settings: Settings) -> dict[str, tuple[int, str]]:
+    """The request body limits of the two import routes (``BodyLimit``'s ``paths``)."""
+    limit, message = settings.import_max_bytes, import_too_large(settings.import_max_bytes)
+    return {IMPORT_PATH: (limit + FORM_OVERHEAD, message), API_IMPORT_PATH: (limit, message)}
 
 
 def checks_its_own_csrf(scope: Scope) -> bool:
@@ -48,10 +73,8 @@ async def _user(request: Request) -> CurrentUser:
     return user
 
 
-def _seq(raw: str | None, name: str) -> int:
-    if raw is None or not raw.isdigit():
-        raise InvalidInput(f"{name} must be a version number")
-    return int(raw)
+def _seq(raw: object, name: str) -> int:
+    return whole_number(raw, name, MAX_SEQ)
 
 
 async def _after_status(request: Request, dpia_id: str, status: DpiaStatus) -> None:
@@ -96,13 +119,11 @@ async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str
         )
         return "Signed."
     if action in ("reconfirm", "revoke"):
-        raw = data.get("signoff", "")
-        if not raw.isdigit():
-            raise InvalidInput("no such sign-off on this DPIA")
+        signoff_id = whole_number(data.get("signoff", ""), "The sign-off number")
         if action == "reconfirm":
-            await runtime.signoffs.reconfirm(user, dpia_id, int(raw))
+            await runtime.signoffs.reconfirm(user, dpia_id, signoff_id)
             return "Re-confirmed over the content as it is now."
-        await runtime.signoffs.revoke(user, dpia_id, int(raw))
+        await runtime.signoffs.revoke(user, dpia_id, signoff_id)
         return "Sign-off revoked."
     raise InvalidInput("unknown action")
 
@@ -181,13 +202,15 @@ async def version_page(request: Request) -> Response:
     dpia_id = request.path_params["dpia_id"]
     try:
         access = await runtime.dpias.access(user, dpia_id)
-        seq = _seq(request.path_params["seq"], "the version")
+        seq = _seq(request.path_params["seq"], "The version in the address")
         template = await runtime.history.template_of(dpia_id)
         version = await runtime.history.version(dpia_id, seq)
         current = await runtime.history.current(dpia_id)
         other = request.query_params.get("compare")
         changes = (
-            await runtime.history.compare(dpia_id, seq, _seq(other, "compare")) if other else None
+            await runtime.history.compare(dpia_id, seq, _seq(other, "The version to compare"))
+            if other
+            else None
         )
     except DomainError as problem:
         return render_error(request, problem)
@@ -215,7 +238,7 @@ async def restore_page(request: Request) -> Response:
     dpia_id = request.path_params["dpia_id"]
     data = await form(request)
     try:
-        seq = _seq(field(data, "seq"), "the version")
+        seq = _seq(field(data, "seq"), "The version")
         await _restore(request, user, dpia_id, field(data, "field", 200), seq)
     except DomainError as problem:
         return render_error(request, problem)
@@ -263,7 +286,7 @@ async def signoff_diff_page(request: Request) -> Response:
     dpia_id = request.path_params["dpia_id"]
     try:
         access = await runtime.dpias.access(user, dpia_id)
-        signoff_id = _seq(request.path_params["signoff_id"], "the sign-off")
+        signoff_id = whole_number(request.path_params["signoff_id"], "The sign-off number")
         changes = await runtime.signoffs.diff(user, dpia_id, signoff_id)
         signoff = next(s for s in await runtime.signoffs.of_dpia(dpia_id) if s.id == signoff_id)
     except (DomainError, StopIteration) as problem:
@@ -306,8 +329,9 @@ async def import_page(request: Request) -> Response:
     mine = await runtime.accounts.organisations_of(user)
     if request.method == "GET":
         return page(request, "import.html", organisations=mine)
+    limit = runtime.settings.import_max_bytes
     try:
-        async with request.form(max_files=1, max_fields=5, max_part_size=MAX_IMPORT) as data:
+        async with request.form(max_files=1, max_fields=5, max_part_size=limit) as data:
             sent, cookie = data.get("csrftoken"), request.cookies.get("csrftoken")
             if not (isinstance(sent, str) and cookie and secrets.compare_digest(sent, cookie)):
                 # the double-submitted token asgi-csrf checks on every other form
@@ -316,12 +340,13 @@ async def import_page(request: Request) -> Response:
             lead = data.get("lead", "")
             if upload is None or isinstance(upload, str):
                 raise InvalidInput("choose a JSON export to import")
-            if not isinstance(lead, str) or not lead.isdigit():
-                raise InvalidInput("choose the lead organisation")
-            raw = await upload.read(MAX_IMPORT + 1)
-        if len(raw) > MAX_IMPORT:
-            raise InvalidInput("the file is larger than 4 MiB")
-        dpia_id = await runtime.exports.import_json(user, raw, int(lead))
+            if not isinstance(lead, str) or not lead:
+                raise InvalidInput("Choose the lead organisation")
+            lead_id = whole_number(lead, "The lead organisation")
+            raw = await upload.read(limit + 1)
+        if len(raw) > limit:
+            raise TooLarge(import_too_large(limit))
+        dpia_id = await runtime.exports.import_json(user, raw, lead_id)
     except DomainError as problem:
         return page(
             request,
@@ -410,7 +435,9 @@ async def api_diff(request: Request) -> Response:
     try:
         user = await _user(request)
         changes = await runtime_of(request).signoffs.diff(
-            user, request.path_params["dpia_id"], _seq(request.path_params["signoff_id"], "id")
+            user,
+            request.path_params["dpia_id"],
+            whole_number(request.path_params["signoff_id"], "The sign-off number"),
         )
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
@@ -457,13 +484,15 @@ async def api_version(request: Request) -> Response:
     try:
         user = await _user(request)
         await runtime.dpias.access(user, dpia_id)
-        seq = _seq(request.path_params["seq"], "the version")
+        seq = _seq(request.path_params["seq"], "The version in the address")
         version = await runtime.history.version(dpia_id, seq)
         other = request.query_params.get("compare")
         changes = (
             [
                 _change(c)
-                for c in await runtime.history.compare(dpia_id, seq, _seq(other, "compare"))
+                for c in await runtime.history.compare(
+                    dpia_id, seq, _seq(other, "The version to compare")
+                )
             ]
             if other
             else None
@@ -480,7 +509,8 @@ async def api_restore(request: Request) -> Response:
         seq = data.get("seq")
         path = data.get("field")
         if not isinstance(seq, int) or not isinstance(path, str):
-            raise InvalidInput('send {"field": "section.field", "seq": n}')
+            raise InvalidInput('Send {"field": "section.field", "seq": n}')
+        seq = _seq(seq, "seq")
         changed = await _restore(request, user, request.path_params["dpia_id"], path, seq)
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
@@ -491,12 +521,14 @@ async def api_import(request: Request) -> Response:
     try:
         user = await _user(request)
         lead = request.query_params.get("lead", "")
-        if not lead.isdigit():
-            raise InvalidInput("say which organisation leads it: ?lead=<organisation id>")
+        if not lead:
+            raise InvalidInput("Say which organisation leads it: ?lead=<organisation id>")
+        lead_id = whole_number(lead, "The lead organisation (?lead=)")
         body = await request.body()
-        if len(body) > MAX_IMPORT:
-            raise InvalidInput("the export is larger than 4 MiB")
-        dpia_id = await runtime_of(request).exports.import_json(user, body, int(lead))
+        limit = runtime_of(request).settings.import_max_bytes
+        if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
+            raise TooLarge(import_too_large(limit))
+        dpia_id = await runtime_of(request).exports.import_json(user, body, lead_id)
     except DomainError as failure:
         return error(http_status_for(failure), str(failure))
     return JSONResponse({"id": dpia_id}, status_code=201)
@@ -510,7 +542,7 @@ routes = [
     Route("/dpias/{dpia_id}/restore", restore_page, methods=["POST"]),
     Route("/dpias/{dpia_id}/signoffs/{signoff_id}", signoff_diff_page),
     Route("/dpias/{dpia_id}/export.{kind}", export),
-    Route("/api/dpias/import", api_import, methods=["POST"]),
+    Route(API_IMPORT_PATH, api_import, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/workflow", api_workflow),
     Route("/api/dpias/{dpia_id}/status", _api_action("status"), methods=["POST"]),
     Route("/api/dpias/{dpia_id}/sections", _api_action("section"), methods=["POST"]),

@@ -19,6 +19,7 @@ from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
+from server.services.passwords import PasswordResets
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
@@ -42,6 +43,7 @@ class Runtime:
     workflow: WorkflowService
     exports: ExportService
     health: Health
+    passwords: PasswordResets
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""

@@ -153,6 +153,7 @@ async def test_no_serious_accessibility_violations_on_any_page(
         ("participants", f"/dpias/{seeded.dpia_id}/participants"),
         ("notifications", "/notifications"),
         ("inbound", f"/dpias/{seeded.dpia_id}/inbound"),
+        ("forgot-password", "/forgot-password"),
         ("editor", f"/dpias/{seeded.dpia_id}"),
     )
     for name, path in pages:

@@ -97,15 +97,19 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(world: World
     assert str(wrong.value) == str(unknown.value)
 
 
-async def test_sign_in_is_rate_limited_per_email_even_for_the_right_password(
+async def test_sign_in_is_rate_limited_per_client_and_email_even_for_the_right_password(
     world: World,
 ) -> None:
     for _ in range(5):
         with pytest.raises(AccessDenied):
             await world.accounts.sign_in("ann@camden.example", "wrong password!", "10.0.0.2")
     with pytest.raises(TooManyAttempts) as limited:
-        await world.accounts.sign_in("ann@camden.example", PASSWORD, "10.0.0.3")
+        await world.accounts.sign_in("ann@camden.example", PASSWORD, "10.0.0.2")
     assert limited.value.retry_after > 0
+    # Another client is not locked out of the account: the guesser cannot lock Ann out.
+    assert await world.accounts.sign_in("ann@camden.example", PASSWORD, "10.0.0.3")
+    with pytest.raises(TooManyAttempts):
+        await world.accounts.sign_in("ann@camden.example", PASSWORD, "10.0.0.2")
 
 
 async def test_duplicate_users_and_organisations_are_conflicts(world: World) -> None:

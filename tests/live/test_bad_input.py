@@ -7,12 +7,14 @@ from collections.abc import Iterator
 import pytest
 from pycrdt import Text
 
+from server.realtime.protocol import varbytes, varuint
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
 
 FRAME_LIMIT = 64 * 1024
+DEEP_STATE = b"[" * 20_000 + b"]" * 20_000  # beyond Python's parser, within the frame limit
 
 
 @pytest.fixture
@@ -31,6 +33,11 @@ BAD_FRAMES = {
     "update pycrdt rejects": (b"\x00\x02\x04\xff\xff\xff\xff", 1007, "invalid update"),
     "state vector pycrdt rejects": (b"\x00\x00\x03\xff\xff\xff", 1007, "invalid state vector"),
     "awareness state not JSON": (b"\x01\x06\x01\x05\x01\x02{x", 1007, "not JSON"),
+    "awareness state nested too deep": (
+        b"\x01" + varbytes(varuint(1) + varuint(5) + varuint(1) + varbytes(DEEP_STATE)),
+        1007,
+        "nested more than",
+    ),
     "text frame": ("hello", 1003, "binary frames only"),
     "oversized frame": (b"\x00\x02" + b"\x00" * (FRAME_LIMIT + 10), 1009, None),
 }

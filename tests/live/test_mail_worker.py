@@ -18,6 +18,7 @@ from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.outbox import enqueue
 from server.storage.database import create_engine, migrate
 from tests.support.live import ROOT, LiveServer, make_settings, serving
+from tests.support.site import PASSWORD, signed_in
 from tests.support.smtp import Sink, serve_sink
 
 pytestmark = pytest.mark.asyncio
@@ -112,7 +113,10 @@ async def test_development_mail_is_caught_and_readable_at_dev_mail(sqlite_url: s
     settings = replace(make_settings(sqlite_url), env="development")
     with serving(settings) as live:
         await _enqueue_via(live)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+        live.call(_administrator(live))
+        base = f"http://127.0.0.1:{live.port}"
+        client = await signed_in(base, "admin@camden.example")
+        try:
             async with asyncio.timeout(10):
                 while "Ünïcode &lt;subject&gt;" not in (
                     listing := (await client.get("/dev/mail")).text
@@ -123,9 +127,18 @@ async def test_development_mail_is_caught_and_readable_at_dev_mail(sqlite_url: s
             assert one.status_code == 200
             assert "Auto-Submitted" in one.text and "Hello from the outbox" in one.text
             assert "<script>" not in one.text
+        finally:
+            await client.aclose()
     with serving(make_settings(sqlite_url)) as test_env:  # not development: no such page
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{test_env.port}") as client:
             assert (await client.get("/dev/mail")).status_code == 404
+
+
+async def _administrator(live: LiveServer) -> None:
+    """The development mailbox is for administrators (it holds magic links)."""
+    accounts = live.runtime.accounts
+    await accounts.create_organisation("CAM", "London Borough of Camden")
+    await accounts.create_user("admin@camden.example", "Ada Admin", PASSWORD, "CAM", admin=True)
 
 
 async def _enqueue_via(live: LiveServer) -> None:

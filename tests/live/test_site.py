@@ -302,7 +302,7 @@ async def test_repeated_failed_sign_ins_answer_429_with_retry_after(
             statuses.append(response.status_code)
     assert statuses == [403] * 5 + [429]
     assert int(response.headers["retry-after"]) > 0
-    assert "too many failed sign-ins" in response.text
+    assert "Too many failed sign-ins" in response.text
 
 
 async def test_email_preferences_are_set_from_the_notifications_page(
