@@ -30,3 +30,10 @@ def same_origin(connection: HTTPConnection) -> bool:
     if origin is None:
         return True  # not a browser, or a same-origin navigation
     return urlsplit(origin).netloc == connection.headers.get("host", "")
+
+
+async def sessions_ended(runtime: Runtime, user_id: int) -> None:
+    """A person's sessions ended (signed out, a new password): every connection they opened
+    with one is decided again, and closed, in every process."""
+    for dpia_id in await runtime.dpias.documents_of(user_id):
+        await runtime.rooms.access_changed(dpia_id)

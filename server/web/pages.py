@@ -24,7 +24,7 @@ from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
 from server.services.workflow import locked_message
-from server.web.auth import SESSION_COOKIE, current_user, runtime_of
+from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
 from server.web.errors import http_status_for
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -119,8 +119,7 @@ async def logout(request: Request) -> Response:
     user = await runtime.accounts.user_for_session(secret)
     await runtime.accounts.sign_out(secret)
     if user is not None:  # the connections this session opened close now, everywhere
-        for dpia_id in await runtime.dpias.documents_of(user.id):
-            await runtime.rooms.access_changed(dpia_id)
+        await sessions_ended(runtime, user.id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

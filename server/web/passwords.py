@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.services.passwords import RESET_PATH
-from server.web.auth import runtime_of
+from server.web.auth import runtime_of, sessions_ended
 from server.web.errors import http_status_for
 from server.web.pages import field, form, page, render_error
 
@@ -64,6 +64,9 @@ async def reset_password(request: Request) -> Response:
         return page(request, "reset_password.html", 400, email=email, done=False, error=str(error))
     except DomainError as error:  # the link: used, expired or not ours
         return render_error(request, error)
+    person = await runtime.accounts.user_by_email(email)
+    if person is not None:  # its open editors close too, not only its sessions
+        await sessions_ended(runtime, person.id)
     return page(request, "reset_password.html", email=email, done=True)
 
 

@@ -17,7 +17,15 @@ from sqlalchemy import select, update
 from server.services.passwords import MAX_REQUESTS_PER_ADDRESS, MAX_REQUESTS_PER_EMAIL
 from server.storage.models import OutboxMessage, PasswordReset
 from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import PASSWORD, Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.site import (
+    PASSWORD,
+    Site,
+    csrf_field,
+    prepare,
+    seed_site,
+    session_socket,
+    signed_in,
+)
 from tests.support.smtp import Sink, serve_sink
 
 pytestmark = pytest.mark.asyncio
@@ -199,3 +207,20 @@ async def test_requests_are_limited_per_address_and_per_client(world: World) -> 
         assert (await _ask(client, "person-last@nlft.example")).status_code == 429
     async with httpx.AsyncClient(base_url=world.base) as other:  # other clients carry on
         assert (await _ask(other, "someone@nlft.example")).status_code == 200
+
+
+async def test_a_new_password_closes_the_editors_the_old_sessions_had_open(world: World) -> None:
+    email = world.site.emails["editor"]
+    elsewhere = await signed_in(world.base, email)
+    editor = await session_socket(world.live.port, world.site.dpia_id, elsewhere)
+    try:
+        async with httpx.AsyncClient(base_url=world.base) as browser:
+            await _ask(browser, email)
+            path = await _link_for(world, email)
+            done = await _set(browser, path, NEW_PASSWORD, NEW_PASSWORD)
+            assert done.status_code == 200
+        code, reason = await editor.wait_closed(timeout=10)
+        assert code == 4401 and reason is not None and "sign in again" in reason
+    finally:
+        await editor.close()
+        await elsewhere.aclose()
