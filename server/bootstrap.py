@@ -166,6 +166,7 @@ async def open_runtime(
         limits=Limits(settings.max_field_bytes, settings.max_document_bytes),
         recheck=access.recheck,
         close_code=close_code_for,
+        recheck_seconds=settings.access_recheck_seconds,
     )
     runtime = Runtime(
         settings=settings,

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
 
+    for name, what in (("suspend-user", "suspend"), ("reinstate-user", "reinstate")):
+        person = commands.add_parser(name, help=f"{what} an account (its open editors follow)")
+        person.add_argument("--email", required=True)
+
     commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
     commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
@@ -105,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bridge":
         _tune_gc()
         return asyncio.run(_bridge(settings))
+    if args.command in ("suspend-user", "reinstate-user"):
+        return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
     if args.command in ("create-org", "create-user", "demo"):
         return asyncio.run(_administer(settings, args))
     if args.command in ("audit", "import", "export"):
@@ -122,6 +128,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+async def _suspend(settings: Settings, email: str, active: bool) -> int:
+    """Suspend or reinstate an account, then tell every web process to decide its open
+    connections again (over the Redis bus; an embedded process, with nothing to carry the
+    news, decides again within OPENDPIA_ACCESS_RECHECK_SECONDS)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from server.domain.bus import BusKind
+    from server.domain.errors import DomainError
+    from server.services.accounts import AccountService
+    from server.services.dpias import DpiaService
+    from server.storage.database import create_engine
+    from server.storage.redisbus import RedisBus
+    from server.storage.updates import SqlUpdateStore
+
+    engine = create_engine(settings.database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        user_id = await AccountService(sessions).set_active(email, active)
+        documents = await DpiaService(sessions, SqlUpdateStore(engine)).documents_of(user_id)
+    except DomainError as error:
+        print(f"opendpia: {error}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    print(f"{email.strip().lower()} is {'reinstated' if active else 'suspended'}")
+    if settings.redis_url:
+        bus = RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+        try:
+            for dpia_id in documents:
+                await bus.publish_now(dpia_id, BusKind.ACCESS, b"")
+        finally:
+            await bus.close()
+        print(f"the open connections to {len(documents)} DPIAs were told")
+    elif not active and documents:
+        print(
+            "without a shared bus, open editors close within "
+            f"{settings.access_recheck_seconds:g} s (OPENDPIA_ACCESS_RECHECK_SECONDS)"
+        )
     return 0
 
 

@@ -51,6 +51,9 @@ class Settings:
     person_token_seconds: int = field(
         default=600, metadata={"env": "OPENDPIA_PERSON_TOKEN_SECONDS"}
     )
+    access_recheck_seconds: float = field(
+        default=30.0, metadata={"env": "OPENDPIA_ACCESS_RECHECK_SECONDS"}
+    )
     max_field_bytes: int = field(default=1024 * 1024, metadata={"env": "OPENDPIA_MAX_FIELD_BYTES"})
     max_document_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_DOCUMENT_BYTES"}

@@ -26,6 +26,7 @@ from server.domain.changes import ChangeEvent
 from server.domain.documents import StoredDocument, UpdateStore
 from server.domain.errors import DocumentNotFound, DomainError
 from server.domain.shape import Limits, shape_of
+from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import Template, UnknownTemplate, load_template
 from server.metrics import BUS_CATCH_UPS
 from server.realtime.changes import ChangeTracker
@@ -54,6 +55,7 @@ class RoomManager:
         limits: Limits | None = None,
         recheck: Callable[[Grant], Awaitable[Grant]] | None = None,
         close_code: Callable[[DomainError], int] | None = None,
+        recheck_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -74,7 +76,8 @@ class RoomManager:
         self._limits = limits
         self._recheck = recheck
         self._close_code = close_code or (lambda _error: 4403)
-        self._rechecks: dict[str, bool] = {}  # document id -> asked again meanwhile
+        self._rechecks: dict[str, bool] = {}
+        self._recheck_seconds = recheck_seconds  # document id -> asked again meanwhile
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -85,6 +88,8 @@ class RoomManager:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 started.set()
+                if self._recheck_seconds > 0 and self._recheck is not None:
+                    await self._decide_again_every(self._recheck_seconds)
                 await asyncio.Event().wait()
         finally:
             self._tasks = None
@@ -179,6 +184,15 @@ class RoomManager:
         if self._bus is not None:
             self._bus.publish(document_id, BusKind.ACCESS, b"")
         await self._decide_again(document_id)
+
+    async def _decide_again_every(self, seconds: float) -> None:
+        """The backstop: changes made outside any web process (a command, the database
+        itself) reach open connections within ``seconds`` even without a bus message."""
+        while True:
+            stop_if_cancelled()
+            await asyncio.sleep(seconds)
+            for document_id in list(self._rooms):
+                self._decide_again_soon(document_id)
 
     def _decide_again_soon(self, document_id: str) -> None:
         """Another process says access changed: decide again (and once more if it says so

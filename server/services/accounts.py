@@ -181,6 +181,19 @@ class AccountService:
             ).all()
         return CurrentUser(row.id, row.email, row.name, tuple(organisations))
 
+    async def set_active(self, email: str, active: bool) -> int:
+        """Suspend (or reinstate) an account: its sessions end with a suspension, and it
+        cannot sign in until reinstated. Answers the user's id."""
+        address = email.strip().lower()
+        async with self._sessions.begin() as session:
+            user = await session.scalar(select(User).where(User.email == address))
+            if user is None:
+                raise InvalidInput(f"There is no account for {address[:100]}")
+            user.active = active
+            if not active:
+                await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+            return user.id
+
     async def is_active(self, user_id: int) -> bool:
         """Whether the account may still act (not suspended)."""
         async with self._sessions() as session:

@@ -17,6 +17,7 @@ from server.services.accounts import SESSION_LIFETIME, AccountService
 from server.services.dpias import DpiaService
 
 REMOVED = "you no longer take part in this DPIA"
+SUSPENDED = "your account is suspended: ask your organisation's administrator"
 
 
 class CollaborationAccess:
@@ -70,12 +71,12 @@ class CollaborationAccess:
         if kind not in ("user", "participant") or not raw_id.isdigit() or len(raw_id) > 18:
             return grant  # a tooling token that stands for nobody in particular
         person = int(raw_id)
+        if kind == "user" and not await self._accounts.is_active(person):
+            raise AccessDenied(SUSPENDED)
         if grant.session is not None:
             user = await self._accounts.user_for_session(grant.session)
             if user is None or user.id != person:
                 raise InvalidToken("your session has ended: sign in again")
-        elif kind == "user" and not await self._accounts.is_active(person):
-            raise AccessDenied("your account is suspended")
         if kind == "user":
             role = await self._dpias.current_role(grant.document_id, user_id=person)
         else:

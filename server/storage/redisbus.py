@@ -191,22 +191,7 @@ class RedisBus:
             if not batch:
                 continue
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    touched: dict[str, None] = {}
-                    for key, fields in batch:
-                        maxlen = int(fields.pop(b"m"))
-                        pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                        if key.startswith(self._doc_prefix):
-                            touched[key[len(self._doc_prefix) :]] = None
-                    for document_id in touched:
-                        pipe.xadd(
-                            self._activity_key,
-                            {b"d": document_id.encode()},
-                            maxlen=ACTIVITY_MAXLEN,
-                            approximate=True,
-                        )
-                    pipe.expire(self._wake_key, WAKE_TTL_SECONDS)
-                    await pipe.execute()
+                await self._send(batch)
                 self.published += len(batch)
                 BUS_PUBLISHED.inc(len(batch))
             except (RedisError, OSError) as error:
@@ -218,6 +203,31 @@ class RedisBus:
                 # (it is there: only committed updates are published).
                 for document_id in dropped:
                     self.publish(document_id, BusKind.RESYNC, b"")
+
+    async def _send(self, batch: list[tuple[str, dict[bytes, bytes]]]) -> None:
+        """XADD a batch in one round trip, and tell the readers which documents have news."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            touched: dict[str, None] = {}
+            for key, fields in batch:
+                maxlen = int(fields.pop(b"m"))
+                pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                if key.startswith(self._doc_prefix):
+                    touched[key[len(self._doc_prefix) :]] = None
+            for document_id in touched:
+                pipe.xadd(
+                    self._activity_key,
+                    {b"d": document_id.encode()},
+                    maxlen=ACTIVITY_MAXLEN,
+                    approximate=True,
+                )
+            pipe.expire(self._wake_key, WAKE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def publish_now(self, document_id: str, kind: BusKind, payload: bytes) -> None:
+        """Publish and wait until Redis has it, without ``run`` (one-shot commands)."""
+        fields = {b"k": kind.value.encode(), b"p": payload, b"o": self.process_id.encode()}
+        fields[b"m"] = str(self._maxlen).encode()
+        await self._send([(self._key(document_id), fields)])
 
     async def _until_reachable(self) -> None:
         delay = RETRY_FIRST_SECONDS

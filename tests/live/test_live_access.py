@@ -292,3 +292,30 @@ async def _lookup_user_id(live: LiveServer, email: str) -> int:
     await engine.dispose()
     assert user is not None
     return user.id
+
+
+@pytest.fixture
+def rechecking(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
+    """One embedded process that decides open connections again every 0.2 s."""
+    prepare(sqlite_url)
+    site = asyncio.run(seed_site(sqlite_url))
+    with serving(make_settings(sqlite_url, access_recheck_seconds=0.2)) as live:
+        yield live, site
+
+
+async def test_a_suspension_made_outside_the_app_reaches_open_editors_of_one_process(
+    rechecking: tuple[LiveServer, Site],
+) -> None:
+    live, site = rechecking
+    editor_http = await signed_in(f"http://127.0.0.1:{live.port}", site.emails["editor"])
+    editor = await _connect(live, site.dpia_id, editor_http)
+    try:
+        engine = create_engine(live.settings.database_url)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        await AccountService(sessions).set_active(site.emails["editor"], False)
+        await engine.dispose()
+        code, reason = await editor.wait_closed(timeout=10)
+        assert code == 4403 and reason is not None and "suspended" in reason
+    finally:
+        await editor.close()
+        await editor_http.aclose()

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -475,3 +476,37 @@ async def test_a_read_link_token_stops_on_another_process_once_its_person_is_rem
         finally:
             await reader.close()
             await owner.aclose()
+
+
+async def test_suspending_an_account_from_the_command_line_closes_its_editors_on_every_process(
+    database: str, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    site = await seed_site(database)
+    env = _env(database, redis_server, OPENDPIA_ACCESS_RECHECK_SECONDS="0")
+    async with _processes(2, database, redis_server, tmp_path, env) as servers:
+        editors = []
+        for server in servers:
+            http = await signed_in(f"http://127.0.0.1:{server.port}", site.emails["editor"])
+            editors.append((http, await session_socket(server.port, site.dpia_id, http)))
+        try:
+            command = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "server",
+                "suspend-user",
+                "--email",
+                site.emails["editor"],
+                env={**os.environ, **env},
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            output, _ = await command.communicate()
+            assert command.returncode == 0, output.decode()
+            assert b"were told" in output
+            for _, editor in editors:
+                code, reason = await editor.wait_closed(timeout=10)
+                assert code == 4403 and reason is not None and "suspended" in reason
+        finally:
+            for http, editor in editors:
+                await editor.close()
+                await http.aclose()
