@@ -16,6 +16,7 @@ from starlette.routing import Route
 from server import logs
 from server.domain.access import Channel
 from server.domain.comments import NewComment, check_comment
+from server.domain.dpias import locked_message
 from server.domain.errors import (
     AccessDenied,
     DomainError,
@@ -24,7 +25,6 @@ from server.domain.errors import (
     InvalidToken,
 )
 from server.domain.templates import load_template
-from server.services.workflow import locked_message
 from server.web.auth import current_user, runtime_of
 from server.web.errors import http_status_for
 

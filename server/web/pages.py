@@ -17,12 +17,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from server.domain.access import Role
-from server.domain.dpias import DpiaStatus, PartyRole
+from server.domain.dpias import DpiaStatus, PartyRole, locked_message
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME, CurrentUser
-from server.services.workflow import locked_message
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of
 from server.web.errors import http_status_for
 

@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from server.domain.access import Channel
 from server.domain.content import find_field, plain_text
-from server.domain.dpias import DpiaStatus
+from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidInput, InvalidToken
 from server.domain.workflow import (
     STEP7_KINDS,
@@ -26,7 +26,6 @@ from server.domain.workflow import (
     SectionAction,
 )
 from server.services.accounts import CurrentUser
-from server.services.workflow import locked_message
 from server.web.api import error, read_json
 from server.web.auth import current_user, runtime_of
 from server.web.errors import http_status_for
