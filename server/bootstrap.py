@@ -38,6 +38,13 @@ from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
+from server.usecases import UseCases
+from server.usecases.comments import Comments
+from server.usecases.history import History
+from server.usecases.inbound import InboundMail
+from server.usecases.participants import Participants
+from server.usecases.signoffs import SignOffs
+from server.usecases.workflow import Workflow
 from server.web.app import make_app
 from server.web.runtime import Runtime
 
@@ -160,6 +167,8 @@ async def open_runtime(
         read_only=workflow.lock_reason,
         bus=the_bus if shared else None,
     )
+    editing = DocumentEditing(rooms)
+    inbound = InboundStore(sessions, notifications.mail.reply_keys)
     runtime = Runtime(
         settings=settings,
         access=CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias),
@@ -167,16 +176,24 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        editing=DocumentEditing(rooms),
+        editing=editing,
         sessions=sessions,
         notifications=notifications,
-        inbound=InboundStore(sessions, notifications.mail.reply_keys),
+        inbound=inbound,
         audit=audit,
         history=history,
         signoffs=signoffs,
         workflow=workflow,
         exports=ExportService(sessions, dpias, history, signoffs, audit),
         health=Health(sessions, the_bus),
+        usecases=UseCases(
+            participants=Participants(dpias, notifications, rooms),
+            comments=Comments(dpias, editing, notifications),
+            history=History(history, editing, audit),
+            workflow=Workflow(workflow, rooms),
+            signoffs=SignOffs(signoffs, rooms),
+            inbound=InboundMail(inbound, dpias),
+        ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:

@@ -269,7 +269,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
         bridge = Bridge(
             settings,
             runtime.inbound,
-            runtime.editing,
+            runtime.usecases.comments,
             runtime.notifications,
             on_queued=runtime.notifications.queued,
             embedded=embedded,

@@ -22,6 +22,7 @@ from server.services.notifications import NotificationService
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
+from server.usecases import UseCases
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Runtime:
     workflow: WorkflowService
     exports: ExportService
     health: Health
+    usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     def access_token(self, token: str, document_id: str) -> Grant:
         """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""

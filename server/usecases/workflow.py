@@ -1,0 +1,42 @@
+"""The DPIA's life and its sections' review: status changes, section steps, the IG step.
+
+The policies are ``domain.workflow``'s (``transition``, ``section_step_policy``,
+``ig_step_policy``), applied by ``WorkflowService`` with the gates that read the content and
+the sign-offs. What is gated or reviewed is the committed document, so the room's pending
+changes land first. A status change tells the rooms: a locked DPIA turns read-only for
+connected editors at once, and every connection is decided again.
+"""
+
+from __future__ import annotations
+
+from server.domain.dpias import DpiaStatus, locked_message
+from server.domain.workflow import IgStep, SectionState
+from server.realtime.rooms import RoomManager
+from server.services.workflow import WorkflowService
+from server.usecases.documents import committed
+from server.usecases.participants import Member
+
+
+class Workflow:
+    def __init__(self, workflow: WorkflowService, rooms: RoomManager) -> None:
+        self._workflow = workflow
+        self._rooms = rooms
+
+    async def move(self, by: Member, status: str, reasons: str = "") -> DpiaStatus:
+        """Move the DPIA to ``status`` if the transition and its gates allow it."""
+        await committed(self._rooms, by.dpia_id)
+        moved = await self._workflow.move(by.user, by.dpia_id, status, reasons)
+        self._rooms.set_read_only(by.dpia_id, locked_message(moved) if moved.is_locked else None)
+        await self._rooms.access_changed(by.dpia_id)
+        return moved
+
+    async def section_step(
+        self, by: Member, section: str, step: str, reasons: str = ""
+    ) -> SectionState:
+        """Submit, review, send back or reopen a section; its new state."""
+        await committed(self._rooms, by.dpia_id)
+        return await self._workflow.section(by.user, by.dpia_id, section, step, reasons)
+
+    async def set_ig_step(self, by: Member, step: str) -> IgStep:
+        """Say where the project stands in the seven-step IG process (owners)."""
+        return await self._workflow.set_ig_step(by.user, by.dpia_id, step)
