@@ -52,13 +52,11 @@ class _Standing:
     template_id: str
 
 
+@dataclass(frozen=True, slots=True)
 class Comments:
-    def __init__(
-        self, dpias: DpiaService, editing: DocumentEditing, notifications: NotificationService
-    ) -> None:
-        self._dpias = dpias
-        self._editing = editing
-        self._notifications = notifications
+    dpias: DpiaService
+    editing: DocumentEditing
+    notifications: NotificationService
 
     async def post(
         self,
@@ -85,7 +83,7 @@ class Comments:
         comment = NewComment(
             section, field, cleaned, who.participant_id, who.name, who.channel.value, who.actor
         )
-        posted_id, created = await self._editing.add_comment(
+        posted_id, created = await self.editing.add_comment(
             dpia_id,
             comment,
             origin=origin or f"api:comment:{who.actor}",
@@ -93,7 +91,7 @@ class Comments:
             extra=extra,
         )
         if created and notify:
-            await self._notifications.record_comment(
+            await self.notifications.record_comment(
                 dpia_id,
                 section=section,
                 text=cleaned,
@@ -118,7 +116,7 @@ class Comments:
         if isinstance(by, Grant):
             if by.document_id != dpia_id:
                 raise WrongDocument("the token is for another document")
-            state = await self._dpias.state(dpia_id)
+            state = await self.dpias.state(dpia_id)
             return _Standing(
                 None,
                 by.principal,
@@ -128,7 +126,7 @@ class Comments:
                 state.status if state is not None else None,
                 state.template_id if state is not None else "uk-dpia",
             )
-        participant = await self._dpias.participant_access(by.participant_id)
+        participant = await self.dpias.participant_access(by.participant_id)
         if participant is None or participant.dpia_id != dpia_id:
             raise DocumentNotFound("you no longer take part in this DPIA")
         return _Standing(

@@ -7,6 +7,8 @@ audit trail.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from server.domain.access import Channel
 from server.domain.content import find_field, plain_text, restore_policy
 from server.realtime.editing import DocumentEditing
@@ -15,27 +17,25 @@ from server.services.history import HistoryService
 from server.usecases.participants import Member
 
 
+@dataclass(frozen=True, slots=True)
 class History:
-    def __init__(
-        self, history: HistoryService, editing: DocumentEditing, audit: AuditTrail
-    ) -> None:
-        self._history = history
-        self._editing = editing
-        self._audit = audit
+    history: HistoryService
+    editing: DocumentEditing
+    audit: AuditTrail
 
     async def restore(self, by: Member, path: str, seq: int) -> bool:
         """Write field ``path`` as it was at version ``seq``; True if that changed anything."""
         restore_policy(by.access.role, by.access.status).require()
         dpia_id = by.dpia_id
         actor = f"user:{by.user.id}"
-        template = await self._history.template_of(dpia_id)
+        template = await self.history.template_of(dpia_id)
         section, spec = find_field(template, path)
-        version = await self._history.version(dpia_id, seq)
+        version = await self.history.version(dpia_id, seq)
         value = version.content[section][spec["id"]]
-        changed = await self._editing.restore_field(
+        changed = await self.editing.restore_field(
             dpia_id, path, value, template=template, actor=actor, channel=Channel.BROWSER.value
         )
-        await self._audit.record(
+        await self.audit.record(
             dpia_id,
             "restore",
             actor=actor,

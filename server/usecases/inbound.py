@@ -23,29 +23,29 @@ class InboundView:
     people: dict[int, ParticipantView]
 
 
+@dataclass(frozen=True, slots=True)
 class InboundMail:
-    def __init__(self, inbound: InboundStore, dpias: DpiaService) -> None:
-        self._inbound = inbound
-        self._dpias = dpias
+    inbound: InboundStore
+    dpias: DpiaService
 
     async def view(self, by: Member) -> InboundView:
         inbound_mail_policy(by.access.role).require()
         return InboundView(
-            await self._inbound.for_dpia(by.dpia_id),
-            await self._inbound.mail_health(by.dpia_id),
-            {p.id: p for p in await self._dpias.participants(by.user, by.dpia_id)},
+            await self.inbound.for_dpia(by.dpia_id),
+            await self.inbound.mail_health(by.dpia_id),
+            {p.id: p for p in await self.dpias.participants(by.user, by.dpia_id)},
         )
 
     async def release(self, by: Member, message_id: int) -> None:
         """Post a held reply after all: the bridge processes it again, without the hold."""
         inbound_mail_policy(by.access.role).require()
-        await self._inbound.release(by.dpia_id, message_id, by.user.name)
+        await self.inbound.release(by.dpia_id, message_id, by.user.name)
 
     async def discard(self, by: Member, message_id: int) -> None:
         inbound_mail_policy(by.access.role).require()
-        await self._inbound.discard(by.dpia_id, message_id, by.user.name)
+        await self.inbound.discard(by.dpia_id, message_id, by.user.name)
 
     async def resume_mail(self, by: Member, participant_id: int) -> None:
         """The owner says a bouncing address works again: mail to it resumes."""
         inbound_mail_policy(by.access.role).require()
-        await self._inbound.resume_mail(by.dpia_id, participant_id)
+        await self.inbound.resume_mail(by.dpia_id, participant_id)

@@ -32,53 +32,51 @@ class Member:
         return self.access.dpia_id
 
 
+@dataclass(frozen=True, slots=True)
 class Participants:
-    def __init__(
-        self, dpias: DpiaService, notifications: NotificationService, rooms: RoomManager
-    ) -> None:
-        self._dpias = dpias
-        self._notifications = notifications
-        self._rooms = rooms
+    dpias: DpiaService
+    notifications: NotificationService
+    rooms: RoomManager
 
     async def member(self, user: CurrentUser, dpia_id: str) -> Member:
         """The user's standing on the DPIA; DocumentNotFound for everyone else (outsiders
         cannot learn that it exists)."""
-        return Member(user, await self._dpias.access(user, dpia_id))
+        return Member(user, await self.dpias.access(user, dpia_id))
 
     async def invite(self, by: Member, email: str, role: str, name: str = "") -> int:
         """Add a participant (email-only when there is no account) and tell them."""
-        participant_id = await self._dpias.invite(by.user, by.dpia_id, email, role, name)
-        await self._rooms.access_changed(by.dpia_id)
-        await self._notifications.record_invitation(by.dpia_id, participant_id, by.user.name)
+        participant_id = await self.dpias.invite(by.user, by.dpia_id, email, role, name)
+        await self.rooms.access_changed(by.dpia_id)
+        await self.notifications.record_invitation(by.dpia_id, participant_id, by.user.name)
         return participant_id
 
     async def change_role(self, by: Member, participant_id: int, role: str) -> None:
-        await self._dpias.change_role(by.user, by.dpia_id, participant_id, role)
-        await self._rooms.access_changed(by.dpia_id)
+        await self.dpias.change_role(by.user, by.dpia_id, participant_id, role)
+        await self.rooms.access_changed(by.dpia_id)
 
     async def remove(self, by: Member, participant_id: int) -> None:
-        await self._dpias.remove(by.user, by.dpia_id, participant_id)
-        await self._rooms.access_changed(by.dpia_id)
+        await self.dpias.remove(by.user, by.dpia_id, participant_id)
+        await self.rooms.access_changed(by.dpia_id)
 
     async def add_party(
         self, by: Member, role: str, *, organisation_id: int | None = None, name: str = ""
     ) -> int:
-        party_id = await self._dpias.add_party(
+        party_id = await self.dpias.add_party(
             by.user, by.dpia_id, role, organisation_id=organisation_id, name=name
         )
-        await self._rooms.access_changed(by.dpia_id)
+        await self.rooms.access_changed(by.dpia_id)
         return party_id
 
     async def remove_party(self, by: Member, party_id: int) -> None:
-        await self._dpias.remove_party(by.user, by.dpia_id, party_id)
-        await self._rooms.access_changed(by.dpia_id)
+        await self.dpias.remove_party(by.user, by.dpia_id, party_id)
+        await self.rooms.access_changed(by.dpia_id)
 
     async def set_reviewer(
         self, by: Member, section: str, participant_id: int, assigned: bool
     ) -> None:
         """Ask a participant to review a section (or stop asking); reviewers hear about it
         whatever they watch. Not an access change: reviewing needs the role, not this."""
-        await self._dpias.set_reviewer(by.user, by.dpia_id, section, participant_id, assigned)
+        await self.dpias.set_reviewer(by.user, by.dpia_id, section, participant_id, assigned)
 
     async def set_reviews(self, by: Member, participant_id: int, sections: Iterable[str]) -> None:
         """The sections a participant reviews: exactly ``sections``."""

@@ -7,16 +7,18 @@ pending changes (what the signer saw on screen) land before anything is hashed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from server.realtime.rooms import RoomManager
 from server.services.signoffs import SignOffService
 from server.usecases.documents import committed
 from server.usecases.participants import Member
 
 
+@dataclass(frozen=True, slots=True)
 class SignOffs:
-    def __init__(self, signoffs: SignOffService, rooms: RoomManager) -> None:
-        self._signoffs = signoffs
-        self._rooms = rooms
+    signoffs: SignOffService
+    rooms: RoomManager
 
     async def sign(
         self,
@@ -29,8 +31,8 @@ class SignOffs:
         reasons: str = "",
     ) -> int:
         """Record a sign-off over the content as committed now; its id."""
-        await committed(self._rooms, by.dpia_id)
-        return await self._signoffs.sign(
+        await committed(self.rooms, by.dpia_id)
+        return await self.signoffs.sign(
             by.user,
             by.dpia_id,
             kind=kind,
@@ -42,8 +44,8 @@ class SignOffs:
 
     async def reconfirm(self, by: Member, signoff_id: int) -> int:
         """Sign the same again over the content as it is now; the new sign-off's id."""
-        await committed(self._rooms, by.dpia_id)
-        return await self._signoffs.reconfirm(by.user, by.dpia_id, signoff_id)
+        await committed(self.rooms, by.dpia_id)
+        return await self.signoffs.reconfirm(by.user, by.dpia_id, signoff_id)
 
     async def revoke(self, by: Member, signoff_id: int) -> None:
-        await self._signoffs.revoke(by.user, by.dpia_id, signoff_id)
+        await self.signoffs.revoke(by.user, by.dpia_id, signoff_id)

@@ -9,6 +9,8 @@ connected editors at once, and every connection is decided again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.workflow import IgStep, SectionState
 from server.realtime.rooms import RoomManager
@@ -17,26 +19,26 @@ from server.usecases.documents import committed
 from server.usecases.participants import Member
 
 
+@dataclass(frozen=True, slots=True)
 class Workflow:
-    def __init__(self, workflow: WorkflowService, rooms: RoomManager) -> None:
-        self._workflow = workflow
-        self._rooms = rooms
+    workflow: WorkflowService
+    rooms: RoomManager
 
     async def move(self, by: Member, status: str, reasons: str = "") -> DpiaStatus:
         """Move the DPIA to ``status`` if the transition and its gates allow it."""
-        await committed(self._rooms, by.dpia_id)
-        moved = await self._workflow.move(by.user, by.dpia_id, status, reasons)
-        self._rooms.set_read_only(by.dpia_id, locked_message(moved) if moved.is_locked else None)
-        await self._rooms.access_changed(by.dpia_id)
+        await committed(self.rooms, by.dpia_id)
+        moved = await self.workflow.move(by.user, by.dpia_id, status, reasons)
+        self.rooms.set_read_only(by.dpia_id, locked_message(moved) if moved.is_locked else None)
+        await self.rooms.access_changed(by.dpia_id)
         return moved
 
     async def section_step(
         self, by: Member, section: str, step: str, reasons: str = ""
     ) -> SectionState:
         """Submit, review, send back or reopen a section; its new state."""
-        await committed(self._rooms, by.dpia_id)
-        return await self._workflow.section(by.user, by.dpia_id, section, step, reasons)
+        await committed(self.rooms, by.dpia_id)
+        return await self.workflow.section(by.user, by.dpia_id, section, step, reasons)
 
     async def set_ig_step(self, by: Member, step: str) -> IgStep:
         """Say where the project stands in the seven-step IG process (owners)."""
-        return await self._workflow.set_ig_step(by.user, by.dpia_id, step)
+        return await self.workflow.set_ig_step(by.user, by.dpia_id, step)

@@ -15,7 +15,8 @@ from starlette.routing import Route
 from server.services.outbox import failures_for
 from server.storage.models import DevMail
 from server.web.auth import runtime_of
-from server.web.pages import page, signed_in
+from server.web.context import UserRequest, user_page
+from server.web.rendering import page
 
 LISTED = 200
 
@@ -65,13 +66,11 @@ def _parse(raw: bytes) -> EmailMessage:
     return message
 
 
-async def failed_mail(request: Request) -> Response:
+@user_page
+async def failed_mail(context: UserRequest) -> Response:
     """Undelivered mail about DPIAs led by an organisation the user administers."""
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    organisations = await runtime.accounts.administered(user)
+    request, runtime = context.request, context.runtime
+    organisations = await runtime.accounts.administered(context.user)
     if not organisations:
         return page(request, "error.html", 404, status=404, message="There is no such page.")
     failures = await failures_for(runtime.sessions, organisations)

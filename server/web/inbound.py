@@ -5,70 +5,50 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.domain.errors import AccessDenied, DomainError, InvalidInput
-from server.web.auth import runtime_of
-from server.web.pages import field, form, page, render_error, signed_in
+from server.domain.errors import InvalidInput
+from server.web.context import DpiaRequest, dpia_page
+from server.web.rendering import field, form, page
 
 
-async def inbound(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        if not access.role.can_manage:
-            raise AccessDenied("only the DPIA's owners see its inbound mail")
-        if request.method == "POST":
-            data = await form(request)
-            action = field(data, "action")
-            target = field(data, "id")
-            if not target.isdigit():
-                raise InvalidInput("no such message or participant on this DPIA")
-            if action == "release":
-                await runtime.inbound.release(dpia_id, int(target), user.name)
-            elif action == "discard":
-                await runtime.inbound.discard(dpia_id, int(target), user.name)
-            elif action == "resume":
-                await runtime.inbound.resume_mail(dpia_id, int(target))
-            else:
-                raise InvalidInput("unknown action")
-            return RedirectResponse(f"/dpias/{dpia_id}/inbound", status_code=303)
-        messages = await runtime.inbound.for_dpia(dpia_id)
-        health = await runtime.inbound.mail_health(dpia_id)
-        people = {p.id: p for p in await runtime.dpias.participants(user, dpia_id)}
-    except DomainError as error:
-        return render_error(request, error)
+@dpia_page
+async def inbound(context: DpiaRequest) -> Response:
+    request, mail, member = context.request, context.runtime.usecases.inbound, context.member
+    if request.method == "POST":
+        data = await form(request)
+        action = field(data, "action")
+        target = field(data, "id")
+        if not target.isdigit():
+            raise InvalidInput("no such message or participant on this DPIA")
+        if action == "release":
+            await mail.release(member, int(target))
+        elif action == "discard":
+            await mail.discard(member, int(target))
+        elif action == "resume":
+            await mail.resume_mail(member, int(target))
+        else:
+            raise InvalidInput("unknown action")
+        return RedirectResponse(f"/dpias/{context.dpia_id}/inbound", status_code=303)
+    view = await mail.view(member)
     return page(
         request,
         "inbound.html",
-        access=access,
-        messages=messages,
-        health=[(people.get(pid), row) for pid, row in sorted(health.items())],
-        people=people,
+        access=context.access,
+        messages=view.messages,
+        health=[(view.people.get(pid), row) for pid, row in sorted(view.health.items())],
+        people=view.people,
     )
 
 
-async def attachment(request: Request) -> Response:
+@dpia_page
+async def attachment(context: DpiaRequest) -> Response:
     """A file that came with an email reply: participants only, always as a download."""
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    number = request.path_params["attachment_id"]
-    try:
-        await runtime.dpias.access(user, dpia_id)
-        if not number.isdigit():
-            raise InvalidInput("no such attachment on this DPIA")
-        row = await runtime.inbound.attachment(dpia_id, int(number))
-    except DomainError as error:
-        return render_error(request, error)
+    number = context.request.path_params["attachment_id"]
+    if not number.isdigit():
+        raise InvalidInput("no such attachment on this DPIA")
+    row = await context.runtime.inbound.attachment(context.dpia_id, int(number))
     return Response(
         row.data,
         media_type="application/octet-stream",
