@@ -87,6 +87,16 @@ REVIEWED_BEFORE_ADVICE = (
 )
 
 
+def awaiting_review(states: Mapping[str, SectionState]) -> list[str]:
+    """The sections of the assessment not yet reviewed (or signed off): DPO advice waits
+    for them (rule 3)."""
+    return [
+        s
+        for s in REVIEWED_BEFORE_ADVICE
+        if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
+    ]
+
+
 def effective_section_state(
     recorded: SectionState | None, recorded_hash: str, current_hash: str, empty: bool
 ) -> SectionState:
@@ -408,11 +418,7 @@ def signing_policy(
     if signoff_kind is SignOffKind.ITEM and ":" not in target:
         raise InvalidInput("an item sign-off names a row: risks.register:R1, measures.plan:M1")
     if signoff_kind is SignOffKind.DPO_ADVICE:
-        waiting = [
-            s
-            for s in REVIEWED_BEFORE_ADVICE
-            if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
-        ]
+        waiting = awaiting_review(states)
         if waiting:
             raise InvalidInput(
                 "DPO advice can be given once every section is reviewed; not yet: "

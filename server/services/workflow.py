@@ -17,12 +17,12 @@ from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
 from server.domain.workflow import (
-    REVIEWED_BEFORE_ADVICE,
     Decision,
     IgStep,
     SectionState,
     SignOffKind,
     Transition,
+    awaiting_review,
     ig_step_policy,
     next_steps,
     residual_high_risks,
@@ -252,11 +252,7 @@ class WorkflowService:
         valid = [s for s in await self._signoffs.of_dpia(dpia_id) if s.is_valid]
         if target is DpiaStatus.DPO_REVIEW:
             states = await self._signoffs.section_states(dpia_id, template, content)
-            waiting = [
-                s
-                for s in REVIEWED_BEFORE_ADVICE
-                if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
-            ]
+            waiting = awaiting_review(states)
             if waiting:
                 raise InvalidInput(
                     "every section must be reviewed before DPO advice; not yet: "

@@ -25,6 +25,7 @@ from server.domain.workflow import (
     SectionState,
     SignOffKind,
     SignOffState,
+    awaiting_review,
     ig_step_policy,
     section_step_policy,
     signer_policy,
@@ -142,6 +143,14 @@ def test_a_section_step_follows_the_role_the_state_and_the_lock() -> None:
         section_step_policy("request_changes", "need", states, Role.DPO, DpiaStatus.DRAFT, "")
     with pytest.raises(DpiaLocked, match="approved"):
         section_step_policy("review", "need", states, Role.DPO, DpiaStatus.APPROVED, "")
+
+
+def test_dpo_advice_waits_for_every_section_of_the_assessment_to_be_reviewed() -> None:
+    assert awaiting_review(_states(need=SectionState.REVIEWED))[:2] == ["screening", "processing"]
+    assessment = ("screening", "need", "processing", "consultation", "necessity", "risks")
+    done = {s: SectionState.SIGNED_OFF for s in (*assessment, "measures")}
+    assert awaiting_review(_states(**done)) == []
+    assert awaiting_review(_states(**{**done, "risks": SectionState.STALE})) == ["risks"]
 
 
 def test_only_owners_set_the_ig_step_and_only_to_a_step() -> None:
