@@ -190,7 +190,7 @@ async def open_runtime(
             participants=Participants(dpias, notifications, rooms),
             comments=Comments(dpias, editing, notifications),
             history=History(history, editing, audit),
-            workflow=Workflow(workflow, rooms),
+            workflow=Workflow(workflow, dpias, rooms),
             signoffs=SignOffs(signoffs, rooms),
             inbound=InboundMail(inbound, dpias),
         ),

@@ -268,6 +268,11 @@ class DpiaService:
             ).first()
         return None if row is None else DpiaState(DpiaStatus(row.status), row.template_id)
 
+    async def origin_of(self, dpia_id: str) -> str | None:
+        """The DPIA this one is a new version of, if any."""
+        async with self._sessions() as session:
+            return await session.scalar(select(Dpia.origin_id).where(Dpia.id == dpia_id))
+
     async def list_for(
         self,
         user: CurrentUser,

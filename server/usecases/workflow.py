@@ -3,8 +3,9 @@
 The policies are ``domain.workflow``'s (``transition``, ``section_step_policy``,
 ``ig_step_policy``), applied by ``WorkflowService`` with the gates that read the content and
 the sign-offs. What is gated or reviewed is the committed document, so the room's pending
-changes land first. A status change tells the rooms: a locked DPIA turns read-only for
-connected editors at once, and every connection is decided again.
+changes land first. A status change tells the rooms (this DPIA's and, on approval, the
+superseded version's): a locked DPIA turns read-only for connected editors at once, and
+every connection is decided again, since a status decides what each role may do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.workflow import IgStep, SectionState
 from server.realtime.rooms import RoomManager
+from server.services.dpias import DpiaService
 from server.services.workflow import WorkflowService
 from server.usecases.documents import committed
 from server.usecases.participants import Member
@@ -22,6 +24,7 @@ from server.usecases.participants import Member
 @dataclass(frozen=True, slots=True)
 class Workflow:
     workflow: WorkflowService
+    dpias: DpiaService
     rooms: RoomManager
 
     async def move(self, by: Member, status: str, reasons: str = "") -> DpiaStatus:
@@ -30,6 +33,12 @@ class Workflow:
         moved = await self.workflow.move(by.user, by.dpia_id, status, reasons)
         self.rooms.set_read_only(by.dpia_id, locked_message(moved) if moved.is_locked else None)
         await self.rooms.access_changed(by.dpia_id)
+        if moved in (DpiaStatus.APPROVED, DpiaStatus.APPROVED_WITH_CONDITIONS):
+            # An approved new version supersedes the one it came from: tell that room too.
+            origin = await self.dpias.origin_of(by.dpia_id)
+            if origin is not None:
+                self.rooms.set_read_only(origin, await self.workflow.lock_reason(origin))
+                await self.rooms.access_changed(origin)
         return moved
 
     async def section_step(

@@ -16,7 +16,7 @@ from server.services.notifications import NotificationService
 from server.usecases.participants import Member, Participants
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
-from tests.support.review import World, review_world
+from tests.support.review import World, review_everything, review_world
 
 pytestmark = pytest.mark.asyncio
 
@@ -101,7 +101,7 @@ async def test_a_status_change_waits_for_pending_commits_then_locks_the_room(
 ) -> None:
     rooms = Rooms(world)
     rooms.rooms[world.dpia_id] = Room(rooms.log)
-    workflow = Workflow(world.workflow, rooms)  # type: ignore[arg-type]
+    workflow = Workflow(world.workflow, world.dpias, rooms)  # type: ignore[arg-type]
     owner = Member(world.owner, await world.dpias.access(world.owner, world.dpia_id))
 
     moved = await workflow.move(owner, "abandoned", "the project stopped")
@@ -114,10 +114,43 @@ async def test_a_status_change_waits_for_pending_commits_then_locks_the_room(
     ]
 
 
+async def test_an_approval_also_tells_the_room_of_the_version_it_supersedes(world: World) -> None:
+    w = world
+    await _ready_for_approval(w)
+    await w.workflow.move(w.owner, w.dpia_id, "approved")
+    await w.workflow.move(w.owner, w.dpia_id, "in_force")
+    original = w.dpia_id
+    w.dpia_id = await w.dpias.clone(w.owner, original, "Version 2", w.owner.organisation_ids[0])
+    await w.dpias.invite(w.owner, w.dpia_id, w.dpo.email, "dpo")
+    await w.dpias.invite(w.owner, w.dpia_id, w.editor.email, "editor")
+    await _ready_for_approval(w)
+    rooms = Rooms(w)
+    workflow = Workflow(w.workflow, w.dpias, rooms)  # type: ignore[arg-type]
+
+    await workflow.move(Member(w.owner, await w.dpias.access(w.owner, w.dpia_id)), "approved")
+
+    told = [entry[:2] if entry[0] == "read-only" else entry[0] for entry in rooms.log]
+    assert told == [
+        ("read-only", locked_message(DpiaStatus.APPROVED)),
+        "access changed",
+        ("read-only", locked_message(DpiaStatus.SUPERSEDED)),
+        "access changed",
+    ]
+
+
+async def _ready_for_approval(w: World) -> None:
+    await review_everything(w)
+    await w.workflow.move(w.editor, w.dpia_id, "in_review")
+    await w.workflow.move(w.owner, w.dpia_id, "dpo_review")
+    await w.signoffs.sign(w.dpo, w.dpia_id, kind="dpo_advice", decision="advise")
+    await w.workflow.move(w.dpo, w.dpia_id, "awaiting_approval")
+    await w.signoffs.sign(w.owner, w.dpia_id, kind="party_approval", decision="approve")
+
+
 async def test_signing_and_section_steps_wait_for_pending_commits_first(world: World) -> None:
     rooms = Rooms(world)
     rooms.rooms[world.dpia_id] = Room(rooms.log)
-    workflow = Workflow(world.workflow, rooms)  # type: ignore[arg-type]
+    workflow = Workflow(world.workflow, world.dpias, rooms)  # type: ignore[arg-type]
     signoffs = SignOffs(world.signoffs, rooms)  # type: ignore[arg-type]
     owner = Member(world.owner, await world.dpias.access(world.owner, world.dpia_id))
 
