@@ -24,13 +24,13 @@ from email_bridge.answers import Answerer
 from email_bridge.classify import Kind, classify, dmarc_failed, read_bounce
 from email_bridge.extract import extract
 from email_bridge.message import ReadMail, read
-from server.domain.access import Channel
-from server.domain.comments import MAX_COMMENT, NewComment
-from server.domain.errors import DpiaLocked, InvalidToken
+from server.domain.access import Channel, Role
+from server.domain.comments import MAX_COMMENT, comment_policy
+from server.domain.content import WHOLE
+from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidToken
 from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
-from server.realtime.editing import DocumentEditing
 from server.services.inbound import (
     Finished,
     InboundStore,
@@ -41,12 +41,13 @@ from server.services.inbound import (
 from server.services.notification_mail import REPLY_MARKER
 from server.services.notifications import CommentNotice, NotificationService
 from server.storage.models import InboundMessage
+from server.usecases.comments import Comments, EmailParticipant
 
 log = logging.getLogger("opendpia.bridge")
 
 MAX_ATTEMPTS = 5
 LEASE = timedelta(minutes=2)
-DPIA_LEVEL = "dpia"  # where a reply goes when its section no longer exists
+DPIA_LEVEL = WHOLE  # where a reply goes when its section no longer exists
 NOTICE_WINDOW = 1.0  # seconds of merged replies told together
 # Merged replies not told about this long after (their process stopped first) are told by
 # whichever processor looks next; it looks at most this often.
@@ -73,7 +74,7 @@ class ReplyProcessor:
     def __init__(
         self,
         store: InboundStore,
-        editing: DocumentEditing,
+        comments: Comments,
         notifications: NotificationService,
         answerer: Answerer,
         policy: BridgePolicy,
@@ -83,7 +84,7 @@ class ReplyProcessor:
         on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._store = store
-        self._editing = editing
+        self._comments = comments
         self._notifications = notifications
         self._answerer = answerer
         self._policy = policy
@@ -329,12 +330,11 @@ class ReplyProcessor:
             datetime.now(UTC)
         ):
             return await refuse("expired", "this reply address has expired")
-        if context.status is not None and context.status.is_locked:
-            return await refuse(
-                "locked", f"the DPIA is {context.status.label.lower()} and takes no more changes"
-            )
-        if context.role is not None and not context.role.can_comment:
-            return await refuse("viewer", "your role on this DPIA is viewer, which cannot comment")
+        # The comment rule, asked before deduplication and extraction so that a refused
+        # reply is answered as such; the use case decides again when it posts.
+        refusal = comment_policy(Role(participant.role), context.status).refusal
+        if refusal is not None:
+            return await refuse(_answer_code(refusal), str(refusal))
         earlier = situation.earlier
         if earlier is not None and not released:
             return Outcome("duplicate", f"the same message was processed as #{earlier.id}", values)
@@ -357,6 +357,7 @@ class ReplyProcessor:
             text = text[: MAX_COMMENT - 60].rstrip() + "\n[… shortened; the full email is kept]"
         if notes:
             text = f"{text}\n\n" + "\n".join(f"[{note}]" for note in notes)
+            text = text[:MAX_COMMENT]  # many refused attachments: their notes are cut short
         return await self._merge(mail, row, context, values, text.strip(), reply.signature)
 
     async def _merge(
@@ -396,29 +397,25 @@ class ReplyProcessor:
             "e-" + hashlib.sha256(f"{row.message_key}|{row.recipient}".encode()).hexdigest()[:16]
         )
         try:
-            _, created = await self._editing.add_comment(
+            posted = await self._comments.post(
                 context.dpia.id,
-                NewComment(
-                    section,
-                    field,
-                    text or "(attachments only)",
-                    context.participant.id,
-                    context.participant.name,
-                    Channel.EMAIL.value,
-                    actor,
-                ),
+                EmailParticipant(context.participant.id),
+                section=section,
+                field=field,
+                text=text or "(attachments only)",
                 origin=f"email:{mail.message_id or row.message_key}"[:255],
                 comment_id=comment_id,
                 extra=extra,
+                notify=False,  # told in batches, below
             )
-        except DpiaLocked as locked:  # locked after the check above: refused all the same
-            return Outcome("refused", str(locked), values)
-        if created:
-            notice = CommentNotice(text, context.participant.name, actor, Channel.EMAIL.value)
+        except DomainError as refused:  # locked, or the role changed, since the check above
+            return Outcome("refused", str(refused), values)
+        if posted.created:
+            notice = CommentNotice(text, posted.comment.author_name, actor, Channel.EMAIL.value)
             self._notices.put_nowait((context.dpia.id, section, row.id, notice))
         values.update(section=section, field=field, comment_id=comment_id, text=text)
         values["signature"] = signature or None
-        reason = "posted as a comment" if created else "was already in the document"
+        reason = "posted as a comment" if posted.created else "was already in the document"
         return Outcome("merged", reason, values)
 
     def _link(self, context: ReplyContext) -> str:
@@ -428,6 +425,15 @@ class ReplyProcessor:
                 + self._notifications.mail.read_link(context.participant.id)
             )
         return f"ask the DPIA's owner for help ({self._notifications.mail.base})"
+
+
+def _answer_code(refusal: DomainError) -> str:
+    """The reason code of the answer to a refused reply (one answer per code and day)."""
+    if isinstance(refusal, DpiaLocked):
+        return "locked"
+    if isinstance(refusal, AccessDenied):
+        return "viewer"
+    return "refused"
 
 
 async def _read(raw: bytes) -> ReadMail:

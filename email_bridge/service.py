@@ -15,10 +15,10 @@ from email_bridge.answers import Answerer
 from email_bridge.imap import ImapPoller
 from email_bridge.listener import BridgeHandler, listen, tls_context
 from email_bridge.processor import BridgePolicy, ReplyProcessor
-from server.realtime.editing import DocumentEditing
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.settings import Settings
+from server.usecases.comments import Comments
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -28,7 +28,7 @@ class Bridge:
         self,
         settings: Settings,
         store: InboundStore,
-        editing: DocumentEditing,
+        comments: Comments,
         notifications: NotificationService,
         *,
         on_queued: Callable[[], None] = lambda: None,
@@ -46,7 +46,7 @@ class Bridge:
         )
         self.processor = ReplyProcessor(
             self.store,
-            editing,
+            comments,
             notifications,
             answerer,
             BridgePolicy(

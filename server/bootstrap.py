@@ -40,6 +40,13 @@ from server.settings import Settings
 from server.storage.database import create_engine, migrate
 from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
+from server.usecases import UseCases
+from server.usecases.comments import Comments
+from server.usecases.history import History
+from server.usecases.inbound import InboundMail
+from server.usecases.participants import Participants
+from server.usecases.signoffs import SignOffs
+from server.usecases.workflow import Workflow
 from server.web.app import make_app
 from server.web.errors import close_code_for
 from server.web.runtime import Runtime
@@ -168,6 +175,8 @@ async def open_runtime(
         close_code=close_code_for,
         recheck_seconds=settings.access_recheck_seconds,
     )
+    editing = DocumentEditing(rooms)
+    inbound = InboundStore(sessions, notifications.mail.reply_keys)
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -175,10 +184,10 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        editing=DocumentEditing(rooms),
+        editing=editing,
         sessions=sessions,
         notifications=notifications,
-        inbound=InboundStore(sessions, notifications.mail.reply_keys),
+        inbound=inbound,
         audit=audit,
         history=history,
         signoffs=signoffs,
@@ -190,6 +199,14 @@ async def open_runtime(
             base_url=settings.base_url,
             mail_from=settings.mail_from,
             on_queued=worker.wake if worker is not None else (lambda: None),
+        ),
+        usecases=UseCases(
+            participants=Participants(dpias, notifications, rooms),
+            comments=Comments(dpias, editing, notifications),
+            history=History(history, editing, audit),
+            workflow=Workflow(workflow, dpias, rooms),
+            signoffs=SignOffs(signoffs, rooms),
+            inbound=InboundMail(inbound, dpias),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

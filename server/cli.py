@@ -319,7 +319,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
         bridge = Bridge(
             settings,
             runtime.inbound,
-            runtime.editing,
+            runtime.usecases.comments,
             runtime.notifications,
             on_queued=runtime.notifications.queued,
             embedded=embedded,

@@ -22,8 +22,11 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map, XmlElement, XmlFragment, XmlText
 
-from server.domain.errors import InvalidInput
+from server.domain.access import Role
+from server.domain.dpias import DpiaStatus, locked_message
+from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.templates import Template
+from server.domain.verdicts import ALLOWED, Verdict, refused
 
 Content = dict[str, dict[str, Any]]
 
@@ -282,6 +285,16 @@ def find_field(template: Template, path: str) -> tuple[str, dict[str, Any]]:
                 if field["id"] == field_id:
                     return section_id, field
     raise InvalidInput(f"{path[:60]!r} is not a field of this DPIA")
+
+
+def restore_policy(role: Role, status: DpiaStatus) -> Verdict:
+    """May someone with ``role`` restore a field of a DPIA that is ``status`` from a past
+    version? Restoring writes the content, as editing does: owners and editors, unlocked."""
+    if status.is_locked:
+        return refused(DpiaLocked(locked_message(status)))
+    if not role.can_write:
+        return refused(AccessDenied("only owners and editors can restore a field"))
+    return ALLOWED
 
 
 def write_content(doc: Doc[Any], template: Template, content: Content) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from server.domain.errors import InvalidInput
+from server.domain.access import Role
+from server.domain.errors import AccessDenied, Conflict, InvalidInput
+from server.domain.verdicts import ALLOWED, Verdict, refused
 
 
 class DpiaStatus(enum.StrEnum):
@@ -46,6 +48,14 @@ _LOCKED = frozenset(
 )
 
 
+def locked_message(status: DpiaStatus) -> str:
+    """Why a locked DPIA refuses a change, the same on every channel."""
+    return (
+        f"read-only: this DPIA is {status.label.lower()}; changes go into a new version "
+        "started from it"
+    )
+
+
 class PartyRole(enum.StrEnum):
     CONTROLLER = "controller"
     JOINT_CONTROLLER = "joint_controller"
@@ -66,3 +76,28 @@ def check_title(raw: str) -> str:
     if any(ord(c) < 32 for c in title):
         raise InvalidInput("the title contains control characters")
     return title
+
+
+# -- policies: who may change who takes part --------------------------------------------------
+
+
+def manage_policy(role: Role) -> Verdict:
+    """Inviting, changing roles, removing people, the parties and the reviewers: owners."""
+    if not role.can_manage:
+        return refused(AccessDenied("only the DPIA's owners can manage its participants"))
+    return ALLOWED
+
+
+def owner_kept_policy(role: Role, new_role: Role | None, owners: int) -> Verdict:
+    """A participant of ``role`` becomes ``new_role`` (None: is removed) while the DPIA has
+    ``owners`` owners: a DPIA keeps at least one owner."""
+    if role is Role.OWNER and new_role is not Role.OWNER and owners <= 1:
+        return refused(Conflict("a DPIA needs at least one owner: make someone else owner first"))
+    return ALLOWED
+
+
+def inbound_mail_policy(role: Role) -> Verdict:
+    """Reading the DPIA's inbound mail and posting or discarding held replies: owners."""
+    if not role.can_manage:
+        return refused(AccessDenied("only the DPIA's owners see its inbound mail"))
+    return ALLOWED

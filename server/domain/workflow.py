@@ -11,12 +11,17 @@ reasons; the gates that look at sign-offs and content live in ``services.workflo
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from server.domain.access import Role
+from server.domain.content import Content, check_target
 from server.domain.dpias import DpiaStatus as S
-from server.domain.errors import AccessDenied, InvalidInput
+from server.domain.dpias import locked_message
+from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
+from server.domain.templates import Template
+from server.domain.verdicts import ALLOWED, Verdict, refused
 
 
 class SectionState(enum.StrEnum):
@@ -82,6 +87,16 @@ REVIEWED_BEFORE_ADVICE = (
 )
 
 
+def awaiting_review(states: Mapping[str, SectionState]) -> list[str]:
+    """The sections of the assessment not yet reviewed (or signed off): DPO advice waits
+    for them (rule 3)."""
+    return [
+        s
+        for s in REVIEWED_BEFORE_ADVICE
+        if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
+    ]
+
+
 def effective_section_state(
     recorded: SectionState | None, recorded_hash: str, current_hash: str, empty: bool
 ) -> SectionState:
@@ -122,6 +137,23 @@ def section_action(action: str, state: SectionState, role: Role, reasons: str) -
     if needs_reasons and not reasons.strip():
         raise InvalidInput("say why: sending a section back needs reasons")
     return leads_to
+
+
+def section_step_policy(
+    action: str,
+    section: str,
+    states: Mapping[str, SectionState],
+    role: Role,
+    status: S,
+    reasons: str,
+) -> SectionState:
+    """The state a section step leads to on a DPIA that is ``status``, given every section's
+    state now (``states``), or why not: a locked DPIA takes no steps."""
+    if status.is_locked:
+        raise DpiaLocked(locked_message(status))
+    if section not in states:
+        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+    return section_action(action, states[section], role, reasons)
 
 
 # -- the DPIA's workflow ------------------------------------------------------------------
@@ -333,6 +365,91 @@ def check_signoff(
     return chosen
 
 
+@dataclass(frozen=True, slots=True)
+class Signing:
+    """What a sign-off records, once the rules allow it."""
+
+    kind: SignOffKind
+    target: str
+    decision: Decision
+
+
+def signing_policy(
+    kind: str,
+    decision: str,
+    target: str,
+    *,
+    role: Role,
+    status: S,
+    template: Template,
+    content: Content,
+    states: Mapping[str, SectionState],
+    conditions: str,
+    reasons: str,
+    is_author: bool,
+    party: str,
+) -> Signing:
+    """Whether a signer of ``role`` may sign this, on a DPIA that is ``status``, with these
+    contents and section ``states``; what it records, or InvalidInput / AccessDenied /
+    DpiaLocked saying why not. ``party`` is the DPIA party the signer's organisation is
+    ("" if none)."""
+    try:
+        signoff_kind = SignOffKind(kind)
+    except ValueError:
+        raise InvalidInput(f"{kind[:30]!r} is not a kind of sign-off") from None
+    if status.is_locked and not (
+        signoff_kind in AFTER_APPROVAL and status in (S.APPROVED, S.APPROVED_WITH_CONDITIONS)
+    ):
+        raise DpiaLocked(
+            f"this DPIA is {status.label.lower()}: it cannot be signed again; start a new version"
+        )
+    target = signoff_kind.fixed_target or target
+    check_target(template, content, target)  # refuses unknown targets
+    if signoff_kind is SignOffKind.SECTION and states.get(target) not in (
+        SectionState.REVIEWED,
+        SectionState.SIGNED_OFF,
+        SectionState.STALE,
+    ):
+        if target not in states:
+            raise InvalidInput("sign a risk or a measure as an item, not as a section")
+        raise InvalidInput(
+            f"a section is signed off once reviewed; {target} is {states[target].label.lower()}"
+        )
+    if signoff_kind is SignOffKind.ITEM and ":" not in target:
+        raise InvalidInput("an item sign-off names a row: risks.register:R1, measures.plan:M1")
+    if signoff_kind is SignOffKind.DPO_ADVICE:
+        waiting = awaiting_review(states)
+        if waiting:
+            raise InvalidInput(
+                "DPO advice can be given once every section is reviewed; not yet: "
+                + ", ".join(waiting)
+            )
+    high = residual_high_risks(
+        content["risks"].get("register") or [], template.content["risk_matrix"]
+    )
+    chosen = check_signoff(
+        signoff_kind,
+        decision,
+        role,
+        conditions=conditions,
+        reasons=reasons,
+        is_author=is_author,
+        accepts_high_risk=bool(high),
+    )
+    if signoff_kind is SignOffKind.PARTY_APPROVAL and not party:
+        raise AccessDenied("only a signer of an organisation that is a party can approve")
+    return Signing(signoff_kind, target, chosen)
+
+
+def signer_policy(signer_user_id: int, user_id: int, state: SignOffState) -> Verdict:
+    """Re-confirming or revoking a sign-off: its signer, while it stands (valid or stale)."""
+    if signer_user_id != user_id:
+        return refused(AccessDenied("only the signer can re-confirm or revoke their sign-off"))
+    if state in (SignOffState.REVOKED, SignOffState.SUPERSEDED):
+        return refused(InvalidInput(f"this sign-off is {state.value} already"))
+    return ALLOWED
+
+
 # -- risks ----------------------------------------------------------------------------------
 
 
@@ -416,6 +533,13 @@ _IG_INVOLVED = {
     IgStep.EVALUATE_AND_LEARN: "Project sponsor, IG lead and DPO review the outcome and "
     "keep the DPIA under review.",
 }
+
+
+def ig_step_policy(role: Role, raw: str) -> IgStep:
+    """The IG-process step an owner says the project is at, or why not."""
+    if not role.can_manage:
+        raise AccessDenied("only the DPIA's owners can say where the project stands")
+    return check_ig_step(raw)
 
 
 def check_ig_step(raw: str) -> IgStep:

@@ -10,14 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pycrdt import Map
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.documents import UpdateStore
-from server.domain.dpias import DpiaStatus, PartyRole, check_title, reference
-from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
+from server.domain.dpias import (
+    DpiaStatus,
+    PartyRole,
+    check_title,
+    manage_policy,
+    owner_kept_policy,
+    reference,
+)
+from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, normalise_email
 from server.domain.templates import Template, load_template, seed_update
 from server.domain.workflow import IgStep, check_ig_step
@@ -72,13 +79,23 @@ class PartyView:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """A user's standing on one DPIA."""
+    """A participant's standing on one DPIA (a user's, or an email-only participant's)."""
 
     dpia_id: str
     title: str
     participant_id: int
     role: Role
     status: DpiaStatus
+    name: str = ""  # the participant's name as shown on the DPIA
+    template_id: str = "uk-dpia"
+
+
+@dataclass(frozen=True, slots=True)
+class DpiaState:
+    """What any principal's action on a DPIA depends on, read without a participant."""
+
+    status: DpiaStatus
+    template_id: str
 
 
 class DpiaService:
@@ -201,17 +218,60 @@ class DpiaService:
 
     async def access(self, user: CurrentUser, dpia_id: str) -> Access:
         """The user's role on a DPIA; DocumentNotFound if they are not a participant."""
+        access = await self._access(Participant.dpia_id == dpia_id, Participant.user_id == user.id)
+        if access is None:
+            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+        return access
+
+    async def participant_access(self, participant_id: int) -> Access | None:
+        """A participant's standing read by their id (email-only participants have no user);
+        None once they are removed."""
+        return await self._access(Participant.id == participant_id)
+
+    async def _access(self, *where: ColumnElement[bool]) -> Access | None:
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(Participant.id, Participant.role, Dpia.title, Dpia.status)
+                    select(
+                        Participant.id,
+                        Participant.dpia_id,
+                        Participant.role,
+                        Participant.name,
+                        Dpia.title,
+                        Dpia.status,
+                        Dpia.template_id,
+                    )
                     .join(Dpia, Dpia.id == Participant.dpia_id)
-                    .where(Participant.dpia_id == dpia_id, Participant.user_id == user.id)
+                    .where(*where)
                 )
             ).first()
         if row is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
-        return Access(dpia_id, row.title, row.id, Role(row.role), DpiaStatus(row.status))
+            return None
+        return Access(
+            row.dpia_id,
+            row.title,
+            row.id,
+            Role(row.role),
+            DpiaStatus(row.status),
+            row.name,
+            row.template_id,
+        )
+
+    async def state(self, dpia_id: str) -> DpiaState | None:
+        """The DPIA's status and template; None for a document with no DPIA record (a
+        tooling document, decision 19)."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(Dpia.status, Dpia.template_id).where(Dpia.id == dpia_id)
+                )
+            ).first()
+        return None if row is None else DpiaState(DpiaStatus(row.status), row.template_id)
+
+    async def origin_of(self, dpia_id: str) -> str | None:
+        """The DPIA this one is a new version of, if any."""
+        async with self._sessions() as session:
+            return await session.scalar(select(Dpia.origin_id).where(Dpia.id == dpia_id))
 
     async def current_role(
         self, dpia_id: str, *, user_id: int | None = None, participant_id: int | None = None
@@ -361,21 +421,18 @@ class DpiaService:
         new_role = _role(role)
         async with self._sessions.begin() as session:
             participant = await self._participant(session, dpia_id, participant_id)
-            if participant.role == Role.OWNER.value and new_role is not Role.OWNER:
-                await self._keep_an_owner(session, dpia_id)
+            await self._keep_an_owner(session, dpia_id, Role(participant.role), new_role)
             participant.role = new_role.value
 
     async def remove(self, user: CurrentUser, dpia_id: str, participant_id: int) -> None:
         await self._require_owner(user, dpia_id)
         async with self._sessions.begin() as session:
             participant = await self._participant(session, dpia_id, participant_id)
-            if participant.role == Role.OWNER.value:
-                await self._keep_an_owner(session, dpia_id)
+            await self._keep_an_owner(session, dpia_id, Role(participant.role), None)
             await session.delete(participant)
 
     async def _require_owner(self, user: CurrentUser, dpia_id: str) -> None:
-        if not (await self.access(user, dpia_id)).role.can_manage:
-            raise AccessDenied("only the DPIA's owners can manage its participants")
+        manage_policy((await self.access(user, dpia_id)).role).require()
 
     async def _participant(
         self, session: AsyncSession, dpia_id: str, participant_id: int
@@ -385,14 +442,17 @@ class DpiaService:
             raise InvalidInput("no such participant on this DPIA")
         return participant
 
-    async def _keep_an_owner(self, session: AsyncSession, dpia_id: str) -> None:
+    async def _keep_an_owner(
+        self, session: AsyncSession, dpia_id: str, role: Role, new_role: Role | None
+    ) -> None:
+        if role is not Role.OWNER:
+            return  # no need to count
         owners = await session.scalar(
             select(func.count()).where(
                 Participant.dpia_id == dpia_id, Participant.role == Role.OWNER.value
             )
         )
-        if (owners or 0) <= 1:
-            raise Conflict("a DPIA needs at least one owner: make someone else owner first")
+        owner_kept_policy(role, new_role, owners or 0).require()
 
     async def parties(self, user: CurrentUser, dpia_id: str) -> list[PartyView]:
         await self.access(user, dpia_id)

@@ -21,24 +21,20 @@ from server.domain.content import (
     WHOLE,
     Content,
     bound_sections,
-    check_target,
     content_hash,
     section_is_empty,
     split_target,
     target_hash,
 )
-from server.domain.dpias import DpiaStatus
-from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
+from server.domain.errors import InvalidInput
 from server.domain.templates import Template
 from server.domain.workflow import (
-    AFTER_APPROVAL,
-    REVIEWED_BEFORE_ADVICE,
     SectionState,
     SignOffKind,
     SignOffState,
-    check_signoff,
     effective_section_state,
-    residual_high_risks,
+    signer_policy,
+    signing_policy,
 )
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -142,64 +138,28 @@ class SignOffService:
         reasons: str = "",
     ) -> int:
         access = await self._dpias.access(user, dpia_id)
-        try:
-            signoff_kind = SignOffKind(kind)
-        except ValueError:
-            raise InvalidInput(f"{kind[:30]!r} is not a kind of sign-off") from None
-        if access.status.is_locked and not (
-            signoff_kind in AFTER_APPROVAL
-            and access.status in (DpiaStatus.APPROVED, DpiaStatus.APPROVED_WITH_CONDITIONS)
-        ):
-            raise DpiaLocked(
-                f"this DPIA is {access.status.label.lower()}: it cannot be signed again; "
-                "start a new version"
-            )
         template = await self._history.template_of(dpia_id)
-        target = signoff_kind.fixed_target or target
         current = await self._history.current(dpia_id)
-        check_target(template, current.content, target)  # refuses unknown targets
-        section_of_target = split_target(target)[0]
         states = await self.section_states(dpia_id, template, current.content)
-        if signoff_kind is SignOffKind.SECTION and states.get(target) not in (
-            SectionState.REVIEWED,
-            SectionState.SIGNED_OFF,
-            SectionState.STALE,
-        ):
-            if target not in states:
-                raise InvalidInput("sign a risk or a measure as an item, not as a section")
-            raise InvalidInput(
-                f"a section is signed off once reviewed; {target} is {states[target].label.lower()}"
-            )
-        if signoff_kind is SignOffKind.ITEM and ":" not in target:
-            raise InvalidInput("an item sign-off names a row: risks.register:R1, measures.plan:M1")
-        if signoff_kind is SignOffKind.DPO_ADVICE:
-            waiting = [
-                s
-                for s in REVIEWED_BEFORE_ADVICE
-                if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
-            ]
-            if waiting:
-                raise InvalidInput(
-                    "DPO advice can be given once every section is reviewed; not yet: "
-                    + ", ".join(waiting)
-                )
-        high = residual_high_risks(
-            current.content["risks"].get("register") or [], template.content["risk_matrix"]
-        )
         async with self._sessions() as session:
             author = await session.scalar(select(Dpia.created_by).where(Dpia.id == dpia_id))
             organisation, party = await _organisation_and_party(session, dpia_id, user)
-        chosen = check_signoff(
-            signoff_kind,
+        signing = signing_policy(
+            kind,
             decision,
-            access.role,
+            target,
+            role=access.role,
+            status=access.status,
+            template=template,
+            content=current.content,
+            states=states,
             conditions=conditions,
             reasons=reasons,
             is_author=author == user.id,
-            accepts_high_risk=bool(high),
+            party=party,
         )
-        if signoff_kind is SignOffKind.PARTY_APPROVAL and not party:
-            raise AccessDenied("only a signer of an organisation that is a party can approve")
+        signoff_kind, target, chosen = signing.kind, signing.target, signing.decision
+        section_of_target = split_target(target)[0]
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
             row = SignOffRow(
@@ -292,10 +252,7 @@ class SignOffService:
             row = await session.get(SignOffRow, signoff_id)
         if row is None or row.dpia_id != dpia_id:
             raise InvalidInput("no such sign-off on this DPIA")
-        if row.signer_user_id != user.id:
-            raise AccessDenied("only the signer can re-confirm or revoke their sign-off")
-        if row.state in (SignOffState.REVOKED.value, SignOffState.SUPERSEDED.value):
-            raise InvalidInput(f"this sign-off is {row.state} already")
+        signer_policy(row.signer_user_id, user.id, SignOffState(row.state)).require()
         return row
 
     async def diff(self, user: CurrentUser, dpia_id: str, signoff_id: int) -> list[FieldChange]:

@@ -14,19 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.content import content_hash
-from server.domain.dpias import DpiaStatus
-from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
+from server.domain.dpias import DpiaStatus, locked_message
+from server.domain.errors import InvalidInput
 from server.domain.workflow import (
-    REVIEWED_BEFORE_ADVICE,
     Decision,
     IgStep,
     SectionState,
     SignOffKind,
     Transition,
-    check_ig_step,
+    awaiting_review,
+    ig_step_policy,
     next_steps,
     residual_high_risks,
-    section_action,
+    section_step_policy,
     transition,
 )
 from server.services.accounts import CurrentUser
@@ -124,14 +124,12 @@ class WorkflowService:
         self, user: CurrentUser, dpia_id: str, section: str, action: str, reasons: str = ""
     ) -> SectionState:
         access = await self._dpias.access(user, dpia_id)
-        if access.status.is_locked:
-            raise DpiaLocked(locked_message(access.status))
         template = await self._history.template_of(dpia_id)
-        if section not in template.section_ids():
-            raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
         current = await self._history.current(dpia_id)
         states = await self._signoffs.section_states(dpia_id, template, current.content)
-        new_state = section_action(action, states[section], access.role, reasons)
+        new_state = section_step_policy(
+            action, section, states, access.role, access.status, reasons
+        )
         async with self._sessions.begin() as session:
             await set_section_state(
                 session,
@@ -162,9 +160,7 @@ class WorkflowService:
 
     async def set_ig_step(self, user: CurrentUser, dpia_id: str, step: str) -> IgStep:
         access = await self._dpias.access(user, dpia_id)
-        if not access.role.can_manage:
-            raise AccessDenied("only the DPIA's owners can say where the project stands")
-        chosen = check_ig_step(step)
+        chosen = ig_step_policy(access.role, step)
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
             old = dpia.ig_step
@@ -256,11 +252,7 @@ class WorkflowService:
         valid = [s for s in await self._signoffs.of_dpia(dpia_id) if s.is_valid]
         if target is DpiaStatus.DPO_REVIEW:
             states = await self._signoffs.section_states(dpia_id, template, content)
-            waiting = [
-                s
-                for s in REVIEWED_BEFORE_ADVICE
-                if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
-            ]
+            waiting = awaiting_review(states)
             if waiting:
                 raise InvalidInput(
                     "every section must be reviewed before DPO advice; not yet: "
@@ -350,10 +342,3 @@ class WorkflowService:
 
 def _has(valid: list[SignOff], kind: SignOffKind, decisions: set[str]) -> bool:
     return any(s.kind is kind and s.decision in decisions for s in valid)
-
-
-def locked_message(status: DpiaStatus) -> str:
-    return (
-        f"read-only: this DPIA is {status.label.lower()}; changes go into a new version "
-        "started from it"
-    )

@@ -1,7 +1,7 @@
-"""JSON API: comments, written into the document server-side.
+"""JSON API: comments, written into the document server-side; watching; reviewers.
 
 Browsers authenticate with the session cookie (and the CSRF header); API and tooling
-clients with ``Authorization: Bearer <token>`` from ``opendpia token``.
+clients post comments with ``Authorization: Bearer <token>`` from ``opendpia token``.
 """
 
 from __future__ import annotations
@@ -13,41 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from server import logs
-from server.domain.access import Channel
-from server.domain.comments import NewComment, check_comment
-from server.domain.errors import (
-    AccessDenied,
-    DomainError,
-    DpiaLocked,
-    InvalidInput,
-    InvalidToken,
-)
-from server.domain.inputs import parse_json, whole_number
+from server.domain.errors import InvalidInput
+from server.domain.inputs import whole_number
 from server.domain.templates import load_template
-from server.services.workflow import locked_message
-from server.web.auth import current_user, runtime_of
-from server.web.errors import http_status_for
-
-MAX_JSON = 64 * 1024
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise InvalidInput("send a JSON body with Content-Type: application/json")
-    body = await request.body()
-    if len(body) > MAX_JSON:
-        raise InvalidInput(f"the body is larger than {MAX_JSON // 1024} KiB")
-    try:
-        data = parse_json(body)
-    except ValueError:
-        raise InvalidInput("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return data
+from server.usecases.comments import Commenter
+from server.web.auth import runtime_of
+from server.web.context import DpiaRequest, api_user, dpia_api, dpia_request, json_api
+from server.web.rendering import json_value, read_json
 
 
 def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
@@ -59,97 +31,55 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return value
 
 
+@json_api
 async def post_comment(request: Request) -> Response:
+    """``{"section", "field"?, "text"}`` from a signed-in participant or an API token."""
     runtime = runtime_of(request)
     dpia_id = request.path_params["dpia_id"]
     logs.document_id.set(dpia_id[:100])
-    try:
-        data = await read_json(request)
-        section = _text(data, "section") or ""
-        field = _text(data, "field", required=False)
-        text = check_comment(load_template(), section, field, _text(data, "text") or "")
-        bearer = request.headers.get("authorization", "")
-        if bearer.lower().startswith("bearer "):
-            grant = runtime.access_token(bearer[7:].strip(), dpia_id)
-            if not grant.role.can_comment:
-                raise AccessDenied("your role on this DPIA cannot comment")
-            comment = NewComment(
-                section, field, text, None, grant.principal, Channel.API.value, grant.principal
-            )
-        else:
-            user = await current_user(request)
-            if user is None:
-                raise InvalidToken("sign in, or send Authorization: Bearer <token>")
-            access = await runtime.dpias.access(user, dpia_id)
-            if not access.role.can_comment:
-                raise AccessDenied("viewers cannot comment; ask an owner for another role")
-            if access.status.is_locked:
-                raise DpiaLocked(locked_message(access.status))
-            comment = NewComment(
-                section,
-                field,
-                text,
-                access.participant_id,
-                user.name,
-                Channel.BROWSER.value,
-                f"user:{user.id}",
-            )
-        comment_id, _ = await runtime.editing.add_comment(
-            dpia_id, comment, origin=f"api:comment:{comment.actor}"
-        )
-        await runtime.notifications.record_comment(
-            dpia_id,
-            section=section,
-            text=text,
-            author=comment.author_name,
-            actor=comment.actor,
-            channel=comment.channel,
-        )
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
-    return JSONResponse({"id": comment_id}, status_code=201)
+    data = await read_json(request)
+    bearer = request.headers.get("authorization", "")
+    by: Commenter
+    if bearer.lower().startswith("bearer "):
+        by = await runtime.access_token(bearer[7:].strip(), dpia_id)
+    else:
+        user = await api_user(request, "sign in, or send Authorization: Bearer <token>")
+        by = (await dpia_request(request, user)).member
+    posted = await runtime.usecases.comments.post(
+        dpia_id,
+        by,
+        section=_text(data, "section") or "",
+        field=_text(data, "field", required=False),
+        text=_text(data, "text") or "",
+    )
+    return JSONResponse({"id": posted.id}, status_code=201)
 
 
-async def watch(request: Request) -> Response:
+@dpia_api
+async def watch(context: DpiaRequest) -> Response:
     """``{"section": "...", "watching": true|false}``: hear about a section, or not."""
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        data = await read_json(request)
-        section = _text(data, "section") or ""
-        watching = data.get("watching")
-        if not isinstance(watching, bool):
-            raise InvalidInput("watching must be true or false")
-        if section not in load_template().section_ids():
-            raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
-        user = await current_user(request)
-        if user is None:
-            raise InvalidToken("sign in first")
-        access = await runtime.dpias.access(user, dpia_id)
-        await runtime.notifications.inbox.set_watch(access.participant_id, section, watching)
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+    data = await read_json(context.request)
+    section = _text(data, "section") or ""
+    watching = json_value(data, "watching", bool, "watching must be true or false")
+    if section not in load_template(context.access.template_id).section_ids():
+        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+    await context.runtime.notifications.inbox.set_watch(
+        context.access.participant_id, section, watching
+    )
     return JSONResponse({"section": section, "watching": watching})
 
 
-async def reviewer(request: Request) -> Response:
+@dpia_api
+async def reviewer(context: DpiaRequest) -> Response:
     """Owners: ``{"section", "participant": id, "assigned": true|false}``."""
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        data = await read_json(request)
-        participant = data.get("participant")
-        assigned = data.get("assigned")
-        if not isinstance(participant, int) or not isinstance(assigned, bool):
-            raise InvalidInput("participant must be an id and assigned true or false")
-        whole_number(participant, "participant")
-        user = await current_user(request)
-        if user is None:
-            raise InvalidToken("sign in first")
-        section = _text(data, "section") or ""
-        await runtime.dpias.set_reviewer(user, dpia_id, section, participant, assigned)
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+    data = await read_json(context.request)
+    wrong = "participant must be an id and assigned true or false"
+    participant = whole_number(json_value(data, "participant", int, wrong), "participant")
+    assigned = json_value(data, "assigned", bool, wrong)
+    section = _text(data, "section") or ""
+    await context.runtime.usecases.participants.set_reviewer(
+        context.member, section, participant, assigned
+    )
     return JSONResponse({"section": section, "participant": participant, "assigned": assigned})
 
 

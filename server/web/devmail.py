@@ -22,7 +22,8 @@ from server.domain.inputs import whole_number
 from server.services.outbox import failures_for
 from server.storage.models import DevMail
 from server.web.auth import runtime_of
-from server.web.pages import page, signed_in
+from server.web.context import UserRequest, signed_in, user_page
+from server.web.rendering import page
 
 LISTED = 200
 
@@ -96,13 +97,11 @@ def _parse(raw: bytes) -> EmailMessage:
     return message
 
 
-async def failed_mail(request: Request) -> Response:
+@user_page
+async def failed_mail(context: UserRequest) -> Response:
     """Undelivered mail about DPIAs led by an organisation the user administers."""
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    organisations = await runtime.accounts.administered(user)
+    request, runtime = context.request, context.runtime
+    organisations = await runtime.accounts.administered(context.user)
     if not organisations:
         return _no_such_page(request)
     failures = await failures_for(runtime.sessions, organisations)

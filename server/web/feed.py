@@ -16,15 +16,15 @@ from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
 from server.domain.templates import load_template
 from server.web.auth import current_user, runtime_of
+from server.web.context import UserRequest, user_page
 from server.web.errors import http_status_for
-from server.web.pages import editor_config, field, form, page, render_error, signed_in
+from server.web.pages import editor_config
+from server.web.rendering import field, form, page, render_error
 
 
-async def notifications(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
+@user_page
+async def notifications(context: UserRequest) -> Response:
+    request, runtime, user = context.request, context.runtime, context.user
     if request.method == "POST":
         await runtime.notifications.inbox.mark_all_read(user)
         return RedirectResponse("/notifications", status_code=303)
@@ -43,41 +43,29 @@ async def notifications(request: Request) -> Response:
     )
 
 
-async def watch_sections(request: Request) -> Response:
+@user_page
+async def watch_sections(context: UserRequest) -> Response:
     """The form of checkboxes: every section ticked is watched, every other unwatched."""
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    data = await form(request)
-    try:
-        dpia_id = field(data, "dpia", 100)
-        access = await runtime.dpias.access(user, dpia_id)
-        ticked = set(data.getlist("watch"))
-        for section in load_template().section_ids():
-            await runtime.notifications.inbox.set_watch(
-                access.participant_id, section, section in ticked
-            )
-    except DomainError as error:
-        return render_error(request, error)
+    data = await form(context.request)
+    member = await context.runtime.usecases.participants.member(
+        context.user, field(data, "dpia", 100)
+    )
+    ticked = set(data.getlist("watch"))
+    for section in load_template(member.access.template_id).section_ids():
+        await context.runtime.notifications.inbox.set_watch(
+            member.access.participant_id, section, section in ticked
+        )
     return RedirectResponse("/notifications?saved=1", status_code=303)
 
 
-async def preferences(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    data = await form(request)
-    try:
-        await runtime.notifications.inbox.set_preference(user, None, field(data, "overall", 20))
-        for key in data:
-            if key.startswith("dpia:"):
-                await runtime.notifications.inbox.set_preference(
-                    user, key[5:], field(data, key, 20)
-                )
-    except DomainError as error:
-        return render_error(request, error)
+@user_page
+async def preferences(context: UserRequest) -> Response:
+    inbox, user = context.runtime.notifications.inbox, context.user
+    data = await form(context.request)
+    await inbox.set_preference(user, None, field(data, "overall", 20))
+    for key in data:
+        if key.startswith("dpia:"):
+            await inbox.set_preference(user, key[5:], field(data, key, 20))
     return RedirectResponse("/notifications?saved=1", status_code=303)
 
 

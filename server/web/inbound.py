@@ -5,69 +5,49 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.domain.errors import AccessDenied, DomainError, InvalidInput
+from server.domain.errors import InvalidInput
 from server.domain.inputs import whole_number
-from server.web.auth import runtime_of
-from server.web.pages import field, form, page, render_error, signed_in
+from server.web.context import DpiaRequest, dpia_page
+from server.web.rendering import field, form, page
 
 
-async def inbound(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        if not access.role.can_manage:
-            raise AccessDenied("only the DPIA's owners see its inbound mail")
-        if request.method == "POST":
-            data = await form(request)
-            action = field(data, "action")
-            target = whole_number(field(data, "id"), "The message or participant number")
-            if action == "release":
-                await runtime.inbound.release(dpia_id, target, user.name)
-            elif action == "discard":
-                await runtime.inbound.discard(dpia_id, target, user.name)
-            elif action == "resume":
-                await runtime.inbound.resume_mail(dpia_id, target)
-            else:
-                raise InvalidInput("unknown action")
-            return RedirectResponse(f"/dpias/{dpia_id}/inbound", status_code=303)
-        messages = await runtime.inbound.for_dpia(dpia_id)
-        health = await runtime.inbound.mail_health(dpia_id)
-        people = {p.id: p for p in await runtime.dpias.participants(user, dpia_id)}
-    except DomainError as error:
-        return render_error(request, error)
+@dpia_page
+async def inbound(context: DpiaRequest) -> Response:
+    request, mail, member = context.request, context.runtime.usecases.inbound, context.member
+    if request.method == "POST":
+        data = await form(request)
+        action = field(data, "action")
+        target = whole_number(field(data, "id"), "The message or participant number")
+        if action == "release":
+            await mail.release(member, target)
+        elif action == "discard":
+            await mail.discard(member, target)
+        elif action == "resume":
+            await mail.resume_mail(member, target)
+        else:
+            raise InvalidInput("unknown action")
+        return RedirectResponse(f"/dpias/{context.dpia_id}/inbound", status_code=303)
+    view = await mail.view(member)
     return page(
         request,
         "inbound.html",
-        access=access,
-        messages=messages,
-        health=[(people.get(pid), row) for pid, row in sorted(health.items())],
-        people=people,
+        access=context.access,
+        messages=view.messages,
+        health=[(view.people.get(pid), row) for pid, row in sorted(view.health.items())],
+        people=view.people,
     )
 
 
-async def attachment(request: Request) -> Response:
+@dpia_page
+async def attachment(context: DpiaRequest) -> Response:
     """A file that came with an email reply: participants only, always as a download."""
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    number = request.path_params["attachment_id"]
-    try:
-        await runtime.dpias.access(user, dpia_id)
-        row = await runtime.inbound.attachment(
-            dpia_id, whole_number(number, "The attachment number in the address")
-        )
-    except DomainError as error:
-        return render_error(request, error)
+    number = whole_number(
+        context.request.path_params["attachment_id"], "The attachment number in the address"
+    )
+    row = await context.runtime.inbound.attachment(context.dpia_id, number)
     return Response(
         row.data,
         media_type="application/octet-stream",

@@ -1,81 +1,33 @@
 """Server-rendered pages: sign-in, dashboard, new DPIA, the editor page, participants.
 
-Pages work without JavaScript except the editor itself. Business rules raise domain
-errors; ``render_error`` turns them into a page with the status from ``web.errors``.
+Pages work without JavaScript except the editor itself. Each handler resolves who is
+signed in, and their standing on the DPIA, once (``web.context``) and changes anything
+through one use case (``server.usecases``); the domain errors they raise become a page
+with the status from ``web.errors``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from server.domain.access import Role
-from server.domain.dpias import DpiaStatus, PartyRole
+from server.domain.dpias import DpiaStatus, PartyRole, locked_message
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import whole_number
 from server.domain.templates import load_template
 from server.domain.workflow import IgStep
-from server.services.accounts import SESSION_LIFETIME, CurrentUser
-from server.services.workflow import locked_message
+from server.services.accounts import SESSION_LIFETIME
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
+from server.web.context import DpiaRequest, UserRequest, dpia_page, user_page
 from server.web.errors import http_status_for
+from server.web.rendering import field, form, page
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#00707a"]
-
-
-def editor_built(request: Request) -> bool:
-    """Whether the editor bundle exists (a checkout without ``make setup`` has none)."""
-    return (runtime_of(request).settings.editor_bundle / "editor.js").is_file()
-
-
-templates.env.globals["editor_built"] = editor_built
-
-
-def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    csrf = request.scope.get("csrftoken")
-    context.setdefault("user", getattr(request.state, "user", None))
-    context.setdefault("unread", getattr(request.state, "unread", 0))
-    return templates.TemplateResponse(
-        request, name, {"csrftoken": csrf() if csrf else "", **context}, status_code=status_code
-    )
-
-
-def render_error(request: Request, error: DomainError) -> Response:
-    status = http_status_for(error)
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else {}
-    response = page(request, "error.html", status, message=str(error), status=status)
-    response.headers.update(headers)
-    return response
-
-
-async def signed_in(request: Request) -> CurrentUser | Response:
-    user = await current_user(request)
-    if user is None:
-        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-    request.state.user = user
-    request.state.unread = await runtime_of(request).notifications.inbox.unread(user)
-    return user
-
-
-async def form(request: Request) -> FormData:
-    return await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
-
-
-def field(data: FormData, name: str, maximum: int = 1000) -> str:
-    value = data.get(name, "")
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text")
-    if len(value) > maximum:
-        raise InvalidInput(f"{name} is longer than {maximum} characters")
-    return value
 
 
 async def home(request: Request) -> Response:
@@ -125,27 +77,22 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def dashboard(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
+@user_page
+async def dashboard(context: UserRequest) -> Response:
+    request, runtime = context.request, context.runtime
     query = request.query_params
     status = query.get("status", "")
     organisation = query.get("organisation", "")
     ig_step = query.get("ig_step", "")
-    try:
-        dpias = await runtime.dpias.list_for(
-            user,
-            search=query.get("q", "")[:100],
-            status=status if status in DpiaStatus.__members__.values() else "",
-            organisation_id=whole_number(organisation, "The organisation filter")
-            if organisation
-            else None,
-            ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
-        )
-    except DomainError as error:
-        return render_error(request, error)
+    dpias = await runtime.dpias.list_for(
+        context.user,
+        search=query.get("q", "")[:100],
+        status=status if status in DpiaStatus.__members__.values() else "",
+        organisation_id=whole_number(organisation, "The organisation filter")
+        if organisation
+        else None,
+        ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
+    )
     return page(
         request,
         "dashboard.html",
@@ -160,11 +107,9 @@ async def dashboard(request: Request) -> Response:
     )
 
 
-async def new_dpia(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
+@user_page
+async def new_dpia(context: UserRequest) -> Response:
+    request, runtime, user = context.request, context.runtime, context.user
     mine = await runtime.accounts.organisations_of(user)
     reusable = await runtime.dpias.list_for(user)
     if request.method == "GET":
@@ -195,16 +140,10 @@ async def new_dpia(request: Request) -> Response:
     return RedirectResponse(f"/dpias/{dpia_id}", status_code=303)
 
 
-async def editor(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-    except DomainError as error:
-        return render_error(request, error)
+@dpia_page
+async def editor(context: DpiaRequest) -> Response:
+    request, runtime, user = context.request, context.runtime, context.user
+    dpia_id, access = context.dpia_id, context.access
     config = editor_config(
         request,
         dpia_id=dpia_id,
@@ -257,75 +196,28 @@ def editor_config(
     }
 
 
-async def participants(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
+@dpia_page
+async def participants(context: DpiaRequest) -> Response:
+    request, runtime, user = context.request, context.runtime, context.user
+    dpia_id = context.dpia_id
     error = None
     status = 200
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        if request.method == "POST":
-            data = await form(request)
-            action = field(data, "action")
-            try:
-                if action == "invite":
-                    invited = await runtime.dpias.invite(
-                        user,
-                        dpia_id,
-                        field(data, "email", 254),
-                        field(data, "role"),
-                        field(data, "name", 200),
-                    )
-                    await runtime.notifications.record_invitation(dpia_id, invited, user.name)
-                elif action == "reviews":
-                    reviewer = whole_number(field(data, "participant"), "The participant")
-                    chosen = set(data.getlist("reviews"))
-                    for section in load_template().section_ids():
-                        await runtime.dpias.set_reviewer(
-                            user, dpia_id, section, reviewer, section in chosen
-                        )
-                elif action == "add-party":
-                    organisation = field(data, "organisation")
-                    await runtime.dpias.add_party(
-                        user,
-                        dpia_id,
-                        field(data, "party_role"),
-                        organisation_id=whole_number(organisation, "The organisation")
-                        if organisation
-                        else None,
-                        name=field(data, "party_name", 200),
-                    )
-                elif action == "remove-party":
-                    party_id = whole_number(field(data, "party"), "The party")
-                    await runtime.dpias.remove_party(user, dpia_id, party_id)
-                elif action in ("role", "remove"):
-                    participant_id = whole_number(field(data, "participant"), "The participant")
-                    if action == "role":
-                        await runtime.dpias.change_role(
-                            user, dpia_id, participant_id, field(data, "role")
-                        )
-                    else:
-                        await runtime.dpias.remove(user, dpia_id, participant_id)
-                    await runtime.rooms.access_changed(dpia_id)
-                else:
-                    raise InvalidInput("unknown action")
-            except DomainError as failure:
-                error, status = str(failure), http_status_for(failure)
-            else:
-                return RedirectResponse(f"/dpias/{dpia_id}/participants", status_code=303)
-        people = await runtime.dpias.participants(user, dpia_id)
-        parties = await runtime.dpias.parties(user, dpia_id)
-        reviewers = await runtime.dpias.reviewers(user, dpia_id)
-    except DomainError as failure:
-        return render_error(request, failure)
+    if request.method == "POST":
+        data = await form(request)
+        try:
+            await _participants_action(context, data)
+        except DomainError as failure:
+            error, status = str(failure), http_status_for(failure)
+        else:
+            return RedirectResponse(f"/dpias/{dpia_id}/participants", status_code=303)
+    people = await runtime.dpias.participants(user, dpia_id)
+    parties = await runtime.dpias.parties(user, dpia_id)
+    reviewers = await runtime.dpias.reviewers(user, dpia_id)
     return page(
         request,
         "participants.html",
         status,
-        access=access,
+        access=context.access,
         people=people,
         roles=list(Role),
         parties=parties,
@@ -338,6 +230,43 @@ async def participants(request: Request) -> Response:
         organisations=await runtime.dpias.organisations(),
         error=error,
     )
+
+
+async def _participants_action(context: DpiaRequest, data: FormData) -> None:
+    """The participants form's actions, each one use case."""
+    actions, member = context.runtime.usecases.participants, context.member
+    action = field(data, "action")
+    if action == "invite":
+        await actions.invite(
+            member, field(data, "email", 254), field(data, "role"), field(data, "name", 200)
+        )
+    elif action == "reviews":
+        participant_id = _number(field(data, "participant"), "participant")
+        chosen = [s for s in data.getlist("reviews") if isinstance(s, str)]
+        await actions.set_reviews(member, participant_id, chosen)
+    elif action == "add-party":
+        organisation = field(data, "organisation")
+        await actions.add_party(
+            member,
+            field(data, "party_role"),
+            organisation_id=whole_number(organisation, "The organisation")
+            if organisation
+            else None,
+            name=field(data, "party_name", 200),
+        )
+    elif action == "remove-party":
+        await actions.remove_party(member, _number(field(data, "party"), "party"))
+    elif action == "role":
+        participant_id = _number(field(data, "participant"), "participant")
+        await actions.change_role(member, participant_id, field(data, "role"))
+    elif action == "remove":
+        await actions.remove(member, _number(field(data, "participant"), "participant"))
+    else:
+        raise InvalidInput("unknown action")
+
+
+def _number(raw: str, what: str) -> int:
+    return whole_number(raw, f"The {what}")
 
 
 def _local_path(raw: str) -> str:

@@ -16,7 +16,7 @@ from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.services.passwords import RESET_PATH
 from server.web.auth import runtime_of, sessions_ended
 from server.web.errors import http_status_for
-from server.web.pages import field, form, page, render_error
+from server.web.rendering import field, form, page, render_error
 
 FORGOT_PATH = "/forgot-password"
 

@@ -1,8 +1,8 @@
 """Review, sign-off, history and exports: pages (forms, no JavaScript needed) and JSON API.
 
-Every rule is the services' to check; handlers read input, call one service and render, or
-map the domain error (``web.errors``). A status change also tells the loaded room, so an
-approved DPIA turns read-only for connected browsers at once.
+Handlers read input, call one use case (``server.usecases``) or read a service, and render;
+who is signed in and their standing on the DPIA come resolved (``web.context``), and the
+domain errors raised become the error page or the JSON error (``web.errors``).
 """
 
 from __future__ import annotations
@@ -10,22 +10,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from server.domain.access import Channel
-from server.domain.content import find_field, plain_text
-from server.domain.dpias import DpiaStatus
-from server.domain.errors import (
-    AccessDenied,
-    DomainError,
-    DpiaLocked,
-    InvalidInput,
-    InvalidToken,
-    TooLarge,
-)
+from server.domain.content import plain_text, restore_policy
+from server.domain.errors import AccessDenied, DomainError, InvalidInput, TooLarge
 from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.workflow import (
     STEP7_KINDS,
@@ -33,14 +23,11 @@ from server.domain.workflow import (
     IgStep,
     SectionAction,
 )
-from server.services.accounts import CurrentUser
-from server.services.workflow import locked_message
 from server.settings import Settings
-from server.web.api import error, read_json
-from server.web.auth import current_user, runtime_of
+from server.web.context import DpiaRequest, UserRequest, dpia_api, dpia_page, user_api, user_page
 from server.web.errors import http_status_for
 from server.web.middleware import describe_size
-from server.web.pages import field, form, page, render_error, signed_in
+from server.web.rendering import field, form, json_value, page, read_json
 
 IMPORT_PATH = "/dpias/import"
 API_IMPORT_PATH = "/api/dpias/import"
@@ -66,51 +53,33 @@ def checks_its_own_csrf(scope: Scope) -> bool:
     return bool(scope.get("path") == IMPORT_PATH and scope.get("method") == "POST")
 
 
-async def _user(request: Request) -> CurrentUser:
-    user = await current_user(request)
-    if user is None:
-        raise InvalidToken("sign in first")
-    return user
-
-
 def _seq(raw: object, name: str) -> int:
     return whole_number(raw, name, MAX_SEQ)
-
-
-async def _after_status(request: Request, dpia_id: str, status: DpiaStatus) -> None:
-    runtime = runtime_of(request)
-    runtime.rooms.set_read_only(dpia_id, locked_message(status) if status.is_locked else None)
 
 
 # -- actions shared by the form and the JSON API ---------------------------------------------
 
 
-async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str, str]) -> str:
-    runtime = runtime_of(request)
+async def _act(context: DpiaRequest, data: dict[str, str]) -> str:
+    """One workflow action from the form or the JSON API, as one use case; what to say."""
+    usecases, member = context.runtime.usecases, context.member
     action = data.get("action", "")
-    room = runtime.rooms.rooms.get(dpia_id)
-    if room is not None:
-        # What is signed, reviewed or gated is the committed document: let the last edits
-        # the signer saw on screen (acknowledged or in the group-commit window) land first.
-        await room.all_saved()
     if action == "status":
-        status = await runtime.workflow.move(
-            user, dpia_id, data.get("status", ""), data.get("reasons", "")
+        status = await usecases.workflow.move(
+            member, data.get("status", ""), data.get("reasons", "")
         )
-        await _after_status(request, dpia_id, status)
         return f"The DPIA is now {status.label.lower()}."
     if action == "section":
-        state = await runtime.workflow.section(
-            user, dpia_id, data.get("section", ""), data.get("step", ""), data.get("reasons", "")
+        state = await usecases.workflow.section_step(
+            member, data.get("section", ""), data.get("step", ""), data.get("reasons", "")
         )
         return f"{data.get('section')} is now {state.label.lower()}."
     if action == "ig_step":
-        step = await runtime.workflow.set_ig_step(user, dpia_id, data.get("step", ""))
+        step = await usecases.workflow.set_ig_step(member, data.get("step", ""))
         return f"The project is at step {step.label}."
     if action == "sign":
-        await runtime.signoffs.sign(
-            user,
-            dpia_id,
+        await usecases.signoffs.sign(
+            member,
             kind=data.get("kind", ""),
             decision=data.get("decision", ""),
             target=data.get("target", ""),
@@ -121,9 +90,9 @@ async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str
     if action in ("reconfirm", "revoke"):
         signoff_id = whole_number(data.get("signoff", ""), "The sign-off number")
         if action == "reconfirm":
-            await runtime.signoffs.reconfirm(user, dpia_id, signoff_id)
+            await usecases.signoffs.reconfirm(member, signoff_id)
             return "Re-confirmed over the content as it is now."
-        await runtime.signoffs.revoke(user, dpia_id, signoff_id)
+        await usecases.signoffs.revoke(member, signoff_id)
         return "Sign-off revoked."
     raise InvalidInput("unknown action")
 
@@ -131,28 +100,22 @@ async def _act(request: Request, user: CurrentUser, dpia_id: str, data: dict[str
 # -- pages ------------------------------------------------------------------------------
 
 
-async def workflow_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
+@dpia_page
+async def workflow_page(context: DpiaRequest) -> Response:
+    request, runtime, dpia_id = context.request, context.runtime, context.dpia_id
     message, failure, status = None, None, 200
     if request.method == "POST":
         data = await form(request)
         values = {k: field(data, k, 5000) for k in data if k != "csrftoken"}
         try:
-            message = await _act(request, user, dpia_id, values)
+            message = await _act(context, values)
         except DomainError as problem:
             failure, status = str(problem), http_status_for(problem)
         else:
             return RedirectResponse(
                 f"/dpias/{dpia_id}/workflow?done={message[:120]}", status_code=303
             )
-    try:
-        overview = await runtime.workflow.overview(user, dpia_id)
-    except DomainError as problem:
-        return render_error(request, problem)
+    overview = await runtime.workflow.overview(context.user, dpia_id)
     return page(
         request,
         "workflow.html",
@@ -169,51 +132,42 @@ async def workflow_page(request: Request) -> Response:
     )
 
 
-async def history_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
+@dpia_page
+async def history_page(context: DpiaRequest) -> Response:
+    request, runtime, dpia_id = context.request, context.runtime, context.dpia_id
     section = request.query_params.get("section") or None
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        template = await runtime.history.template_of(dpia_id)
-        if section is not None and section not in template.section_ids():
-            raise InvalidInput("no such section")
-        items = await runtime.history.timeline(dpia_id, section)
-    except DomainError as problem:
-        return render_error(request, problem)
+    template = await runtime.history.template_of(dpia_id)
+    if section is not None and section not in template.section_ids():
+        raise InvalidInput("no such section")
+    items = await runtime.history.timeline(dpia_id, section)
     return page(
         request,
         "history.html",
-        access=access,
+        access=context.access,
         items=items,
         section=section,
         sections=template.sections,
     )
 
 
-async def version_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        seq = _seq(request.path_params["seq"], "The version in the address")
-        template = await runtime.history.template_of(dpia_id)
-        version = await runtime.history.version(dpia_id, seq)
-        current = await runtime.history.current(dpia_id)
-        other = request.query_params.get("compare")
-        changes = (
-            await runtime.history.compare(dpia_id, seq, _seq(other, "The version to compare"))
-            if other
-            else None
-        )
-    except DomainError as problem:
-        return render_error(request, problem)
+@dpia_page
+async def version_page(context: DpiaRequest) -> Response:
+    request, runtime, dpia_id, access = (
+        context.request,
+        context.runtime,
+        context.dpia_id,
+        context.access,
+    )
+    seq = _seq(request.path_params["seq"], "The version in the address")
+    template = await runtime.history.template_of(dpia_id)
+    version = await runtime.history.version(dpia_id, seq)
+    current = await runtime.history.current(dpia_id)
+    other = request.query_params.get("compare")
+    changes = (
+        await runtime.history.compare(dpia_id, seq, _seq(other, "The version to compare"))
+        if other
+        else None
+    )
     return page(
         request,
         "version.html",
@@ -227,93 +181,41 @@ async def version_page(request: Request) -> Response:
         },
         changes=changes,
         compare=other,
-        can_restore=access.role.can_write and not access.status.is_locked,
+        can_restore=restore_policy(access.role, access.status).allowed,
     )
 
 
-async def restore_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    dpia_id = request.path_params["dpia_id"]
-    data = await form(request)
-    try:
-        seq = _seq(field(data, "seq"), "The version")
-        await _restore(request, user, dpia_id, field(data, "field", 200), seq)
-    except DomainError as problem:
-        return render_error(request, problem)
-    return RedirectResponse(f"/dpias/{dpia_id}/history", status_code=303)
+@dpia_page
+async def restore_page(context: DpiaRequest) -> Response:
+    data = await form(context.request)
+    seq = _seq(field(data, "seq"), "The version")
+    await context.runtime.usecases.history.restore(context.member, field(data, "field", 200), seq)
+    return RedirectResponse(f"/dpias/{context.dpia_id}/history", status_code=303)
 
 
-async def _restore(request: Request, user: CurrentUser, dpia_id: str, path: str, seq: int) -> bool:
-    runtime = runtime_of(request)
-    access = await runtime.dpias.access(user, dpia_id)
-    if not access.role.can_write:
-        raise AccessDenied("only owners and editors can restore a field")
-    if access.status.is_locked:
-        raise DpiaLocked(locked_message(access.status))
-    template = await runtime.history.template_of(dpia_id)
-    section, spec = find_field(template, path)
-    version = await runtime.history.version(dpia_id, seq)
-    value = version.content[section][spec["id"]]
-    changed = await runtime.editing.restore_field(
-        dpia_id,
-        path,
-        value,
-        template=template,
-        actor=f"user:{user.id}",
-        channel=Channel.BROWSER.value,
-    )
-    await runtime.audit.record(
-        dpia_id,
-        "restore",
-        actor=f"user:{user.id}",
-        section=section,
-        data={
-            "summary": f"restored {path} to version {seq}: {plain_text(value)[:120]}",
-            "field": path,
-            "from_seq": seq,
-        },
-    )
-    return changed
-
-
-async def signoff_diff_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        access = await runtime.dpias.access(user, dpia_id)
-        signoff_id = whole_number(request.path_params["signoff_id"], "The sign-off number")
-        changes = await runtime.signoffs.diff(user, dpia_id, signoff_id)
-        signoff = next(s for s in await runtime.signoffs.of_dpia(dpia_id) if s.id == signoff_id)
-    except (DomainError, StopIteration) as problem:
-        if isinstance(problem, StopIteration):
-            problem = InvalidInput("no such sign-off on this DPIA")
-        return render_error(request, problem)
+@dpia_page
+async def signoff_diff_page(context: DpiaRequest) -> Response:
+    runtime, dpia_id = context.runtime, context.dpia_id
+    signoff_id = whole_number(context.request.path_params["signoff_id"], "The sign-off number")
+    changes = await runtime.signoffs.diff(context.user, dpia_id, signoff_id)
+    signoff = next((s for s in await runtime.signoffs.of_dpia(dpia_id) if s.id == signoff_id), None)
+    if signoff is None:
+        raise InvalidInput("no such sign-off on this DPIA")
     return page(
-        request,
+        context.request,
         "signoff_diff.html",
-        access=access,
+        access=context.access,
         signoff=signoff,
         changes=changes,
-        mine=signoff.signer_user_id == user.id,
+        mine=signoff.signer_user_id == context.user.id,
     )
 
 
-async def export(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
-    try:
-        data, media_type, name = await runtime.exports.export(
-            user, request.path_params["dpia_id"], request.path_params["kind"]
-        )
-    except DomainError as problem:
-        return render_error(request, problem)
+@dpia_page
+async def export(context: DpiaRequest) -> Response:
+    data, media_type, name = await context.runtime.exports.export(
+        context.user, context.dpia_id, context.request.path_params["kind"]
+    )
     return Response(
         data,
         media_type=media_type,
@@ -321,11 +223,9 @@ async def export(request: Request) -> Response:
     )
 
 
-async def import_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if isinstance(user, Response):
-        return user
-    runtime = runtime_of(request)
+@user_page
+async def import_page(context: UserRequest) -> Response:
+    request, runtime, user = context.request, context.runtime, context.user
     mine = await runtime.accounts.organisations_of(user)
     if request.method == "GET":
         return page(request, "import.html", organisations=mine)
@@ -373,18 +273,15 @@ def _strings(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _api_action(action: str) -> Any:
-    async def handler(request: Request) -> Response:
-        dpia_id = request.path_params["dpia_id"]
-        try:
-            user = await _user(request)
-            data = _strings(await read_json(request))
-            data["action"] = action
-            if "signoff_id" in request.path_params:
-                data["signoff"] = request.path_params["signoff_id"]
-            message = await _act(request, user, dpia_id, data)
-            overview = await runtime_of(request).workflow.overview(user, dpia_id)
-        except DomainError as failure:
-            return error(http_status_for(failure), str(failure))
+    @dpia_api
+    async def handler(context: DpiaRequest) -> Response:
+        request = context.request
+        data = _strings(await read_json(request))
+        data["action"] = action
+        if "signoff_id" in request.path_params:
+            data["signoff"] = request.path_params["signoff_id"]
+        message = await _act(context, data)
+        overview = await context.runtime.workflow.overview(context.user, context.dpia_id)
         return JSONResponse({"message": message, **_overview_json(overview)})
 
     return handler
@@ -422,25 +319,16 @@ def _overview_json(o: Any) -> dict[str, Any]:
     }
 
 
-async def api_workflow(request: Request) -> Response:
-    try:
-        user = await _user(request)
-        overview = await runtime_of(request).workflow.overview(user, request.path_params["dpia_id"])
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@dpia_api
+async def api_workflow(context: DpiaRequest) -> Response:
+    overview = await context.runtime.workflow.overview(context.user, context.dpia_id)
     return JSONResponse(_overview_json(overview))
 
 
-async def api_diff(request: Request) -> Response:
-    try:
-        user = await _user(request)
-        changes = await runtime_of(request).signoffs.diff(
-            user,
-            request.path_params["dpia_id"],
-            whole_number(request.path_params["signoff_id"], "The sign-off number"),
-        )
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@dpia_api
+async def api_diff(context: DpiaRequest) -> Response:
+    signoff_id = whole_number(context.request.path_params["signoff_id"], "The sign-off number")
+    changes = await context.runtime.signoffs.diff(context.user, context.dpia_id, signoff_id)
     return JSONResponse({"changes": [_change(c) for c in changes]})
 
 
@@ -448,15 +336,11 @@ def _change(c: Any) -> dict[str, str]:
     return {"field": c.path, "label": c.label, "before": c.before, "after": c.after}
 
 
-async def api_history(request: Request) -> Response:
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        user = await _user(request)
-        await runtime.dpias.access(user, dpia_id)
-        items = await runtime.history.timeline(dpia_id, request.query_params.get("section"))
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@dpia_api
+async def api_history(context: DpiaRequest) -> Response:
+    items = await context.runtime.history.timeline(
+        context.dpia_id, context.request.query_params.get("section")
+    )
     return JSONResponse(
         {
             "items": [
@@ -478,59 +362,45 @@ async def api_history(request: Request) -> Response:
     )
 
 
-async def api_version(request: Request) -> Response:
-    runtime = runtime_of(request)
-    dpia_id = request.path_params["dpia_id"]
-    try:
-        user = await _user(request)
-        await runtime.dpias.access(user, dpia_id)
-        seq = _seq(request.path_params["seq"], "The version in the address")
-        version = await runtime.history.version(dpia_id, seq)
-        other = request.query_params.get("compare")
-        changes = (
-            [
-                _change(c)
-                for c in await runtime.history.compare(
-                    dpia_id, seq, _seq(other, "The version to compare")
-                )
-            ]
-            if other
-            else None
-        )
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@dpia_api
+async def api_version(context: DpiaRequest) -> Response:
+    history, dpia_id = context.runtime.history, context.dpia_id
+    seq = _seq(context.request.path_params["seq"], "The version in the address")
+    version = await history.version(dpia_id, seq)
+    other = context.request.query_params.get("compare")
+    changes = (
+        [
+            _change(c)
+            for c in await history.compare(dpia_id, seq, _seq(other, "The version to compare"))
+        ]
+        if other
+        else None
+    )
     return JSONResponse({"seq": seq, "content": version.content, "changes": changes})
 
 
-async def api_restore(request: Request) -> Response:
-    try:
-        user = await _user(request)
-        data = await read_json(request)
-        seq = data.get("seq")
-        path = data.get("field")
-        if not isinstance(seq, int) or not isinstance(path, str):
-            raise InvalidInput('Send {"field": "section.field", "seq": n}')
-        seq = _seq(seq, "seq")
-        changed = await _restore(request, user, request.path_params["dpia_id"], path, seq)
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@dpia_api
+async def api_restore(context: DpiaRequest) -> Response:
+    data = await read_json(context.request)
+    wrong = 'Send {"field": "section.field", "seq": n}'
+    seq = _seq(json_value(data, "seq", int, wrong), "seq")
+    path = json_value(data, "field", str, wrong)
+    changed = await context.runtime.usecases.history.restore(context.member, path, seq)
     return JSONResponse({"field": path, "seq": seq, "changed": changed})
 
 
-async def api_import(request: Request) -> Response:
-    try:
-        user = await _user(request)
-        lead = request.query_params.get("lead", "")
-        if not lead:
-            raise InvalidInput("Say which organisation leads it: ?lead=<organisation id>")
-        lead_id = whole_number(lead, "The lead organisation (?lead=)")
-        body = await request.body()
-        limit = runtime_of(request).settings.import_max_bytes
-        if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
-            raise TooLarge(import_too_large(limit))
-        dpia_id = await runtime_of(request).exports.import_json(user, body, lead_id)
-    except DomainError as failure:
-        return error(http_status_for(failure), str(failure))
+@user_api
+async def api_import(context: UserRequest) -> Response:
+    request = context.request
+    lead = request.query_params.get("lead", "")
+    if not lead:
+        raise InvalidInput("Say which organisation leads it: ?lead=<organisation id>")
+    lead_id = whole_number(lead, "The lead organisation (?lead=)")
+    body = await request.body()
+    limit = context.runtime.settings.import_max_bytes
+    if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
+        raise TooLarge(import_too_large(limit))
+    dpia_id = await context.runtime.exports.import_json(context.user, body, lead_id)
     return JSONResponse({"id": dpia_id}, status_code=201)
 
 

@@ -23,6 +23,7 @@ from server.services.passwords import PasswordResets
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
+from server.usecases import UseCases
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class Runtime:
     exports: ExportService
     health: Health
     passwords: PasswordResets
+    usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
-    def access_token(self, token: str, document_id: str) -> Grant:
-        """The grant of an API token for ``document_id`` (tokens are checked, never trusted)."""
-        return self.access.verify_token(token, document_id)
+    async def access_token(self, token: str, document_id: str) -> Grant:
+        """The grant of an API token for ``document_id``: checked, never trusted, and never
+        more than the person it stands for has now."""
+        return await self.access.recheck(self.access.verify_token(token, document_id))

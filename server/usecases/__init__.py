@@ -1,0 +1,47 @@
+"""The use-case layer: every action on a DPIA, written once.
+
+Above ``server.realtime`` (rooms) and ``server.services`` (records, transactions), below the
+channels that call it: ``server.web`` (pages and the JSON API), ``email_bridge`` and
+``server.cli``. A channel translates its input (a form, a JSON body, an email, arguments)
+into one call here and the outcome back into its own terms; it decides nothing itself.
+
+Each action composes the same pieces in one place: the actor's standing on the DPIA, the
+action's policy (a pure function of ``server.domain``), the services that record it, and
+the room, which writes the document, waits for pending commits before anything is hashed
+or gated, and is told when access changed (``RoomManager.access_changed``) or the DPIA
+was locked.
+
+Errors are the domain's (``server.domain.errors``); each channel maps them in one place.
+
+| module | actions |
+|---|---|
+| ``participants`` | a member's standing; invite, change role, remove; parties; reviewers |
+| ``comments`` | post a comment (browser, API token, email reply) |
+| ``history`` | restore a field from a past version |
+| ``workflow`` | change status, section steps, the IG step |
+| ``signoffs`` | sign, re-confirm, revoke |
+| ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.usecases.comments import Comments
+from server.usecases.history import History
+from server.usecases.inbound import InboundMail
+from server.usecases.participants import Participants
+from server.usecases.signoffs import SignOffs
+from server.usecases.workflow import Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    """The actions, built by the composition root (``server.bootstrap``)."""
+
+    participants: Participants
+    comments: Comments
+    history: History
+    workflow: Workflow
+    signoffs: SignOffs
+    inbound: InboundMail

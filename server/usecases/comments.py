@@ -1,0 +1,140 @@
+"""Posting a comment: the one path for the browser, API tokens and email replies.
+
+Whoever comments, the same steps run in the same order: who is it (a signed-in member, an
+API token's grant, an email reply's participant) and what is their standing now; the one
+rule (``domain.comments.comment_policy``); what a valid comment is (``check_comment``);
+written into the document through the room, so open editors see it at once and the log
+records it as the author's; then the other participants are told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.domain.access import Channel, Grant, Role
+from server.domain.comments import NewComment, check_comment, comment_policy
+from server.domain.dpias import DpiaStatus
+from server.domain.errors import DocumentNotFound, WrongDocument
+from server.domain.templates import load_template
+from server.realtime.editing import DocumentEditing
+from server.services.dpias import DpiaService
+from server.services.notifications import NotificationService
+from server.usecases.participants import Member
+
+
+@dataclass(frozen=True, slots=True)
+class EmailParticipant:
+    """The author of an email reply: a participant known by id, with or without an account."""
+
+    participant_id: int
+
+
+# A signed-in member (channel browser), an API token (api), an email reply (email).
+Commenter = Member | Grant | EmailParticipant
+
+
+@dataclass(frozen=True, slots=True)
+class PostedComment:
+    id: str
+    created: bool  # False when a comment with the caller's id was there already
+    comment: NewComment  # as written: the cleaned text, its author and channel
+
+
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    participant_id: int | None
+    name: str
+    channel: Channel
+    actor: str
+    role: Role
+    status: DpiaStatus | None  # None: a tooling document with no DPIA record
+    template_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Comments:
+    dpias: DpiaService
+    editing: DocumentEditing
+    notifications: NotificationService
+
+    async def post(
+        self,
+        dpia_id: str,
+        by: Commenter,
+        *,
+        section: str,
+        field: str | None,
+        text: str,
+        origin: str | None = None,
+        comment_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+        notify: bool = True,
+    ) -> PostedComment:
+        """Post a comment, or raise the domain error that says why not.
+
+        ``comment_id`` makes posting idempotent (the email bridge derives one per message);
+        ``notify=False`` leaves telling people to the caller (the bridge tells a burst of
+        replies as one notification).
+        """
+        who = await self._standing(dpia_id, by)
+        comment_policy(who.role, who.status).require()
+        cleaned = check_comment(load_template(who.template_id), section, field, text)
+        comment = NewComment(
+            section, field, cleaned, who.participant_id, who.name, who.channel.value, who.actor
+        )
+        posted_id, created = await self.editing.add_comment(
+            dpia_id,
+            comment,
+            origin=origin or f"api:comment:{who.actor}",
+            comment_id=comment_id,
+            extra=extra,
+        )
+        if created and notify:
+            await self.notifications.record_comment(
+                dpia_id,
+                section=section,
+                text=cleaned,
+                author=comment.author_name,
+                actor=comment.actor,
+                channel=comment.channel,
+            )
+        return PostedComment(posted_id, created, comment)
+
+    async def _standing(self, dpia_id: str, by: Commenter) -> _Standing:
+        if isinstance(by, Member):
+            access = by.access
+            return _Standing(
+                access.participant_id,
+                by.user.name,
+                Channel.BROWSER,
+                f"user:{by.user.id}",
+                access.role,
+                access.status,
+                access.template_id,
+            )
+        if isinstance(by, Grant):
+            if by.document_id != dpia_id:
+                raise WrongDocument("the token is for another document")
+            state = await self.dpias.state(dpia_id)
+            return _Standing(
+                None,
+                by.principal,
+                Channel.API,
+                by.principal,
+                by.role,
+                state.status if state is not None else None,
+                state.template_id if state is not None else "uk-dpia",
+            )
+        participant = await self.dpias.participant_access(by.participant_id)
+        if participant is None or participant.dpia_id != dpia_id:
+            raise DocumentNotFound("you no longer take part in this DPIA")
+        return _Standing(
+            participant.participant_id,
+            participant.name,
+            Channel.EMAIL,
+            f"participant:{participant.participant_id}",
+            participant.role,
+            participant.status,
+            participant.template_id,
+        )
