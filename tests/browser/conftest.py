@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -11,8 +10,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import PASSWORD, Site, prepare, seed_site
+from tests.support.live import LiveServer
+from tests.support.site import PASSWORD, Site, seeded_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("OPENDPIA_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -32,10 +31,8 @@ def _require(condition: bool, problem: str) -> None:
 @pytest.fixture
 def site(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     _require(EDITOR_BUNDLE.is_file(), "the editor is not built: run `make setup`")
-    prepare(sqlite_url)
-    seeded = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield live, seeded
+    with seeded_server(sqlite_url) as served:
+        yield served
 
 
 @pytest_asyncio.fixture

@@ -12,8 +12,8 @@ from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
 from tests.browser.conftest import AXE, artifact, sign_in
-from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import Site, prepare, seed_site
+from tests.support.live import LiveServer
+from tests.support.site import Site, seeded_server
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -221,10 +221,8 @@ async def _read_link(live: LiveServer, seeded: Site) -> str:
 @pytest.fixture
 def small_fields(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     """The site with fields capped at 2 KiB, so that a paste can pass the cap."""
-    prepare(sqlite_url)
-    seeded = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url, max_field_bytes=2048)) as live:
-        yield live, seeded
+    with seeded_server(sqlite_url, max_field_bytes=2048) as served:
+        yield served
 
 
 async def test_a_change_over_the_field_cap_is_refused_and_the_editor_says_why(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
 
-from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.live import LiveServer
+from tests.support.site import Site, csrf_field, seeded_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,20 +21,8 @@ NOT_NUMBERS = (HUGE, "9" * 400, "²")
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield live, site
-
-
-@pytest_asyncio.fixture
-async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncClient]:
-    live, site = server
-    client = await signed_in(f"http://127.0.0.1:{live.port}", site.emails["owner"])
-    try:
-        yield client
-    finally:
-        await client.aclose()
+    with seeded_server(sqlite_url) as served:
+        yield served
 
 
 def _json_headers(client: httpx.AsyncClient) -> dict[str, str]:

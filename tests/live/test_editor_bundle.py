@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import Site, prepare, seed_site, signed_in
+from tests.support.site import Site, prepare, seed_site, seeded_server, signed_in
 
 pytestmark = pytest.mark.asyncio
 
@@ -22,10 +22,8 @@ def server(
     bundle = tmp_path / "dist"
     if request.param == "empty":
         bundle.mkdir()
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url, editor_dir=str(bundle))) as live:
-        yield live, site
+    with seeded_server(sqlite_url, editor_dir=str(bundle)) as served:
+        yield served
 
 
 async def test_without_the_bundle_the_editor_page_says_to_build_it_and_its_files_are_404(

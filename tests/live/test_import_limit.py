@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from server.settings import Settings
-from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.live import LiveServer
+from tests.support.site import Site, csrf_field, seeded_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -22,20 +20,8 @@ LIMIT = Settings().import_max_bytes
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield live, site
-
-
-@pytest_asyncio.fixture
-async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncClient]:
-    live, site = server
-    client = await signed_in(f"http://127.0.0.1:{live.port}", site.emails["owner"])
-    try:
-        yield client
-    finally:
-        await client.aclose()
+    with seeded_server(sqlite_url) as served:
+        yield served
 
 
 def _with_long_aims(export: bytes, characters: int) -> bytes:

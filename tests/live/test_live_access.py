@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
 from argon2 import PasswordHasher
 from pycrdt import Map, XmlElement, XmlFragment, XmlText
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -23,7 +22,15 @@ from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.updates import SqlUpdateStore
 from tests.support.live import LiveServer, issue_token, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, session_socket, signed_in
+from tests.support.site import (
+    Site,
+    csrf_field,
+    prepare,
+    seed_site,
+    seeded_server,
+    session_socket,
+    signed_in,
+)
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -51,16 +58,6 @@ async def _invite_email_only(database_url: str, site: Site) -> None:
         owner, site.dpia_id, PARTNER, "viewer"
     )
     await engine.dispose()
-
-
-@pytest_asyncio.fixture
-async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncClient]:
-    live, site = server
-    client = await signed_in(f"http://127.0.0.1:{live.port}", site.emails["owner"])
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def _connect(
@@ -297,10 +294,8 @@ async def _lookup_user_id(live: LiveServer, email: str) -> int:
 @pytest.fixture
 def rechecking(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     """One embedded process that decides open connections again every 0.2 s."""
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url, access_recheck_seconds=0.2)) as live:
-        yield live, site
+    with seeded_server(sqlite_url, access_recheck_seconds=0.2) as served:
+        yield served
 
 
 async def test_a_suspension_made_outside_the_app_reaches_open_editors_of_one_process(

@@ -6,7 +6,6 @@ address (127.0.0.2, 127.0.0.3, ...), as people on different networks would.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -14,8 +13,8 @@ import pytest
 import pytest_asyncio
 
 from server.services.accounts import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_CLIENT
-from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import PASSWORD, Site, csrf_field, prepare, seed_site
+from tests.support.live import LiveServer
+from tests.support.site import PASSWORD, Site, csrf_field, seeded_server
 
 pytestmark = pytest.mark.asyncio
 
@@ -24,10 +23,8 @@ Client = Callable[[str], httpx.AsyncClient]
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield live, site
+    with seeded_server(sqlite_url) as served:
+        yield served
 
 
 @pytest_asyncio.fixture

@@ -15,8 +15,8 @@ from server.domain.access import Role
 from server.domain.comments import NewComment
 from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
-from tests.support.live import LiveServer, issue_token, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, signed_in
+from tests.support.live import LiveServer, issue_token
+from tests.support.site import Site, csrf_field, seeded_server, signed_in
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -25,10 +25,8 @@ ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "r
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url, change_quiet_seconds=0.2)) as live:
-        yield live, site
+    with seeded_server(sqlite_url, change_quiet_seconds=0.2) as served:
+        yield served
 
 
 @pytest_asyncio.fixture

@@ -11,8 +11,14 @@ import pytest_asyncio
 from pycrdt import Map
 
 from server.domain.access import Role
-from tests.support.live import LiveServer, issue_token, make_settings, serving
-from tests.support.site import Site, csrf_field, prepare, seed_site, session_socket, signed_in
+from tests.support.live import LiveServer, issue_token
+from tests.support.site import (
+    Site,
+    csrf_field,
+    seeded_server,
+    session_socket,
+    signed_in,
+)
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -22,10 +28,8 @@ REFERENCE = "outcome.ico_reference"
 
 @pytest.fixture
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
-    prepare(sqlite_url)
-    site = asyncio.run(seed_site(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield live, site
+    with seeded_server(sqlite_url) as served:
+        yield served
 
 
 @pytest_asyncio.fixture

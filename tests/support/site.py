@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -14,6 +17,7 @@ from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.live import LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 PASSWORD = "correct horse battery"
@@ -44,6 +48,15 @@ async def seed_site(database_url: str) -> Site:
         await dpias.invite(owner, dpia_id, emails[role], role)
     await engine.dispose()
     return Site(dpia_id, emails)
+
+
+@contextlib.contextmanager
+def seeded_server(database_url: str, **settings: object) -> Iterator[tuple[LiveServer, Site]]:
+    """The app under uvicorn on a migrated, seeded database (``seed_site``)."""
+    prepare(database_url)
+    site = asyncio.run(seed_site(database_url))
+    with serving(make_settings(database_url, **settings)) as live:
+        yield live, site
 
 
 def prepare(database_url: str) -> None:

@@ -1,0 +1,21 @@
+"""Fixtures several live test modules share; each module brings its own ``server``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from tests.support.live import LiveServer
+from tests.support.site import Site, signed_in
+
+
+@pytest_asyncio.fixture
+async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncClient]:
+    live, site = server
+    client = await signed_in(f"http://127.0.0.1:{live.port}", site.emails["owner"])
+    try:
+        yield client
+    finally:
+        await client.aclose()
