@@ -57,7 +57,7 @@ async def test_saved_acknowledgement_comes_after_commit_and_survives_restart(
     await client.wait_saved()
     assert client.saved == client.writes_sent
     await client.close()
-    live_server.restart()
+    await asyncio.to_thread(live_server.restart)  # it blocks: not on the test's event loop
     fresh = await YClient.connect(live_server.url("dpia-2"))
     try:
         assert str(fresh.doc.get("t", type=Text)) == "".join(f"{i}," for i in range(50))

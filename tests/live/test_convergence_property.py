@@ -131,7 +131,7 @@ def test_state_after_restart_equals_live_state(
         before = await YClient.connect(property_server.url(document_id))
         live = _content(before.doc)
         await before.close()
-        property_server.restart()
+        await asyncio.to_thread(property_server.restart)
         after = await YClient.connect(property_server.url(document_id))
         reloaded = _content(after.doc)
         await after.close()

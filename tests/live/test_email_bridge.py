@@ -30,7 +30,7 @@ from tests.support.bridge import (
     seed_bridge_site,
     texts,
 )
-from tests.support.live import free_port, make_settings, serving
+from tests.support.live import make_settings, reserved_port, serving
 from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
@@ -279,7 +279,7 @@ async def test_a_storage_failure_answers_451_and_the_retry_is_accepted(env: Env)
 async def test_lmtp_answers_data_once_per_recipient(sqlite_url: str) -> None:
     await asyncio.to_thread(prepare, sqlite_url)
     site = await seed_bridge_site(sqlite_url)
-    settings = make_settings(sqlite_url, bridge_lmtp_port=free_port(), run_worker=False)
+    settings = make_settings(sqlite_url, bridge_lmtp_port=reserved_port(), run_worker=False)
     inspector = Inspector(sqlite_url)
     try:
         with serving(settings):
@@ -347,7 +347,7 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
     """The production shape: ``opendpia bridge`` as its own process, next to the database."""
     await asyncio.to_thread(prepare, sqlite_url)
     site = await seed_bridge_site(sqlite_url)
-    port = free_port()
+    port = reserved_port()
     env = {
         **os.environ,
         "OPENDPIA_ENV": "test",

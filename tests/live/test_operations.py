@@ -21,7 +21,7 @@ from sqlalchemy import text
 from server.domain.access import Role
 from server.settings import Settings
 from server.storage.database import alembic_config, create_engine, migrate
-from tests.support.live import ROOT, LiveServer, ServerProcess, free_port, issue_token
+from tests.support.live import ROOT, LiveServer, ServerProcess, issue_token
 from tests.support.redisproc import RedisProcess
 from tests.support.yclient import YClient
 
@@ -75,7 +75,6 @@ async def test_readiness_fails_while_redis_is_down_and_recovers(
         "OPENDPIA_REDIS_URL": redis_server.url,
         "OPENDPIA_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}",
         "OPENDPIA_LOG_LEVEL": "warning",
-        "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
     }
     server = await asyncio.to_thread(ServerProcess(env, tmp_path / "server.log").start)
     try:
@@ -104,7 +103,6 @@ async def test_sigterm_tells_clients_to_reconnect_and_keeps_every_edit(tmp_path:
         "OPENDPIA_SECRET_KEY": SECRET,
         "OPENDPIA_LOG_LEVEL": "info",
         "OPENDPIA_LOG_FORMAT": "json",
-        "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
         # Long enough that nothing is committed before the signal unless shutdown does it.
         "OPENDPIA_COMMIT_WINDOW_MS": "3000",
     }

@@ -32,7 +32,7 @@ from tests.support.bridge import (
     reply_address,
     seed_bridge_site,
 )
-from tests.support.live import ServerProcess, free_port, issue_token
+from tests.support.live import ServerProcess, issue_token, reserved_port
 from tests.support.redisproc import RedisProcess
 from tests.support.site import seed_site, signed_in
 from tests.support.yclient import YClient
@@ -57,7 +57,6 @@ def _env(database_url: str, redis: RedisProcess, **extra: str) -> dict[str, str]
         "OPENDPIA_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}",
         "OPENDPIA_LOG_LEVEL": "warning",
         "OPENDPIA_ROOM_GRACE_SECONDS": "1",
-        "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
         **extra,
     }
 
@@ -74,7 +73,6 @@ async def _processes(
     servers = []
     try:
         for i in range(count):
-            env["OPENDPIA_DEV_SMTP_PORT"] = str(free_port())
             server = ServerProcess(dict(env), tmp_path / f"server{i}.log")
             servers.append(await asyncio.to_thread(server.start))
         yield servers
@@ -339,7 +337,7 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
     site = await seed_bridge_site(database)
     settings = Settings(env="test", secret_key=SECRET, database_url=database)
     to = await reply_address(settings, site.partner_id, site.site.dpia_id)
-    bridge_port, metrics_port = free_port(), free_port()
+    bridge_port, metrics_port = reserved_port(), reserved_port()
     env = _env(database, redis_server)
     async with _processes(1, database, redis_server, tmp_path, env) as (web,):
         watcher = await YClient.connect(_url(web, site.site.dpia_id))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import free_port
+from tests.support.live import reserved_port
 
 DOVECOT = os.environ.get("OPENDPIA_TEST_DOVECOT", "/usr/sbin/dovecot")
 PASSWORD = "imap-test-password"
@@ -94,7 +94,7 @@ def dovecot() -> Iterator[Mailbox]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"no Dovecot at {DOVECOT} (required in CI): run `make test`")
         pytest.skip(f"no Dovecot at {DOVECOT}: `apt-get install dovecot-imapd` (make test does)")
-    port = free_port()
+    port = reserved_port()
     root = Path(tempfile.mkdtemp(prefix="opendpia-dovecot-"))
     root.chmod(0o755)
     (root / "home").mkdir()

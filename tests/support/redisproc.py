@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.live import free_port
+from tests.support.live import reserved_port
 
 
 class RedisProcess:
@@ -19,7 +19,7 @@ class RedisProcess:
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")
         self.binary = binary
-        self.port = free_port()
+        self.port = reserved_port()
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
 
