@@ -88,10 +88,11 @@ class LiveServer:
 
         def run() -> None:
             try:
-                loop = asyncio.new_event_loop()
-                self.loop = loop
-                loop.run_until_complete(server.serve(sockets=[sock]))
-                loop.close()
+                # A Runner, like asyncio.run: tasks left over are cancelled and async
+                # generators and the default executor are shut down before the loop closes.
+                with asyncio.Runner() as runner:
+                    self.loop = runner.get_loop()
+                    runner.run(server.serve(sockets=[sock]))
             except BaseException as error:  # reported by start() or stop(), not by threading
                 self._failure = error
             finally:
