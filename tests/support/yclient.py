@@ -55,17 +55,25 @@ class YClient:
     async def attach(
         cls, websocket: websockets.ClientConnection, doc: Doc | None = None, *, sync: bool = False
     ) -> YClient:
-        """Speak y-websocket over an open connection (opened with cookies, say)."""
+        """Speak y-websocket over an open connection (opened with cookies, say).
+
+        The connection is the client's from here on: if the sync fails or is cancelled, it
+        is closed before the error goes up (else it stays open for the rest of the process:
+        the doc's observer keeps the client alive, so not even the GC closes it)."""
         client = cls(websocket, doc if doc is not None else Doc())
-        client._tasks = [
-            asyncio.create_task(client._read()),
-            asyncio.create_task(client._write()),
-        ]
-        step1 = _message(0, write_var_uint(0), _varbytes(client.doc.get_state()))
-        with contextlib.suppress(websockets.ConnectionClosed):
-            await client.send_raw(step1)
-        if sync:
-            await asyncio.wait_for(client.synced.wait(), 10)
+        try:
+            client._tasks = [
+                asyncio.create_task(client._read()),
+                asyncio.create_task(client._write()),
+            ]
+            step1 = _message(0, write_var_uint(0), _varbytes(client.doc.get_state()))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await client.send_raw(step1)
+            if sync:
+                await asyncio.wait_for(client.synced.wait(), 10)
+        except BaseException:
+            await client.close()
+            raise
         return client
 
     def _on_local(self, event: TransactionEvent) -> None:
@@ -167,12 +175,18 @@ class YClient:
         return self.close_code, self.close_reason
 
     async def close(self) -> None:
+        """Close the connection; its socket is closed even if this is cancelled or the
+        server does not finish the closing handshake in time."""
         if self._closed:
             return
         self._closed = True
         self.doc.unobserve(self._subscription)
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        finally:
+            if not self.ws.transport.is_closing():
+                self.ws.transport.abort()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
