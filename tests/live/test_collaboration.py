@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pycrdt import Map, Text
 
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -137,7 +137,7 @@ async def test_room_unloads_after_grace_and_reloads_equal(live_server: LiveServe
     await client.wait_saved()
     await client.close()
     rooms = live_server.runtime.rooms
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(WAIT_SECONDS):
         while "dpia-7" in rooms.rooms:
             await asyncio.sleep(0.05)
     again = await YClient.connect(live_server.url("dpia-7"))

@@ -16,6 +16,9 @@ from tests.support.live import LiveServer, make_settings
 from tests.support.yclient import YClient
 
 CLIENTS = 3
+# Each test runs many examples, each with its own deadlines: the whole may take far longer
+# than one test's usual allowance on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
 _documents = itertools.count(1)
 
 operation = st.one_of(
@@ -89,9 +92,9 @@ async def _scenario(server: LiveServer, ops: list[tuple[Any, ...]], document_id:
             first = _content(docs[0])
             return all(_content(doc) == first for doc in docs[1:])
 
-        await clients[0].wait_until(converged, timeout=15)
+        await clients[0].wait_until(converged)
         for client in clients:
-            await client.wait_saved(timeout=15)
+            await client.wait_saved()
         live = _content(docs[0])
 
         stored = await asyncio.wrap_future(

@@ -30,7 +30,7 @@ from tests.support.bridge import (
     seed_bridge_site,
     texts,
 )
-from tests.support.live import make_settings, reserved_port, serving
+from tests.support.live import WAIT_SECONDS, make_settings, reserved_port, serving
 from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
@@ -337,7 +337,7 @@ async def test_a_taken_bridge_port_does_not_stop_the_embedded_web_app(
         port = taken.getsockname()[1]
         settings = make_settings(sqlite_url, bridge_port=port, run_worker=False)
         with caplog.at_level(logging.ERROR, logger="opendpia.bridge"), serving(settings) as live:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(timeout=WAIT_SECONDS) as client:
                 answer = await client.get(f"http://127.0.0.1:{live.port}/healthz")
             assert answer.status_code == 200
         assert any("cannot listen for SMTP" in r.getMessage() for r in caplog.records)
@@ -362,7 +362,7 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
     try:
         async with bridge_process(env, port, tmp_path / "bridge.log") as process:
             assert (await deliver(port, reply(to, "Via the bridge process."), [to])).data == 250
-            [row] = await inspector.settled(1, timeout=15)
+            [row] = await inspector.settled(1)
             assert row.outcome == "merged"
             assert "Via the bridge process." in texts(await inspector.comments(site.site.dpia_id))
         assert process.returncode == 0, (tmp_path / "bridge.log").read_text()

@@ -28,6 +28,11 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# How long a live test waits for something the server does on its own (an HTTP answer, a
+# process to listen, a row to appear). Generous: the tests share a busy 2-core machine, and
+# only a test that is failing anyway waits this long.
+WAIT_SECONDS = 30.0
+
 
 # Ports handed out by reserved_port(), each held by a bound socket until the session ends.
 _reservations: list[socket.socket] = []
@@ -78,7 +83,7 @@ class LiveServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app: object = None
 
-    def start(self, timeout: float = 20) -> LiveServer:
+    def start(self, timeout: float = 2 * WAIT_SECONDS) -> LiveServer:
         config = uvicorn_config(self.settings, log_level="warning", timeout_graceful_shutdown=5)
         self.app = config.app
         server = self._server = uvicorn.Server(config)
@@ -121,20 +126,20 @@ class LiveServer:
         finally:
             self._listener.close()
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = 30) -> None:
         """Stop serving and give the port up."""
         try:
             self._shutdown(timeout)
         finally:
             self._listener.close()
 
-    def _shutdown(self, timeout: float = 20) -> None:
+    def _shutdown(self, timeout: float = 30) -> None:
         assert self._server is not None and self._thread is not None
         self._server.should_exit = True
         self._thread.join(timeout)
         if self._thread.is_alive():  # a connection that will not close: stop waiting for it
             self._server.force_exit = True
-            self._thread.join(10)
+            self._thread.join(15)
         if self._thread.is_alive():
             raise RuntimeError(f"the server did not stop; its tasks:\n{self._task_stacks()}")
         if self._failure is not None:
@@ -219,7 +224,7 @@ class ServerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 2 * WAIT_SECONDS) -> ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
