@@ -336,6 +336,11 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
+        # Behind a proxy that terminates TLS, its X-Forwarded-Proto and X-Forwarded-For make
+        # request.url.scheme https (wss URLs for the editor) and request.client the browser,
+        # but only from the addresses trusted here.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         # The sans-I/O websockets implementation is the cheapest per message (bench/README).
         "ws": "websockets-sansio",
         "ws_max_size": settings.max_frame_bytes,

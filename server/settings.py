@@ -33,6 +33,9 @@ class Settings:
     secret_key: str = field(default=DEVELOPMENT_SECRET_KEY, metadata={"env": "OPENDPIA_SECRET_KEY"})
     host: str = field(default="127.0.0.1", metadata={"env": "OPENDPIA_HOST"})
     port: int = field(default=8000, metadata={"env": "OPENDPIA_PORT"})
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1", metadata={"env": "OPENDPIA_FORWARDED_ALLOW_IPS"}
+    )
     max_frame_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_FRAME_BYTES"}
     )

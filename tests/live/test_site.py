@@ -57,6 +57,19 @@ async def test_sign_in_without_the_csrf_token_is_refused(server: tuple[LiveServe
     assert "opendpia_session" not in response.cookies
 
 
+async def test_behind_a_proxy_that_terminates_tls_the_editor_connects_over_wss(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    """A proxy's X-Forwarded-Proto is believed from OPENDPIA_FORWARDED_ALLOW_IPS (by default
+    127.0.0.1, where these requests come from): an HTTPS page must not offer ws://."""
+    live, site = server
+    page = f"/dpias/{site.dpia_id}"
+    direct = (await clients["editor"].get(page)).text
+    proxied = (await clients["editor"].get(page, headers={"x-forwarded-proto": "https"})).text
+    assert f"&#34;ws://127.0.0.1:{live.port}/ws/dpia&#34;" in direct
+    assert f"&#34;wss://127.0.0.1:{live.port}/ws/dpia&#34;" in proxied
+
+
 async def test_anonymous_visitors_are_sent_to_sign_in(
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
