@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 NPM := npm --no-audit --no-fund --loglevel=error
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/build.mjs
 
-.PHONY: setup run demo test check lint typecheck bench browser dovecot clean
+.PHONY: setup run demo test check lint typecheck bench browser dovecot caddy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ dovecot:
 	    && { systemctl disable --now dovecot >/dev/null 2>&1 || service dovecot stop >/dev/null 2>&1 || true; }; } || \
 	  echo "Dovecot could not be installed: the IMAP tests will say so."
 
+# The deployment test has Debian's Caddy check deploy/Caddyfile (its service is not started).
+caddy:
+	@command -v caddy >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy \
+	    && { systemctl disable --now caddy >/dev/null 2>&1 || service caddy stop >/dev/null 2>&1 || true; }; } || \
+	  echo "Caddy could not be installed: the deployment test will say so."
+
 setup: $(VENV)/.installed tests/node/node_modules/.installed frontend/dist/editor.js
 
 demo: $(VENV)/.installed
@@ -48,7 +55,7 @@ demo: $(VENV)/.installed
 run: $(VENV)/.installed frontend/dist/editor.js demo
 	$(BIN)/opendpia serve
 
-test: setup browser dovecot
+test: setup browser dovecot caddy
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

@@ -386,6 +386,11 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
+        # Behind a proxy that terminates TLS, its X-Forwarded-Proto and X-Forwarded-For make
+        # request.url.scheme https (wss URLs for the editor) and request.client the browser
+        # (per-address sign-in throttling), but only from the addresses trusted here.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         # The sans-I/O websockets implementation is the cheapest per message (bench/README).
         "ws": "websockets-sansio",
         "ws_max_size": settings.max_frame_bytes,
@@ -393,10 +398,6 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "ws_ping_timeout": settings.ws_ping_seconds,
         "lifespan": "on",
         "log_level": settings.log_level,
-        # The client address (sign-in throttling) comes from X-Forwarded-For only when the
-        # connection is from one of these: the reverse proxy.
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "log_config": None,  # keep the root configuration (and its redaction filter)
         "access_log": False,
         "timeout_graceful_shutdown": 30,

@@ -35,6 +35,9 @@ class Settings:
     secret_key: str = field(default=DEVELOPMENT_SECRET_KEY, metadata={"env": "OPENDPIA_SECRET_KEY"})
     host: str = field(default="127.0.0.1", metadata={"env": "OPENDPIA_HOST"})
     port: int = field(default=8000, metadata={"env": "OPENDPIA_PORT"})
+    forwarded_allow_ips: str = field(
+        default="127.0.0.1", metadata={"env": "OPENDPIA_FORWARDED_ALLOW_IPS"}
+    )
     max_frame_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_MAX_FRAME_BYTES"}
     )
@@ -108,9 +111,6 @@ class Settings:
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
     metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
     editor_dir: str = field(default="", metadata={"env": "OPENDPIA_EDITOR_DIR"})
-    forwarded_allow_ips: str = field(
-        default="127.0.0.1", metadata={"env": "OPENDPIA_FORWARDED_ALLOW_IPS"}
-    )
     import_max_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_IMPORT_MAX_BYTES"}
     )

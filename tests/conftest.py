@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import LiveServer, make_settings, release_reserved_ports, serving
 from tests.support.redisproc import RedisProcess
 
 POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
 IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reserved_ports() -> Iterator[None]:
+    """Ports reserved by tests (tests.support.live.reserved_port) are ours until the end."""
+    yield
+    release_reserved_ports()
 
 
 def _postgres_admin_dsn() -> str:

@@ -69,7 +69,7 @@ async def test_two_organisations_type_into_one_field_at_once_and_converge(
     both = ["Camden outreach sees who slept out.", "The trust sees who was treated."]
     for page in (camden, trust):
         await page.wait_for_function(CONTAINS, arg=[FIELD, both])
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while await _text(camden) != await _text(trust):
             await asyncio.sleep(0.05)
     final = await _text(camden)

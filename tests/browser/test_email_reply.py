@@ -63,7 +63,7 @@ async def test_an_email_reply_appears_live_with_its_attachment_and_a_folded_sign
     comment = page.locator(
         "#comment-list li.comment", has_text="The sharing agreement is attached."
     )
-    await comment.wait_for(timeout=5000)
+    await comment.wait_for()  # Playwright's default: 30 s
     assert await comment.locator(".comment-author").inner_text() == PARTNER_NAME
     assert await comment.locator(".channel-badge").inner_text() == "Email"
     assert (

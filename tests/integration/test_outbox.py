@@ -64,10 +64,10 @@ def _worker(
         "batch": 7,
     }
     settings.update(options)
-    return OutboxWorker(sessions, SmtpTransport(f"smtp://127.0.0.1:{port}", timeout=5), **settings)  # type: ignore[arg-type]
+    return OutboxWorker(sessions, SmtpTransport(f"smtp://127.0.0.1:{port}", timeout=30), **settings)  # type: ignore[arg-type]
 
 
-async def _run_until(worker: OutboxWorker, done: object, timeout: float = 20) -> None:
+async def _run_until(worker: OutboxWorker, done: object, timeout: float = 30) -> None:
     task = asyncio.create_task(worker.run(asyncio.Event()))
     try:
         async with asyncio.timeout(timeout):
@@ -215,5 +215,5 @@ async def test_a_worker_stops_when_cancelled_even_if_its_mail_library_swallowed_
     task = asyncio.create_task(worker.run(asyncio.Event()))
     await transport.sending.wait()
     task.cancel()
-    done, _ = await asyncio.wait([task], timeout=5)
+    done, _ = await asyncio.wait([task], timeout=30)
     assert task in done and task.cancelled()

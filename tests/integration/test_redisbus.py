@@ -38,7 +38,7 @@ class Recorder:
 async def running(bus: RedisBus, recorder: Recorder) -> AsyncIterator[RedisBus]:
     started = asyncio.Event()
     task = asyncio.create_task(bus.run(started, recorder, recorder.notice))
-    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(started.wait(), 30)
     try:
         yield bus
     finally:
@@ -53,7 +53,7 @@ async def url(redis_server: RedisProcess) -> str:
     return redis_server.url
 
 
-async def _until(condition: object, timeout: float = 5) -> None:
+async def _until(condition: object, timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
             await asyncio.sleep(0.01)
@@ -128,7 +128,7 @@ async def test_after_redis_restarts_followers_catch_up_and_publishing_resumes(
         publisher.publish("doc", BusKind.UPDATE, b"lost")  # Redis is down: dropped
         await asyncio.sleep(0.3)
         await asyncio.to_thread(redis_server.start)
-        await _until(lambda: "doc" in follower.catch_ups, 10)
+        await _until(lambda: "doc" in follower.catch_ups)
         publisher.publish("doc", BusKind.UPDATE, b"after")
-        await _until(lambda: follower.messages[-1][1].payload == b"after", 10)
+        await _until(lambda: follower.messages[-1][1].payload == b"after")
         assert b"lost" not in [m.payload for _, m in follower.messages]

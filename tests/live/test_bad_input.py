@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -67,7 +68,7 @@ async def test_bad_frame_closes_only_that_connection_and_corrupts_nothing(
     await good.close()
     await other.close()
 
-    server.restart()
+    await asyncio.to_thread(server.restart)
     reloaded = await YClient.connect(server.url("doc"))
     try:
         assert str(reloaded.doc.get("t", type=Text)) == "before;after;"

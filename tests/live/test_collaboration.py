@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pycrdt import Map, Text
 
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -57,7 +57,7 @@ async def test_saved_acknowledgement_comes_after_commit_and_survives_restart(
     await client.wait_saved()
     assert client.saved == client.writes_sent
     await client.close()
-    live_server.restart()
+    await asyncio.to_thread(live_server.restart)  # it blocks: not on the test's event loop
     fresh = await YClient.connect(live_server.url("dpia-2"))
     try:
         assert str(fresh.doc.get("t", type=Text)) == "".join(f"{i}," for i in range(50))
@@ -137,7 +137,7 @@ async def test_room_unloads_after_grace_and_reloads_equal(live_server: LiveServe
     await client.wait_saved()
     await client.close()
     rooms = live_server.runtime.rooms
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(WAIT_SECONDS):
         while "dpia-7" in rooms.rooms:
             await asyncio.sleep(0.05)
     again = await YClient.connect(live_server.url("dpia-7"))

@@ -16,6 +16,9 @@ from tests.support.live import LiveServer, make_settings
 from tests.support.yclient import YClient
 
 CLIENTS = 3
+# Each test runs many examples, each with its own deadlines: the whole may take far longer
+# than one test's usual allowance on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
 _documents = itertools.count(1)
 
 operation = st.one_of(
@@ -54,8 +57,10 @@ def _content(doc: Doc[Any]) -> tuple[str, dict[str, Any]]:
 async def _scenario(server: LiveServer, ops: list[tuple[Any, ...]], document_id: str) -> None:
     url = server.url(document_id, saved=True)
     docs: list[Doc[Any]] = [Doc() for _ in range(CLIENTS)]
-    online: list[YClient | None] = [await YClient.connect(url, doc) for doc in docs]
+    online: list[YClient | None] = [None] * CLIENTS
     try:
+        for index, doc in enumerate(docs):  # inside the try: a failed connect closes the rest
+            online[index] = await YClient.connect(url, doc)
         for kind, index, a, b in ops:
             if kind == "pause":
                 await asyncio.sleep(0.01)
@@ -87,9 +92,9 @@ async def _scenario(server: LiveServer, ops: list[tuple[Any, ...]], document_id:
             first = _content(docs[0])
             return all(_content(doc) == first for doc in docs[1:])
 
-        await clients[0].wait_until(converged, timeout=15)
+        await clients[0].wait_until(converged)
         for client in clients:
-            await client.wait_saved(timeout=15)
+            await client.wait_saved()
         live = _content(docs[0])
 
         stored = await asyncio.wrap_future(
@@ -129,12 +134,16 @@ def test_state_after_restart_equals_live_state(
 
     async def live_then_reloaded() -> tuple[Any, Any]:
         before = await YClient.connect(property_server.url(document_id))
-        live = _content(before.doc)
-        await before.close()
-        property_server.restart()
+        try:
+            live = _content(before.doc)
+        finally:
+            await before.close()
+        await asyncio.to_thread(property_server.restart)
         after = await YClient.connect(property_server.url(document_id))
-        reloaded = _content(after.doc)
-        await after.close()
+        try:
+            reloaded = _content(after.doc)
+        finally:
+            await after.close()
         return live, reloaded
 
     live, reloaded = asyncio.run(live_then_reloaded())

@@ -12,10 +12,12 @@ from pycrdt import Map
 
 from server.domain.access import Role
 from server.settings import Settings
-from tests.support.live import ServerProcess, issue_token
+from tests.support.live import WAIT_SECONDS, ServerProcess, issue_token
 from tests.support.yclient import YClient
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+# Twenty kills and restarts: on a loaded machine that takes far longer than one test's
+# usual allowance, and every step has its own deadline.
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(600)]
 
 KILLS = 20
 SECRET = "durability-test-secret-key-0123456789abcdef"
@@ -43,14 +45,14 @@ async def _write_until_killed(
     writers = [asyncio.create_task(write(i)) for i in range(2)]
     # Kill at a random moment once writes are being acknowledged (on a loaded machine the
     # first acknowledgement can take longer than the shortest random delay).
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(WAIT_SECONDS):
         while not any(
             keys and min(keys) <= client.saved
             for client, keys in zip(clients, keys_by_write, strict=True)
         ):
             await asyncio.sleep(0.005)
     await asyncio.sleep(rng.uniform(0.0, 0.45))
-    server.kill()
+    await asyncio.to_thread(server.kill)
     stop.set()
     await asyncio.gather(*writers)
     acked: set[str] = set()
@@ -73,7 +75,7 @@ async def test_every_acknowledged_update_survives_kill_9(tmp_path: Path) -> None
     settings = Settings(env="test", database_url=database_url, secret_key=SECRET)
     token = issue_token(settings, "durable", Role.EDITOR)
     rng = random.Random(20261124)
-    server = ServerProcess(env, tmp_path / "server.log").start()
+    server = await asyncio.to_thread(ServerProcess(env, tmp_path / "server.log").start)
     acked: set[str] = set()
     try:
         for round_no in range(KILLS):
@@ -81,11 +83,11 @@ async def test_every_acknowledged_update_survives_kill_9(tmp_path: Path) -> None
             newly = await _write_until_killed(url, server, round_no, rng)
             assert newly, "no update was acknowledged before the kill: the test proves nothing"
             acked |= newly
-            server.start()
+            await asyncio.to_thread(server.start)
             check = await YClient.connect(url)
             present = set(check.doc.get("values", type=Map).keys())
             await check.close()
             missing = acked - present
             assert not missing, f"after kill {round_no + 1}: {len(missing)} acknowledged lost"
     finally:
-        server.terminate()
+        await asyncio.to_thread(server.terminate)

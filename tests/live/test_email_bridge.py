@@ -30,7 +30,7 @@ from tests.support.bridge import (
     seed_bridge_site,
     texts,
 )
-from tests.support.live import free_port, make_settings, serving
+from tests.support.live import WAIT_SECONDS, make_settings, reserved_port, serving
 from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
@@ -279,7 +279,7 @@ async def test_a_storage_failure_answers_451_and_the_retry_is_accepted(env: Env)
 async def test_lmtp_answers_data_once_per_recipient(sqlite_url: str) -> None:
     await asyncio.to_thread(prepare, sqlite_url)
     site = await seed_bridge_site(sqlite_url)
-    settings = make_settings(sqlite_url, bridge_lmtp_port=free_port(), run_worker=False)
+    settings = make_settings(sqlite_url, bridge_lmtp_port=reserved_port(), run_worker=False)
     inspector = Inspector(sqlite_url)
     try:
         with serving(settings):
@@ -337,7 +337,7 @@ async def test_a_taken_bridge_port_does_not_stop_the_embedded_web_app(
         port = taken.getsockname()[1]
         settings = make_settings(sqlite_url, bridge_port=port, run_worker=False)
         with caplog.at_level(logging.ERROR, logger="opendpia.bridge"), serving(settings) as live:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(timeout=WAIT_SECONDS) as client:
                 answer = await client.get(f"http://127.0.0.1:{live.port}/healthz")
             assert answer.status_code == 200
         assert any("cannot listen for SMTP" in r.getMessage() for r in caplog.records)
@@ -347,7 +347,7 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
     """The production shape: ``opendpia bridge`` as its own process, next to the database."""
     await asyncio.to_thread(prepare, sqlite_url)
     site = await seed_bridge_site(sqlite_url)
-    port = free_port()
+    port = reserved_port()
     env = {
         **os.environ,
         "OPENDPIA_ENV": "test",
@@ -362,7 +362,7 @@ async def test_opendpia_bridge_runs_on_its_own(sqlite_url: str, tmp_path: Path) 
     try:
         async with bridge_process(env, port, tmp_path / "bridge.log") as process:
             assert (await deliver(port, reply(to, "Via the bridge process."), [to])).data == 250
-            [row] = await inspector.settled(1, timeout=15)
+            [row] = await inspector.settled(1)
             assert row.outcome == "merged"
             assert "Via the bridge process." in texts(await inspector.comments(site.site.dpia_id))
         assert process.returncode == 0, (tmp_path / "bridge.log").read_text()

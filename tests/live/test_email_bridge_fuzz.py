@@ -15,7 +15,7 @@ from pycrdt import Map, XmlFragment
 from server.domain.templates import load_template
 from server.storage.updates import SqlUpdateStore
 from tests.support.bridge import PARTNER, Inspector, deliver, reply_address, seed_bridge_site
-from tests.support.live import make_settings, serving
+from tests.support.live import WAIT_SECONDS, make_settings, serving
 from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
@@ -112,12 +112,12 @@ async def test_mutated_mail_never_crashes_loses_or_injects(sqlite_url: str) -> N
                 delivery = await deliver(settings.bridge_port, raw, [to])
                 assert delivery.data in (250, 451, 550, 552, 554), delivery
                 accepted += delivery.data == 250
-            rows = await inspector.settled(accepted, timeout=60)
+            rows = await inspector.settled(accepted, timeout=2 * WAIT_SECONDS)
             assert len(rows) == accepted > MESSAGES // 2
             assert all(r.outcome not in (None, "failed") for r in rows), [
                 (r.id, r.outcome, r.reason) for r in rows
             ]
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(timeout=WAIT_SECONDS) as client:
                 assert (
                     await client.get(f"http://127.0.0.1:{live.port}/healthz")
                 ).status_code == 200

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.bridge import PARTNER, Inspector, reply, reply_address, seed_bridge_site
 from tests.support.imap import dovecot
-from tests.support.live import make_settings, serving
+from tests.support.live import WAIT_SECONDS, make_settings, serving
 from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
@@ -32,8 +32,8 @@ async def test_replies_in_a_polled_mailbox_are_merged_and_removed(sqlite_url: st
         await asyncio.to_thread(mailbox.append, reply("someone@else.example", "Not for us."))
         try:
             with serving(settings):
-                [row] = await inspector.settled(1, timeout=15)
-                async with asyncio.timeout(10):  # deleted once stored
+                [row] = await inspector.settled(1)
+                async with asyncio.timeout(WAIT_SECONDS):  # deleted once stored
                     while await asyncio.to_thread(mailbox.count, "UNDELETED") != 1:
                         await asyncio.sleep(0.1)
             assert (row.transport, row.outcome, row.section) == ("imap", "merged", "risks")

@@ -32,7 +32,7 @@ from tests.support.bridge import (
     seed_bridge_site,
     texts,
 )
-from tests.support.live import make_settings, serving
+from tests.support.live import WAIT_SECONDS, make_settings, serving
 from tests.support.site import csrf_field, prepare, signed_in
 from tests.support.smtp import Sink, serve_sink
 
@@ -294,7 +294,7 @@ async def test_a_reply_merged_just_before_a_crash_is_still_told_about_once(
             return [m.subject for m in await inspector.outbox() if m.recipient == owner]
 
         with serving(settings):
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(WAIT_SECONDS):
                 while not await to_owner():
                     await asyncio.sleep(0.1)
         [subject] = await to_owner()
@@ -357,7 +357,7 @@ async def test_our_answer_leaves_with_an_empty_envelope_sender(sqlite_url: str) 
             to = await reply_address(settings, site.partner_id, site.site.dpia_id)
             await inspector.expire_replies(site.partner_id)
             await deliver(settings.bridge_port, reply(to, "Too late?"), [to])
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(WAIT_SECONDS):
                 while not sink.received:
                     await asyncio.sleep(0.05)
         [answer] = sink.received
@@ -382,13 +382,13 @@ async def test_a_burst_of_replies_is_one_notification_per_person_not_one_each(en
             int(m.group(1)) if (m := re.search(r"added (\d+) comments", s)) else 1 for s in subjects
         )
 
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(WAIT_SECONDS):
         while (
             told(subjects := [m.subject for m in await env.db.outbox() if m.recipient == owner]) < 5
         ):
             await asyncio.sleep(0.1)
     assert told(subjects) == 5
     assert 1 <= len(subjects) < 5, subjects  # together, not one email per reply
-    async with asyncio.timeout(5):  # and each reply is recorded as told
+    async with asyncio.timeout(WAIT_SECONDS):  # and each reply is recorded as told
         while not all(row.notified_at for row in await env.db.rows()):
             await asyncio.sleep(0.05)

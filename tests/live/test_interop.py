@@ -9,7 +9,7 @@ import websockets
 from pycrdt import Doc, Map, Provider, Text
 
 from server.domain.access import Role
-from tests.support.live import LiveServer, issue_token
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
 from tests.support.nodeclient import NodeClient
 from tests.support.yclient import YClient
 
@@ -42,7 +42,7 @@ async def test_npm_y_websocket_and_python_clients_converge_and_survive_restart(
             got = await node.call("get", texts=["t"], maps=["values"])
             return got["texts"]["t"], got["maps"]["values"]
 
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 text, values = await node_view()
                 mine = str(python.doc.get("t", type=Text))
@@ -51,13 +51,14 @@ async def test_npm_y_websocket_and_python_clients_converge_and_survive_restart(
                 await asyncio.sleep(0.05)
         assert python.doc.get("values", type=Map).to_py() == values
         assert all(f"n{i} " in text and f"p{i} " in text for i in range(20))
-        await node.call("wait_saved", timeout_ms=10000)
+        await node.call("wait_saved")
         await python.wait_saved()
 
         await python.close()
-        live_server.restart()
-        # The stock provider reconnects by itself; the Python client reconnects fresh.
-        await node.call("wait_text", name="t", equals=text, timeout_ms=10000)
+        await asyncio.to_thread(live_server.restart)
+        # The stock provider reconnects by itself, to the same URL; the Python client
+        # reconnects fresh.
+        await node.call("wait_text", name="t", equals=text)
         python = await YClient.connect(live_server.url("interop"))
         assert str(python.doc.get("t", type=Text)) == text
         assert python.doc.get("values", type=Map).to_py() == values
@@ -78,11 +79,11 @@ async def test_npm_client_sees_awareness_of_a_python_client_and_its_removal(
     try:
         await node.call("wait_synced")
         await python.set_awareness(4242, 1, {"user": {"name": "Priya", "color": "#0a5"}})
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while "4242" not in (await node.call("awareness_states"))["states"]:
                 await asyncio.sleep(0.05)
         await python.close()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while "4242" in (await node.call("awareness_states"))["states"]:
                 await asyncio.sleep(0.05)
     finally:
@@ -126,7 +127,7 @@ async def test_pycrdt_provider_works_unchanged(live_server: LiveServer) -> None:
         websockets.connect(url) as websocket,
         Provider(doc, _WebsocketChannel(websocket, "pycrdt-provider")) as provider,
     ):
-        await asyncio.wait_for(provider.synced.wait(), 10)
+        await asyncio.wait_for(provider.synced.wait(), WAIT_SECONDS)
         text = doc.get("t", type=Text)
         assert str(text) == "from the server"
         text += " and the provider"

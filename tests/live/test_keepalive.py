@@ -10,7 +10,7 @@ import time
 import pytest
 
 from server.domain.access import Role
-from tests.support.live import LiveServer, issue_token, make_settings
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,7 +46,7 @@ async def test_idle_connection_is_pinged_and_dropped_when_it_never_answers(
         assert response.startswith(b"HTTP/1.1 101")
         opened = time.monotonic()
         pinged_at = None
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 try:
                     opcode, _ = await _read_frame(reader)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.outbox import enqueue
 from server.storage.database import create_engine, migrate
-from tests.support.live import ROOT, LiveServer, make_settings, serving
+from tests.support.live import ROOT, WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, signed_in
 from tests.support.smtp import Sink, serve_sink
 
@@ -85,14 +85,14 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_changes_nothing(
     server, port = await serve_sink(sink)
     worker = _worker(database_url, port, tmp_path / "worker.log")
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(WAIT_SECONDS):
             while len(sink.received) < 15:
                 await asyncio.sleep(0.01)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         assert 15 <= len(sink.received) < 60, "the kill did not land mid-batch"
         worker = _worker(database_url, port, tmp_path / "worker.log")
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(2 * WAIT_SECONDS):
             while set(sink.message_ids()) != expected:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.5)  # past the lease: anything still to be resent is resent
@@ -117,7 +117,7 @@ async def test_development_mail_is_caught_and_readable_at_dev_mail(sqlite_url: s
         base = f"http://127.0.0.1:{live.port}"
         client = await signed_in(base, "admin@camden.example")
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(WAIT_SECONDS):
                 while "Ünïcode &lt;subject&gt;" not in (
                     listing := (await client.get("/dev/mail")).text
                 ):
@@ -130,7 +130,9 @@ async def test_development_mail_is_caught_and_readable_at_dev_mail(sqlite_url: s
         finally:
             await client.aclose()
     with serving(make_settings(sqlite_url)) as test_env:  # not development: no such page
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{test_env.port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{test_env.port}", timeout=WAIT_SECONDS
+        ) as client:
             assert (await client.get("/dev/mail")).status_code == 404
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from server.domain.access import Role
 from server.settings import Settings
 from server.storage.database import alembic_config, create_engine, migrate
-from tests.support.live import ROOT, LiveServer, ServerProcess, free_port, issue_token
+from tests.support.live import ROOT, WAIT_SECONDS, LiveServer, ServerProcess, issue_token
 from tests.support.redisproc import RedisProcess
 from tests.support.yclient import YClient
 
@@ -42,7 +42,9 @@ async def test_health_readiness_and_metrics_of_the_embedded_server(
     client = await YClient.connect(live_server.url("ops", saved=True))
     client.doc.get("values", type=Map)["a"] = 1
     await client.wait_saved()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live_server.port}") as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{live_server.port}", timeout=WAIT_SECONDS
+    ) as http:
         assert (await http.get("/healthz")).status_code == 200
         ready = await http.get("/readyz", headers={"x-request-id": "probe-42"})
         assert ready.status_code == 200
@@ -75,11 +77,12 @@ async def test_readiness_fails_while_redis_is_down_and_recovers(
         "OPENDPIA_REDIS_URL": redis_server.url,
         "OPENDPIA_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}",
         "OPENDPIA_LOG_LEVEL": "warning",
-        "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
     }
     server = await asyncio.to_thread(ServerProcess(env, tmp_path / "server.log").start)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=WAIT_SECONDS
+        ) as http:
             assert (await http.get("/readyz")).status_code == 200
             await asyncio.to_thread(redis_server.kill)
             down = await http.get("/readyz")
@@ -88,7 +91,7 @@ async def test_readiness_fails_while_redis_is_down_and_recovers(
             assert down.json()["bus"] != "ok"
             assert (await http.get("/healthz")).status_code == 200  # alive all the same
             await asyncio.to_thread(redis_server.start)
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(WAIT_SECONDS):
                 while (await http.get("/readyz")).status_code != 200:
                     await asyncio.sleep(0.1)
     finally:
@@ -104,7 +107,6 @@ async def test_sigterm_tells_clients_to_reconnect_and_keeps_every_edit(tmp_path:
         "OPENDPIA_SECRET_KEY": SECRET,
         "OPENDPIA_LOG_LEVEL": "info",
         "OPENDPIA_LOG_FORMAT": "json",
-        "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
         # Long enough that nothing is committed before the signal unless shutdown does it.
         "OPENDPIA_COMMIT_WINDOW_MS": "3000",
     }
@@ -125,10 +127,13 @@ async def test_sigterm_tells_clients_to_reconnect_and_keeps_every_edit(tmp_path:
         await clients[0].wait_until(lambda: len(clients[1].doc.get("values", type=Map)) == 40)
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
-        codes = [(await client.wait_closed(15))[0] for client in clients]
+        codes = [(await client.wait_closed())[0] for client in clients]
         assert codes == [1012, 1012]  # "service restart": providers reconnect elsewhere
         # uvicorn re-raises the signal once it has shut down gracefully.
-        assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
+        assert await asyncio.to_thread(server.process.wait, 2 * WAIT_SECONDS) in (
+            0,
+            -signal.SIGTERM,
+        )
         for client in clients:
             await client.close()
 

@@ -15,7 +15,7 @@ from server.domain.access import Role
 from server.domain.comments import NewComment
 from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
-from tests.support.live import LiveServer, issue_token
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
 from tests.support.site import Site, csrf_field, seeded_server, signed_in
 from tests.support.yclient import YClient
 
@@ -106,7 +106,7 @@ async def test_an_edit_after_sign_off_goes_stale_and_the_signer_is_told(
 
         append_paragraphs(owner.doc.get("field:need.aims", type=XmlFragment), ["and more data"])
         await owner.wait_saved()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(WAIT_SECONDS):
             while True:
                 state = (await clients["dpo"].get(f"/api/dpias/{dpia}/workflow")).json()
                 notes = (await clients["dpo"].get("/notifications")).text
@@ -160,7 +160,9 @@ async def test_an_approved_dpia_refuses_writes_on_every_channel_and_can_be_versi
         )
         assert comment.status_code == 409 and "new version" in comment.json()["error"]
         token = issue_token(live.settings, dpia, Role.EDITOR)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as api:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{live.port}", timeout=WAIT_SECONDS
+        ) as api:
             by_token = await api.post(
                 f"/api/dpias/{dpia}/comments",
                 json={"section": "need", "text": "hi"},

@@ -11,7 +11,7 @@ import pytest_asyncio
 from pycrdt import Map
 
 from server.domain.access import Role
-from tests.support.live import LiveServer, issue_token
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
 from tests.support.site import (
     Site,
     csrf_field,
@@ -39,7 +39,7 @@ async def clients(
     live, site = server
     base = f"http://127.0.0.1:{live.port}"
     signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
-    signed["anonymous"] = httpx.AsyncClient(base_url=base)
+    signed["anonymous"] = httpx.AsyncClient(base_url=base, timeout=WAIT_SECONDS)
     try:
         yield signed
     finally:
@@ -49,12 +49,27 @@ async def clients(
 
 async def test_sign_in_without_the_csrf_token_is_refused(server: tuple[LiveServer, Site]) -> None:
     live, site = server
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{live.port}", timeout=WAIT_SECONDS
+    ) as client:
         response = await client.post(
             "/login", data={"email": site.emails["owner"], "password": "correct horse battery"}
         )
     assert response.status_code == 403
     assert "opendpia_session" not in response.cookies
+
+
+async def test_behind_a_proxy_that_terminates_tls_the_editor_connects_over_wss(
+    clients: dict[str, httpx.AsyncClient], server: tuple[LiveServer, Site]
+) -> None:
+    """A proxy's X-Forwarded-Proto is believed from OPENDPIA_FORWARDED_ALLOW_IPS (by default
+    127.0.0.1, where these requests come from): an HTTPS page must not offer ws://."""
+    live, site = server
+    page = f"/dpias/{site.dpia_id}"
+    direct = (await clients["editor"].get(page)).text
+    proxied = (await clients["editor"].get(page, headers={"x-forwarded-proto": "https"})).text
+    assert f"&#34;ws://127.0.0.1:{live.port}/ws/dpia&#34;" in direct
+    assert f"&#34;wss://127.0.0.1:{live.port}/ws/dpia&#34;" in proxied
 
 
 async def test_anonymous_visitors_are_sent_to_sign_in(
@@ -191,7 +206,7 @@ async def test_a_commenter_comment_reaches_a_connected_editor_at_once(
         assert response.status_code == 201, response.text
         comment_id = response.json()["id"]
         comments = watcher.doc.get("comments", type=Map)
-        await watcher.wait_until(lambda: comment_id in comments, timeout=2)
+        await watcher.wait_until(lambda: comment_id in comments)
         comment = comments[comment_id].to_py()
         assert comment["author_name"] == "Commenter Person"
         assert (comment["channel"], comment["section"]) == ("browser", "risks")
@@ -217,7 +232,9 @@ async def test_a_commenter_comment_reaches_a_connected_editor_at_once(
 async def test_api_tokens_post_comments_without_cookies(server: tuple[LiveServer, Site]) -> None:
     live, site = server
     token = issue_token(live.settings, site.dpia_id, Role.COMMENTER)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{live.port}", timeout=WAIT_SECONDS
+    ) as client:
         response = await client.post(
             f"/api/dpias/{site.dpia_id}/comments",
             json={"section": "need", "field": "aims", "text": "From a script"},
@@ -295,7 +312,9 @@ async def test_repeated_failed_sign_ins_answer_429_with_retry_after(
     server: tuple[LiveServer, Site],
 ) -> None:
     live, site = server
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{live.port}", timeout=WAIT_SECONDS
+    ) as client:
         token = csrf_field((await client.get("/login")).text)
         statuses = []
         for _ in range(6):
@@ -347,7 +366,7 @@ async def test_the_unread_count_streams_live_to_an_open_page(
     counts: list[int] = []
 
     async def listen() -> None:
-        async with editor.stream("GET", "/notifications/stream", timeout=10) as stream:
+        async with editor.stream("GET", "/notifications/stream", timeout=WAIT_SECONDS) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             async for line in stream.aiter_lines():
                 if line.startswith("data: "):
@@ -356,7 +375,7 @@ async def test_the_unread_count_streams_live_to_an_open_page(
                         return
 
     listening = asyncio.create_task(listen())
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(WAIT_SECONDS):
         while not counts:
             await asyncio.sleep(0.02)
     response = await commenter.post(
@@ -365,7 +384,7 @@ async def test_the_unread_count_streams_live_to_an_open_page(
         headers={"x-csrftoken": commenter.cookies["csrftoken"]},
     )
     assert response.status_code == 201
-    await asyncio.wait_for(listening, 5)
+    await asyncio.wait_for(listening, WAIT_SECONDS)
     assert counts == [0, 1]
     anonymous = await clients["anonymous"].get("/notifications/stream")
     assert anonymous.status_code == 401

@@ -204,6 +204,10 @@ const maps = (names = []) => {
   return out
 }
 
+// How long a wait_* command waits unless told: generous, as the tests share a busy machine
+// (the Python side waits a little longer, so that this timeout is the one reported).
+const WAIT_MS = 30000
+
 // Resolve once `check()` returns a result other than undefined; re-checked after every
 // transaction on the doc. Rejects after timeout_ms.
 const waitForDoc = (check, timeoutMs, what) => waitFor(
@@ -271,7 +275,7 @@ const commands = {
     return {}
   },
   get: ({ texts: t = [], maps: m = [] }) => ({ texts: texts(t), maps: maps(m) }),
-  wait_text: ({ name = 't', equals, timeout_ms: timeoutMs = 5000 }) => {
+  wait_text: ({ name = 't', equals, timeout_ms: timeoutMs = WAIT_MS }) => {
     const text = doc.getText(name)
     return waitForDoc(
       () => (text.toString() === equals ? { text: equals } : undefined),
@@ -280,7 +284,7 @@ const commands = {
         `it is ${JSON.stringify(text.toString())}`
     )
   },
-  wait_map: ({ map = 'values', key, equals, timeout_ms: timeoutMs = 5000 }) => {
+  wait_map: ({ map = 'values', key, equals, timeout_ms: timeoutMs = WAIT_MS }) => {
     const ymap = doc.getMap(map)
     const matches = () => {
       if (!ymap.has(key)) return undefined
@@ -314,7 +318,7 @@ const commands = {
     url: provider.url,
     ...savedReport()
   }),
-  wait_synced: ({ timeout_ms: timeoutMs = 5000 }) => waitFor(
+  wait_synced: ({ timeout_ms: timeoutMs = WAIT_MS }) => waitFor(
     (l) => provider.on('sync', l),
     (l) => provider.off('sync', l),
     () => (provider.synced ? {} : undefined),
@@ -332,7 +336,7 @@ const commands = {
   saved_count: () => savedReport(),
   // Resolves once every write message sent on the current connection is acknowledged
   // (saved >= writes, with at least `min_writes` writes sent).
-  wait_saved: ({ min_writes: minWrites = 1, timeout_ms: timeoutMs = 5000 }) => waitFor(
+  wait_saved: ({ min_writes: minWrites = 1, timeout_ms: timeoutMs = WAIT_MS }) => waitFor(
     (l) => savedWaiters.add(l),
     (l) => savedWaiters.delete(l),
     () => (conn.writes >= minWrites && conn.saved >= conn.writes ? savedReport() : undefined),

@@ -35,7 +35,7 @@ from server.storage.models import (
     User,
 )
 from server.storage.updates import SqlUpdateStore
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.site import Site, prepare, seed_site
 
 PARTNER = "pat.partner@partner.example"
@@ -131,7 +131,7 @@ async def deliver(
 ) -> Delivery:
     """One SMTP (or LMTP) transaction, recording each answer instead of raising."""
     result = Delivery()
-    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10, start_tls=False)
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=WAIT_SECONDS, start_tls=False)
     await client.connect()
     try:
         if lmtp:
@@ -179,7 +179,7 @@ class Inspector:
         async with self.sessions() as session:
             return list(await session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
-    async def settled(self, count: int, timeout: float = 10) -> list[InboundMessage]:
+    async def settled(self, count: int, timeout: float = WAIT_SECONDS) -> list[InboundMessage]:
         """Wait until ``count`` rows exist and none is pending."""
         async with asyncio.timeout(timeout):
             while True:
@@ -296,7 +296,7 @@ async def bridge_process(
             stderr=log,
         )
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(2 * WAIT_SECONDS):
             while True:
                 try:
                     _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -309,7 +309,7 @@ async def bridge_process(
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(process.wait, 15)
+        await asyncio.to_thread(process.wait, WAIT_SECONDS)
 
 
 def _text_of(path: Path) -> str:

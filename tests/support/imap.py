@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import free_port
+from tests.support.live import WAIT_SECONDS, reserved_port
 
 DOVECOT = os.environ.get("OPENDPIA_TEST_DOVECOT", "/usr/sbin/dovecot")
 PASSWORD = "imap-test-password"
@@ -63,7 +63,7 @@ class Mailbox:
         return f"imap://{self.user}:{PASSWORD}@127.0.0.1:{self.port}/INBOX"
 
     def client(self) -> imaplib.IMAP4:
-        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
+        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=WAIT_SECONDS)
         client.login(self.user, PASSWORD)
         client.select("INBOX")
         return client
@@ -94,7 +94,7 @@ def dovecot() -> Iterator[Mailbox]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"no Dovecot at {DOVECOT} (required in CI): run `make test`")
         pytest.skip(f"no Dovecot at {DOVECOT}: `apt-get install dovecot-imapd` (make test does)")
-    port = free_port()
+    port = reserved_port()
     root = Path(tempfile.mkdtemp(prefix="opendpia-dovecot-"))
     root.chmod(0o755)
     (root / "home").mkdir()
@@ -106,7 +106,7 @@ def dovecot() -> Iterator[Mailbox]:
     )
     try:
         mailbox = Mailbox(port)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 2 * WAIT_SECONDS
         while True:
             try:
                 mailbox.client().logout()

@@ -28,59 +28,122 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# How long a live test waits for something the server does on its own (an HTTP answer, a
+# process to listen, a row to appear). Generous: the tests share a busy 2-core machine, and
+# only a test that is failing anyway waits this long.
+WAIT_SECONDS = 30.0
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+# Ports handed out by reserved_port(), each held by a bound socket until the session ends.
+_reservations: list[socket.socket] = []
+
+
+def reserved_port() -> int:
+    """A loopback port that stays ours for the rest of the test session.
+
+    A port that is merely free now (bind to 0, close, hand out the number) can be given to
+    anyone before the server meant for it binds it: the kernel hands it out again as
+    another process's ephemeral port, or another test's "free" port, and the server then
+    fails to start or, worse, a test talks to someone else's server. This one stays bound
+    (never listening) with SO_REUSEADDR, so the kernel gives it to nobody else, while the
+    server it is meant for can still bind and listen on it (uvicorn, asyncio, redis-server,
+    Dovecot and prometheus_client all set SO_REUSEADDR), as often as it restarts.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _reservations.append(sock)
+    port: int = sock.getsockname()[1]
+    return port
+
+
+def release_reserved_ports() -> None:
+    while _reservations:
+        _reservations.pop().close()
 
 
 class LiveServer:
-    """Runs the app in a background thread with its own event loop."""
+    """Runs the app in a background thread with its own event loop.
+
+    The listening socket is bound once, on an ephemeral port, and held until ``stop``:
+    ``restart`` serves the same socket again, so the server never has to win its port back
+    (it may be in TIME_WAIT, or given to another process meanwhile) and clients reconnect
+    to the same URL. Connections made while it restarts wait in the socket's backlog.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.port = 0
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self.port: int = self._listener.getsockname()[1]
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
+        self._failure: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app: object = None
 
-    def start(self, timeout: float = 20) -> LiveServer:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
+    def start(self, timeout: float = 2 * WAIT_SECONDS) -> LiveServer:
         config = uvicorn_config(self.settings, log_level="warning", timeout_graceful_shutdown=5)
         self.app = config.app
         server = self._server = uvicorn.Server(config)
+        # uvicorn closes the sockets it served when it stops: give it a duplicate.
+        sock = self._listener.dup()
+        self._failure = None
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
-            self.loop = loop
-            loop.run_until_complete(server.serve(sockets=[sock]))
-            loop.close()
-            sock.close()
+            try:
+                # A Runner, like asyncio.run: tasks left over are cancelled and async
+                # generators and the default executor are shut down before the loop closes.
+                with asyncio.Runner() as runner:
+                    self.loop = runner.get_loop()
+                    runner.run(server.serve(sockets=[sock]))
+            except BaseException as error:  # reported by start() or stop(), not by threading
+                self._failure = error
+            finally:
+                sock.close()
 
         self._thread = threading.Thread(target=run, name=f"uvicorn:{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
+                self._give_up()
+                failure, self._failure = self._failure, None
+                raise RuntimeError(
+                    f"the server did not start within {timeout} s"
+                    if failure is None
+                    else "the server did not start"
+                ) from failure
             time.sleep(0.01)
         return self
 
-    def stop(self, timeout: float = 20) -> None:
+    def _give_up(self) -> None:
+        """After a failed start: nothing is served, and the port is given up."""
+        try:
+            if self._thread is not None and self._thread.is_alive():
+                self._shutdown()
+        finally:
+            self._listener.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop serving and give the port up."""
+        try:
+            self._shutdown(timeout)
+        finally:
+            self._listener.close()
+
+    def _shutdown(self, timeout: float = 30) -> None:
         assert self._server is not None and self._thread is not None
         self._server.should_exit = True
         self._thread.join(timeout)
         if self._thread.is_alive():  # a connection that will not close: stop waiting for it
             self._server.force_exit = True
-            self._thread.join(10)
+            self._thread.join(15)
         if self._thread.is_alive():
             raise RuntimeError(f"the server did not stop; its tasks:\n{self._task_stacks()}")
+        if self._failure is not None:
+            raise RuntimeError("the server failed") from self._failure
 
     def _task_stacks(self) -> str:
         """Where the server's tasks wait (read from this thread: good enough to diagnose)."""
@@ -95,7 +158,8 @@ class LiveServer:
         return out.getvalue()
 
     def restart(self) -> LiveServer:
-        self.stop()
+        """Stop and start again on the same listening socket (the same URL)."""
+        self._shutdown()
         return self.start()
 
     def url(self, document_id: str, *, role: Role = Role.EDITOR, saved: bool = False) -> str:
@@ -148,8 +212,8 @@ def make_settings(database_url: str, **changes: object) -> Settings:
         database_url=database_url,
         auto_migrate=True,
         room_grace_seconds=0.2,
-        dev_smtp_port=free_port(),
-        bridge_port=free_port(),
+        dev_smtp_port=reserved_port(),
+        bridge_port=reserved_port(),
     )
     return replace(settings, **changes)  # type: ignore[arg-type]
 
@@ -160,15 +224,15 @@ class ServerProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         # Its own mail ports: the defaults may be taken by another server on this machine.
         ports = {
-            "OPENDPIA_BRIDGE_PORT": str(free_port()),
-            "OPENDPIA_DEV_SMTP_PORT": str(free_port()),
+            "OPENDPIA_BRIDGE_PORT": str(reserved_port()),
+            "OPENDPIA_DEV_SMTP_PORT": str(reserved_port()),
         }
         self.env = {**os.environ, **ports, **env}
-        self.port = free_port()
+        self.port = reserved_port()  # the same port after every restart, and nobody else's
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 2 * WAIT_SECONDS) -> ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--port", str(self.port)],

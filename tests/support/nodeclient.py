@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.live import WAIT_SECONDS
+
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
@@ -66,7 +68,9 @@ class NodeClient:
             elif message.get("id") in self._answers:
                 self._answers.pop(message["id"]).set_result(message)
 
-    async def call(self, cmd: str, timeout: float = 15, **arguments: Any) -> dict[str, Any]:
+    async def call(
+        self, cmd: str, timeout: float = WAIT_SECONDS + 10, **arguments: Any
+    ) -> dict[str, Any]:
         assert self.process.stdin is not None
         command_id = next(self._ids)
         answer = self._answers[command_id] = asyncio.get_running_loop().create_future()

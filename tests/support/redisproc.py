@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.live import free_port
+from tests.support.live import WAIT_SECONDS, reserved_port
 
 
 class RedisProcess:
@@ -19,7 +19,7 @@ class RedisProcess:
         if binary is None:
             raise FileNotFoundError("redis-server is not installed")
         self.binary = binary
-        self.port = free_port()
+        self.port = reserved_port()
         self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -27,7 +27,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10) -> RedisProcess:
+    def start(self, timeout: float = WAIT_SECONDS) -> RedisProcess:
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [

@@ -17,7 +17,7 @@ from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 PASSWORD = "correct horse battery"
@@ -65,7 +65,7 @@ def prepare(database_url: str) -> None:
 
 async def signed_in(base_url: str, email: str) -> httpx.AsyncClient:
     """An HTTP client with a session for ``email`` (and its CSRF cookie)."""
-    client = httpx.AsyncClient(base_url=base_url, follow_redirects=False)
+    client = httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=WAIT_SECONDS)
     page = await client.get("/login")
     token = csrf_field(page.text)
     response = await client.post(

@@ -15,6 +15,10 @@ from typing import Any
 import websockets
 from pycrdt import Decoder, Doc, TransactionEvent, write_var_uint
 
+from tests.support.live import WAIT_SECONDS
+
+SYNC_SECONDS = WAIT_SECONDS
+
 
 def _message(kind: int, *parts: bytes) -> bytes:
     return write_var_uint(kind) + b"".join(parts)
@@ -47,26 +51,46 @@ class YClient:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def connect(cls, url: str, doc: Doc | None = None, *, sync: bool = True) -> YClient:
-        websocket = await websockets.connect(url, max_size=None, ping_interval=None)
-        return await cls.attach(websocket, doc, sync=sync)
+    async def connect(
+        cls, url: str, doc: Doc | None = None, *, sync: bool = True, timeout: float = SYNC_SECONDS
+    ) -> YClient:
+        websocket = await websockets.connect(
+            url, max_size=None, ping_interval=None, open_timeout=timeout
+        )
+        return await cls.attach(websocket, doc, sync=sync, timeout=timeout)
 
     @classmethod
     async def attach(
-        cls, websocket: websockets.ClientConnection, doc: Doc | None = None, *, sync: bool = False
+        cls,
+        websocket: websockets.ClientConnection,
+        doc: Doc | None = None,
+        *,
+        sync: bool = False,
+        timeout: float = SYNC_SECONDS,
     ) -> YClient:
-        """Speak y-websocket over an open connection (opened with cookies, say)."""
+        """Speak y-websocket over an open connection (opened with cookies, say).
+
+        The connection is the client's from here on: if the sync fails or is cancelled, it
+        is closed before the error goes up (else it stays open for the rest of the process:
+        the doc's observer keeps the client alive, so not even the GC closes it)."""
         client = cls(websocket, doc if doc is not None else Doc())
-        client._tasks = [
-            asyncio.create_task(client._read()),
-            asyncio.create_task(client._write()),
-        ]
-        step1 = _message(0, write_var_uint(0), _varbytes(client.doc.get_state()))
-        with contextlib.suppress(websockets.ConnectionClosed):
-            await client.send_raw(step1)
-        if sync:
-            await asyncio.wait_for(client.synced.wait(), 10)
+        try:
+            client._tasks = [
+                asyncio.create_task(client._read()),
+                asyncio.create_task(client._write()),
+            ]
+            step1 = _message(0, write_var_uint(0), _varbytes(client.doc.get_state()))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await client.send_raw(step1)
+            if sync:
+                await client.wait_synced(timeout)
+        except BaseException:
+            await client.close()
+            raise
         return client
+
+    async def wait_synced(self, timeout: float = SYNC_SECONDS) -> None:
+        await asyncio.wait_for(self.synced.wait(), timeout)
 
     def _on_local(self, event: TransactionEvent) -> None:
         if self._applying_remote:
@@ -143,7 +167,9 @@ class YClient:
         )
         await self.send_raw(_message(1, _varbytes(payload)))
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: float = WAIT_SECONDS
+    ) -> None:
         """Wait until ``predicate`` holds; it may look at other clients too, so it is
         re-checked on every frame this client receives and at least every 20 ms."""
         async with asyncio.timeout(timeout):
@@ -156,23 +182,29 @@ class YClient:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.02)
 
-    async def wait_saved(self, timeout: float = 10) -> None:
+    async def wait_saved(self, timeout: float = WAIT_SECONDS) -> None:
         """Wait until the server says every write message sent so far is committed."""
         await asyncio.sleep(0)  # let the writer pick up what was just queued
         await self.wait_until(lambda: self.saved >= self.writes_sent, timeout)
 
-    async def wait_closed(self, timeout: float = 10) -> tuple[int | None, str | None]:
+    async def wait_closed(self, timeout: float = WAIT_SECONDS) -> tuple[int | None, str | None]:
         async with asyncio.timeout(timeout):
             await asyncio.gather(self._tasks[0], return_exceptions=True)
         return self.close_code, self.close_reason
 
     async def close(self) -> None:
+        """Close the connection; its socket is closed even if this is cancelled or the
+        server does not finish the closing handshake in time."""
         if self._closed:
             return
         self._closed = True
         self.doc.unobserve(self._subscription)
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        finally:
+            if not self.ws.transport.is_closing():
+                self.ws.transport.abort()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -40,7 +40,7 @@ async def test_a_coroutine_that_waits_is_finished_by_awaiting_the_continuation()
     await asyncio.sleep(0.01)
     assert order == ["started"]
     ready.set()
-    await asyncio.wait_for(task, 1)
+    await asyncio.wait_for(task, 30)
     assert order == ["started", "finished"]
 
 

@@ -82,3 +82,13 @@ def test_the_bus_settings_are_checked() -> None:
         Settings.from_env({"OPENDPIA_LOG_FORMAT": "xml"})
     with pytest.raises(SettingsError, match="OPENDPIA_DB_POOL_SIZE must be at least 1"):
         Settings.from_env({"OPENDPIA_DB_POOL_SIZE": "0"})
+
+
+def test_the_proxies_whose_forwarded_headers_are_believed_reach_uvicorn() -> None:
+    from server.cli import uvicorn_config
+
+    assert Settings().forwarded_allow_ips == "127.0.0.1"  # uvicorn's own default
+    settings = Settings.from_env({"OPENDPIA_FORWARDED_ALLOW_IPS": "10.0.0.0/8,192.0.2.7"})
+    config = uvicorn_config(settings)
+    assert config.proxy_headers
+    assert config.forwarded_allow_ips == "10.0.0.0/8,192.0.2.7"
