@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.EDITOR.value)
-    token.add_argument("--principal", default="cli", help="who the token speaks for")
+    token.add_argument(
+        "--principal",
+        default="cli",
+        help="who the token speaks for; user:<id> or participant:<id> makes it a person's",
+    )
     token.add_argument("--ttl", type=int, help="lifetime in seconds (OPENDPIA_TOKEN_TTL_SECONDS)")
 
     audit = commands.add_parser("audit", help="check a DPIA's audit chain")
@@ -116,13 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("audit", "import", "export"):
         return asyncio.run(_record(settings, args))
     signer = TokenSigner(settings.secret_key)
+    # A token that stands in for a person lives as briefly as the page's tokens do, unless
+    # asked otherwise; it is checked against the person's current access on every use.
+    for_a_person = args.principal.startswith(("user:", "participant:"))
+    default_ttl = settings.person_token_seconds if for_a_person else settings.token_ttl_seconds
     try:
         print(
             signer.issue(
                 principal=args.principal,
                 document_id=args.dpia,
                 role=Role(args.role),
-                ttl_seconds=args.ttl or settings.token_ttl_seconds,
+                ttl_seconds=args.ttl or default_ttl,
             )
         )
     except ValueError as error:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,3 +71,23 @@ def test_arbitrary_strings_are_refused_cleanly(token: str) -> None:
 def test_invalid_document_ids_cannot_be_issued() -> None:
     with pytest.raises(ValueError, match="not a valid document id"):
         TokenSigner(KEY).issue(principal="a", document_id="../x", role=Role.EDITOR, ttl_seconds=1)
+
+
+def test_a_command_line_token_for_a_person_is_short_lived_unless_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.cli import main
+    from server.settings import Settings
+
+    for name in [key for key in os.environ if key.startswith("OPENDPIA_")]:
+        monkeypatch.delenv(name)
+    settings = Settings()
+    signer = TokenSigner(settings.secret_key)
+    lifetimes = {}
+    for principal in ("user:7", "participant:3", "cli"):
+        assert main(["token", "--dpia", "DPIA-CAM-2026-1", "--principal", principal]) == 0
+        grant = signer.verify(capsys.readouterr().out.strip(), "DPIA-CAM-2026-1")
+        lifetimes[principal] = grant.expires_at - time.time()
+    assert lifetimes["user:7"] <= settings.person_token_seconds
+    assert lifetimes["participant:3"] <= settings.person_token_seconds
+    assert lifetimes["cli"] > settings.person_token_seconds
