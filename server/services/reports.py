@@ -14,8 +14,11 @@ from xml.sax.saxutils import escape
 
 from docx import Document as WordDocument
 from docx.enum.text import WD_COLOR_INDEX
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 from docx.shared import Pt, RGBColor
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
@@ -29,27 +32,12 @@ from reportlab.platypus import (
 )
 
 from server.domain.content import plain_text
-from server.domain.workflow import SignOffState, inherent_level
+from server.domain.risk import HeatMap, RiskMatrix
+from server.domain.workflow import SignOffState
 from server.services.exports import Record
 from server.services.signoffs import SignOff
 
 STALE_RED = colors.HexColor("#b3261e")
-
-
-def heat_counts(record: Record, *, residual: bool) -> dict[tuple[int, int], list[str]]:
-    """(likelihood, severity) → refs of the risks in that cell, before or after measures."""
-    cells: dict[tuple[int, int], list[str]] = {}
-    for row in record.risks:
-        likelihood = row.get("residual_likelihood" if residual else "likelihood")
-        severity = row.get("residual_severity" if residual else "severity")
-        if residual and not (likelihood and severity):
-            likelihood, severity = row.get("likelihood"), row.get("severity")
-        try:
-            key = (int(str(likelihood)), int(str(severity)))
-        except (TypeError, ValueError):
-            continue
-        cells.setdefault(key, []).append(str(row.get("ref") or "?"))
-    return cells
 
 
 def signoff_rows(record: Record) -> list[list[str]]:
@@ -92,6 +80,7 @@ def pdf(record: Record) -> bytes:
     out = io.BytesIO()
     styles = getSampleStyleSheet()
     small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
+    matrix = RiskMatrix.from_template(record.template.content)
     story: list[Any] = [
         Paragraph(escape(f"{record.dpia_id}: {record.title}"), styles["Title"]),
         Paragraph(
@@ -105,13 +94,9 @@ def pdf(record: Record) -> bytes:
         Spacer(1, 6 * mm),
         Paragraph("Risk heat map", styles["Heading2"]),
         Table(
-            [
-                [
-                    _heat_map(record, residual=False, style=small),
-                    _heat_map(record, residual=True, style=small),
-                ]
-            ],
-            colWidths=[85 * mm, 85 * mm],
+            [[_heat_map(matrix, map_, small) for map_ in matrix.heat_maps(record.risks)]],
+            colWidths=[87 * mm, 87 * mm],
+            style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]),
         ),
         Spacer(1, 4 * mm),
         Paragraph("Action plan", styles["Heading2"]),
@@ -182,40 +167,43 @@ def _table(
     return table
 
 
-def _heat_map(record: Record, *, residual: bool, style: ParagraphStyle) -> Table:
-    matrix = record.template.content["risk_matrix"]
-    cells = heat_counts(record, residual=residual)
-    colours = {level["id"]: level["color"] for level in matrix["levels"]}
-    text_colours = {level["id"]: level.get("text_color", "#000000") for level in matrix["levels"]}
-    header = [Paragraph("<b>Likelihood \\ Severity</b>", style)] + [
-        Paragraph(escape(s["label"]), style) for s in matrix["severity"]
+def _heat_map(matrix: RiskMatrix, map_: HeatMap, style: ParagraphStyle) -> Table:
+    """One heat map as the template defines it (server/domain/risk.py draws the grid)."""
+    header = [Paragraph(escape(map_.corner), style)] + [
+        Paragraph(f"<b>{escape(point.label)}</b>", style) for point in map_.columns
     ]
     rows: list[list[Any]] = [header]
-    commands: list[Any] = [("GRID", (0, 0), (-1, -1), 0.5, colors.white)]
-    for r, likelihood in enumerate(reversed(matrix["likelihood"]), start=1):
-        row: list[Any] = [Paragraph(escape(likelihood["label"]), style)]
-        for c, severity in enumerate(matrix["severity"], start=1):
-            refs = cells.get((int(likelihood["score"]), int(severity["score"])), [])
-            level = (
-                inherent_level(
-                    {"likelihood": likelihood["score"], "severity": severity["score"]}, matrix
-                )
-                or "low"
-            )
-            ink = text_colours[level]
+    commands: list[Any] = [
+        ("GRID", (0, 0), (-1, -1), 1.5, colors.white),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+    ]
+    centred = ParagraphStyle("heat-cell", parent=style, alignment=TA_CENTER)
+    for r, (point, cells) in enumerate(zip(map_.rows, map_.grid, strict=True), start=1):
+        row: list[Any] = [Paragraph(f"<b>{escape(point.label)}</b>", style)]
+        for c, cell in enumerate(cells, start=1):
+            ink = cell.level.text_color if cell.level else "#000000"
+            label = escape(cell.level.label) if cell.level else ""
+            refs = escape(", ".join(cell.refs))
             row.append(
-                Paragraph(f'<font color="{ink}"><b>{escape(", ".join(refs))}</b></font>', style)
+                Paragraph(
+                    f'<font color="{ink}" size="7">{label}</font><br/>'
+                    f'<font color="{ink}"><b>{refs}</b></font>',
+                    centred,
+                )
             )
-            commands.append(("BACKGROUND", (c, r), (c, r), colors.HexColor(colours[level])))
+            if cell.level:
+                commands.append(("BACKGROUND", (c, r), (c, r), colors.HexColor(cell.level.color)))
         rows.append(row)
-    title = "After measures (residual)" if residual else "Before measures"
-    table = Table(
+    grid = Table(
         rows,
-        colWidths=[24 * mm, 18 * mm, 18 * mm, 18 * mm],
-        rowHeights=[None, 14 * mm, 14 * mm, 14 * mm],
+        colWidths=[24 * mm] + [19 * mm] * len(map_.columns),
+        rowHeights=[None] + [14 * mm] * len(map_.rows),
     )
-    table.setStyle(TableStyle([*commands, ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
-    return Table([[Paragraph(f"<b>{title}</b>", style)], [table]])
+    grid.setStyle(TableStyle(commands))
+    parts: list[list[Any]] = [[Paragraph(f"<b>{escape(map_.caption)}</b>", style)], [grid]]
+    if map_.unrated:
+        parts.append([Paragraph(escape(f"{map_.unrated_label}: {', '.join(map_.unrated)}"), style)])
+    return Table(parts)
 
 
 # -- Word -----------------------------------------------------------------------------------
@@ -229,25 +217,10 @@ def docx(record: Record) -> bytes:
         f"Status: {record.status.label}. Lead organisation: {record.lead_organisation}. "
         f"Document version {record.seq}, exported {record.exported_at:%d %b %Y %H:%M} UTC."
     )
-    matrix = record.template.content["risk_matrix"]
-    for residual in (False, True):
-        document.add_heading(
-            "Risk heat map: " + ("after measures" if residual else "before measures"), level=2
-        )
-        cells = heat_counts(record, residual=residual)
-        table = document.add_table(rows=4, cols=4)
-        table.style = "Table Grid"
-        table.cell(0, 0).text = "Likelihood \\ Severity"
-        for c, severity in enumerate(matrix["severity"], start=1):
-            table.cell(0, c).text = severity["label"]
-        for r, likelihood in enumerate(reversed(matrix["likelihood"]), start=1):
-            table.cell(r, 0).text = likelihood["label"]
-            for c, severity in enumerate(matrix["severity"], start=1):
-                refs = cells.get((int(likelihood["score"]), int(severity["score"])), [])
-                level = inherent_level(
-                    {"likelihood": likelihood["score"], "severity": severity["score"]}, matrix
-                )
-                table.cell(r, c).text = f"{(level or '').upper()} {', '.join(refs)}".strip()
+    matrix = RiskMatrix.from_template(record.template.content)
+    document.add_heading("Risk heat map", level=2)
+    for map_ in matrix.heat_maps(record.risks):
+        _word_heat_map(document, map_)
     document.add_heading("Action plan", level=2)
     _word_table(
         document,
@@ -283,6 +256,39 @@ def docx(record: Record) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def _word_heat_map(document: Any, map_: HeatMap) -> None:
+    document.add_heading(map_.caption, level=3)
+    table = document.add_table(rows=len(map_.rows) + 1, cols=len(map_.columns) + 1)
+    table.style = "Table Grid"
+    table.cell(0, 0).text = map_.corner
+    for c, point in enumerate(map_.columns, start=1):
+        table.cell(0, c).paragraphs[0].add_run(point.label).bold = True
+    for r, (point, cells) in enumerate(zip(map_.rows, map_.grid, strict=True), start=1):
+        table.cell(r, 0).paragraphs[0].add_run(point.label).bold = True
+        for c, heat in enumerate(cells, start=1):
+            cell = table.cell(r, c)
+            level, refs = cell.paragraphs[0], cell.add_paragraph()
+            level.add_run(heat.level.label if heat.level else "").font.size = Pt(8)
+            refs.add_run(", ".join(heat.refs)).bold = True
+            if heat.level:
+                _shade(cell, heat.level.color)
+                for paragraph in (level, refs):
+                    for run in paragraph.runs:
+                        run.font.color.rgb = RGBColor.from_string(heat.level.text_color[1:].upper())
+    if map_.unrated:
+        document.add_paragraph(f"{map_.unrated_label}: {', '.join(map_.unrated)}")
+
+
+def _shade(cell: Any, colour: str) -> None:
+    """Fill a Word table cell (python-docx has no API for it: ``w:shd`` in the cell's
+    properties)."""
+    shading = OxmlElement("w:shd")
+    shading.set(qn("w:val"), "clear")
+    shading.set(qn("w:color"), "auto")
+    shading.set(qn("w:fill"), colour.lstrip("#").upper())
+    cell._tc.get_or_add_tcPr().append(shading)
 
 
 def _word_table(document: Any, header: list[str], rows: list[list[str]]) -> Any:
