@@ -109,6 +109,21 @@ class HeatMap:
     def placed(self) -> int:
         return sum(len(cell.refs) for cell in self.cells())
 
+    def describe(self, cell: HeatCell) -> str:
+        """What a screen reader says of a cell (the editor's ``describeCell``)."""
+        if self.row_scale == "severity":
+            first = f"Severity {cell.severity.label}, likelihood {cell.likelihood.label}"
+        else:
+            first = f"Likelihood {cell.likelihood.label}, severity {cell.severity.label}"
+        level = f"{cell.level.label} risk" if cell.level else "no level"
+        count = len(cell.refs)
+        risks = (
+            "no risks"
+            if count == 0
+            else f"{count} {'risk' if count == 1 else 'risks'} ({', '.join(cell.refs)})"
+        )
+        return f"{first}, {level}: {risks}"
+
 
 @dataclass(frozen=True, slots=True)
 class MapSpec:
@@ -270,6 +285,26 @@ class RiskMatrix:
         """Every map of the template (before and after measures), in its order."""
         materialised = list(rows)
         return [self.heat_map(spec, materialised) for spec in self.maps]
+
+
+def register_path(template_content: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(section, field) of the risk register: the first table with ``"heatmap": true``."""
+    for section in template_content["sections"]:
+        for field in section["fields"]:
+            if field["kind"] == "table" and field.get("heatmap"):
+                return str(section["id"]), str(field["id"])
+    return None
+
+
+def register_rows(
+    template_content: Mapping[str, Any], content: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of the risk register in ``content`` (canonical content)."""
+    path = register_path(template_content)
+    if path is None:
+        return []
+    rows = content.get(path[0], {}).get(path[1])
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def risk_ref(row: Mapping[str, Any]) -> str:

@@ -30,6 +30,7 @@ from server.domain.content import (
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import InvalidInput
 from server.domain.inputs import parse_json, whole_number
+from server.domain.risk import register_rows
 from server.domain.templates import Template, UnknownTemplate, load_template, seed_update
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -78,8 +79,7 @@ class Record:
 
     @property
     def risks(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.content["risks"].get("register") or []
-        return rows
+        return register_rows(self.template.content, self.content)
 
 
 class ExportService:

@@ -169,15 +169,15 @@ def _table(
 
 def _heat_map(matrix: RiskMatrix, map_: HeatMap, style: ParagraphStyle) -> Table:
     """One heat map as the template defines it (server/domain/risk.py draws the grid)."""
+    centred = ParagraphStyle("heat-cell", parent=style, alignment=TA_CENTER)
     header = [Paragraph(escape(map_.corner), style)] + [
-        Paragraph(f"<b>{escape(point.label)}</b>", style) for point in map_.columns
+        Paragraph(f"<b>{escape(point.label)}</b>", centred) for point in map_.columns
     ]
     rows: list[list[Any]] = [header]
     commands: list[Any] = [
         ("GRID", (0, 0), (-1, -1), 1.5, colors.white),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
     ]
-    centred = ParagraphStyle("heat-cell", parent=style, alignment=TA_CENTER)
     for r, (point, cells) in enumerate(zip(map_.rows, map_.grid, strict=True), start=1):
         row: list[Any] = [Paragraph(f"<b>{escape(point.label)}</b>", style)]
         for c, cell in enumerate(cells, start=1):

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from server.domain.content import plain_text, restore_policy
 from server.domain.errors import AccessDenied, DomainError, InvalidInput, TooLarge
 from server.domain.inputs import MAX_SEQ, whole_number
+from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import (
     STEP7_KINDS,
     Decision,
@@ -182,6 +183,9 @@ async def version_page(context: DpiaRequest) -> Response:
         changes=changes,
         compare=other,
         can_restore=restore_policy(access.role, access.status).allowed,
+        heat_maps=RiskMatrix.from_template(template.content).heat_maps(
+            register_rows(template.content, version.content)
+        ),
     )
 
 
