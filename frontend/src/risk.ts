@@ -104,6 +104,19 @@ export function highestResidual(matrix: RiskMatrix, rows: RowValues[]): Level | 
   return best
 }
 
+/** The overall residual risk as the editor and the record print it (risk.py's
+ * `overall_residual_text`): the risks counted at their level before measures are named. */
+export function overallResidualText(matrix: RiskMatrix, rows: RowValues[]): string {
+  const level = highestResidual(matrix, rows)
+  if (level === null) return 'No rated risks yet'
+  const counted = rows.filter((get) => {
+    const assessment = assessRisk(matrix, get)
+    return assessment.residual === null && assessment.level !== null
+  }).map(riskRef)
+  if (counted.length === 0) return level.label
+  return `${level.label} (counting ${counted.join(', ')} at the level before measures, not yet rated after them)`
+}
+
 export function highestLevel(matrix: RiskMatrix): Level {
   return matrix.levels.reduce((a, b) => (b.min > a.min ? b : a))
 }

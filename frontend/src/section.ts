@@ -6,7 +6,7 @@ import { h, slug, uid } from './dom'
 import { control, type Control } from './controls'
 import { richTextField } from './richtext'
 import { tableField } from './tables'
-import { assessRisk, highestLevel, highestResidual, residualOrInherent } from './risk'
+import { assessRisk, highestLevel, highestResidual, overallResidualText, residualOrInherent } from './risk'
 import type { Row } from './rows'
 
 export interface SectionView {
@@ -110,7 +110,7 @@ function computedPanel(context: EditorContext, section: Section, cleanups: (() =
     for (const { item, value } of items) {
       if (item.compute === 'max_residual_level') {
         const level = highestResidual(matrix, all)
-        value.textContent = level ? level.label : 'No rated risks yet'
+        value.textContent = overallResidualText(matrix, all)
         value.dataset.level = level?.id ?? 'none'
       } else if (item.compute === 'residual_high_accepted') {
         const high = highestLevel(matrix)

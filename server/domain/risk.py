@@ -341,6 +341,33 @@ def overall_residual_level(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix
     return max(found, key=lambda level: level.min) if found else None
 
 
+def counted_before_measures(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix) -> list[str]:
+    """Refs of the risks the outcome counts at their level before measures, because they
+    are not rated after them: said next to the overall residual risk, so that it never
+    reads as a rating nobody gave."""
+    found = []
+    for row in rows:
+        assessment = matrix.assess(row)
+        if assessment.residual is None and assessment.level is not None:
+            found.append(risk_ref(row))
+    return found
+
+
+def overall_residual_text(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix) -> str:
+    """The overall residual risk as the editor and the record print it."""
+    materialised = list(rows)
+    level = overall_residual_level(materialised, matrix)
+    if level is None:
+        return "No rated risks yet"
+    counted = counted_before_measures(materialised, matrix)
+    if not counted:
+        return level.label
+    return (
+        f"{level.label} (counting {', '.join(counted)} at the level before measures, "
+        "not yet rated after them)"
+    )
+
+
 def residual_high_accepted(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix) -> bool:
     """The outcome's "residual high risk accepted": a risk at the highest level after
     measures whose effect or status is "accepted"."""

@@ -307,6 +307,10 @@ class SignOffState(enum.StrEnum):
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
 
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
 
 _DECISIONS = {
     SignOffKind.DPO_ADVICE: {Decision.ADVISE},

@@ -165,6 +165,8 @@ async def _renderings(
     await version.goto(f"{str(client.base_url).rstrip('/')}/dpias/{dpia_id}/versions/{seq}")
     shown["version"] = await read_dom(version, MATRIX)
     await version.locator(".heatmaps").screenshot(path=artifact(f"heatmap-version-{tag}.png"))
+    await version.locator("#h-risks").scroll_into_view_if_needed()
+    await version.screenshot(path=artifact(f"version-risks-{tag}.png"))
     await version.close()
     return shown
 

@@ -210,7 +210,7 @@ def read_pdf(data: bytes, matrix: RiskMatrix, scale: float = 3) -> tuple[Drawn, 
             # below this map's caption, within its width and height
             return (
                 caption.left - 5 <= box.left <= caption.left + 235
-                and caption.top - 240 <= box.top <= caption.bottom
+                and caption.top - 180 <= box.top <= caption.bottom
             )
 
         columns = [
