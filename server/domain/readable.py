@@ -247,7 +247,7 @@ def risk_level_text(assessment: Assessment, *, residual: bool) -> str:
     """E.g. "High (likelihood Possible, severity Severe)", or "Not yet rated"."""
     rating = assessment.residual if residual else assessment.inherent
     if not residual and assessment.overridden and assessment.level is not None:
-        return f"{assessment.level.label} (overridden; computed from the ratings: " + (
+        return f"{assessment.level.label} (overridden; the ratings give " + (
             f"{rating.level.label})" if rating and rating.level else "not rated)"
         )
     if rating is None or rating.level is None:

@@ -138,8 +138,7 @@ class _Pdf:
     def __init__(self) -> None:
         styles = getSampleStyleSheet()
         self.title = styles["Title"]
-        # headings stay on the page of what follows them
-        self.heading = ParagraphStyle("section", parent=styles["Heading2"], keepWithNext=1)
+        self.heading = styles["Heading2"]
         self.subheading = ParagraphStyle(
             "field",
             parent=styles["BodyText"],
@@ -148,7 +147,6 @@ class _Pdf:
             leading=12,
             spaceBefore=8,
             spaceAfter=2,
-            keepWithNext=1,
         )
         self.body = styles["BodyText"]
         self.small = ParagraphStyle("small", parent=self.body, fontSize=9, leading=11)
@@ -174,18 +172,19 @@ class _Pdf:
         widths: list[float] | None = None,
     ) -> Table:
         rows = [list(grid.header), *(list(r) for r in grid.rows)]
-        if len(rows) == 1:
-            rows.append(["None recorded"] + [""] * (len(grid.header) - 1))
-        cells = [
-            [self.para(c, self.strong if i == 0 else self.small) for c in row]
-            for i, row in enumerate(rows)
-        ]
-        table = Table(cells, repeatRows=1, colWidths=widths)
         commands: list[Any] = [
             ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(HEADER_BLUE)),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]
+        if not grid.rows:  # one cell across the table says so
+            rows.append(["None recorded"] + [""] * (len(grid.header) - 1))
+            commands.append(("SPAN", (0, 1), (-1, 1)))
+        cells = [
+            [self.para(c, self.strong if i == 0 else self.small) for c in row]
+            for i, row in enumerate(rows)
+        ]
+        table = Table(cells, repeatRows=1, colWidths=widths)
         for index in stale_rows or []:
             commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fde7e4")))
             commands.append(("BOX", (0, index), (-1, index), 1.2, STALE_RED))
@@ -384,8 +383,10 @@ def _word_grid(document: Any, grid: Grid) -> Any:
         cells = table.add_row().cells
         for cell, text in zip(cells, row, strict=True):
             cell.text = text
-    if not grid.rows:
-        table.add_row().cells[0].text = "None recorded"
+    if not grid.rows:  # one cell across the table says so
+        cells = table.add_row().cells
+        merged = cells[0].merge(cells[-1])
+        merged.text = "None recorded"
     return table
 
 

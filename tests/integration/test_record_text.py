@@ -40,6 +40,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,6 +62,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
 
 TEMPLATE = load_template()
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 CODE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)+$")
 WORD = re.compile(r"^[a-z0-9]+$")
 RAW = {"True", "False", "None", "true", "false", "null"}
@@ -263,10 +265,25 @@ def _word_text(data: bytes) -> tuple[str, list[str]]:
     return "\n".join(units), units
 
 
-async def _exported(demo: Demo) -> dict[str, tuple[str, list[str]]]:
+async def _exported(demo: Demo, artefact: str) -> dict[str, tuple[str, list[str]]]:
     pdf, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "pdf")
     word, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "docx")
+    await asyncio.to_thread(_keep_pages, pdf, artefact)
     return {"pdf": _pdf_text(pdf), "word": _word_text(word)}
+
+
+def _keep_pages(data: bytes, name: str) -> None:
+    """The first page (heat maps, register, action plan, sign-offs) and the page where the
+    risk register's section starts, for a person to look at (var/test-artifacts)."""
+    import pypdfium2
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = pypdfium2.PdfDocument(data)
+    risks = next(
+        i for i, page in enumerate(pdf) if "Step 5:" in page.get_textpage().get_text_range()
+    )
+    for index, suffix in ((0, "page1"), (risks, "risks")):
+        pdf[index].render(scale=1.5).to_pil().save(ARTIFACTS / f"{name}-{suffix}.png")
 
 
 async def _content(demo: Demo) -> dict[str, Any]:
@@ -278,7 +295,7 @@ async def _content(demo: Demo) -> dict[str, Any]:
 @pytest.mark.asyncio
 async def test_the_demo_exports_print_labels_not_codes(demo: Demo) -> None:
     forbidden = Forbidden.of(TEMPLATE, await _content(demo))
-    for name, (text, units) in (await _exported(demo)).items():
+    for name, (text, units) in (await _exported(demo, "demo-pdf")).items():
         found = forbidden.found_in(text, units)
         assert found == [], (name, found)
         flat = " ".join(text.split())
@@ -391,7 +408,7 @@ async def test_every_kind_of_answer_prints_as_its_label(demo: Demo) -> None:
     )
     forbidden = Forbidden.of(TEMPLATE, await _content(demo))
     assert "row-risks-register" in forbidden.row_ids  # rule 3 is armed
-    for name, (text, units) in (await _exported(demo)).items():
+    for name, (text, units) in (await _exported(demo, "demo-answered-pdf")).items():
         found = forbidden.found_in(text, units)
         assert found == [], (name, found)
         flat = " ".join(text.split())
