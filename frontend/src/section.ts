@@ -6,7 +6,7 @@ import { h, slug, uid } from './dom'
 import { control, type Control } from './controls'
 import { richTextField } from './richtext'
 import { tableField } from './tables'
-import { highestResidual, assessRisk } from './risk'
+import { assessRisk, highestLevel, highestResidual, overallResidualText, residualOrInherent } from './risk'
 import type { Row } from './rows'
 
 export interface SectionView {
@@ -110,15 +110,12 @@ function computedPanel(context: EditorContext, section: Section, cleanups: (() =
     for (const { item, value } of items) {
       if (item.compute === 'max_residual_level') {
         const level = highestResidual(matrix, all)
-        value.textContent = level ? level.label : 'No rated risks yet'
+        value.textContent = overallResidualText(matrix, all)
         value.dataset.level = level?.id ?? 'none'
       } else if (item.compute === 'residual_high_accepted') {
-        const high = matrix.levels.reduce((a, b) => (b.min > a.min ? b : a))
-        const accepted = all.some((get) => {
-          const assessment = assessRisk(matrix, get)
-          const level = assessment.residual?.level ?? assessment.level
-          return level?.id === high.id && (get('effect') === 'accepted' || get('status') === 'accepted')
-        })
+        const high = highestLevel(matrix)
+        const accepted = all.some((get) => residualOrInherent(assessRisk(matrix, get))?.id === high.id
+          && (get('effect') === 'accepted' || get('status') === 'accepted'))
         value.textContent = accepted ? 'Yes — consult the ICO before the processing starts' : 'No'
         value.dataset.value = String(accepted)
       }

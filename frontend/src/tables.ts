@@ -122,13 +122,7 @@ export function tableField(context: EditorContext, path: string, field: Field, h
       }
     }
     emptyNote.hidden = views.size > 0
-    map?.update(current.map((row) => ({
-      ref: String(row.get('ref') ?? ''),
-      likelihood: row.get('likelihood'),
-      severity: row.get('severity'),
-      residualLikelihood: row.get('residual_likelihood'),
-      residualSeverity: row.get('residual_severity'),
-    })))
+    map?.update(current.map((row) => (key: string) => row.get(key)))
   }
 
   const observer = (): void => reconcile()

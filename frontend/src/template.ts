@@ -15,7 +15,7 @@ export interface Column {
   /** Options are the rows of another table, `<section>.<field>`; values are row ids. */
   options_from?: string
   /** `likelihood` or `severity`: the column scores a risk on that risk-matrix scale. */
-  scale?: 'likelihood' | 'severity'
+  scale?: Scale
 }
 
 export interface Field {
@@ -51,7 +51,24 @@ export interface Level {
   color: string
   text_color: string
 }
-export interface RiskMatrix { likelihood: ScalePoint[]; severity: ScalePoint[]; levels: Level[] }
+export type Scale = 'likelihood' | 'severity'
+export interface HeatmapAxis { scale: Scale; order: 'ascending' | 'descending' }
+/** One map: its id (`inherent`, `residual`), caption, and the register columns it plots. */
+export interface HeatmapSpec { id: string; caption: string; likelihood: string; severity: string }
+/** How the heat maps are drawn: the same definition drives the exports (server/domain/risk.py). */
+export interface HeatmapDefinition {
+  rows: HeatmapAxis
+  columns: HeatmapAxis
+  corner: string
+  unrated: string
+  maps: HeatmapSpec[]
+}
+export interface RiskMatrix {
+  likelihood: ScalePoint[]
+  severity: ScalePoint[]
+  levels: Level[]
+  heatmap: HeatmapDefinition
+}
 
 export interface Template {
   id: string

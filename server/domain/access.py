@@ -31,6 +31,11 @@ class Role(enum.StrEnum):
     DPO = "dpo"
 
     @property
+    def label(self) -> str:
+        """The role as people name it ("DPO", "Owner")."""
+        return "DPO" if self is Role.DPO else self.value.capitalize()
+
+    @property
     def can_write(self) -> bool:
         """May change the document itself (the CRDT)."""
         return self in (Role.OWNER, Role.EDITOR)

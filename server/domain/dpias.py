@@ -62,6 +62,10 @@ class PartyRole(enum.StrEnum):
     PROCESSOR = "processor"
     RECIPIENT = "recipient"
 
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
 
 def reference(organisation_code: str, year: int, number: int) -> str:
     return f"DPIA-{organisation_code}-{year}-{number}"

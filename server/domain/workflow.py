@@ -13,13 +13,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from server.domain.access import Role
 from server.domain.content import Content, check_target
 from server.domain.dpias import DpiaStatus as S
 from server.domain.dpias import locked_message
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
+from server.domain.risk import RiskMatrix, residual_high_risks
 from server.domain.templates import Template
 from server.domain.verdicts import ALLOWED, Verdict, refused
 
@@ -307,6 +307,10 @@ class SignOffState(enum.StrEnum):
     REVOKED = "revoked"
     SUPERSEDED = "superseded"
 
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
 
 _DECISIONS = {
     SignOffKind.DPO_ADVICE: {Decision.ADVISE},
@@ -425,7 +429,7 @@ def signing_policy(
                 + ", ".join(waiting)
             )
     high = residual_high_risks(
-        content["risks"].get("register") or [], template.content["risk_matrix"]
+        content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
     )
     chosen = check_signoff(
         signoff_kind,
@@ -448,40 +452,6 @@ def signer_policy(signer_user_id: int, user_id: int, state: SignOffState) -> Ver
     if state in (SignOffState.REVOKED, SignOffState.SUPERSEDED):
         return refused(InvalidInput(f"this sign-off is {state.value} already"))
     return ALLOWED
-
-
-# -- risks ----------------------------------------------------------------------------------
-
-
-def risk_level(likelihood: Any, severity: Any, matrix: dict[str, Any]) -> str | None:
-    """The level id (low / medium / high) of a likelihood x severity, or None if unset."""
-    try:
-        score = int(likelihood) * int(severity)
-    except (TypeError, ValueError):
-        return None
-    for level in matrix["levels"]:
-        if int(level["min"]) <= score <= int(level["max"]):
-            return str(level["id"])
-    return None
-
-
-def residual_level(row: dict[str, Any], matrix: dict[str, Any]) -> str | None:
-    residual = risk_level(row.get("residual_likelihood"), row.get("residual_severity"), matrix)
-    if residual is not None:
-        return residual
-    return inherent_level(row, matrix)
-
-
-def inherent_level(row: dict[str, Any], matrix: dict[str, Any]) -> str | None:
-    override = row.get("override_level")
-    if override:
-        return str(override)
-    return risk_level(row.get("likelihood"), row.get("severity"), matrix)
-
-
-def residual_high_risks(rows: list[dict[str, Any]], matrix: dict[str, Any]) -> list[str]:
-    """Refs of the risks still high after measures."""
-    return [str(r.get("ref") or r.get("id")) for r in rows if residual_level(r, matrix) == "high"]
 
 
 class IgStep(enum.StrEnum):

@@ -24,12 +24,13 @@ from server.domain.content import (
     Content,
     canonical,
     document_content,
-    plain_text,
     write_content,
 )
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import InvalidInput
 from server.domain.inputs import parse_json, whole_number
+from server.domain.readable import EMPTY_CELL, column_cells
+from server.domain.risk import register_rows
 from server.domain.templates import Template, UnknownTemplate, load_template, seed_update
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -78,8 +79,7 @@ class Record:
 
     @property
     def risks(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.content["risks"].get("register") or []
-        return rows
+        return register_rows(self.template.content, self.content)
 
 
 class ExportService:
@@ -239,30 +239,28 @@ def initial_state(template: Template, content: Content) -> bytes:
     return doc.get_update()
 
 
-ACTION_PLAN_COLUMNS = (
-    "ref",
-    "title",
-    "description",
-    "type",
-    "status",
-    "owner",
-    "due",
-    "evidence",
-    "risks",
-    "approved",
-)
+ACTION_PLAN = "measures.plan"
 
 
 def action_plan_csv(record: Record) -> bytes:
+    """The measures as a spreadsheet reads them: the template's column labels, and each
+    value as the person chose it (labels, Yes/No, dates, the risks' refs and titles)."""
+    columns = tuple(
+        str(c["id"])
+        for s in record.template.sections
+        for f in s["fields"]
+        if f"{s['id']}.{f['id']}" == ACTION_PLAN
+        for c in f["columns"]
+    )
+    header, rows = column_cells(record.template, record.content, ACTION_PLAN, columns)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(ACTION_PLAN_COLUMNS)
-    for row in record.measures:
-        writer.writerow([_cell(row.get(column)) for column in ACTION_PLAN_COLUMNS])
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell("" if value == EMPTY_CELL else value) for value in row])
     return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheets read UTF-8
 
 
-def _cell(value: Any) -> str:
-    text = plain_text(value)
+def _cell(text: str) -> str:
     # Spreadsheets run cells that start with these as formulas (CSV injection).
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -18,9 +18,10 @@ from pycrdt import Doc, Map
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.domain.content import Content, changed_fields, document_content, plain_text
+from server.domain.content import Content, changed_fields, document_content
 from server.domain.documents import UpdateRecord
 from server.domain.errors import DocumentNotFound, InvalidInput
+from server.domain.readable import field_text
 from server.domain.templates import Template, load_template
 from server.services.audit import AuditTrail
 from server.storage.models import Dpia, Participant, User
@@ -190,8 +191,8 @@ def field_changes(template: Template, before: Content, after: Content) -> list[F
             FieldChange(
                 path,
                 labels.get(path, path),
-                plain_text(before.get(section, {}).get(name)),
-                plain_text(after[section][name]),
+                field_text(template, before, section, name),
+                field_text(template, after, section, name),
             )
         )
     return changes

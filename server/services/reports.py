@@ -1,9 +1,11 @@
 """PDF (reportlab) and Word (python-docx) renderings of a DPIA's record.
 
-Both show the same things in the same order: the DPIA's identity and status, every section's
-fields, the risk heat map before and after measures, the action plan, and the step-7
-sign-off table, where a stale sign-off is marked STALE (its content changed after it was
-signed) and superseded or revoked ones stay visible.
+Both show the same things in the same order: the DPIA's identity and status, the risk heat
+maps before and after measures (the grids of server/domain/risk.py), the risk register and
+the action plan as tables, the step-7 sign-off table, where a stale sign-off is marked
+STALE (its content changed after it was signed) and superseded or revoked ones stay
+visible, then every section's fields as server/domain/readable.py reads them: labels, never
+stored codes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from xml.sax.saxutils import escape
 
 from docx import Document as WordDocument
 from docx.enum.text import WD_COLOR_INDEX
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 from docx.shared import Pt, RGBColor
 from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
@@ -28,28 +33,29 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from server.domain.content import plain_text
-from server.domain.workflow import SignOffState, inherent_level
+from server.domain.access import Role
+from server.domain.dpias import PartyRole
+from server.domain.readable import (
+    Block,
+    Cards,
+    Grid,
+    Text,
+    column_cells,
+    long_time,
+    read_content,
+    register_summary,
+    target_label,
+)
+from server.domain.risk import HeatMap, RiskMatrix
+from server.domain.workflow import Decision, SignOffState
 from server.services.exports import Record
 from server.services.signoffs import SignOff
 
 STALE_RED = colors.HexColor("#b3261e")
-
-
-def heat_counts(record: Record, *, residual: bool) -> dict[tuple[int, int], list[str]]:
-    """(likelihood, severity) → refs of the risks in that cell, before or after measures."""
-    cells: dict[tuple[int, int], list[str]] = {}
-    for row in record.risks:
-        likelihood = row.get("residual_likelihood" if residual else "likelihood")
-        severity = row.get("residual_severity" if residual else "severity")
-        if residual and not (likelihood and severity):
-            likelihood, severity = row.get("likelihood"), row.get("severity")
-        try:
-            key = (int(str(likelihood)), int(str(severity)))
-        except (TypeError, ValueError):
-            continue
-        cells.setdefault(key, []).append(str(row.get("ref") or "?"))
-    return cells
+HEADER_BLUE = "#e8eef5"
+# The action plan's columns, in the order an IG team reads them.
+ACTION_PLAN = ("title", "type", "status", "owner", "due", "risks")
+SIGNOFF_HEADER = ["What", "Signed by", "Decision", "When and what", "State"]
 
 
 def signoff_rows(record: Record) -> list[list[str]]:
@@ -63,92 +69,237 @@ def signoff_rows(record: Record) -> list[list[str]]:
             )
             if part
         )
+        what = s.kind.label + (
+            ""
+            if s.kind.fixed_target
+            else f": {target_label(record.template, record.content, s.target)}"
+        )
         rows.append(
             [
-                s.kind.label + ("" if s.kind.fixed_target else f" ({s.target})"),
-                f"{s.signer_name}, {s.signer_role}, {s.signer_organisation}",
-                s.decision.replace("_", " ") + (f". {detail}" if detail else ""),
-                f"{s.created_at:%d %b %Y %H:%M} UTC, version {s.seq}, sha256 {s.content_hash[:12]}",
+                what,
+                f"{s.signer_name}, {_role(s.signer_role)}, {s.signer_organisation}",
+                _decision(s.decision) + (f". {detail}" if detail else ""),
+                f"{long_time(s.created_at)}, version {s.seq}, sha256 {s.content_hash[:12]}",
                 _state_label(s),
             ]
         )
     return rows
 
 
+def _role(value: str) -> str:
+    try:
+        return Role(value).label
+    except ValueError:
+        return value
+
+
+def _decision(value: str) -> str:
+    try:
+        return Decision(value).label
+    except ValueError:
+        return value
+
+
 def _parties(record: Record) -> str:
-    return ", ".join(f"{name} ({role.replace('_', ' ')})" for name, role in record.parties)
+    def label(role: str) -> str:
+        try:
+            return PartyRole(role).label.lower()
+        except ValueError:
+            return role
+
+    return ", ".join(f"{name} ({label(role)})" for name, role in record.parties)
 
 
 def _state_label(signoff: SignOff) -> str:
     if signoff.state is SignOffState.STALE:
         return "STALE: changed since signed"
-    return signoff.state.value
+    return signoff.state.label
+
+
+def _cover(record: Record) -> list[str]:
+    return [
+        f"Status: {record.status.label}. Lead organisation: {record.lead_organisation}.",
+        f"Parties: {_parties(record) or 'none recorded'}.",
+        f"Document version {record.seq}, exported {long_time(record.exported_at)}.",
+    ]
+
+
+def _action_plan(record: Record) -> Grid:
+    header, rows = column_cells(record.template, record.content, "measures.plan", ACTION_PLAN)
+    return Grid(header, tuple(rows))
 
 
 # -- PDF ------------------------------------------------------------------------------------
 
 
+class _Pdf:
+    """The PDF's styles and the flowables of each kind of block."""
+
+    def __init__(self) -> None:
+        styles = getSampleStyleSheet()
+        self.title = styles["Title"]
+        self.heading = styles["Heading2"]
+        self.subheading = ParagraphStyle(
+            "field",
+            parent=styles["BodyText"],
+            fontName="Helvetica-Bold",
+            fontSize=10,
+            leading=12,
+            spaceBefore=8,
+            spaceAfter=2,
+        )
+        self.body = styles["BodyText"]
+        self.small = ParagraphStyle("small", parent=self.body, fontSize=9, leading=11)
+        self.strong = ParagraphStyle("strong", parent=self.small, fontName="Helvetica-Bold")
+        self.tiny = ParagraphStyle("tiny", parent=self.body, fontSize=8, leading=10)
+        self.centred = ParagraphStyle("centred", parent=self.tiny, alignment=TA_CENTER)
+        self.card_title = ParagraphStyle(
+            "card-title",
+            parent=self.body,
+            fontName="Helvetica-Bold",
+            spaceBefore=6,
+            spaceAfter=3,
+            keepWithNext=1,
+        )
+
+    def para(self, text: str, style: ParagraphStyle | None = None) -> Paragraph:
+        return Paragraph(escape(text).replace("\n", "<br/>"), style or self.small)
+
+    def grid(
+        self,
+        grid: Grid,
+        stale_rows: list[int] | None = None,
+        widths: list[float] | None = None,
+    ) -> Table:
+        rows = [list(grid.header), *(list(r) for r in grid.rows)]
+        commands: list[Any] = [
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(HEADER_BLUE)),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
+        if not grid.rows:  # one cell across the table says so
+            rows.append(["None recorded"] + [""] * (len(grid.header) - 1))
+            commands.append(("SPAN", (0, 1), (-1, 1)))
+        cells = [
+            [self.para(c, self.strong if i == 0 else self.small) for c in row]
+            for i, row in enumerate(rows)
+        ]
+        table = Table(cells, repeatRows=1, colWidths=widths)
+        for index in stale_rows or []:
+            commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fde7e4")))
+            commands.append(("BOX", (0, index), (-1, index), 1.2, STALE_RED))
+        table.setStyle(TableStyle(commands))
+        return table
+
+    def card(self, title: str, pairs: tuple[tuple[str, str], ...]) -> list[Any]:
+        table = Table(
+            [[self.para(label, self.strong), self.para(value)] for label, value in pairs],
+            colWidths=[55 * mm, 119 * mm],
+        )
+        table.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+                    ("BACKGROUND", (0, 0), (0, -1), colors.HexColor(HEADER_BLUE)),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        return [self.para(title, self.card_title), table]
+
+    def block(self, block: Block) -> list[Any]:
+        if isinstance(block, Text):
+            return [self.para(line) for line in block.lines]
+        if isinstance(block, Grid):
+            return [self.grid(block)]
+        assert isinstance(block, Cards)
+        return [f for card in block.cards for f in self.card(card.title, card.pairs)]
+
+    def heat_map(self, map_: HeatMap) -> Table:
+        """One heat map as the template defines it (server/domain/risk.py draws the grid)."""
+        header = [self.para(map_.corner, self.tiny)] + [
+            Paragraph(f"<b>{escape(point.label)}</b>", self.centred) for point in map_.columns
+        ]
+        rows: list[list[Any]] = [header]
+        commands: list[Any] = [
+            ("GRID", (0, 0), (-1, -1), 1.5, colors.white),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ]
+        for r, (point, cells) in enumerate(zip(map_.rows, map_.grid, strict=True), start=1):
+            row: list[Any] = [Paragraph(f"<b>{escape(point.label)}</b>", self.tiny)]
+            for c, cell in enumerate(cells, start=1):
+                ink = cell.level.text_color if cell.level else "#000000"
+                label = escape(cell.level.label) if cell.level else ""
+                refs = escape(", ".join(cell.refs))
+                row.append(
+                    Paragraph(
+                        f'<font color="{ink}" size="7">{label}</font><br/>'
+                        f'<font color="{ink}"><b>{refs}</b></font>',
+                        self.centred,
+                    )
+                )
+                if cell.level:
+                    commands.append(
+                        ("BACKGROUND", (c, r), (c, r), colors.HexColor(cell.level.color))
+                    )
+            rows.append(row)
+        grid = Table(
+            rows,
+            colWidths=[24 * mm] + [19 * mm] * len(map_.columns),
+            rowHeights=[None] + [14 * mm] * len(map_.rows),
+        )
+        grid.setStyle(TableStyle(commands))
+        parts: list[list[Any]] = [[Paragraph(f"<b>{escape(map_.caption)}</b>", self.small)]]
+        parts.append([grid])
+        if map_.unrated:
+            parts.append([self.para(f"{map_.unrated_label}: {', '.join(map_.unrated)}")])
+        return Table(parts)
+
+
 def pdf(record: Record) -> bytes:
     out = io.BytesIO()
-    styles = getSampleStyleSheet()
-    small = ParagraphStyle("small", parent=styles["BodyText"], fontSize=8, leading=10)
+    ui = _Pdf()
+    matrix = RiskMatrix.from_template(record.template.content)
     story: list[Any] = [
-        Paragraph(escape(f"{record.dpia_id}: {record.title}"), styles["Title"]),
-        Paragraph(
-            escape(
-                f"Status: {record.status.label}. Lead organisation: {record.lead_organisation}. "
-                f"Parties: {_parties(record)}. "
-                f"Document version {record.seq}, exported {record.exported_at:%d %b %Y %H:%M} UTC."
-            ),
-            styles["BodyText"],
-        ),
+        ui.para(f"{record.dpia_id}: {record.title}", ui.title),
+        *(ui.para(line, ui.body) for line in _cover(record)),
         Spacer(1, 6 * mm),
-        Paragraph("Risk heat map", styles["Heading2"]),
+        ui.para("Risk heat map", ui.heading),
         Table(
-            [
-                [
-                    _heat_map(record, residual=False, style=small),
-                    _heat_map(record, residual=True, style=small),
-                ]
-            ],
-            colWidths=[85 * mm, 85 * mm],
+            [[ui.heat_map(map_) for map_ in matrix.heat_maps(record.risks)]],
+            colWidths=[87 * mm, 87 * mm],
+            style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]),
         ),
+    ]
+    summary = register_summary(record.template, record.content)
+    if summary is not None:
+        story += [Spacer(1, 4 * mm), ui.para("Risk register", ui.heading), ui.grid(summary)]
+    story += [
         Spacer(1, 4 * mm),
-        Paragraph("Action plan", styles["Heading2"]),
-        _table(
-            [["Ref", "Measure", "Type", "Status", "Owner", "Due", "Risks"]]
-            + [
-                [
-                    plain_text(m.get(k))
-                    for k in ("ref", "title", "type", "status", "owner", "due", "risks")
-                ]
-                for m in record.measures
-            ],
-            small,
-        ),
+        ui.para("Action plan", ui.heading),
+        ui.grid(_action_plan(record)),
         Spacer(1, 4 * mm),
-        Paragraph("Step 7: sign off and record outcomes", styles["Heading2"]),
-        _table(
-            [["What", "Signed by", "Decision", "When and what", "State"], *signoff_rows(record)],
-            small,
+        ui.para("Step 7: sign off and record outcomes", ui.heading),
+        ui.grid(
+            Grid(tuple(SIGNOFF_HEADER), tuple(tuple(r) for r in signoff_rows(record))),
             stale_rows=[
                 i + 1 for i, s in enumerate(record.signoffs) if s.state is SignOffState.STALE
             ],
+            widths=[m * mm for m in (40, 38, 32, 36, 28)],
         ),
     ]
-    for section in record.template.sections:
-        story.append(Paragraph(escape(section["title"]), styles["Heading2"]))
-        for field in section["fields"]:
-            value = record.content[section["id"]].get(field["id"])
-            text = plain_text(value) or "—"
+    for section in read_content(record.template, record.content):
+        heading = [ui.para(section.title, ui.heading)]
+        for field in section.fields:
+            body = ui.block(field.block)
+            # a section's title stays with its first field, a label with (the start of)
+            # its value: a short value whole, a list of cards with its first card
+            keep = len(body) if len(body) <= 4 else 2
             story.append(
-                KeepTogether(
-                    [
-                        Paragraph(f"<b>{escape(field['label'])}</b>", styles["BodyText"]),
-                        Paragraph(escape(text).replace("\n", "<br/>"), small),
-                    ]
-                )
+                KeepTogether([*heading, ui.para(field.label, ui.subheading), *body[:keep]])
             )
+            story.extend(body[keep:])
+            heading = []
     document = SimpleDocTemplate(
         out,
         pagesize=A4,
@@ -163,61 +314,6 @@ def pdf(record: Record) -> bytes:
     return out.getvalue()
 
 
-def _table(
-    rows: list[list[str]], style: ParagraphStyle, stale_rows: list[int] | None = None
-) -> Table:
-    if len(rows) == 1:
-        rows = [*rows, ["none"] + [""] * (len(rows[0]) - 1)]
-    cells = [[Paragraph(escape(c), style) for c in row] for row in rows]
-    table = Table(cells, repeatRows=1)
-    commands: list[Any] = [
-        ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]
-    for index in stale_rows or []:
-        commands.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fde7e4")))
-        commands.append(("BOX", (0, index), (-1, index), 1.2, STALE_RED))
-    table.setStyle(TableStyle(commands))
-    return table
-
-
-def _heat_map(record: Record, *, residual: bool, style: ParagraphStyle) -> Table:
-    matrix = record.template.content["risk_matrix"]
-    cells = heat_counts(record, residual=residual)
-    colours = {level["id"]: level["color"] for level in matrix["levels"]}
-    text_colours = {level["id"]: level.get("text_color", "#000000") for level in matrix["levels"]}
-    header = [Paragraph("<b>Likelihood \\ Severity</b>", style)] + [
-        Paragraph(escape(s["label"]), style) for s in matrix["severity"]
-    ]
-    rows: list[list[Any]] = [header]
-    commands: list[Any] = [("GRID", (0, 0), (-1, -1), 0.5, colors.white)]
-    for r, likelihood in enumerate(reversed(matrix["likelihood"]), start=1):
-        row: list[Any] = [Paragraph(escape(likelihood["label"]), style)]
-        for c, severity in enumerate(matrix["severity"], start=1):
-            refs = cells.get((int(likelihood["score"]), int(severity["score"])), [])
-            level = (
-                inherent_level(
-                    {"likelihood": likelihood["score"], "severity": severity["score"]}, matrix
-                )
-                or "low"
-            )
-            ink = text_colours[level]
-            row.append(
-                Paragraph(f'<font color="{ink}"><b>{escape(", ".join(refs))}</b></font>', style)
-            )
-            commands.append(("BACKGROUND", (c, r), (c, r), colors.HexColor(colours[level])))
-        rows.append(row)
-    title = "After measures (residual)" if residual else "Before measures"
-    table = Table(
-        rows,
-        colWidths=[24 * mm, 18 * mm, 18 * mm, 18 * mm],
-        rowHeights=[None, 14 * mm, 14 * mm, 14 * mm],
-    )
-    table.setStyle(TableStyle([*commands, ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
-    return Table([[Paragraph(f"<b>{title}</b>", style)], [table]])
-
-
 # -- Word -----------------------------------------------------------------------------------
 
 
@@ -225,44 +321,21 @@ def docx(record: Record) -> bytes:
     document = WordDocument()
     document.core_properties.title = f"{record.dpia_id} {record.title}"
     document.add_heading(f"{record.dpia_id}: {record.title}", level=0)
-    document.add_paragraph(
-        f"Status: {record.status.label}. Lead organisation: {record.lead_organisation}. "
-        f"Document version {record.seq}, exported {record.exported_at:%d %b %Y %H:%M} UTC."
-    )
-    matrix = record.template.content["risk_matrix"]
-    for residual in (False, True):
-        document.add_heading(
-            "Risk heat map: " + ("after measures" if residual else "before measures"), level=2
-        )
-        cells = heat_counts(record, residual=residual)
-        table = document.add_table(rows=4, cols=4)
-        table.style = "Table Grid"
-        table.cell(0, 0).text = "Likelihood \\ Severity"
-        for c, severity in enumerate(matrix["severity"], start=1):
-            table.cell(0, c).text = severity["label"]
-        for r, likelihood in enumerate(reversed(matrix["likelihood"]), start=1):
-            table.cell(r, 0).text = likelihood["label"]
-            for c, severity in enumerate(matrix["severity"], start=1):
-                refs = cells.get((int(likelihood["score"]), int(severity["score"])), [])
-                level = inherent_level(
-                    {"likelihood": likelihood["score"], "severity": severity["score"]}, matrix
-                )
-                table.cell(r, c).text = f"{(level or '').upper()} {', '.join(refs)}".strip()
-    document.add_heading("Action plan", level=2)
-    _word_table(
-        document,
-        ["Ref", "Measure", "Type", "Status", "Owner", "Due", "Risks"],
-        [
-            [
-                plain_text(m.get(k))
-                for k in ("ref", "title", "type", "status", "owner", "due", "risks")
-            ]
-            for m in record.measures
-        ],
-    )
-    document.add_heading("Step 7: sign off and record outcomes", level=2)
-    table = _word_table(
-        document, ["What", "Signed by", "Decision", "When and what", "State"], signoff_rows(record)
+    for line in _cover(record):
+        document.add_paragraph(line)
+    matrix = RiskMatrix.from_template(record.template.content)
+    document.add_heading("Risk heat map", level=1)
+    for map_ in matrix.heat_maps(record.risks):
+        _word_heat_map(document, map_)
+    summary = register_summary(record.template, record.content)
+    if summary is not None:
+        document.add_heading("Risk register", level=1)
+        _word_grid(document, summary)
+    document.add_heading("Action plan", level=1)
+    _word_grid(document, _action_plan(record))
+    document.add_heading("Step 7: sign off and record outcomes", level=1)
+    table = _word_grid(
+        document, Grid(tuple(SIGNOFF_HEADER), tuple(tuple(r) for r in signoff_rows(record)))
     )
     for index, signoff in enumerate(record.signoffs, start=1):
         if signoff.state is SignOffState.STALE:
@@ -270,28 +343,90 @@ def docx(record: Record) -> bytes:
                 run.bold = True
                 run.font.color.rgb = RGBColor(0xB3, 0x26, 0x1E)
                 run.font.highlight_color = WD_COLOR_INDEX.YELLOW
-    for section in record.template.sections:
-        document.add_heading(section["title"], level=1)
-        for field in section["fields"]:
-            paragraph = document.add_paragraph()
-            label = paragraph.add_run(field["label"])
-            label.bold = True
-            value = plain_text(record.content[section["id"]].get(field["id"])) or "—"
-            body = document.add_paragraph(value)
-            for run in body.runs:
-                run.font.size = Pt(10)
+    for section in read_content(record.template, record.content):
+        document.add_heading(section.title, level=1)
+        for field in section.fields:
+            document.add_heading(field.label, level=2)
+            _word_block(document, field.block)
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
 
 
-def _word_table(document: Any, header: list[str], rows: list[list[str]]) -> Any:
-    table = document.add_table(rows=1, cols=len(header))
+def _word_block(document: Any, block: Block) -> None:
+    if isinstance(block, Text):
+        for line in block.lines:
+            for run in document.add_paragraph(line).runs:
+                run.font.size = Pt(10)
+    elif isinstance(block, Grid):
+        _word_grid(document, block)
+    else:
+        for card in block.cards:
+            document.add_heading(card.title, level=3)
+            table = document.add_table(rows=0, cols=2)
+            table.style = "Table Grid"
+            for label, value in card.pairs:
+                cells = table.add_row().cells
+                cells[0].paragraphs[0].add_run(label).bold = True
+                _shade(cells[0], HEADER_BLUE)
+                cells[1].text = value
+
+
+def _word_grid(document: Any, grid: Grid) -> Any:
+    table = document.add_table(rows=1, cols=len(grid.header))
     table.style = "Table Grid"
-    for cell, text in zip(table.rows[0].cells, header, strict=True):
-        cell.text = text
-    for row in rows:
+    for cell, text in zip(table.rows[0].cells, grid.header, strict=True):
+        cell.paragraphs[0].add_run(text).bold = True
+        _shade(cell, HEADER_BLUE)
+    _repeat_header(table.rows[0])
+    for row in grid.rows:
         cells = table.add_row().cells
         for cell, text in zip(cells, row, strict=True):
             cell.text = text
+    if not grid.rows:  # one cell across the table says so
+        cells = table.add_row().cells
+        merged = cells[0].merge(cells[-1])
+        merged.text = "None recorded"
     return table
+
+
+def _repeat_header(row: Any) -> None:
+    """Mark a table's first row as its header (Word repeats it on each page, and screen
+    readers announce it)."""
+    marker = OxmlElement("w:tblHeader")
+    marker.set(qn("w:val"), "true")
+    row._tr.get_or_add_trPr().append(marker)
+
+
+def _word_heat_map(document: Any, map_: HeatMap) -> None:
+    document.add_heading(map_.caption, level=2)
+    table = document.add_table(rows=len(map_.rows) + 1, cols=len(map_.columns) + 1)
+    table.style = "Table Grid"
+    table.cell(0, 0).text = map_.corner
+    for c, point in enumerate(map_.columns, start=1):
+        table.cell(0, c).paragraphs[0].add_run(point.label).bold = True
+    for r, (point, cells) in enumerate(zip(map_.rows, map_.grid, strict=True), start=1):
+        table.cell(r, 0).paragraphs[0].add_run(point.label).bold = True
+        for c, heat in enumerate(cells, start=1):
+            cell = table.cell(r, c)
+            level, refs = cell.paragraphs[0], cell.add_paragraph()
+            level.add_run(heat.level.label if heat.level else "").font.size = Pt(8)
+            refs.add_run(", ".join(heat.refs)).bold = True
+            if heat.level:
+                _shade(cell, heat.level.color)
+                ink = RGBColor.from_string(heat.level.text_color[1:].upper())
+                for paragraph in (level, refs):
+                    for run in paragraph.runs:
+                        run.font.color.rgb = ink
+    if map_.unrated:
+        document.add_paragraph(f"{map_.unrated_label}: {', '.join(map_.unrated)}")
+
+
+def _shade(cell: Any, colour: str) -> None:
+    """Fill a Word table cell (python-docx has no API for it: ``w:shd`` in the cell's
+    properties)."""
+    shading = OxmlElement("w:shd")
+    shading.set(qn("w:val"), "clear")
+    shading.set(qn("w:color"), "auto")
+    shading.set(qn("w:fill"), colour.lstrip("#").upper())
+    cell._tc.get_or_add_tcPr().append(shading)

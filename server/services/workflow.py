@@ -16,6 +16,7 @@ from server.domain.access import Role
 from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
+from server.domain.risk import RiskMatrix, residual_high_risks
 from server.domain.workflow import (
     Decision,
     IgStep,
@@ -25,7 +26,6 @@ from server.domain.workflow import (
     awaiting_review,
     ig_step_policy,
     next_steps,
-    residual_high_risks,
     section_step_policy,
     transition,
 )
@@ -97,7 +97,8 @@ class WorkflowService:
             await self._signoffs.of_dpia(dpia_id),
             next_steps(access.status, access.role),
             residual_high_risks(
-                current.content["risks"].get("register") or [], template.content["risk_matrix"]
+                current.content["risks"].get("register") or [],
+                RiskMatrix.from_template(template.content),
             ),
             dpia.origin_id,
             current.seq,
@@ -266,7 +267,7 @@ class WorkflowService:
             await self._need_dpo_advice(dpia_id, valid)
         if target in (DpiaStatus.APPROVED, DpiaStatus.APPROVED_WITH_CONDITIONS):
             high = residual_high_risks(
-                content["risks"].get("register") or [], template.content["risk_matrix"]
+                content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
             )
             if high and not _has(valid, SignOffKind.RESIDUAL_RISKS_APPROVED, _APPROVING):
                 raise InvalidInput(
@@ -305,7 +306,7 @@ class WorkflowService:
                 )
         if target is DpiaStatus.IN_FORCE:
             high = residual_high_risks(
-                content["risks"].get("register") or [], template.content["risk_matrix"]
+                content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
             )
             outcome = content["outcome"]
             recorded = (

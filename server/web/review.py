@@ -14,9 +14,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from server.domain.content import plain_text, restore_policy
+from server.domain.content import restore_policy
 from server.domain.errors import AccessDenied, DomainError, InvalidInput, TooLarge
 from server.domain.inputs import MAX_SEQ, whole_number
+from server.domain.readable import read_content
+from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import (
     STEP7_KINDS,
     Decision,
@@ -174,14 +176,13 @@ async def version_page(context: DpiaRequest) -> Response:
         access=access,
         seq=seq,
         latest=current.seq,
-        sections=template.sections,
-        text={
-            s: {f: plain_text(v) for f, v in fields.items()}
-            for s, fields in version.content.items()
-        },
+        sections=read_content(template, version.content),
         changes=changes,
         compare=other,
         can_restore=restore_policy(access.role, access.status).allowed,
+        heat_maps=RiskMatrix.from_template(template.content).heat_maps(
+            register_rows(template.content, version.content)
+        ),
     )
 
 

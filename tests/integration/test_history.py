@@ -144,7 +144,7 @@ async def test_comparing_two_versions_lists_the_fields_that_differ(world: World)
     last = await edit(w, text("need.aims", "Which datasets hold it"))
     changes = await w.history.compare(w.dpia_id, first, last)
     assert [(c.path, c.before, c.after) for c in changes] == [
-        ("screening.outcome", "", "required"),
+        ("screening.outcome", "", "DPIA required"),
         ("need.aims", "Outcome sought", "Outcome sought\nWhich datasets hold it"),
     ]
     items = await w.history.timeline(w.dpia_id, "need")

@@ -25,7 +25,6 @@ from server.domain.templates import load_template
 from server.domain.workflow import (
     SignOffKind,
     check_signoff,
-    residual_high_risks,
     transition,
 )
 
@@ -121,23 +120,6 @@ def test_sign_off_rules() -> None:
     assert sign(SignOffKind.RESIDUAL_RISKS_APPROVED, "approve") == "approve"
     with pytest.raises(InvalidInput, match="decides"):
         sign(SignOffKind.DPO_ADVICE_DECISION, "approve")
-
-
-def test_residual_high_risk_uses_residual_scores_then_the_inherent_level() -> None:
-    matrix = TEMPLATE.content["risk_matrix"]
-    rows = [
-        {
-            "ref": "R1",
-            "likelihood": "3",
-            "severity": "3",
-            "residual_likelihood": "1",
-            "residual_severity": "2",
-        },
-        {"ref": "R2", "likelihood": "3", "severity": "2"},
-        {"ref": "R3", "likelihood": "1", "severity": "1", "override_level": "high"},
-        {"ref": "R4"},
-    ]
-    assert residual_high_risks(rows, matrix) == ["R2", "R3"]
 
 
 def test_a_chain_verifies_and_any_change_names_its_link() -> None:
