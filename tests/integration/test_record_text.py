@@ -51,15 +51,13 @@ from server.domain.content import document_content, write_field
 from server.domain.documents import UpdateRecord
 from server.domain.templates import Template, load_template
 from server.services.accounts import AccountService, CurrentUser
-from server.services.audit import AuditTrail
 from server.services.demo import seed_demo
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
-from server.services.history import HistoryService
-from server.services.notifications import NotificationService
 from server.services.signoffs import SignOffService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.review import record_services
 
 TEMPLATE = load_template()
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
@@ -230,16 +228,7 @@ async def demo(sqlite_url: str) -> AsyncIterator[Demo]:
         owner = await AccountService(sessions).user_by_email("ig.lead@camden.example")
         assert owner is not None
         dpias = DpiaService(sessions, store)
-        audit = AuditTrail(sessions)
-        history = HistoryService(sessions, store, audit)
-        notifications = NotificationService(
-            sessions,
-            base_url="https://opendpia.example",
-            mail_from="OpenDPIA <n@opendpia.example>",
-            secret_key="k" * 40,
-        )
-        signoffs = SignOffService(sessions, dpias, history, audit, notifications)
-        exports = ExportService(sessions, dpias, history, signoffs, audit)
+        _, _, signoffs, _, exports = record_services(sessions, store, dpias)
         yield Demo(exports, signoffs, dpias, store, owner, dpia_id)
     finally:
         await engine.dispose()

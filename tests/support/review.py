@@ -50,6 +50,24 @@ class World:
     dpia_id: str
 
 
+def record_services(
+    sessions: async_sessionmaker[Any], store: SqlUpdateStore, dpias: DpiaService
+) -> tuple[AuditTrail, HistoryService, SignOffService, WorkflowService, ExportService]:
+    """The record's services around ``dpias``, wired as the app wires them."""
+    audit = AuditTrail(sessions)
+    history = HistoryService(sessions, store, audit)
+    notifications = NotificationService(
+        sessions,
+        base_url="https://opendpia.example",
+        mail_from="OpenDPIA <n@opendpia.example>",
+        secret_key="k" * 40,
+    )
+    signoffs = SignOffService(sessions, dpias, history, audit, notifications)
+    workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
+    exports = ExportService(sessions, dpias, history, signoffs, audit)
+    return audit, history, signoffs, workflow, exports
+
+
 @asynccontextmanager
 async def review_world(database_url: str) -> AsyncIterator[World]:
     await asyncio.to_thread(migrate, database_url)
@@ -66,17 +84,7 @@ async def review_world(database_url: str) -> AsyncIterator[World]:
     dpia_id = await dpias.create(people["owner"], "Rough sleeping outreach", cam)
     await dpias.invite(people["owner"], dpia_id, "dpo@camden.example", "dpo")
     await dpias.invite(people["owner"], dpia_id, "editor@camden.example", "editor")
-    audit = AuditTrail(sessions)
-    history = HistoryService(sessions, store, audit)
-    notifications = NotificationService(
-        sessions,
-        base_url="https://opendpia.example",
-        mail_from="OpenDPIA <n@opendpia.example>",
-        secret_key="k" * 40,
-    )
-    signoffs = SignOffService(sessions, dpias, history, audit, notifications)
-    workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
-    exports = ExportService(sessions, dpias, history, signoffs, audit)
+    audit, history, signoffs, workflow, exports = record_services(sessions, store, dpias)
     try:
         yield World(
             exports,
