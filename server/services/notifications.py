@@ -191,6 +191,52 @@ class NotificationService:
         if queued:
             self._on_queued()
 
+    async def record_reply(
+        self,
+        dpia_id: str,
+        *,
+        section: str,
+        text: str,
+        author: str,
+        actor: str,
+        channel: str,
+        thread: Sequence[int],
+    ) -> None:
+        """Tell the people in a comment's thread (its author and earlier repliers, by
+        participant id) and anyone @mentioned about a reply; never its own author."""
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            dpia = await session.get(Dpia, dpia_id)
+            if dpia is None:
+                return
+            rows = await session.execute(
+                _with_mail_modes(dpia_id).where(Participant.id.in_(set(thread)))
+            )
+            recipients = [
+                _recipient(p, own, mine, paused)
+                for p, own, mine, paused in rows
+                if not _is_actor(p, actor)
+            ]
+            known = {r.participant_id for r in recipients}
+            for person in await self._mentioned(session, dpia_id, text, actor):
+                if person.participant_id not in known:
+                    recipients.append(person)
+                    known.add(person.participant_id)
+            queued, told = self._notify(
+                session,
+                dpia,
+                recipients,
+                kind="comment",
+                section=section,
+                field=None,
+                actor_name=author,
+                channel=channel,
+                excerpt=" ".join(text.split())[:200],
+                what="replied to a comment",
+            )
+        self._tell(told)
+        if queued:
+            self._on_queued()
+
     async def record_stale_signoff(
         self, dpia_id: str, *, section: str, signers: Sequence[int], actor: str, excerpt: str
     ) -> None:
