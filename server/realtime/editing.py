@@ -96,9 +96,19 @@ class DocumentEditing:
             )
 
     async def add_reply(
-        self, document_id: str, comment_id: str, reply: NewReply, *, origin: str
-    ) -> bool:
-        """Append ``reply`` to the comment's ``replies``; False if there is no such comment."""
+        self,
+        document_id: str,
+        comment_id: str,
+        reply: NewReply,
+        *,
+        origin: str,
+        reply_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[bool, bool]:
+        """Append ``reply`` to the comment's ``replies``: (comment found, reply written).
+
+        With a ``reply_id`` of the caller's (the email bridge derives one from the message),
+        a reply with that id already in the thread is left alone."""
         entry: dict[str, Any] = {
             "author": reply.author_participant,
             "author_name": reply.author_name,
@@ -106,23 +116,32 @@ class DocumentEditing:
             "text": reply.text,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        found = False
+        if reply_id is not None:
+            entry["id"] = reply_id
+        for key, value in (extra or {}).items():
+            entry[key] = Array([Map(v) for v in value]) if isinstance(value, list) else value
+        found = created = False
 
         def write(doc: Doc[Any]) -> None:
-            nonlocal found
+            nonlocal found, created
             comment = doc.get("comments", type=Map).get(comment_id)
             if not isinstance(comment, Map):
                 return
+            found = True
             replies = comment.get("replies")
             if not isinstance(replies, Array):
                 replies = comment["replies"] = Array()
+            if reply_id is not None and any(
+                isinstance(r, Map) and r.get("id") == reply_id for r in replies
+            ):
+                return
             replies.append(Map(entry))
-            found = True
+            created = True
 
         async with self._rooms.borrow(document_id) as room:
             room.edit(write, actor=reply.actor, channel=reply.channel, origin=origin)
             await room.all_saved()
-        return found
+        return found, created
 
     async def set_resolved(
         self,

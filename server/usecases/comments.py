@@ -53,6 +53,13 @@ class PostedComment:
 
 
 @dataclass(frozen=True, slots=True)
+class PostedReply:
+    comment_id: str  # the comment replied to
+    created: bool  # False when a reply with the caller's id was there already
+    reply: NewReply
+
+
+@dataclass(frozen=True, slots=True)
 class _Standing:
     participant_id: int | None
     name: str
@@ -109,31 +116,55 @@ class Comments:
                 author=comment.author_name,
                 actor=comment.actor,
                 channel=comment.channel,
+                comment_id=posted_id,
             )
         return PostedComment(posted_id, created, comment)
 
-    async def reply(self, dpia_id: str, by: Commenter, comment_id: str, text: str) -> NewReply:
+    async def reply(
+        self,
+        dpia_id: str,
+        by: Commenter,
+        comment_id: str,
+        text: str,
+        *,
+        origin: str | None = None,
+        reply_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> PostedReply:
         """Reply to a comment, or raise the domain error that says why not (CommentNotFound
-        for an id the DPIA has no comment by)."""
+        for an id the DPIA has no comment by).
+
+        ``reply_id`` makes replying idempotent (the email bridge derives one per message):
+        a reply with that id already in the thread is left alone and nobody is told again.
+        """
         who = await self._standing(dpia_id, by)
         comment_policy(who.role, who.status).require()
         cleaned = check_reply(text)
         comment = require_comment(await self.editing.comment(dpia_id, comment_id), comment_id)
         reply = NewReply(cleaned, who.participant_id, who.name, who.channel.value, who.actor)
-        written = await self.editing.add_reply(
-            dpia_id, comment_id, reply, origin=f"api:reply:{who.actor}"
-        )
-        require_comment(comment if written else None, comment_id)
-        await self.notifications.record_reply(
+        found, created = await self.editing.add_reply(
             dpia_id,
-            section=comment.section,
-            text=cleaned,
-            author=reply.author_name,
-            actor=reply.actor,
-            channel=reply.channel,
-            thread=[p for p in (comment.author_participant, *comment.repliers) if p is not None],
+            comment_id,
+            reply,
+            origin=origin or f"api:reply:{who.actor}",
+            reply_id=reply_id,
+            extra=extra,
         )
-        return reply
+        require_comment(comment if found else None, comment_id)
+        if created:
+            await self.notifications.record_reply(
+                dpia_id,
+                section=comment.section,
+                text=cleaned,
+                author=reply.author_name,
+                actor=reply.actor,
+                channel=reply.channel,
+                comment_id=comment_id,
+                thread=[
+                    p for p in (comment.author_participant, *comment.repliers) if p is not None
+                ],
+            )
+        return PostedReply(comment_id, created, reply)
 
     async def resolve(self, dpia_id: str, by: Commenter, comment_id: str) -> None:
         """Mark a comment resolved, or raise the domain error that says why not."""
