@@ -27,7 +27,13 @@ from email_bridge.message import ReadMail, read
 from server.domain.access import Channel, Role
 from server.domain.comments import MAX_COMMENT, comment_policy
 from server.domain.content import WHOLE
-from server.domain.errors import AccessDenied, DomainError, DpiaLocked, InvalidToken
+from server.domain.errors import (
+    AccessDenied,
+    CommentNotFound,
+    DomainError,
+    DpiaLocked,
+    InvalidToken,
+)
 from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
@@ -396,6 +402,33 @@ class ReplyProcessor:
         comment_id = (
             "e-" + hashlib.sha256(f"{row.message_key}|{row.recipient}".encode()).hexdigest()[:16]
         )
+        if context.token.comment_id is not None:
+            # The notification was about one comment: the answer joins its thread.
+            try:
+                replied = await self._comments.reply(
+                    context.dpia.id,
+                    EmailParticipant(context.participant.id),
+                    context.token.comment_id,
+                    text or "(attachments only)",
+                    origin=f"email:{mail.message_id or row.message_key}"[:255],
+                    reply_id=comment_id,
+                    extra=extra,
+                )
+            except CommentNotFound:
+                pass  # not in this document (any more): posted as a comment below
+            except DomainError as refused:  # locked, or the role changed, since the check
+                return Outcome("refused", str(refused), values)
+            else:
+                values.update(
+                    section=section, field=field, comment_id=context.token.comment_id, text=text
+                )
+                values["signature"] = signature or None
+                reason = (
+                    "posted as a reply to the comment it answers"
+                    if replied.created
+                    else "was already in the document"
+                )
+                return Outcome("merged", reason, values)
         try:
             posted = await self._comments.post(
                 context.dpia.id,

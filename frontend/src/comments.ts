@@ -1,12 +1,18 @@
 /**
  * The comments of the section shown: read live from the `comments` map of the document
- * (which only the server writes), posted through the comments API. Comment text is plain
- * text and only ever set as textContent.
+ * (which only the server writes), posted, replied to, resolved and reopened through the
+ * comments API. Comment text is plain text and only ever set as textContent.
+ *
+ * The list is drawn again on every change of the map (anyone's reply arrives live), so what
+ * a person is doing in it survives a redraw: each comment's reply form is one element kept
+ * by comment id (its draft and open state with it), which resolved comments are shown is
+ * kept by id, and focus returns to the element that had it.
  */
 import * as Y from 'yjs'
 import type { EditorContext } from './context'
 import type { Section } from './template'
 import { canComment } from './config'
+import type { EditorConfig } from './config'
 import { h, uid } from './dom'
 
 const CHANNEL_TEXT: Record<string, string> = { browser: 'Browser', email: 'Email', api: 'API' }
@@ -26,6 +32,7 @@ interface Attachment {
 
 interface CommentData {
   id: string
+  author: number | null
   section: string
   field: string
   signature: string
@@ -35,6 +42,7 @@ interface CommentData {
   text: string
   created: string
   resolved: boolean
+  resolvedBy: string
   replies: CommentData[]
 }
 
@@ -47,8 +55,10 @@ function read(id: string, map: Y.Map<unknown>): CommentData {
   }
   const replies = map.get('replies')
   const files = map.get('attachments')
+  const author = map.get('author')
   return {
     id,
+    author: typeof author === 'number' ? author : null,
     section: str('section'),
     field: str('field'),
     signature: str('signature'),
@@ -64,6 +74,7 @@ function read(id: string, map: Y.Map<unknown>): CommentData {
     text: str('text'),
     created: str('created'),
     resolved: map.get('resolved') === true,
+    resolvedBy: str('resolved_by'),
     replies: replies instanceof Y.Array
       ? replies.toArray().filter((r): r is Y.Map<unknown> => r instanceof Y.Map).map((r, i) => read(`${id}-${i}`, r))
       : [],
@@ -88,9 +99,21 @@ export function commentsPanel(context: EditorContext): CommentsPanel {
     }
     items.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1))
     const files = context.config.commentsUrl !== null ? `/dpias/${encodeURIComponent(context.config.dpiaId)}/attachments/` : null
-    list.replaceChildren(...items.map((item) => commentItem(current, item, false, files)))
+    const focused = document.activeElement instanceof HTMLElement && list.contains(document.activeElement)
+      ? document.activeElement
+      : null
+    const focusKey = focused?.dataset.focusKey ?? null
+    list.replaceChildren(...items.map((item) => commentItem(current, item, false, files, threads)))
     empty.hidden = items.length > 0
+    if (focused) {
+      // The same element when it is kept (a reply form), else its counterpart by key.
+      const again = focused.isConnected
+        ? focused
+        : focusKey ? list.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`) : null
+      again?.focus()
+    }
   }
+  const threads = threadControls(context, render)
   comments.observeDeep(render)
 
   const form = canComment(context.config.role) && !context.config.locked
@@ -120,7 +143,7 @@ function attachmentList(item: CommentData, filesUrl: string | null): HTMLElement
     }))
 }
 
-function commentItem(section: Section, item: CommentData, isReply: boolean, filesUrl: string | null): HTMLElement {
+function commentItem(section: Section, item: CommentData, isReply: boolean, filesUrl: string | null, threads: ThreadControls | null = null): HTMLElement {
   const created = new Date(item.created)
   const time = Number.isNaN(created.getTime())
     ? null
@@ -128,14 +151,25 @@ function commentItem(section: Section, item: CommentData, isReply: boolean, file
   const fieldLabel = item.section === WHOLE_DPIA
     ? 'the whole DPIA'
     : item.field ? section.fields.find((f) => f.id === item.field)?.label ?? item.field : ''
-  return h('li', { class: `comment${isReply ? ' comment-reply' : ''}${item.resolved ? ' is-resolved' : ''}`, 'data-comment-id': item.id },
-    h('div', { class: 'comment-meta' },
-      h('span', { class: 'comment-author' }, item.authorName),
-      ' ',
-      h('span', { class: 'channel-badge', 'data-channel': item.channel }, CHANNEL_TEXT[item.channel] ?? (item.channel || 'Unknown')),
-      ' ',
-      time,
-      item.resolved ? h('span', { class: 'comment-resolved' }, ' Resolved') : null),
+  const meta = h('div', { class: 'comment-meta' },
+    h('span', { class: 'comment-author' }, item.authorName),
+    ' ',
+    h('span', { class: 'channel-badge', 'data-channel': item.channel }, CHANNEL_TEXT[item.channel] ?? (item.channel || 'Unknown')),
+    ' ',
+    time,
+    item.resolved
+      ? h('span', { class: 'comment-resolved' }, item.resolvedBy ? ` Resolved by ${item.resolvedBy}` : ' Resolved')
+      : null)
+  const className = `comment${isReply ? ' comment-reply' : ''}${item.resolved ? ' is-resolved' : ''}`
+  if (!isReply && threads && item.resolved && !threads.isShown(item.id)) {
+    // Collapsed: who wrote it, that it is resolved, and the way to see it again.
+    return h('li', { class: `${className} is-collapsed`, 'data-comment-id': item.id },
+      meta,
+      h('p', { class: 'comment-text comment-summary' }, summary(item.text)),
+      threads.actions(item))
+  }
+  return h('li', { class: className, 'data-comment-id': item.id },
+    meta,
     fieldLabel ? h('p', { class: 'comment-field' }, `On: ${fieldLabel}`) : null,
     h('p', { class: 'comment-text' }, item.text),
     attachmentList(item, filesUrl),
@@ -143,8 +177,149 @@ function commentItem(section: Section, item: CommentData, isReply: boolean, file
       ? h('details', { class: 'comment-signature' }, h('summary', {}, 'Signature'), h('p', { class: 'comment-text' }, item.signature))
       : null,
     item.replies.length > 0
-      ? h('ol', { class: 'comment-replies', 'aria-label': 'Replies' }, ...item.replies.map((r) => commentItem(section, r, true, filesUrl)))
-      : null)
+      ? h('ol', { class: 'comment-replies', 'aria-label': `Replies to ${item.authorName}` }, ...item.replies.map((r) => commentItem(section, r, true, filesUrl)))
+      : null,
+    !isReply && threads ? threads.actions(item) : null)
+}
+
+function summary(text: string): string {
+  const line = text.split('\n')[0] ?? ''
+  return line.length > 80 || text.includes('\n') ? `${line.slice(0, 80)}…` : line
+}
+
+interface ThreadControls {
+  isShown(commentId: string): boolean
+  actions(item: CommentData): HTMLElement
+}
+
+/** Who may resolve or reopen, as the server decides it (resolve_policy, decision 68); the
+ * server decides again, this only spares people a button that would be refused. */
+function mayResolve(config: EditorConfig, item: CommentData): boolean {
+  if (config.role === 'owner' || config.role === 'editor' || config.role === 'dpo') return true
+  return canComment(config.role) && item.author !== null && item.author === config.participantId
+}
+
+/** The reply form, the Resolve/Reopen button and the show/hide of a resolved comment. */
+function threadControls(context: EditorContext, redraw: () => void): ThreadControls {
+  const config = context.config
+  const url = config.commentsUrl
+  const writable = url !== null && canComment(config.role) && !config.locked
+  const shown = new Set<string>()
+  const forms = new Map<string, HTMLElement>()
+  const base = (commentId: string): string => `${url ?? ''}/${encodeURIComponent(commentId)}`
+
+  const send = async (path: string, body: unknown): Promise<string | null> => {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' }
+    if (config.csrfToken) headers['x-csrftoken'] = config.csrfToken
+    try {
+      const response = await fetch(path, { method: 'POST', credentials: 'same-origin', headers, body: JSON.stringify(body) })
+      return response.ok ? null : await errorMessage(response, 'The change was not saved')
+    } catch {
+      return 'Could not reach the server. Check your connection and try again.'
+    }
+  }
+
+  const replyForm = (item: CommentData): HTMLElement => {
+    const kept = forms.get(item.id)
+    if (kept) return kept
+    const textId = uid('reply-text')
+    const text = h('textarea', { id: textId, name: 'text', rows: 3, maxlength: MAX_COMMENT, class: 'comment-input', 'data-focus-key': `reply-text:${item.id}` })
+    const error = h('p', { class: 'form-error', role: 'alert' })
+    const submit = h('button', { type: 'submit', class: 'button', 'data-action': 'post-reply' }, 'Post reply')
+    const cancel = h('button', { type: 'button', class: 'button button-secondary', 'data-action': 'cancel-reply' }, 'Cancel')
+    const form = h('form', { class: 'comment-form reply-form', novalidate: true, hidden: true },
+      h('label', { for: textId }, `Reply to ${item.authorName}`), text, error,
+      h('div', { class: 'reply-buttons' }, submit, cancel))
+    const close = (): void => {
+      form.hidden = true
+      error.textContent = ''
+      const toggle = form.parentElement?.querySelector<HTMLButtonElement>('[data-action="reply"]')
+      toggle?.setAttribute('aria-expanded', 'false')
+      toggle?.focus()
+    }
+    cancel.addEventListener('click', close)
+    form.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') { event.preventDefault(); close() }
+    })
+    form.addEventListener('submit', (event) => {
+      event.preventDefault()
+      const body = text.value.trim()
+      if (body === '') {
+        error.textContent = 'Write a reply before posting it.'
+        text.focus()
+        return
+      }
+      error.textContent = ''
+      submit.disabled = true
+      submit.textContent = 'Posting…'
+      void send(`${base(item.id)}/replies`, { text: body }).then((failure) => {
+        submit.disabled = false
+        submit.textContent = 'Post reply'
+        if (failure) {
+          error.textContent = failure
+          return
+        }
+        text.value = ''
+        close()
+        context.notify('Reply posted.')
+      })
+    })
+    forms.set(item.id, form)
+    return form
+  }
+
+  return {
+    isShown: (commentId) => shown.has(commentId),
+    actions: (item) => {
+      const buttons: HTMLElement[] = []
+      if (item.resolved) {
+        const open = shown.has(item.id)
+        buttons.push(h('button', {
+          type: 'button', class: 'button button-secondary', 'data-action': 'show-resolved',
+          'aria-expanded': open ? 'true' : 'false', 'data-focus-key': `show:${item.id}`,
+        }, open ? 'Hide resolved comment' : 'Show resolved comment'))
+        buttons[0]!.addEventListener('click', () => {
+          if (shown.has(item.id)) shown.delete(item.id)
+          else shown.add(item.id)
+          redraw()
+        })
+      }
+      let form: HTMLElement | null = null
+      if (writable && (!item.resolved || shown.has(item.id))) {
+        form = replyForm(item)
+        const toggle = h('button', {
+          type: 'button', class: 'button button-secondary', 'data-action': 'reply',
+          'aria-expanded': form.hidden ? 'false' : 'true', 'data-focus-key': `reply:${item.id}`,
+        }, 'Reply')
+        const shownForm = form
+        toggle.addEventListener('click', () => {
+          shownForm.hidden = !shownForm.hidden
+          toggle.setAttribute('aria-expanded', shownForm.hidden ? 'false' : 'true')
+          if (!shownForm.hidden) shownForm.querySelector('textarea')?.focus()
+        })
+        buttons.push(toggle)
+      }
+      if (url !== null && !config.locked && mayResolve(config, item)) {
+        const error = h('p', { class: 'form-error', role: 'alert' })
+        const button = h('button', {
+          type: 'button', class: 'button button-secondary', 'data-action': item.resolved ? 'reopen' : 'resolve',
+          'data-focus-key': `resolve:${item.id}`,
+        }, item.resolved ? 'Reopen' : 'Resolve')
+        button.addEventListener('click', () => {
+          button.disabled = true
+          void send(`${base(item.id)}/resolve`, { resolved: !item.resolved }).then((failure) => {
+            button.disabled = false
+            if (failure) error.textContent = failure
+            else context.notify(item.resolved ? 'Comment reopened.' : 'Comment resolved.')
+          })
+        })
+        buttons.push(button, error)
+      }
+      return h('div', { class: 'comment-actions' },
+        buttons.length > 0 ? h('div', { class: 'comment-buttons' }, ...buttons) : null,
+        form)
+    },
+  }
 }
 
 function commentForm(context: EditorContext, currentSection: () => Section | null): { element: HTMLElement; setSection(section: Section): void } {
@@ -195,7 +370,7 @@ function commentForm(context: EditorContext, currentSection: () => Section | nul
         body: JSON.stringify(payload),
       })
       if (!response.ok) {
-        error.textContent = await errorMessage(response)
+        error.textContent = await errorMessage(response, 'The comment was not posted')
         return
       }
       text.value = ''
@@ -219,12 +394,12 @@ function commentForm(context: EditorContext, currentSection: () => Section | nul
   }
 }
 
-async function errorMessage(response: Response): Promise<string> {
+async function errorMessage(response: Response, what: string): Promise<string> {
   try {
     const body = (await response.json()) as { error?: unknown }
     if (typeof body.error === 'string' && body.error) return body.error
   } catch {
     // not JSON: fall through to the status
   }
-  return `The comment was not posted (HTTP ${response.status}). Try again.`
+  return `${what} (HTTP ${response.status}). Try again.`
 }

@@ -16,6 +16,8 @@ export interface EditorConfig {
   user: User
   template: Template
   commentsUrl: string | null
+  /** The viewer's participant id on this DPIA (to know their own comments), or null. */
+  participantId?: number | null
   csrfToken: string | null
   title?: string
   /** Why nobody may change this DPIA (approved or closed), or null. */
@@ -47,6 +49,7 @@ export function readConfig(element: HTMLElement): EditorConfig {
   if (!/^#[0-9a-fA-F]{6}$/.test(config.user.color ?? '')) config.user.color = '#1f77b4'
   config.token = config.token ?? null
   config.commentsUrl = config.commentsUrl ?? null
+  config.participantId = typeof config.participantId === 'number' ? config.participantId : null
   config.csrfToken = config.csrfToken ?? null
   config.locked = typeof config.locked === 'string' ? config.locked : null
   config.reviewStates = config.reviewStates ?? {}

@@ -8,6 +8,7 @@ Exceptions raised by this layer::
      │    ├── WrongDocument    (a valid token for another document)
      │    └── TooManyAttempts  (rate limited; retry_after seconds)
      ├── DocumentNotFound      (no such document, and this principal may not create it)
+     │    └── CommentNotFound  (no comment with that id on the document)
      ├── InvalidInput          (a malformed value; the message names the field and the rule)
      │    └── TooLarge         (larger than this installation accepts)
      └── Conflict              (clashes with what exists)

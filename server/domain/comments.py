@@ -1,7 +1,9 @@
-"""Comments on a DPIA's sections: who may comment, and what a valid one is.
+"""Comments on a DPIA's sections: who may comment, reply and resolve, and what a valid one is.
 
 ``comment_policy`` is the one rule for every channel (the browser, an API token, an email
-reply); ``check_comment`` is what a comment may say and where.
+reply), for a new comment and for a reply to one alike; ``resolve_policy`` says who may
+mark a comment resolved or open it again; ``check_comment`` is what a comment may say and
+where, ``check_reply`` what a reply may say.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from server.domain.access import Role
 from server.domain.content import WHOLE
 from server.domain.dpias import DpiaStatus, locked_message
-from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
+from server.domain.errors import AccessDenied, CommentNotFound, DpiaLocked, InvalidInput
 from server.domain.templates import Template
 from server.domain.verdicts import ALLOWED, Verdict, refused
 
@@ -47,6 +49,74 @@ def comment_policy(role: Role, status: DpiaStatus | None) -> Verdict:
     return ALLOWED
 
 
+@dataclass(frozen=True, slots=True)
+class NewReply:
+    text: str
+    author_participant: int | None
+    author_name: str
+    channel: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommentFacts:
+    """What the rules need to know of an existing comment."""
+
+    id: str
+    section: str
+    author_participant: int | None  # None: posted with an API token
+    repliers: tuple[int, ...]  # participants who replied, in order, without repeats
+    resolved: bool
+
+
+def resolve_policy(
+    role: Role, status: DpiaStatus | None, *, is_author: bool, resolved: bool
+) -> Verdict:
+    """May someone with ``role`` resolve (``resolved`` True) or reopen a comment?
+
+    The comment's author, owners, editors and the DPO may (decision 68): the author closes
+    their own question, the people who answer for the document decide that a point is
+    dealt with, and the DPO's advice is theirs to close. A commenter may not close someone
+    else's point. A locked DPIA refuses everyone, as commenting does.
+    """
+    if status is not None and status.is_locked:
+        return refused(DpiaLocked(locked_message(status)))
+    if is_author and role.can_comment:
+        return ALLOWED
+    if role.can_write or role is Role.DPO:
+        return ALLOWED
+    verb = "resolve" if resolved else "reopen"
+    return refused(
+        AccessDenied(
+            f"your role on this DPIA is {role.value}, which can {verb} only your own comments; "
+            "ask its author, an owner, an editor or the DPO"
+        )
+    )
+
+
+def require_comment(found: CommentFacts | None, comment_id: str) -> CommentFacts:
+    """The comment, or CommentNotFound naming the id that was asked for."""
+    if found is None:
+        raise CommentNotFound(
+            f"there is no comment {comment_id[:40]!r} on this DPIA; reload to see its comments"
+        )
+    return found
+
+
+def check_reply(text: str) -> str:
+    """The cleaned text of a reply, or InvalidInput: the same limits as a comment."""
+    cleaned = _clean(text)
+    if not cleaned:
+        raise InvalidInput("a reply needs some text")
+    if len(cleaned) > MAX_COMMENT:
+        raise InvalidInput(f"a reply is at most {MAX_COMMENT} characters")
+    return cleaned
+
+
+def _clean(text: str) -> str:
+    return "".join(c for c in text if c in "\n\t" or ord(c) >= 32).strip()
+
+
 def check_comment(template: Template, section: str, field: str | None, text: str) -> str:
     """The cleaned text, or InvalidInput naming what is wrong.
 
@@ -60,7 +130,7 @@ def check_comment(template: Template, section: str, field: str | None, text: str
         raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
     elif field is not None and field not in {f["id"] for f in sections[section]["fields"]}:
         raise InvalidInput(f"{field[:40]!r} is not a field of section {section}")
-    cleaned = "".join(c for c in text if c in "\n\t" or ord(c) >= 32).strip()
+    cleaned = _clean(text)
     if not cleaned:
         raise InvalidInput("a comment needs some text")
     if len(cleaned) > MAX_COMMENT:

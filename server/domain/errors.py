@@ -21,6 +21,10 @@ class DocumentNotFound(DomainError):
     """No such document (and the caller may not create it)."""
 
 
+class CommentNotFound(DocumentNotFound):
+    """No comment with that id on the document (the document itself exists)."""
+
+
 class InvalidInput(DomainError):
     """A value the user gave is malformed; the message names the field and the rule."""
 

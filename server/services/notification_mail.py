@@ -90,6 +90,7 @@ class NotificationMail:
         section: str | None = None,
         field: str | None = None,
         kind: str = "n",
+        comment_id: str | None = None,
     ) -> None:
         """Render ``template`` (``.txt`` and ``.html``) for ``to`` and put it in the outbox."""
         unsubscribe = f"{self.base}/unsubscribe/{self.unsubscribe_token(to.participant_id)}"
@@ -110,7 +111,7 @@ class NotificationMail:
             context["link"] = self.read_link(to.participant_id) + (f"#{section}" if section else "")
             if section is not None:
                 headers["Reply-To"] = self.issue_reply(
-                    session, to.participant_id, dpia.id, section, field
+                    session, to.participant_id, dpia.id, section, field, comment_id
                 )
                 context["reply_marker"] = REPLY_MARKER
         message_id = new_message_id(self.domain, kind)
@@ -157,8 +158,10 @@ class NotificationMail:
         dpia_id: str,
         section: str,
         field: str | None = None,
+        comment_id: str | None = None,
     ) -> str:
-        """A new personal reply address, stored within the caller's transaction."""
+        """A new personal reply address, stored within the caller's transaction; with
+        ``comment_id``, a reply to it is a reply to that comment."""
         reply = self.reply_keys.new()
         now = datetime.now(UTC)
         session.add(
@@ -168,6 +171,7 @@ class NotificationMail:
                 dpia_id=dpia_id,
                 section=section,
                 field=field,
+                comment_id=comment_id,
                 issued_at=now,
                 expires_at=now + self._lifetime,
                 revoked=False,

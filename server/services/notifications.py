@@ -55,6 +55,7 @@ class CommentNotice:
     author: str
     actor: str
     channel: str
+    comment_id: str | None = None  # an emailed answer to the notification joins it
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +141,20 @@ class NotificationService:
             self._on_queued()
 
     async def record_comment(
-        self, dpia_id: str, *, section: str, text: str, author: str, actor: str, channel: str
+        self,
+        dpia_id: str,
+        *,
+        section: str,
+        text: str,
+        author: str,
+        actor: str,
+        channel: str,
+        comment_id: str | None = None,
     ) -> None:
         await self.record_comments(
             dpia_id,
             section,
-            [CommentNotice(text=text, author=author, actor=actor, channel=channel)],
+            [CommentNotice(text, author, actor, channel, comment_id)],
         )
 
     async def record_comments(
@@ -186,6 +195,56 @@ class NotificationService:
                 channel=last.channel if len({c.channel for c in comments}) == 1 else "email",
                 excerpt=" ".join(last.text.split())[:200],
                 what="commented" if len(comments) == 1 else f"added {len(comments)} comments",
+                # One comment: an emailed answer is a reply to it; several: a new comment.
+                comment_id=comments[0].comment_id if len(comments) == 1 else None,
+            )
+        self._tell(told)
+        if queued:
+            self._on_queued()
+
+    async def record_reply(
+        self,
+        dpia_id: str,
+        *,
+        section: str,
+        text: str,
+        author: str,
+        actor: str,
+        channel: str,
+        thread: Sequence[int],
+        comment_id: str | None = None,
+    ) -> None:
+        """Tell the people in a comment's thread (its author and earlier repliers, by
+        participant id) and anyone @mentioned about a reply; never its own author."""
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            dpia = await session.get(Dpia, dpia_id)
+            if dpia is None:
+                return
+            rows = await session.execute(
+                _with_mail_modes(dpia_id).where(Participant.id.in_(set(thread)))
+            )
+            recipients = [
+                _recipient(p, own, mine, paused)
+                for p, own, mine, paused in rows
+                if not _is_actor(p, actor)
+            ]
+            known = {r.participant_id for r in recipients}
+            for person in await self._mentioned(session, dpia_id, text, actor):
+                if person.participant_id not in known:
+                    recipients.append(person)
+                    known.add(person.participant_id)
+            queued, told = self._notify(
+                session,
+                dpia,
+                recipients,
+                kind="comment",
+                section=section,
+                field=None,
+                actor_name=author,
+                channel=channel,
+                excerpt=" ".join(text.split())[:200],
+                what="replied to a comment",
+                comment_id=comment_id,
             )
         self._tell(told)
         if queued:
@@ -309,6 +368,7 @@ class NotificationService:
         channel: str,
         excerpt: str,
         what: str,
+        comment_id: str | None = None,
     ) -> tuple[bool, set[int]]:
         """Add the notifications (and immediate emails); (any email queued, users to tell)."""
         now = datetime.now(UTC)
@@ -345,6 +405,7 @@ class NotificationService:
                     },
                     section=section,
                     field=field.partition(".")[2] or None if field else None,
+                    comment_id=comment_id,
                 )
                 queued = True
         return queued, {r.user_id for r in recipients if r.user_id is not None}

@@ -347,6 +347,8 @@ class ReplyToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(default=False)
     field: Mapped[str | None] = mapped_column(String(200))
+    # The comment the notification was about: an emailed answer joins its thread.
+    comment_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class InboundMessage(Base):

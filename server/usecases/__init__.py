@@ -16,7 +16,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | module | actions |
 |---|---|
 | ``participants`` | a member's standing; invite, change role, remove; parties; reviewers |
-| ``comments`` | post a comment (browser, API token, email reply) |
+| ``comments`` | post a comment (browser, API token, email reply); reply, resolve, reopen |
 | ``history`` | restore a field from a past version |
 | ``workflow`` | change status, section steps, the IG step |
 | ``signoffs`` | sign, re-confirm, revoke |

@@ -1,7 +1,9 @@
-"""JSON API: comments, written into the document server-side; watching; reviewers.
+"""JSON API: comments, their replies and resolving, written into the document server-side;
+watching; reviewers.
 
 Browsers authenticate with the session cookie (and the CSRF header); API and tooling
-clients post comments with ``Authorization: Bearer <token>`` from ``opendpia token``.
+clients post, reply and resolve with ``Authorization: Bearer <token>`` from
+``opendpia token``.
 """
 
 from __future__ import annotations
@@ -31,20 +33,23 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     return value
 
 
+async def _commenter(request: Request, dpia_id: str) -> Commenter:
+    """An API token's grant, or the signed-in participant (session cookie and CSRF header)."""
+    logs.document_id.set(dpia_id[:100])
+    bearer = request.headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        return await runtime_of(request).access_token(bearer[7:].strip(), dpia_id)
+    user = await api_user(request, "sign in, or send Authorization: Bearer <token>")
+    return (await dpia_request(request, user)).member
+
+
 @json_api
 async def post_comment(request: Request) -> Response:
     """``{"section", "field"?, "text"}`` from a signed-in participant or an API token."""
     runtime = runtime_of(request)
     dpia_id = request.path_params["dpia_id"]
-    logs.document_id.set(dpia_id[:100])
     data = await read_json(request)
-    bearer = request.headers.get("authorization", "")
-    by: Commenter
-    if bearer.lower().startswith("bearer "):
-        by = await runtime.access_token(bearer[7:].strip(), dpia_id)
-    else:
-        user = await api_user(request, "sign in, or send Authorization: Bearer <token>")
-        by = (await dpia_request(request, user)).member
+    by = await _commenter(request, dpia_id)
     posted = await runtime.usecases.comments.post(
         dpia_id,
         by,
@@ -53,6 +58,35 @@ async def post_comment(request: Request) -> Response:
         text=_text(data, "text") or "",
     )
     return JSONResponse({"id": posted.id}, status_code=201)
+
+
+@json_api
+async def post_reply(request: Request) -> Response:
+    """``{"text"}``: reply to the comment of the path."""
+    dpia_id = request.path_params["dpia_id"]
+    comment_id = request.path_params["comment_id"]
+    data = await read_json(request)
+    by = await _commenter(request, dpia_id)
+    await runtime_of(request).usecases.comments.reply(
+        dpia_id, by, comment_id, _text(data, "text") or ""
+    )
+    return JSONResponse({"comment": comment_id}, status_code=201)
+
+
+@json_api
+async def resolve_comment(request: Request) -> Response:
+    """``{"resolved": true|false}``: resolve the comment of the path, or open it again."""
+    dpia_id = request.path_params["dpia_id"]
+    comment_id = request.path_params["comment_id"]
+    data = await read_json(request)
+    resolved = json_value(data, "resolved", bool, "resolved must be true or false")
+    by = await _commenter(request, dpia_id)
+    comments = runtime_of(request).usecases.comments
+    if resolved:
+        await comments.resolve(dpia_id, by, comment_id)
+    else:
+        await comments.reopen(dpia_id, by, comment_id)
+    return JSONResponse({"comment": comment_id, "resolved": resolved})
 
 
 @dpia_api
@@ -85,6 +119,8 @@ async def reviewer(context: DpiaRequest) -> Response:
 
 routes = [
     Route("/api/dpias/{dpia_id}/comments", post_comment, methods=["POST"]),
+    Route("/api/dpias/{dpia_id}/comments/{comment_id}/replies", post_reply, methods=["POST"]),
+    Route("/api/dpias/{dpia_id}/comments/{comment_id}/resolve", resolve_comment, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/watch", watch, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/reviewers", reviewer, methods=["POST"]),
 ]

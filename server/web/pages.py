@@ -155,6 +155,7 @@ async def editor(context: DpiaRequest) -> Response:
     )
     overview = await runtime.workflow.overview(user, dpia_id)
     config["locked"] = locked_message(access.status) if access.status.is_locked else None
+    config["participantId"] = access.participant_id
     config["reviewStates"] = {section: state.value for section, state in overview.sections.items()}
     return page(
         request,

@@ -8,7 +8,14 @@ import pytest
 from pycrdt import Doc
 
 from server.domain.access import Role
-from server.domain.comments import check_comment, comment_policy
+from server.domain.comments import (
+    CommentFacts,
+    check_comment,
+    check_reply,
+    comment_policy,
+    require_comment,
+    resolve_policy,
+)
 from server.domain.content import WHOLE, document_content, restore_policy
 from server.domain.dpias import (
     DpiaStatus,
@@ -17,7 +24,14 @@ from server.domain.dpias import (
     manage_policy,
     owner_kept_policy,
 )
-from server.domain.errors import AccessDenied, Conflict, DpiaLocked, InvalidInput
+from server.domain.errors import (
+    AccessDenied,
+    CommentNotFound,
+    Conflict,
+    DocumentNotFound,
+    DpiaLocked,
+    InvalidInput,
+)
 from server.domain.templates import load_template
 from server.domain.workflow import (
     Decision,
@@ -86,6 +100,61 @@ def test_a_comment_goes_on_a_section_a_field_of_it_or_the_whole_dpia() -> None:
         check_comment(TEMPLATE, "need", None, " \x00 ")
     with pytest.raises(InvalidInput, match="at most"):
         check_comment(TEMPLATE, "need", None, "x" * 5001)
+
+
+def test_a_reply_is_cleaned_and_kept_to_the_limits_of_a_comment() -> None:
+    assert check_reply("  Agreed.\x07 ") == "Agreed."
+    with pytest.raises(InvalidInput, match="a reply needs some text"):
+        check_reply(" \x00 ")
+    with pytest.raises(InvalidInput, match="a reply is at most 5000"):
+        check_reply("x" * 5001)
+
+
+@pytest.mark.parametrize("resolved", [True, False])
+@pytest.mark.parametrize("role", [Role.OWNER, Role.EDITOR, Role.DPO])
+def test_owners_editors_and_the_dpo_resolve_and_reopen_anyone_s_comment(
+    role: Role, resolved: bool
+) -> None:
+    assert resolve_policy(role, DpiaStatus.DRAFT, is_author=False, resolved=resolved).allowed
+
+
+@pytest.mark.parametrize("resolved", [True, False])
+def test_a_commenter_resolves_and_reopens_only_their_own_comment(resolved: bool) -> None:
+    own = resolve_policy(Role.COMMENTER, DpiaStatus.DRAFT, is_author=True, resolved=resolved)
+    other = resolve_policy(Role.COMMENTER, DpiaStatus.DRAFT, is_author=False, resolved=resolved)
+    assert own.allowed
+    assert isinstance(other.refusal, AccessDenied)
+    verb = "resolve" if resolved else "reopen"
+    assert str(other.refusal) == (
+        f"your role on this DPIA is commenter, which can {verb} only your own comments; "
+        "ask its author, an owner, an editor or the DPO"
+    )
+
+
+@pytest.mark.parametrize("is_author", [True, False])
+def test_a_viewer_resolves_nothing_not_even_a_comment_written_before_a_demotion(
+    is_author: bool,
+) -> None:
+    verdict = resolve_policy(Role.VIEWER, DpiaStatus.DRAFT, is_author=is_author, resolved=True)
+    assert isinstance(verdict.refusal, AccessDenied)
+
+
+@pytest.mark.parametrize("status", LOCKED)
+@pytest.mark.parametrize("role", list(Role))
+def test_a_locked_dpia_refuses_resolving_to_everyone_with_the_lock_message(
+    role: Role, status: DpiaStatus
+) -> None:
+    verdict = resolve_policy(role, status, is_author=True, resolved=True)
+    assert isinstance(verdict.refusal, DpiaLocked)
+    assert str(verdict.refusal) == locked_message(status)
+
+
+def test_an_unknown_comment_is_a_not_found_error_naming_the_id() -> None:
+    facts = CommentFacts("c-1", "need", 3, (), False)
+    assert require_comment(facts, "c-1") is facts
+    with pytest.raises(CommentNotFound, match="there is no comment 'c-nope' on this DPIA"):
+        require_comment(None, "c-nope")
+    assert issubclass(CommentNotFound, DocumentNotFound)  # so every channel maps it to 404
 
 
 # -- restoring a field ------------------------------------------------------------------------
