@@ -185,7 +185,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
-    from server.services.demo import DEMO_PASSWORD, PEOPLE, seed_demo
+    from server.services.demo import DEMO_PASSWORD, ORGANISATIONS, PEOPLE, seed_demo
     from server.storage.database import create_engine, migrate
     from server.storage.updates import SqlUpdateStore
 
@@ -213,10 +213,18 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"The demo exists already. Sign in at {url}")
             else:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
+            names = dict(ORGANISATIONS)
             for person in PEOPLE:
                 admin = "  (administrator: reads /dev/mail)" if person.admin else ""
                 print(
-                    f"  {person.email:<32} {person.role.value:<8} password {DEMO_PASSWORD}{admin}"
+                    f"  {person.email:<32} {person.role.value:<8} "
+                    f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
+                )
+            if settings.uses_dev_mailbox:
+                print(
+                    f"Mail the app sends is caught, not delivered: read it at "
+                    f"http://{settings.host}:{settings.port}/dev/mail (signed in as the "
+                    "administrator above)."
                 )
         return 0
     except DomainError as error:

@@ -54,7 +54,8 @@ export function richTextField(options: RichTextOptions): RichTextField {
           openOnClick: false,
           autolink: true,
           defaultProtocol: 'https',
-          protocols: ['mailto'],
+          // mailto: is one of linkify's own schemes already; registering it again from every
+          // field's editor made linkifyjs warn "already initialized" on each load.
         },
       }),
       Collaboration.configure({ fragment: options.fragment }),

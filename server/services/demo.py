@@ -67,6 +67,9 @@ async def seed_demo(
     )
     for person in PEOPLE[1:]:
         await dpias.invite(owner, dpia_id, person.email, person.role.value)
+    # The trust's staff write the DPIA with Camden: the trust is a party to it too.
+    trust = await accounts.organisation_id("NLFT")
+    await dpias.add_party(owner, dpia_id, "joint_controller", organisation_id=trust)
     await dpias.invite(owner, dpia_id, "outreach@streetlink.example", "commenter", "Jo Martin")
     await store.append([_part_written(dpia_id, await store.load(dpia_id), owner.id)])
     return dpia_id

@@ -93,6 +93,15 @@ async def test_a_reload_shows_the_saved_content(
     live, seeded = site
     base = f"http://127.0.0.1:{live.port}"
     page = await sign_in(browser, base, seeded.emails["owner"])
+    said: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            said.append(f"{message.type}: {message.text}")
+            if message.type in ("warning", "error")
+            else None
+        ),
+    )
     await _open_editor(page, base, seeded.dpia_id)
     await page.locator(FIELD).click()
     await page.keyboard.type("Kept after a reload.")
@@ -100,6 +109,10 @@ async def test_a_reload_shows_the_saved_content(
     await page.reload()
     await _open_editor(page, base, seeded.dpia_id)
     await page.wait_for_function(CONTAINS, arg=[FIELD, ["Kept after a reload."]])
+    # Fields of another section get their editors once the first ones have linked text.
+    await page.locator('a.section-link[data-section="processing"]').click()
+    await page.wait_for_selector('[data-field="processing.nature"] .ProseMirror')
+    assert said == [], said  # the editor loads, twice, without a console warning or error
 
 
 async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(

@@ -1,0 +1,40 @@
+"""The demo a newcomer meets with `make run`: its organisations are parties to its DPIA."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from server.domain.dpias import PartyRole
+from server.services.accounts import AccountService
+from server.services.demo import ORGANISATIONS, PEOPLE, seed_demo
+from server.services.dpias import DpiaService
+from server.storage.database import create_engine, migrate
+from server.storage.updates import SqlUpdateStore
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    try:
+        store = SqlUpdateStore(engine)
+        dpia_id = await seed_demo(sessions, store)
+        assert dpia_id is not None
+        owner = await AccountService(sessions).user_by_email(PEOPLE[0].email)
+        assert owner is not None
+        parties = await DpiaService(sessions, store).parties(owner, dpia_id)
+        names = dict(ORGANISATIONS)
+        writers = {names[p.organisation] for p in PEOPLE if p.role.can_write}
+        assert writers <= {party.name for party in parties}
+        roles = {party.name: party.role for party in parties}
+        assert roles["North London NHS Foundation Trust"] is PartyRole.JOINT_CONTROLLER
+        assert await seed_demo(sessions, store) is None  # once only
+    finally:
+        await engine.dispose()
