@@ -172,12 +172,9 @@ class NotificationService:
             if dpia is None:
                 return
             recipients = await self._recipients(session, dpia_id, section, actor="")
-            known = {r.participant_id for r in recipients}
-            for comment in comments:
-                for person in await self._mentioned(session, dpia_id, comment.text, comment.actor):
-                    if person.participant_id not in known:
-                        recipients.append(person)
-                        known.add(person.participant_id)
+            await self._add_mentioned(
+                session, dpia_id, recipients, [(c.text, c.actor) for c in comments]
+            )
             authors = {c.actor for c in comments}
             recipients = [
                 r for r in recipients if not (len(authors) == 1 and _is_recipient(r, *authors))
@@ -228,11 +225,7 @@ class NotificationService:
                 for p, own, mine, paused in rows
                 if not _is_actor(p, actor)
             ]
-            known = {r.participant_id for r in recipients}
-            for person in await self._mentioned(session, dpia_id, text, actor):
-                if person.participant_id not in known:
-                    recipients.append(person)
-                    known.add(person.participant_id)
+            await self._add_mentioned(session, dpia_id, recipients, [(text, actor)])
             queued, told = self._notify(
                 session,
                 dpia,
@@ -433,6 +426,21 @@ class NotificationService:
             for p, own, mine, paused, watching, reviews in rows
             if (watching is not False or reviews is not None) and not _is_actor(p, actor)
         ]
+
+    async def _add_mentioned(
+        self,
+        session: AsyncSession,
+        dpia_id: str,
+        recipients: list[Recipient],
+        texts: Sequence[tuple[str, str]],
+    ) -> None:
+        """Add the people each (text, its author) @mentions, once, to ``recipients``."""
+        known = {r.participant_id for r in recipients}
+        for text, actor in texts:
+            for person in await self._mentioned(session, dpia_id, text, actor):
+                if person.participant_id not in known:
+                    recipients.append(person)
+                    known.add(person.participant_id)
 
     async def _mentioned(
         self, session: AsyncSession, dpia_id: str, text: str, actor: str
