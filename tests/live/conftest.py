@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import pytest
 import pytest_asyncio
 
+from server.storage.database import migrate
 from tests.support.live import LiveServer
 from tests.support.site import Site, signed_in
 
@@ -19,3 +21,10 @@ async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncCli
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def database(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database at the newest schema (the scale-out tests)."""
+    migrate(postgres_url)
+    yield postgres_url

@@ -26,6 +26,7 @@ from tests.support.live import LiveServer, issue_token, make_settings, serving
 from tests.support.site import (
     Site,
     csrf_field,
+    manage_participant,
     prepare,
     seed_site,
     seeded_server,
@@ -73,13 +74,6 @@ async def _participant_id(owner: httpx.AsyncClient, dpia_id: str, email: str) ->
     return row.split('name="participant" value="', 1)[1].split('"', 1)[0]
 
 
-async def _manage(owner: httpx.AsyncClient, dpia_id: str, **data: str) -> None:
-    path = f"/dpias/{dpia_id}/participants"
-    token = csrf_field((await owner.get(path)).text)
-    response = await owner.post(path, data={"csrftoken": token, **data})
-    assert response.status_code == 303, response.text
-
-
 def _answer(client: YClient) -> object:
     return client.doc.get("values", type=Map).get(ANSWER)
 
@@ -100,8 +94,9 @@ async def test_an_editor_downgraded_while_connected_cannot_write_on_the_open_soc
         await editor.wait_saved()
         await watcher.wait_until(lambda: _answer(watcher) == "required")
 
-        person = await _participant_id(owner, site.dpia_id, site.emails["editor"])
-        await _manage(owner, site.dpia_id, action="role", participant=person, role="viewer")
+        await manage_participant(
+            owner, site.dpia_id, site.emails["editor"], action="role", role="viewer"
+        )
 
         editor.doc.get("values", type=Map)[ANSWER] = "not-required"
         await editor.wait_until(lambda: bool(editor.denied))
@@ -128,8 +123,7 @@ async def test_a_participant_removed_while_connected_is_closed_and_gets_nothing_
     viewer = await _connect(live, site.dpia_id, viewer_http)
     writer = await YClient.connect(live.url(site.dpia_id, saved=True))
     try:
-        person = await _participant_id(owner, site.dpia_id, site.emails["viewer"])
-        await _manage(owner, site.dpia_id, action="remove", participant=person)
+        await manage_participant(owner, site.dpia_id, site.emails["viewer"], action="remove")
         removed_at = time.monotonic()
         code, reason = await viewer.wait_closed(timeout=10)
         assert time.monotonic() - removed_at < 1.0
@@ -164,7 +158,7 @@ async def test_a_read_link_token_stops_working_once_its_person_is_removed(
     assert grant.expires_at - time.time() <= live.settings.person_token_seconds
     assert live.settings.person_token_seconds < live.settings.reply_days * 86400
     try:
-        await _manage(owner, site.dpia_id, action="remove", participant=person)
+        await manage_participant(owner, site.dpia_id, PARTNER, action="remove")
         code, reason = await reader.wait_closed(timeout=10)
         assert code == 4403 and reason is not None and "no longer take part" in reason
         # The token is still within its lifetime, but it stands for someone who left.

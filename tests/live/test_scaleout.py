@@ -6,31 +6,19 @@ Real processes, real sockets: each test starts its own redis-server and database
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import statistics
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from pycrdt import Array, Map, MapEvent
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.access import Role
-from server.domain.documents import StoredDocument
-from server.services.accounts import AccountService
-from server.services.dpias import DpiaService
-from server.services.notification_mail import NotificationMail
 from server.settings import Settings
-from server.storage.database import create_engine, migrate
-from server.storage.updates import SqlUpdateStore
 from tests.support.bridge import (
     bridge_process,
     deliver,
@@ -38,71 +26,13 @@ from tests.support.bridge import (
     reply_address,
     seed_bridge_site,
 )
-from tests.support.live import WAIT_SECONDS, ServerProcess, issue_token, reserved_port
+from tests.support.live import WAIT_SECONDS, issue_token, reserved_port
 from tests.support.redisproc import RedisProcess
-from tests.support.site import seed_site, session_socket, signed_in
+from tests.support.scaleout import SECRET, editor_url, processes, scaleout_env, stored_document
+from tests.support.site import seed_site, signed_in
 from tests.support.yclient import YClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.slow]
-
-SECRET = "scale-out-test-secret-key-0123456789abcdef"
-
-
-@pytest.fixture
-def database(postgres_url: str) -> Iterator[str]:
-    migrate(postgres_url)
-    yield postgres_url
-
-
-def _env(database_url: str, redis: RedisProcess, **extra: str) -> dict[str, str]:
-    return {
-        "OPENDPIA_ENV": "test",
-        "OPENDPIA_DATABASE_URL": database_url,
-        "OPENDPIA_SECRET_KEY": SECRET,
-        "OPENDPIA_REDIS_URL": redis.url,
-        "OPENDPIA_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}",
-        "OPENDPIA_LOG_LEVEL": "warning",
-        "OPENDPIA_ROOM_GRACE_SECONDS": "1",
-        **extra,
-    }
-
-
-@contextlib.asynccontextmanager
-async def _processes(
-    count: int,
-    database_url: str,
-    redis: RedisProcess,
-    tmp_path: Path,
-    env: dict[str, str] | None = None,
-) -> AsyncIterator[list[ServerProcess]]:
-    env = dict(env or _env(database_url, redis))
-    servers = []
-    try:
-        for i in range(count):
-            server = ServerProcess(dict(env), tmp_path / f"server{i}.log")
-            servers.append(await asyncio.to_thread(server.start))
-        yield servers
-    finally:
-        for server in servers:
-            await asyncio.to_thread(server.terminate)
-
-
-def _url(server: ServerProcess, document_id: str, *, saved: bool = False) -> str:
-    settings = Settings(env="test", secret_key=SECRET)
-    token = issue_token(settings, document_id, Role.EDITOR)
-    return f"ws://127.0.0.1:{server.port}/ws/dpia/{document_id}?token={token}" + (
-        "&saved=1" if saved else ""
-    )
-
-
-async def _stored(database_url: str, document_id: str) -> StoredDocument:
-    engine = create_engine(database_url)
-    try:
-        stored = await SqlUpdateStore(engine).load(document_id)
-    finally:
-        await engine.dispose()
-    assert stored is not None
-    return stored
 
 
 async def _converged(clients: list[YClient], name: str, timeout: float = WAIT_SECONDS) -> None:
@@ -116,8 +46,8 @@ async def _converged(clients: list[YClient], name: str, timeout: float = WAIT_SE
 async def test_clients_on_two_processes_converge_and_hear_each_other_within_the_bound(
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
-    async with _processes(2, database, redis_server, tmp_path) as servers:
-        clients = [await YClient.connect(_url(servers[i % 2], "shared")) for i in range(6)]
+    async with processes(2, database, redis_server, tmp_path) as servers:
+        clients = [await YClient.connect(editor_url(servers[i % 2], "shared")) for i in range(6)]
         latencies: list[float] = []
 
         def timing(client_index: int) -> Any:
@@ -148,7 +78,7 @@ async def test_clients_on_two_processes_converge_and_hear_each_other_within_the_
         await clients[1].wait_until(lambda: 4242 in clients[1].awareness)
 
         # Each edit was written once, by the process that received it.
-        stored = await _stored(database, "shared")
+        stored = await stored_document(database, "shared")
         assert stored.to_doc().get("values", type=Map).to_py() == (
             clients[0].doc.get("values", type=Map).to_py()
         )
@@ -178,9 +108,13 @@ async def _type(
 async def test_kill_9_sends_clients_to_the_other_process_with_no_edit_lost_or_doubled(
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
-    async with _processes(2, database, redis_server, tmp_path) as (doomed, survivor):
-        on_doomed = [await YClient.connect(_url(doomed, "kill", saved=True)) for _ in range(2)]
-        on_survivor = [await YClient.connect(_url(survivor, "kill", saved=True)) for _ in range(2)]
+    async with processes(2, database, redis_server, tmp_path) as (doomed, survivor):
+        on_doomed = [
+            await YClient.connect(editor_url(doomed, "kill", saved=True)) for _ in range(2)
+        ]
+        on_survivor = [
+            await YClient.connect(editor_url(survivor, "kill", saved=True)) for _ in range(2)
+        ]
         stop = asyncio.Event()
         sent: list[dict[int, str]] = [{} for _ in range(4)]
         everyone = [*on_doomed, *on_survivor]
@@ -214,7 +148,9 @@ async def test_kill_9_sends_clients_to_the_other_process_with_no_edit_lost_or_do
         moved = []
         for client in on_doomed:
             await client.wait_closed()
-            moved.append(await YClient.connect(_url(survivor, "kill", saved=True), client.doc))
+            moved.append(
+                await YClient.connect(editor_url(survivor, "kill", saved=True), client.doc)
+            )
             await client.close()
         everyone = [*moved, *on_survivor]
         stop = asyncio.Event()
@@ -245,15 +181,15 @@ async def test_kill_9_sends_clients_to_the_other_process_with_no_edit_lost_or_do
         for client in everyone:
             await client.close()
     # The database holds every item once: the log was written once per update.
-    stored = (await _stored(database, "kill")).to_doc().get("items", type=Array).to_py()
+    stored = (await stored_document(database, "kill")).to_doc().get("items", type=Array).to_py()
     assert stored is not None and sorted(stored) == sorted(items)
 
 
 async def test_after_a_redis_restart_the_processes_catch_up_from_the_database(
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
-    async with _processes(2, database, redis_server, tmp_path) as servers:
-        clients = [await YClient.connect(_url(servers[i % 2], "restart")) for i in range(4)]
+    async with processes(2, database, redis_server, tmp_path) as servers:
+        clients = [await YClient.connect(editor_url(servers[i % 2], "restart")) for i in range(4)]
         for index, client in enumerate(clients):
             client.doc.get("values", type=Map)[f"before-{index}"] = index
         await _converged(clients, "values")
@@ -282,8 +218,8 @@ async def test_an_api_comment_on_one_process_reaches_a_browser_and_a_feed_on_ano
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     site = await seed_site(database)
-    async with _processes(2, database, redis_server, tmp_path) as (api_side, browser_side):
-        watcher = await YClient.connect(_url(browser_side, site.dpia_id))
+    async with processes(2, database, redis_server, tmp_path) as (api_side, browser_side):
+        watcher = await YClient.connect(editor_url(browser_side, site.dpia_id))
         editor = await signed_in(f"http://127.0.0.1:{browser_side.port}", site.emails["editor"])
         counts: list[int] = []
 
@@ -323,36 +259,6 @@ async def test_an_api_comment_on_one_process_reaches_a_browser_and_a_feed_on_ano
         await watcher.close()
 
 
-async def test_a_dpia_locked_on_one_process_refuses_writes_on_another_that_has_it_loaded(
-    database: str, redis_server: RedisProcess, tmp_path: Path
-) -> None:
-    site = await seed_site(database)
-    async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
-        editor = await YClient.connect(_url(editor_side, site.dpia_id, saved=True))
-        editor.doc.get("values", type=Map)["screening.outcome"] = "kept"
-        await editor.wait_saved()
-        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        response = await owner.post(
-            f"/api/dpias/{site.dpia_id}/status",
-            json={"status": "abandoned", "reasons": "The sharing will not go ahead."},
-            headers={"x-csrftoken": owner.cookies["csrftoken"]},
-        )
-        assert response.status_code == 200, response.text
-        await owner.aclose()
-
-        # The editor's process had the room loaded before the lock: it learns it from the bus.
-        async with asyncio.timeout(WAIT_SECONDS):
-            while True:
-                editor.doc.get("values", type=Map)["outcome.ico_reference"] = "refused"
-                if any("abandoned" in notice.lower() for notice in editor.denied):
-                    break
-                await asyncio.sleep(0.2)
-        await editor.close()
-        await asyncio.sleep(0.5)  # anything wrongly accepted would be committed by now
-        stored = (await _stored(database, site.dpia_id)).to_doc().get("values", type=Map)
-        assert stored.to_py() == {"screening.outcome": "kept"}
-
-
 async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a_web_process(
     database: str, redis_server: RedisProcess, tmp_path: Path
 ) -> None:
@@ -361,9 +267,9 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
     settings = Settings(env="test", secret_key=SECRET, database_url=database)
     to = await reply_address(settings, site.partner_id, site.site.dpia_id)
     bridge_port, metrics_port = reserved_port(), reserved_port()
-    env = _env(database, redis_server)
-    async with _processes(1, database, redis_server, tmp_path, env) as (web,):
-        watcher = await YClient.connect(_url(web, site.site.dpia_id))
+    env = scaleout_env(database, redis_server)
+    async with processes(1, database, redis_server, tmp_path, env) as (web,):
+        watcher = await YClient.connect(editor_url(web, site.site.dpia_id))
         bridge_env = {
             **os.environ,
             **env,
@@ -384,144 +290,3 @@ async def test_an_email_reply_taken_by_the_bridge_process_reaches_a_browser_on_a
                 assert 'opendpia_bridge_messages_total{outcome="merged"} 1.0' in metrics
         finally:
             await watcher.close()
-
-
-# -- access follows the person across processes ----------------------------------------------
-
-
-async def _manage_participant(
-    owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
-) -> None:
-    path = f"/dpias/{dpia_id}/participants"
-    page = (await owner.get(path)).text
-    person = page.split(email, 1)[1].split('name="participant" value="', 1)[1].split('"', 1)[0]
-    token = page.split('name="csrftoken" value="', 1)[1].split('"', 1)[0]
-    response = await owner.post(path, data={"csrftoken": token, "participant": person, **data})
-    assert response.status_code == 303, response.text
-
-
-async def test_a_downgrade_on_one_process_refuses_the_next_write_on_another(
-    database: str, redis_server: RedisProcess, tmp_path: Path
-) -> None:
-    site = await seed_site(database)
-    async with _processes(2, database, redis_server, tmp_path) as (owner_side, editor_side):
-        editor_http = await signed_in(f"http://127.0.0.1:{editor_side.port}", site.emails["editor"])
-        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        editor = await session_socket(editor_side.port, site.dpia_id, editor_http)
-        try:
-            editor.doc.get("values", type=Map)["screening.outcome"] = "kept"
-            await editor.wait_saved()
-            await _manage_participant(
-                owner, site.dpia_id, site.emails["editor"], action="role", role="viewer"
-            )
-            changed_at = time.monotonic()
-            # Within a second the editor's own process follows: its writes are refused.
-            async with asyncio.timeout(5):
-                while not any("viewer" in notice for notice in editor.denied):
-                    editor.doc.get("values", type=Map)["screening.outcome"] = "overwritten"
-                    await asyncio.sleep(0.05)
-            assert time.monotonic() - changed_at < 1.0
-        finally:
-            await editor.close()
-            await editor_http.aclose()
-            await owner.aclose()
-        await asyncio.sleep(0.5)  # anything wrongly accepted would be committed by now
-        stored = (await _stored(database, site.dpia_id)).to_doc().get("values", type=Map)
-        # At most writes sent before the change reached that process, never after it.
-        assert stored.get("screening.outcome") in ("kept", "overwritten")
-
-
-async def test_a_removal_on_one_process_closes_the_socket_on_another(
-    database: str, redis_server: RedisProcess, tmp_path: Path
-) -> None:
-    site = await seed_site(database)
-    async with _processes(2, database, redis_server, tmp_path) as (owner_side, viewer_side):
-        viewer_http = await signed_in(f"http://127.0.0.1:{viewer_side.port}", site.emails["viewer"])
-        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        viewer = await session_socket(viewer_side.port, site.dpia_id, viewer_http)
-        writer = await YClient.connect(_url(owner_side, site.dpia_id, saved=True))
-        try:
-            await _manage_participant(owner, site.dpia_id, site.emails["viewer"], action="remove")
-            removed_at = time.monotonic()
-            code, reason = await viewer.wait_closed(timeout=10)
-            assert time.monotonic() - removed_at < 1.0
-            assert code == 4403 and reason is not None and "no longer take part" in reason
-            writer.doc.get("values", type=Map)["screening.outcome"] = "after the removal"
-            await writer.wait_saved()
-            assert viewer.doc.get("values", type=Map).get("screening.outcome") is None
-        finally:
-            for client in (viewer, writer):
-                await client.close()
-            await viewer_http.aclose()
-            await owner.aclose()
-
-
-async def test_a_read_link_token_stops_on_another_process_once_its_person_is_removed(
-    database: str, redis_server: RedisProcess, tmp_path: Path
-) -> None:
-    site = await seed_site(database)
-    engine = create_engine(database)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    owner_user = await accounts.user_by_email(site.emails["owner"])
-    assert owner_user is not None
-    partner = "partner@charity.example"
-    person = await DpiaService(sessions, SqlUpdateStore(engine)).invite(
-        owner_user, site.dpia_id, partner, "viewer"
-    )
-    await engine.dispose()
-    mail = NotificationMail(sessions, base_url="http://x", mail_from="x@x", secret_key=SECRET)
-    link = mail.read_link(person).rsplit("/r/", 1)[1]
-    async with _processes(2, database, redis_server, tmp_path) as (owner_side, reader_side):
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{reader_side.port}") as web:
-            token = (await web.get(f"/r/{link}/token")).json()["token"]
-        reader = await YClient.connect(
-            f"ws://127.0.0.1:{reader_side.port}/ws/dpia/{site.dpia_id}?token={token}"
-        )
-        owner = await signed_in(f"http://127.0.0.1:{owner_side.port}", site.emails["owner"])
-        try:
-            await _manage_participant(owner, site.dpia_id, partner, action="remove")
-            code, _ = await reader.wait_closed(timeout=10)
-            assert code == 4403
-            retry = await YClient.connect(
-                f"ws://127.0.0.1:{owner_side.port}/ws/dpia/{site.dpia_id}?token={token}",
-                sync=False,
-            )
-            assert (await retry.wait_closed())[0] == 4403
-        finally:
-            await reader.close()
-            await owner.aclose()
-
-
-async def test_suspending_an_account_from_the_command_line_closes_its_editors_on_every_process(
-    database: str, redis_server: RedisProcess, tmp_path: Path
-) -> None:
-    site = await seed_site(database)
-    env = _env(database, redis_server, OPENDPIA_ACCESS_RECHECK_SECONDS="0")
-    async with _processes(2, database, redis_server, tmp_path, env) as servers:
-        editors = []
-        for server in servers:
-            http = await signed_in(f"http://127.0.0.1:{server.port}", site.emails["editor"])
-            editors.append((http, await session_socket(server.port, site.dpia_id, http)))
-        try:
-            command = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "server",
-                "suspend-user",
-                "--email",
-                site.emails["editor"],
-                env={**os.environ, **env},
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            output, _ = await command.communicate()
-            assert command.returncode == 0, output.decode()
-            assert b"were told" in output
-            for _, editor in editors:
-                code, reason = await editor.wait_closed(timeout=10)
-                assert code == 4403 and reason is not None and "suspended" in reason
-        finally:
-            for http, editor in editors:
-                await editor.close()
-                await http.aclose()

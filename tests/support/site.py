@@ -92,3 +92,16 @@ async def session_socket(
         max_size=None,
     )
     return await YClient.attach(websocket, sync=sync)
+
+
+async def manage_participant(
+    owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
+) -> None:
+    """Act on one participant (``email``) through the owner's participants page."""
+    path = f"/dpias/{dpia_id}/participants"
+    page = (await owner.get(path)).text
+    person = page.split(email, 1)[1].split('name="participant" value="', 1)[1].split('"', 1)[0]
+    response = await owner.post(
+        path, data={"csrftoken": csrf_field(page), "participant": person, **data}
+    )
+    assert response.status_code == 303, response.text
