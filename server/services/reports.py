@@ -52,7 +52,7 @@ def cover_facts(record: Record) -> tuple[tuple[str, str], ...]:
         ("Reference", record.dpia_id),
         ("Status", record.status.label),
         ("Lead organisation", record.lead_organisation),
-        ("Version", str(record.seq)),
+        ("Version", f"Version {record.seq}"),
         ("Exported", long_time(record.exported_at)),
         (HASH_LABEL, record.content_hash),
     )
@@ -107,7 +107,7 @@ def _card(record: Record, signoff: SignOff) -> Card:
     if signoff.reasons:
         pairs.append(("Reasons", signoff.reasons))
     pairs += [
-        ("Version signed", str(signoff.seq)),
+        ("Version signed", f"Version {signoff.seq}"),
         (f"{HASH_LABEL} signed", signoff.content_hash),
         ("Matches the current content", "Yes" if matches else NOT_MATCHING),
         ("State", state_label(signoff)),

@@ -371,14 +371,14 @@ async def test_the_demo_exports_carry_the_cover_and_each_sign_off(demo: Demo) ->
         ("Lead organisation", "London Borough of Camden"),
         ("London Borough of Camden", "Controller"),
         ("North London NHS Foundation Trust", "Joint controller"),
-        ("Version", str(record.seq)),
+        ("Version", f"Version {record.seq}"),
         ("Exported", long_date(record.exported_at)),  # the day: the minute may turn
         ("Signed by", "Grace Okafor"),
         ("Role", "DPO"),
         ("Organisation", "London Borough of Camden"),
         ("Signed on", long_time(signoff.created_at)),
         ("Decision", "Approve with conditions"),
-        ("Version signed", str(signoff.seq)),
+        ("Version signed", f"Version {signoff.seq}"),
         ("Matches the current content", "Yes"),
         ("State", "Valid"),
     ]
