@@ -67,14 +67,6 @@ class Record:
     signoffs: list[SignOff]
     exported_at: datetime
 
-    def field_label(self, section_id: str, field_id: str) -> str:
-        for section in self.template.sections:
-            if section["id"] == section_id:
-                for field in section["fields"]:
-                    if field["id"] == field_id:
-                        return str(field["label"])
-        return field_id
-
     @property
     def content_hash(self) -> str:
         """The hash of the whole content: what a sign-off of the whole DPIA binds to."""
@@ -83,11 +75,6 @@ class Record:
     def signoff_matches(self, signoff: SignOff) -> bool:
         """Whether what ``signoff`` bound still hashes as it did when signed."""
         return target_hash(self.template, self.content, signoff.target) == signoff.content_hash
-
-    @property
-    def measures(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.content["measures"].get("plan") or []
-        return rows
 
     @property
     def risks(self) -> list[dict[str, Any]]:

@@ -79,10 +79,14 @@ def action_plan(record: Record) -> Grid:
 
 
 def signoff_cards(record: Record) -> list[SignOffCard]:
-    return [SignOffCard(_card(record, s), record.signoff_matches(s)) for s in record.signoffs]
+    cards = []
+    for signoff in record.signoffs:
+        matches = record.signoff_matches(signoff)
+        cards.append(SignOffCard(_card(record, signoff, matches), matches))
+    return cards
 
 
-def _card(record: Record, signoff: SignOff) -> Card:
+def _card(record: Record, signoff: SignOff, matches: bool) -> Card:
     label = signoff.kind.label
     if signoff.kind.fixed_target is None:
         title = f"{label}: {target_label(record.template, record.content, signoff.target)}"
@@ -90,7 +94,6 @@ def _card(record: Record, signoff: SignOff) -> Card:
         title = f"{label} {signoff.signer_name}"
     else:
         title = label
-    matches = record.signoff_matches(signoff)
     pairs = [
         ("Signed by", signoff.signer_name),
         ("Role", _role(signoff.signer_role)),
