@@ -194,7 +194,7 @@ async def test_every_page_of_the_demo_pdf_renders_and_is_not_blank(demo: Demo) -
         image = page.render(scale=1.5).to_pil()
         image.save(artifact(f"demo-record-page-{number}.png"))
         grey = image.convert("L")
-        # the body, between the running header and the footer (20% to 90% of the height)
+        # the body, between the running header and the footer (12% to 90% of the height)
         body = grey.crop((0, int(grey.height * 0.12), grey.width, int(grey.height * 0.9)))
         dark = sum(body.histogram()[:160])
         assert dark > 0.01 * body.width * body.height, (number, dark)
@@ -237,5 +237,10 @@ async def test_the_word_file_uses_heading_styles_header_rows_and_its_properties(
     parties = by_header[("Organisation", "Role")]
     for table in (register, plan, parties):
         assert header_row(table)
+    section = document.sections[0]
+    assert section.header.paragraphs[0].text == f"{record.title} · {record.status.label}"
+    footer = section.footer.paragraphs[0]._p
+    codes = [" ".join(t.text.split()) for t in footer.iter(qn("w:instrText"))]
+    assert codes == ["PAGE", "NUMPAGES"]  # "Page X of Y", filled in by Word
     languages = document.styles.element.findall(f".//{qn('w:rPrDefault')}//{qn('w:lang')}")
     assert [lang.get(qn("w:val")) for lang in languages] == [LANGUAGE]
