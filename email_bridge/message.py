@@ -48,6 +48,7 @@ ALLOWED_TYPES = {
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<![^<>]*>", re.DOTALL)
 
 
@@ -334,4 +335,6 @@ def html_to_text(html: str) -> str:
     converter.ignore_tables = True
     converter.unicode_snob = True
     converter.protect_links = True
-    return converter.handle(safe)
+    # In HTML, space between paragraphs is presentation: one blank line stands for it, so
+    # that the blank lines a plain-text reply keeps as written mean the same here.
+    return _BLANK_RUN.sub("\n\n", converter.handle(safe))
