@@ -11,9 +11,10 @@ from email.policy import SMTP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from email_bridge.attachments import ACCEPTED as ALLOWED_TYPES
 from email_bridge.classify import Classification, classify, dmarc_failed, read_bounce
 from email_bridge.extract import Reply, extract
-from email_bridge.message import ALLOWED_TYPES, ReadMail, read, safe_filename
+from email_bridge.message import ReadMail, read, safe_filename
 from server.mail.compose import LOOP_HEADER
 from server.services.notification_mail import REPLY_MARKER
 
