@@ -62,6 +62,7 @@ _SEPARATOR = re.compile(
 # A dashed line naming something ("----- Neges a anfonwyd -----"): a separator when a
 # header block follows it, whatever the language.
 _DASHED = re.compile(r"^\s*-{3,}\s*[^-\s][^-]{1,58}?\s*-{3,}\s*$")
+_PERSONAL_LINK = re.compile(r"https?://\S+?/(?:r|unsubscribe)/\S+")
 _LINK = re.compile(r"\b(?:https?|ftp)://|\bwww\.|mailto:", re.I)
 _SENT_FROM = re.compile(rf"^\s*(?:{SENT_FROM})\b", re.I)
 _OUTLOOK_APP = re.compile(r"^\s*\S.{0,60}\boutlook\b.{0,30}\b(?:ios|android)\b.{0,40}$", re.I)
@@ -105,7 +106,10 @@ class Reply:
             ("Disclaimer", self.disclaimer),
             ("Quoted email", self.history),
         ]
-        return "\n\n".join(f"[{name}]\n{text}" for name, text in parts if text.strip())
+        shown = "\n\n".join(f"[{name}]\n{text}" for name, text in parts if text.strip())
+        # Our notification's personal links (a partner's read link, their unsubscribe
+        # token) are theirs alone, not the owners'.
+        return _PERSONAL_LINK.sub("[personal link removed]", shown)
 
 
 @dataclass
