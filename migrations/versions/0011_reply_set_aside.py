@@ -21,9 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("inbound_messages") as table:
         table.add_column(sa.Column("set_aside", sa.Text(), nullable=True))
         table.add_column(
-            sa.Column(
-                "possibly_quoted", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("possibly_quoted", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
 

@@ -78,8 +78,8 @@ async def test_allowed_attachments_are_kept_as_downloads_and_others_refused_with
     [comment] = [c for c in (await env.db.comments(env.dpia)).values() if c["channel"] == "email"]
     assert "The signed agreement is attached." in comment["text"]
     assert "[Not attached: setup.exe (a program, which is never accepted)]" in comment["text"]
-    assert "[Not attached: invoicefdp.exe (a program, which is never accepted)]" in (
-        comment["text"]
+    assert (
+        "[Not attached: invoicefdp.exe (a program, which is never accepted)]" in (comment["text"])
     )
     [attached] = comment["attachments"]
     assert "/" not in attached["name"] and "\u202e" not in attached["name"]
