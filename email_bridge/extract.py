@@ -79,6 +79,7 @@ _UNSUBSCRIBE = re.compile(
     r"darse\s+de\s+baja|cancella\s+iscrizione|afmelden|dad-danysgrifio)\W*$",
     re.IGNORECASE,
 )
+_DISCLAIMER_WORDS = 20
 _CONTACT_LINES = 7
 _CONTACT_WIDTH = 80
 
@@ -380,9 +381,13 @@ def _paragraph_end(lines: list[str], start: int) -> int:
 
 
 def _is_disclaimer(paragraph: list[str]) -> bool:
+    """A legal notice: it says so, or it is long and carries two distinct legal cues (a
+    partner's own sentence about confidential data is short and stays in the comment)."""
     text = " ".join(line.strip() for line in paragraph)
     if _DISCLAIMER_OPENING.match(text):
         return True
+    if len(text.split()) < _DISCLAIMER_WORDS:
+        return False
     return sum(1 for cue in _DISCLAIMER_CUES if cue.search(text)) >= 2
 
 

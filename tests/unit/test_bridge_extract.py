@@ -436,3 +436,18 @@ def test_crlf_and_lone_cr_line_endings_read_alike() -> None:
     assert extract(body.replace("\n", "\r\n")) == expected
     assert extract(body.replace("\n", "\r")) == expected
     assert re.fullmatch(r"Answer\.", expected.text)
+
+
+def test_a_partners_own_sentence_about_confidentiality_is_not_a_disclaimer() -> None:
+    body = (
+        "Agreed.\n\n"
+        "The data is confidential and only the intended recipient (the DPO) should see it.\n\n"
+        "On Mon, 23 Nov 2026 at 10:15, OpenDPIA <notify@opendpia.test> wrote:\n"
+        f"> {REPLY_MARKER}\n"
+    )
+    reply = extract(body, REPLY_MARKER)
+    assert reply.text == (
+        "Agreed.\n\n"
+        "The data is confidential and only the intended recipient (the DPO) should see it."
+    )
+    assert reply.disclaimer == ""
