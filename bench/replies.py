@@ -106,6 +106,27 @@ def load(corpus: Path = CORPUS) -> list[Case]:
     ]
 
 
+def attachments_as_listed(corpus: Path = CORPUS) -> tuple[int, int]:
+    """How many attachment cases ``read`` judges as the manifest says (accepted names and the
+    types their bytes say, refused files): ours only, the peers do not read attachments."""
+    manifest = tomllib.loads((corpus / "cases.toml").read_text(encoding="utf-8"))
+    right = total = 0
+    for name, entry in manifest.items():
+        if "attachments" not in entry["categories"]:
+            continue
+        total += 1
+        mail = read((corpus / f"{name}.eml").read_bytes())
+        accepted = [(a.filename, a.content_type) for a in mail.attachments]
+        refused = mail.refused_attachments
+        if (
+            accepted == [(a["name"], a["type"]) for a in entry["attachments"]]
+            and len(refused) == len(entry["refused"])
+            and all(any(part in line for line in refused) for part in entry["refused"])
+        ):
+            right += 1
+    return right, total
+
+
 def ours(text: str) -> str:
     return extract(text, REPLY_MARKER).text
 
@@ -208,6 +229,8 @@ def main() -> None:
     for name in missing:
         print(f"{name}: not installed (pip install -e '.[dev]'), not measured")
     print(table(results))
+    right, total = attachments_as_listed()
+    print(f"attachments judged as listed (opendpia only): {right} of {total} cases")
     for name, result in results.items():
         if result["errors"]:
             print(
