@@ -156,3 +156,10 @@ def test_every_expected_line_is_in_the_decoded_message() -> None:
             if line not in lines and not (line.startswith("> ") and line[2:] in quoted):
                 missing.append((case, line))
     assert missing == []
+
+
+def test_no_expected_comment_holds_our_own_notification_text() -> None:
+    """Our marker, links and footer are never the partner's words, nor context for them."""
+    ours = (REPLY_MARKER, "opendpia.test/", "You get this because", "Reply to this email to")
+    leaks = [(case, o) for case in MANIFEST for o in ours if o in expected(case)]
+    assert leaks == []
