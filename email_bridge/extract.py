@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from email_bridge.mailwords import (
     DISCLAIMER_CUES,
     DISCLAIMER_OPENINGS,
+    DISCLAIMER_STRONG,
     FROM_LABELS,
     HEADER_LABELS,
     SENT_FROM,
@@ -50,7 +51,7 @@ _ATTRIBUTION = re.compile(rf"^.{{0,400}}?\b(?:{WROTE})(?!\w).{{0,300}}?[:\uff1a]
 _DATE_OR_ADDRESS = re.compile(r"\d|@")
 _ENDS_IN_COLON = re.compile(r"[:\uff1a]\s*$")
 _FROM_LINE = re.compile(rf"^\s*\**\s*(?:{FROM_LABELS})\s*\**\s*:", re.I)
-_HEADER_LINE = re.compile(rf"^\s*\**\s*(?:{HEADER_LABELS})\s*\**\s*:", re.I)
+_HEADER_ANY = re.compile(rf"^\s*\**\s*(?:{FROM_LABELS}|{HEADER_LABELS})\s*\**\s*:", re.I)
 _SEPARATOR = re.compile(
     rf"^\s*(?:-{{2,}}\s*(?:{SEPARATOR_NAMES})\s*-{{2,}}|_{{20,}}|-{{20,}}|"
     r"begin\s+forwarded\s+message:|anfang\s+der\s+weitergeleiteten\s+nachricht:|"
@@ -65,13 +66,14 @@ _DASHED = re.compile(r"^\s*-{3,}\s*[^-\s][^-]{1,58}?\s*-{3,}\s*$")
 _PERSONAL_LINK = re.compile(r"https?://\S+?/(?:r|unsubscribe)/\S+")
 _LINK = re.compile(r"\b(?:https?|ftp)://|\bwww\.|mailto:", re.I)
 _SENT_FROM = re.compile(rf"^\s*(?:{SENT_FROM})\b", re.I)
-_OUTLOOK_APP = re.compile(r"^\s*\S.{0,60}\boutlook\b.{0,30}\b(?:ios|android)\b.{0,40}$", re.I)
+_OUTLOOK_APP = re.compile(r"^\s*.{0,60}?\boutlook\b.{0,30}?\b(?:ios|android)\b.{0,60}$", re.I)
 _NAME = r"[A-ZÀ-ÝĀ-Ž][\w'\u2019.-]*(?:\s+[A-ZÀ-ÝĀ-Ž][\w'\u2019.-]*){0,2}"
 _VALEDICTION = re.compile(
     rf"^\s*(?i:(?:{VALEDICTIONS})\s*[,.!]?(?:\s*/\s*(?:{VALEDICTIONS}))?)\s*[,.!]*"
     rf"(?:\s+{_NAME})?\s*$"
 )
 _DISCLAIMER_CUES = [re.compile(cue, re.I) for cue in DISCLAIMER_CUES]
+_DISCLAIMER_STRONG = [re.compile(cue, re.I) for cue in DISCLAIMER_STRONG]
 _DISCLAIMER_OPENING = re.compile(DISCLAIMER_OPENINGS, re.I)
 _DECORATION = re.compile(r"^[\W_]+$")
 _UNSUBSCRIBE = re.compile(
@@ -140,9 +142,14 @@ def extract(body: str, marker: str | None = None) -> Reply:
         start, end = header, _header_end(lines, header)
         history = lines[start:end]
         rest = lines[end:]
+        if _has_words(top) and not any(_QUOTED.match(line) for line in rest):
+            # Below the attribution the original is not quoted line by line (Yahoo, HTML
+            # mail): the partner wrote above it, and all of it is history.
+            history, rest = lines[start:], []
     segments, quoted, inline = _segments(rest, marker)
     blocks = [_Segment(top), *segments]
-    return _finish(blocks, history + quoted, inline=inline, unsure=False)
+    unsure = not _has_words(top) and bool(rest) and not any(_QUOTED.match(x) for x in rest)
+    return _finish(blocks, history + quoted, inline=inline, unsure=unsure)
 
 
 def _finish(blocks: list[_Segment], history: list[str], *, inline: bool, unsure: bool) -> Reply:
@@ -231,21 +238,37 @@ def _header_end(lines: list[str], start: int) -> int:
 
 
 def _separator(lines: list[str], index: int) -> bool:
+    """A separator line: a known one, or a dashed title or a line ending in a colon
+    ("Początek przekazanej wiadomości:") with a header block right below it."""
     line = lines[index]
     if _SEPARATOR.match(line):
         return True
-    return bool(_DASHED.match(line)) and any(
-        _from_block(lines, i) for i in range(index + 1, min(index + 4, len(lines)))
-    )
+    if not (_DASHED.match(line) or _ENDS_IN_COLON.search(line)) or _HEADER_ANY.match(line):
+        return False
+    following = [i for i in range(index + 1, min(index + 4, len(lines))) if lines[i].strip()]
+    return bool(following) and _from_block(lines, following[0])
 
 
 def _from_block(lines: list[str], index: int) -> bool:
-    if not _FROM_LINE.match(lines[index]):
+    """An Outlook-style header block starting here: header lines, one after another, one of
+    them naming the sender ("From:", "Von:", "Oddi wrth:" …), whichever comes first (GMX
+    and web.de start with the date)."""
+    if not _HEADER_ANY.match(lines[index]):
         return False
-    following = [line for line in lines[index + 1 : index + 6] if line.strip()]
-    headers = sum(1 for line in following if _HEADER_LINE.match(line))
-    addressed = "@" in lines[index] or "mailto:" in lines[index].lower()
-    return headers >= 2 or (headers >= 1 and addressed)
+    block = [lines[index]]
+    for line in lines[index + 1 : index + 8]:
+        if not line.strip():
+            if len(block) > 1:
+                break
+            continue
+        if not _HEADER_ANY.match(line):
+            break
+        block.append(line)
+    senders = [line for line in block if _FROM_LINE.match(line)]
+    if not senders:
+        return False
+    addressed = any("@" in line or "mailto:" in line.lower() for line in senders)
+    return len(block) >= 3 or (len(block) >= 2 and addressed)
 
 
 def _attribution_length(
@@ -381,14 +404,14 @@ def _paragraph_end(lines: list[str], start: int) -> int:
 
 
 def _is_disclaimer(paragraph: list[str]) -> bool:
-    """A legal notice: it says so, or it is long and carries two distinct legal cues (a
-    partner's own sentence about confidential data is short and stays in the comment)."""
+    """A legal notice (see ``mailwords``): a partner's own sentence about confidential
+    data carries no notice's wording, or is short, and stays in the comment."""
     text = " ".join(line.strip() for line in paragraph)
     if _DISCLAIMER_OPENING.match(text):
         return True
-    if len(text.split()) < _DISCLAIMER_WORDS:
-        return False
-    return sum(1 for cue in _DISCLAIMER_CUES if cue.search(text)) >= 2
+    strong = sum(1 for cue in _DISCLAIMER_STRONG if cue.search(text))
+    cues = strong + sum(1 for cue in _DISCLAIMER_CUES if cue.search(text))
+    return cues >= 2 and (strong >= 1 or len(text.split()) >= _DISCLAIMER_WORDS)
 
 
 def _split_signature(lines: list[str]) -> tuple[list[str], list[str]]:

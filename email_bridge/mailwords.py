@@ -126,6 +126,9 @@ SENT_FROM = _words(
     "seolta ó mo",
     "seolta ó",
     "air a chur bho",
+    "air a chur o m'",
+    "air a chur o m\u2019",
+    "air a chur o",
     "skickat från min",
 )
 
@@ -174,80 +177,91 @@ VALEDICTIONS = _words(
     "med vänlig hälsning", "vänliga hälsningar", "hälsningar",
 )  # fmt: skip
 
-# Wording that marks a paragraph as a legal notice rather than an answer. One cue alone is
-# not enough (a partner may well write "confidential"): a paragraph needs two distinct cues,
-# or one of the unmistakable openings in DISCLAIMER_OPENINGS.
+# Wording of legal notices. A paragraph is a notice when it opens as one
+# (DISCLAIMER_OPENINGS), or carries a cue found almost only in notices (DISCLAIMER_STRONG:
+# received in error, tell the sender, delete it …) and one more cue of either list, or is
+# long and carries two cues. A partner may well write "confidential" or "recipient"; they
+# rarely tell the reader to delete their mail. Welsh words are matched with their
+# mutations ("gyfrinachol", "gamgymeriad").
 DISCLAIMER_CUES = (
     # English
     r"\bconfidential",
     r"\bprivileged\b",
-    r"\bintended\s+(?:solely\s+|only\s+)?(?:for\s+)?(?:the\s+)?(?:use\s+of\s+the\s+)?"
-    r"(?:named\s+)?(?:recipient|addressee|individual)",
     r"\bintended\s+recipient",
-    r"\breceived\s+(?:this|it)\s+(?:e-?mail\s+|message\s+|communication\s+)?in\s+error",
-    r"\bin\s+error\b",
-    r"\bmonitored\b",
-    r"\brecorded\b",
+    r"\brecipient",
+    r"\bintended\s+(?:solely|only|exclusively)\b",
     r"\bvirus(?:es)?\b",
     r"\bfreedom\s+of\s+information\b",
-    r"\bviews\s+(?:or\s+opinions\s+)?expressed\b",
-    r"\bunauthori[sz]ed\b",
-    r"\bnotify\s+the\s+sender\b",
-    r"\bdelete\s+(?:it|this|the\s+(?:e-?mail|message))\b",
     r"\blegally\b",
     r"\bdisclos(?:e|ure)\b",
-    # Welsh
-    r"\bcyfrinachol",
-    r"\bderbynnydd",
-    r"\bmewn\s+camgymeriad",
+    # Welsh, Irish, Scottish Gaelic
+    r"\b[cg]yfrinachol",
+    r"\b(?:d|dd|n|nh)?(?:d|dd)?erbynnydd",
+    r"\bbwriadu\b",
     r"\brhyddid\s+gwybodaeth",
-    r"\bmonitro\b",
-    r"\bfirws",
-    # Irish and Scottish Gaelic
+    r"\bfaoi\s+rún",
     r"\brúnda\b",
-    r"\bfaighteoir",
-    r"\btrí\s+earráid",
+    r"\bseolaí\b",
     r"\bdìomhair",
-    r"\ble\s+mearachd",
-    # German
+    # German, French, Spanish, Italian
     r"\bvertraulich",
     r"\bempfänger",
-    r"\birrtümlich",
-    r"\bunbefugt",
-    r"\bweitergabe\b",
-    # French
+    r"\badressat",
     r"\bconfidentiel",
     r"\bdestinataire",
-    r"\bpar\s+erreur",
-    r"\binterdit",
-    # Spanish and Portuguese
     r"\bconfidencial",
     r"\bdestinatari[oa]",
-    r"\bdestinatário",
-    r"\bpor\s+error",
-    r"\bpor\s+engano",
-    r"\bpor\s+erro\b",
-    r"\bprohibid[ao]",
-    r"\bproibid[ao]",
-    # Italian
     r"\briservat[oaie]",
-    r"\bper\s+errore",
-    r"\bvietat[oaie]",
-    # Dutch
+    # Dutch, Polish, Portuguese, Romanian
     r"\bvertrouwelijk",
     r"\bgeadresseerde",
-    r"\babusievelijk",
-    r"\bper\s+vergissing",
-    # Polish
+    r"\buitsluitend\s+bestemd",
     r"\bpoufn",
     r"\badresat",
-    r"\bomyłkowo",
-    r"\bprzez\s+pomyłkę",
-    # Romanian
+    r"\bdestinatário",
     r"\bconfiden[țţt]ial",
     r"\bdestinatar",
-    r"\bdin\s+gre[șş]eal[ăa]",
-    r"\bdin\s+eroare",
+)
+DISCLAIMER_STRONG = (
+    # English
+    r"\breceived\s+(?:it|this(?:\s+(?:e-?mail|message|communication))?)\s+(?:in\s+error|by\s+mistake)",
+    r"\bif\s+you\s+(?:are\s+not\s+the|have\s+received)",
+    r"\bnotify\s+(?:the\s+sender|us)\b",
+    r"\bdelete\s+(?:it|this|the\s+(?:e-?mail|message)|all\s+copies)\b",
+    r"\baddressee",
+    r"\bmay\s+be\s+(?:monitored|recorded)",
+    r"\bviews\s+(?:or\s+opinions\s+)?expressed\b",
+    r"\bunauthori[sz]ed\s+(?:use|disclosure|copying|distribution|review)",
+    # Welsh, Irish, Scottish Gaelic
+    r"\b(?:trwy|mewn)\s+(?:g|c|ch|ngh)amgymeriad",
+    r"\banfonwr\b",
+    r"\bdileu\b",
+    r"\btrí\s+earráid",
+    r"\bseoltóir",
+    r"\bscrios\s+é\b",
+    r"\ble\s+mearachd",
+    r"\bsguab\s+às",
+    # German
+    r"\birrtümlich",
+    r"\babsender",
+    r"\b(?:vernichten|löschen)\s+sie\b",
+    r"\b(?:unbefugte|unerlaubte)",
+    # French, Spanish, Italian
+    r"\bpar\s+erreur",
+    r"\bexpéditeur",
+    r"\bpor\s+error",
+    r"\bremitente",
+    r"\bper\s+errore",
+    r"\bmittente",
+    # Dutch, Polish, Portuguese, Romanian
+    r"\b(?:abusievelijk|per\s+vergissing|onterecht)",
+    r"\bafzender",
+    r"\b(?:omyłkowo|przez\s+pomyłkę|błędnie)",
+    r"\bnadawc",
+    r"\bpor\s+(?:engano|erro)\b",
+    r"\bremetente",
+    r"\bdin\s+(?:gre[șş]eal[ăa]|eroare)",
+    r"\bexpeditor",
 )
 DISCLAIMER_OPENINGS = (
     r"^\W*(?:disclaimer|confidentiality\s+(?:notice|statement|note)|legal\s+notice|"

@@ -37,6 +37,7 @@ MAX_TEXT_CHARS = 200_000
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 _BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<![^<>]*>", re.DOTALL)
 
@@ -329,6 +330,11 @@ def html_to_text(html: str) -> str:
     converter.ignore_tables = True
     converter.unicode_snob = True
     converter.protect_links = True
+    # html2text writes Markdown: it escapes a "- " or "1. " that starts a line (and doubles
+    # a backslash before such characters). A partner's "- item" must not reach the comment
+    # as "\- item": removing one backslash before each of those characters undoes exactly
+    # what it did.
+    text = _MARKDOWN_ESCAPE.sub(r"\1", converter.handle(safe))
     # In HTML, space between paragraphs is presentation: one blank line stands for it, so
     # that the blank lines a plain-text reply keeps as written mean the same here.
-    return _BLANK_RUN.sub("\n\n", converter.handle(safe))
+    return _BLANK_RUN.sub("\n\n", text)

@@ -451,3 +451,17 @@ def test_a_partners_own_sentence_about_confidentiality_is_not_a_disclaimer() -> 
         "The data is confidential and only the intended recipient (the DPO) should see it."
     )
     assert reply.disclaimer == ""
+
+
+def test_html_mail_keeps_a_partners_list_and_numbering_as_written() -> None:
+    text = html_to_text(
+        "<p>Our answers:<br>- paper copies are shredded<br>1. first review in May<br>"
+        "+ one more site<br>a path C:\\Users\\dpo and a literal \\- dash</p>"
+    )
+    assert [line.rstrip() for line in text.strip().split("\n")] == [
+        "Our answers:",
+        "- paper copies are shredded",
+        "1. first review in May",
+        "+ one more site",
+        "a path C:\\Users\\dpo and a literal \\- dash",
+    ]
