@@ -23,6 +23,8 @@ from typing import Any
 import html2text
 import nh3
 
+from email_bridge.attachments import ACCEPTED, judge
+
 MAX_PARTS = 60
 MAX_DEPTH = 8
 MAX_DECODED_BYTES = 12 * 1024 * 1024
@@ -30,24 +32,13 @@ MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 MAX_ATTACHMENTS = 10
 MAX_TEXT_CHARS = 200_000
 
-# What a partner may attach to a reply: documents and images a DPIA discussion needs.
-ALLOWED_TYPES = {
-    "application/pdf": ".pdf",
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/gif": ".gif",
-    "text/plain": ".txt",
-    "text/csv": ".csv",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-    "application/vnd.oasis.opendocument.text": ".odt",
-    "application/vnd.oasis.opendocument.spreadsheet": ".ods",
-}
 # Characters that change how text reads without being seen: bidi overrides and isolates,
 # zero-width characters, the BOM, and other format characters (category Cf).
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
+_BLANK_RUN = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<![^<>]*>", re.DOTALL)
 
 
@@ -292,24 +283,29 @@ def safe_filename(name: str, content_type: str) -> str:
     name = clean_line(name, 300).replace("\\", "/")
     name = PurePosixPath(name).name.strip(". ")
     name = re.sub(r"[^\w.() +-]", "_", name)[:120] or "attachment"
-    extension = ALLOWED_TYPES.get(content_type, "")
+    extension = ACCEPTED.get(content_type, "")
     if extension and not name.lower().endswith(extension):
         name += extension
     return name
 
 
-def _attachment(mail: ReadMail, name: str, content_type: str, data: bytes) -> None:
+def _attachment(mail: ReadMail, name: str, declared: str, data: bytes) -> None:
+    """Keep a file as the type its bytes say, or note why it was refused (by its shown
+    name: bidi overrides and other invisible characters removed, so it reads as it is)."""
     shown = clean_line(name, 80) or "attachment"
-    if content_type not in ALLOWED_TYPES:
-        mail.refused_attachments.append(f"{shown} ({content_type} files are not accepted)")
-    elif len(data) > MAX_ATTACHMENT_BYTES:
+    if len(data) > MAX_ATTACHMENT_BYTES:
         mail.refused_attachments.append(
             f"{shown} (larger than {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB)"
         )
+        return
+    verdict = judge(clean_line(name, 300), data, declared)
+    if verdict.content_type is None:
+        mail.refused_attachments.append(f"{shown} ({verdict.refusal})")
     elif len(mail.attachments) >= MAX_ATTACHMENTS:
         mail.refused_attachments.append(f"{shown} (at most {MAX_ATTACHMENTS} files per reply)")
     else:
-        mail.attachments.append(Attachment(safe_filename(name, content_type), content_type, data))
+        kind = verdict.content_type
+        mail.attachments.append(Attachment(safe_filename(name, kind), kind, data))
 
 
 _SAFE_TAGS = {
@@ -334,4 +330,11 @@ def html_to_text(html: str) -> str:
     converter.ignore_tables = True
     converter.unicode_snob = True
     converter.protect_links = True
-    return converter.handle(safe)
+    # html2text writes Markdown: it escapes a "- " or "1. " that starts a line (and doubles
+    # a backslash before such characters). A partner's "- item" must not reach the comment
+    # as "\- item": removing one backslash before each of those characters undoes exactly
+    # what it did.
+    text = _MARKDOWN_ESCAPE.sub(r"\1", converter.handle(safe))
+    # In HTML, space between paragraphs is presentation: one blank line stands for it, so
+    # that the blank lines a plain-text reply keeps as written mean the same here.
+    return _BLANK_RUN.sub("\n\n", text)

@@ -356,6 +356,9 @@ class ReplyProcessor:
             await self._store.unsubscribe(participant.id)
             return Outcome("unsubscribed", "asked by email to stop notifications", values)
         text = reply.text
+        # Whatever happens next, the owners can read what was not posted.
+        values["set_aside"] = reply.set_aside or None
+        values["possibly_quoted"] = reply.unsure
         notes = [f"Not attached: {note}" for note in mail.refused_attachments]
         if not text.strip() and not mail.attachments:
             return await refuse("empty", "nothing was left once the quoted email was removed")

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -382,6 +383,10 @@ class InboundMessage(Base):
     subject: Mapped[str] = mapped_column(String(250), default="")
     text: Mapped[str | None] = mapped_column(Text)
     signature: Mapped[str | None] = mapped_column(Text)
+    # What the bridge did not post (quoted email, signature, disclaimer), for the owners, and
+    # whether the posted text kept lines that may be quoted (the bridge keeps when unsure).
+    set_aside: Mapped[str | None] = mapped_column(Text)
+    possibly_quoted: Mapped[bool] = mapped_column(default=False, server_default=false())
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

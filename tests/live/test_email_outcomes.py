@@ -68,6 +68,8 @@ async def test_allowed_attachments_are_kept_as_downloads_and_others_refused_with
         [
             ("../../etc/agreement\u202efdp.pdf", "application/pdf", pdf),
             ("setup.exe", "application/x-msdownload", b"MZ..."),
+            # a program whose name reads as a PDF and which says it is one
+            ("invoice\u202efdp.exe", "application/pdf", b"MZ\x90\x00" + b"\x00" * 60),
         ],
     )
     await deliver(env.port, raw, [to])
@@ -75,13 +77,13 @@ async def test_allowed_attachments_are_kept_as_downloads_and_others_refused_with
     assert row.outcome == "merged"
     [comment] = [c for c in (await env.db.comments(env.dpia)).values() if c["channel"] == "email"]
     assert "The signed agreement is attached." in comment["text"]
+    assert "[Not attached: setup.exe (a program, which is never accepted)]" in comment["text"]
     assert (
-        "[Not attached: setup.exe (application/x-msdownload files are not accepted)]"
-        in (comment["text"])
+        "[Not attached: invoicefdp.exe (a program, which is never accepted)]" in (comment["text"])
     )
     [attached] = comment["attachments"]
     assert "/" not in attached["name"] and "\u202e" not in attached["name"]
-    assert attached["name"].endswith(".pdf")
+    assert attached["name"].endswith(".pdf") and attached["type"] == "application/pdf"
 
     owner = await signed_in(f"http://127.0.0.1:{env.live.port}", env.site.site.emails["owner"])
     outsider = await signed_in(

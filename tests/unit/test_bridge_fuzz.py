@@ -11,9 +11,10 @@ from email.policy import SMTP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from email_bridge.attachments import ACCEPTED as ALLOWED_TYPES
 from email_bridge.classify import Classification, classify, dmarc_failed, read_bounce
 from email_bridge.extract import Reply, extract
-from email_bridge.message import ALLOWED_TYPES, ReadMail, read, safe_filename
+from email_bridge.message import ReadMail, read, safe_filename
 from server.mail.compose import LOOP_HEADER
 from server.services.notification_mail import REPLY_MARKER
 
@@ -386,3 +387,37 @@ def test_deeply_nested_comment_in_content_type_is_refused_not_raised() -> None:
     raw = b"From: bob@partner.example\r\nContent-Type: text/plain; " + deep + b"\r\n\r\nhello\r\n"
     mail, _, _ = everything(raw)
     assert mail.from_problem is not None
+
+
+# Lines of a partner's own words: lower-case made-up words, so that no line reads as an
+# attribution, a header, a valediction or a legal notice (those have their own tests).
+partner_line = st.lists(st.from_regex(r"[a-z]{3,9}", fullmatch=True), min_size=2, max_size=8).map(
+    " ".join
+)
+partner_body = st.lists(st.one_of(partner_line, st.just("")), min_size=1, max_size=8).filter(
+    lambda lines: any(lines)
+)
+QUOTE = ["> -- Reply above this line to comment --", ">", "> Is 7 years right?", ">"]
+ATTRIBUTION = "On Mon, 23 Nov 2026 at 10:15, OpenDPIA <notify@opendpia.test> wrote:"
+
+
+@FUZZ
+@given(partner_body, st.sampled_from(["above", "between", "below", "all"]))
+def test_every_word_the_partner_wrote_is_posted_wherever_it_stands(
+    body: list[str], place: str
+) -> None:
+    if place == "above":
+        lines = [*body, "", ATTRIBUTION, *QUOTE]
+    elif place == "between":
+        lines = [ATTRIBUTION, *QUOTE, *body, *QUOTE]
+    elif place == "below":
+        lines = [ATTRIBUTION, *QUOTE, *body]
+    else:
+        lines = [ATTRIBUTION, *QUOTE, *body, *QUOTE, *body, "", *QUOTE, *body]
+    reply = extract("\n".join(lines), REPLY_MARKER)
+    posted = reply.text.split()
+    for word in " ".join(body).split():
+        assert word in posted
+    assert REPLY_MARKER not in reply.text
+    if place in ("above", "below"):  # and exactly as written, blank lines included
+        assert reply.text == "\n".join(body).strip("\n")
