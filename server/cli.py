@@ -58,6 +58,33 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    user.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="the password works even where the organisation forbids passwords",
+    )
+
+    sso = commands.add_parser(
+        "set-sign-in", help="sign an organisation's people in with its OpenID provider"
+    )
+    sso.add_argument("org", help="the organisation's code")
+    sso.add_argument("--issuer", required=True, help="the provider's issuer (discovery) URL")
+    sso.add_argument("--client-id", required=True)
+    sso.add_argument("--client-secret", help="the client secret (omitted: keep the stored one)")
+    sso.add_argument(
+        "--client-secret-stdin",
+        action="store_true",
+        help="read the client secret from standard input (kept out of the process list)",
+    )
+    sso.add_argument(
+        "--domain", action="append", required=True, help="an email domain (repeat for more)"
+    )
+    sso.add_argument("--tenant", default="", help="Entra ID: the only tenant (tid) accepted")
+    sso.add_argument("--jit", action="store_true", help="create accounts at first sign-in")
+    sso.add_argument("--admin-group", default="", help="groups claim value of administrators")
+    sso.add_argument(
+        "--forbid-passwords", action="store_true", help="no passwords but break-glass ones"
+    )
 
     for name, what in (("suspend-user", "suspend"), ("reinstate-user", "reinstate")):
         person = commands.add_parser(name, help=f"{what} an account (its open editors follow)")
@@ -120,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
-    if args.command in ("create-org", "create-user", "demo"):
+    if args.command in ("create-org", "create-user", "demo", "set-sign-in"):
         return asyncio.run(_administer(settings, args))
     if args.command in ("audit", "import", "export"):
         return asyncio.run(_record(settings, args))
@@ -210,8 +237,38 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 if args.password_stdin
                 else getpass.getpass("Password (12 characters or more): ")
             )
-            await accounts.create_user(args.email, args.name, password, args.org, admin=args.admin)
+            await accounts.create_user(
+                args.email,
+                args.name,
+                password,
+                args.org,
+                admin=args.admin,
+                break_glass=args.break_glass,
+            )
             print(f"user {args.email.strip().lower()} created")
+        elif args.command == "set-sign-in":
+            from server.services.signin import SignInDirectory
+
+            saved = await SignInDirectory(sessions).save(
+                args.org,
+                actor="cli",
+                channel="cli",
+                issuer=args.issuer,
+                client_id=args.client_id,
+                client_secret=sys.stdin.readline().strip()
+                if args.client_secret_stdin
+                else args.client_secret,
+                domains=" ".join(args.domain),
+                tenant=args.tenant,
+                jit=args.jit,
+                admin_group=args.admin_group,
+                forbid_passwords=args.forbid_passwords,
+            )
+            print(
+                f"{saved.organisation_code} signs in through {saved.issuer} for "
+                f"{', '.join(saved.domains)}; redirect URI to register: "
+                f"{settings.base_url.rstrip('/')}/login/oidc/callback"
+            )
         else:
             *_, signoffs = _record_services(settings, engine, sessions, AuditTrail(sessions))
             dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs)
