@@ -187,6 +187,16 @@ class AccountService:
                 raise InvalidInput(f"There is no account for {email.strip().lower()[:100]}")
             user.break_glass = allowed
 
+    async def check_sign_in_rate(self, label: str, address: str) -> None:
+        """TooManyAttempts when this client failed too often (single sign-on counts its
+        refused callbacks here too, under ``label``, with the same limits)."""
+        async with self._sessions() as session:
+            await self._check_rate(session, label[:254], address[:64])
+
+    async def record_failure(self, label: str, address: str) -> None:
+        async with self._sessions.begin() as session:
+            session.add(LoginFailure(email=label[:254], address=address[:64], at=_now()))
+
     async def _check_rate(self, session: AsyncSession, email: str, address: str) -> None:
         since = _now() - FAILURE_WINDOW
         from_address = select(func.count()).where(

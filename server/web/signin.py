@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.domain.errors import AccessDenied, DomainError, InvalidToken
+from server.domain.errors import AccessDenied, DomainError, InvalidToken, TooManyAttempts
 from server.domain.signin import ProviderSettings, SignInRefused, identity_from_claims
 from server.web.auth import SESSION_COOKIE, runtime_of
 from server.web.context import UserRequest, user_page
@@ -30,6 +30,7 @@ from server.web.rendering import field, form, page
 CALLBACK_PATH = "/login/oidc/callback"
 STATE_COOKIE = "opendpia_sso"
 STATE_SECONDS = 600
+SSO_FAILURE = "(single sign-on)"  # how refused callbacks are counted for throttling
 
 
 async def leave_for_provider(
@@ -61,7 +62,9 @@ async def callback(request: Request) -> Response:
     runtime = runtime_of(request)
     query = request.query_params
     state = query.get("state", "")[:200]
+    address = request.client.host if request.client else "unknown"
     try:
+        await runtime.accounts.check_sign_in_rate(SSO_FAILURE, address)
         if not state:
             raise InvalidToken(
                 "This address is where sign-in services send people back; start from the "
@@ -90,6 +93,9 @@ async def callback(request: Request) -> Response:
             runtime.accounts, provider, identity_from_claims(claims), lifetime
         )
     except DomainError as error:
+        if isinstance(error, AccessDenied) and not isinstance(error, TooManyAttempts):
+            # Replayed, stolen or refused callbacks count like wrong passwords.
+            await runtime.accounts.record_failure(SSO_FAILURE, address)
         response = failed(request, error)
         response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
         return response
@@ -137,7 +143,10 @@ _SAFE_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,300}")
 
 def failed(request: Request, error: DomainError) -> Response:
     status = http_status_for(error)
-    return page(request, "sign_in_failed.html", status, message=str(error), status=status)
+    response = page(request, "sign_in_failed.html", status, message=str(error), status=status)
+    if isinstance(error, TooManyAttempts):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @user_page

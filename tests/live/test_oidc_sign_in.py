@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,9 +78,14 @@ class Sso:
         return app_client(self.live.port)
 
     async def configure(
-        self, code: str, provider: OidcProvider, domain: str, **choices: object
+        self,
+        code: str,
+        provider: OidcProvider,
+        domain: str,
+        issuer: str | None = None,
+        **choices: object,
     ) -> None:
-        await _configure(self.database_url, code, provider, domain, **choices)
+        await _configure(self.database_url, code, provider, domain, issuer, **choices)
 
     def provider(
         self, name: str, accounts: dict[str, ProviderAccount], **options: object
@@ -94,7 +101,12 @@ class Sso:
 
 
 async def _configure(
-    database_url: str, code: str, provider: OidcProvider, domain: str, **choices: object
+    database_url: str,
+    code: str,
+    provider: OidcProvider,
+    domain: str,
+    issuer: str | None = None,
+    **choices: object,
 ) -> None:
     engine = create_engine(database_url)
     try:
@@ -102,7 +114,7 @@ async def _configure(
             code,
             actor="test",
             channel="test",
-            issuer=provider.issuer,
+            issuer=issuer or provider.issuer,
             client_id=provider.client_id,
             client_secret=provider.client_secret,
             domains=domain,
@@ -118,7 +130,9 @@ def sso_site(database_url: str, directory: Path, **settings: object) -> Iterator
     require_node()
     prepare(database_url)
     site = asyncio.run(seed_site(database_url))
-    base = make_settings(database_url, access_recheck_seconds=0.5, **settings)
+    base = make_settings(
+        database_url, access_recheck_seconds=0.5, oidc_timeout_seconds=2.0, **settings
+    )
     live = LiveServer(base)
     live.settings = replace(base, base_url=f"http://127.0.0.1:{live.port}")
     callback = f"http://127.0.0.1:{live.port}/login/oidc/callback"
@@ -282,6 +296,36 @@ async def test_a_provider_that_is_down_gets_a_clear_message_not_an_error(sso: Ss
         assert answer.status_code == 502
         assert "North London NHS Foundation Trust's sign-in service" in text(answer)
         assert "is not answering" in text(answer)
+
+
+async def test_a_provider_that_never_answers_times_out_with_a_clear_message(sso: Sso) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        await sso.configure(
+            "NLFT",
+            sso.trust,
+            "nlft.example",
+            issuer=f"http://127.0.0.1:{silent.getsockname()[1]}",
+        )
+        async with sso.client() as client:
+            started = time.monotonic()
+            answer = await start_sign_in(client, "editor@nlft.example")
+            assert answer.status_code == 502 and "is not answering" in text(answer)
+            assert time.monotonic() - started < 10  # OPENDPIA_OIDC_TIMEOUT_SECONDS is 2 here
+    finally:
+        silent.close()
+
+
+async def test_refused_callbacks_are_throttled_like_wrong_passwords(sso: Sso) -> None:
+    async with sso.client() as client:
+        answers = [
+            await client.get(f"/login/oidc/callback?state=forged{n}&code=x") for n in range(6)
+        ]
+        # As for passwords: five refusals for one client in 15 minutes, then a pause.
+        assert [a.status_code for a in answers] == [401] * 5 + [429]
+        assert answers[-1].headers["retry-after"] == "900"
 
 
 async def test_a_provider_that_goes_down_during_sign_in_gets_a_clear_message(sso: Sso) -> None:
