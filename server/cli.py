@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         person = commands.add_parser(name, help=f"{what} an account (its open editors follow)")
         person.add_argument("--email", required=True)
 
-    commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+    demo = commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+    demo.add_argument(
+        "--idp",
+        help="issuer of the demo organisation's OpenID provider (make run starts one at "
+        "http://127.0.0.1:8090)",
+    )
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
     commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
 
@@ -218,7 +223,14 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
     from server.services.audit import AuditTrail
-    from server.services.demo import DEMO_PASSWORD, ORGANISATIONS, PEOPLE, seed_demo
+    from server.services.demo import (
+        DEMO_IDP,
+        DEMO_PASSWORD,
+        JUST_IN_TIME,
+        ORGANISATIONS,
+        PEOPLE,
+        seed_demo,
+    )
     from server.storage.database import create_engine, migrate
     from server.storage.updates import SqlUpdateStore
 
@@ -271,7 +283,8 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             )
         else:
             *_, signoffs = _record_services(settings, engine, sessions, AuditTrail(sessions))
-            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs)
+            idp = args.idp or DEMO_IDP
+            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs, idp)
             url = f"http://{settings.host}:{settings.port}/login"
             if dpia_id is None:
                 print(f"The demo exists already. Sign in at {url}")
@@ -279,10 +292,27 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
             names = dict(ORGANISATIONS)
             for person in PEOPLE:
+                if person.provider_login:
+                    continue
                 admin = "  (administrator: reads /dev/mail)" if person.admin else ""
                 print(
                     f"  {person.email:<32} {person.role.value:<8} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
+                )
+            print(
+                f"Single sign-on: {names['ISL']} signs its people in through its own OpenID "
+                f"provider at {idp} (make run starts it). Type only the email on the sign-in "
+                "page, then sign in at the provider's page with:"
+            )
+            for person in [p for p in PEOPLE if p.provider_login] + [JUST_IN_TIME]:
+                note = (
+                    "edits the demo DPIA; administers Islington through the provider's group"
+                    if person.admin
+                    else "no OpenDPIA account yet: the first sign-in makes one"
+                )
+                print(
+                    f"  {person.email:<32} login {person.provider_login:<4} "
+                    f"password {DEMO_PASSWORD}  ({note})"
                 )
             if settings.uses_dev_mailbox:
                 print(

@@ -88,7 +88,7 @@ class AccountService:
         self,
         email: str,
         name: str,
-        password: str,
+        password: str | None,
         organisation_code: str,
         *,
         admin: bool = False,
@@ -98,7 +98,8 @@ class AccountService:
         user = User(
             email=normalise_email(email),
             name=check_name(name),
-            password_hash=self._hasher.hash(check_password(password)),
+            # None: no local password (single sign-on only); argon2 never verifies "".
+            password_hash=("" if password is None else self._hasher.hash(check_password(password))),
             active=True,
             created_at=_now(),
             break_glass=break_glass,

@@ -175,7 +175,7 @@ class SignInDirectory:
         code: str,
         *,
         actor: str,
-        channel: str,
+        channel: str,  # kept for the audit chain the composition root wires in
         issuer: str,
         client_id: str,
         client_secret: str | None,
@@ -241,7 +241,6 @@ class SignInDirectory:
             details["domains"] = list(wanted)
             details["secret_changed"] = bool(secret)
             await self._on_change(session, "sign_in_settings", actor, organisation_id, details)
-        log.info("sign-in settings of %s saved by %s (%s)", code, actor, channel)
         found = await self.for_organisation(organisation_id)
         assert found is not None
         return found

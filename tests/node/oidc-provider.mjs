@@ -11,7 +11,8 @@
 // for it; never sleep). Then reads JSON lines on stdin:
 //   {"cmd":"disable","login":"ann"} / {"cmd":"enable","login":"ann"}: the account is
 //   refused (access_denied) at its next sign-in, and its codes are no longer exchanged;
-//   {"cmd":"quit"}. Closing stdin quits too, so it never outlives its test.
+//   {"cmd":"quit"}. Closing stdin quits too, so it never outlives its test (unless
+//   --keep-running, as `make run` starts it).
 //
 // accounts.json: {"ann": {"password": "...", "email": "...", "name": "...", "oid": "...",
 //   "groups": ["..."], "email_verified": true, "tid": "..."}}. The dev login page (its
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     'id-token-ttl': { type: 'string', default: '600' },
     'clock-skew': { type: 'string', default: '0' },
     name: { type: 'string', default: 'op' },
+    'keep-running': { type: 'boolean', default: false },
   },
 });
 
@@ -189,4 +191,5 @@ lines.on('line', (line) => {
   if (command.cmd === 'quit') process.exit(0);
   process.stdout.write(`${JSON.stringify({ ok: true, cmd: command.cmd })}\n`);
 });
-lines.on('close', () => process.exit(0));
+// A test's provider dies with its test; `make run`'s (--keep-running) with make.
+if (!args['keep-running']) lines.on('close', () => process.exit(0));
