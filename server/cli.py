@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     user.add_argument(
+        "--no-password",
+        action="store_true",
+        help="no local password: the person signs in through the organisation's provider",
+    )
+    user.add_argument(
         "--break-glass",
         action="store_true",
         help="the password works even where the organisation forbids passwords",
@@ -245,7 +250,9 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             print(f"organisation {args.code.upper()} created")
         elif args.command == "create-user":
             password = (
-                sys.stdin.readline().rstrip("\n")
+                None
+                if args.no_password
+                else sys.stdin.readline().rstrip("\n")
                 if args.password_stdin
                 else getpass.getpass("Password (12 characters or more): ")
             )
