@@ -374,6 +374,19 @@ async def test_a_person_disabled_at_the_provider_loses_the_open_editor_and_canno
             await socket.close()
         assert (await _page_as(client)).status_code == 303
         answer, _ = await sign_in_with_provider(client, "editor@nlft.example", "eddie")
-        assert answer.status_code == 403
+        assert answer.status_code == 403, (answer.url, answer.text[-2000:])
         assert "This account is disabled" in text(answer)
         assert (await _page_as(client)).status_code == 303
+
+
+async def test_a_code_for_an_account_disabled_meanwhile_is_not_exchanged(sso: Sso) -> None:
+    async with sso.client() as client:
+        first = await start_sign_in(client, "editor@nlft.example")
+        _, callback = await through_provider(
+            client, first, "eddie", "provider-password", stop_before_callback=True
+        )
+        sso.trust.command("disable", login="eddie")
+        answer = await client.get(callback)
+        assert answer.status_code == 403
+        assert "refused to complete your sign-in" in text(answer)
+        assert (await client.get("/dpias")).status_code == 303

@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { URLSearchParams } from 'node:url';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
@@ -116,6 +116,10 @@ const provider = new Provider(issuer, {
     return grant;
   },
   async findAccount(ctx, sub) {
+    if (disabled.has(sub) && ['authorization', 'resume'].includes(ctx?.oidc?.route)) {
+      // Still signed in here from before: refused back to the app, as Entra does.
+      throw new errors.AccessDenied('This account is disabled');
+    }
     const account = accountOf(sub);
     if (!account) return undefined;
     return {
