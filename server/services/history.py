@@ -74,14 +74,14 @@ class HistoryService:
         async with self._sessions() as session:
             template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
         if template_id is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         return load_template(template_id)
 
     async def current(self, dpia_id: str) -> Version:
         """The committed document now."""
         stored = await self._store.load(dpia_id)
         if stored is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         template = await self.template_of(dpia_id)
 
         def build() -> Version:
@@ -93,11 +93,11 @@ class HistoryService:
     async def version(self, dpia_id: str, seq: int) -> Version:
         """The document as it was once update ``seq`` was applied (read-only)."""
         if seq < 1:
-            raise InvalidInput("a version is a sequence number of 1 or more")
+            raise InvalidInput("A version is a sequence number of 1 or more")
         template = await self.template_of(dpia_id)
         updates = await self._store.updates(dpia_id, upto_seq=seq)
         if not updates or updates[-1].seq < seq:
-            raise InvalidInput(f"this DPIA has no version {seq}")
+            raise InvalidInput(f"This DPIA has no version {seq}")
 
         def build() -> Version:
             doc: Doc[Any] = Doc()

@@ -251,7 +251,7 @@ class SignOffService:
         async with self._sessions() as session:
             row = await session.get(SignOffRow, signoff_id)
         if row is None or row.dpia_id != dpia_id:
-            raise InvalidInput("no such sign-off on this DPIA")
+            raise InvalidInput("No such sign-off on this DPIA")
         signer_policy(row.signer_user_id, user.id, SignOffState(row.state)).require()
         return row
 
@@ -261,7 +261,7 @@ class SignOffService:
         async with self._sessions() as session:
             row = await session.get(SignOffRow, signoff_id)
         if row is None or row.dpia_id != dpia_id:
-            raise InvalidInput("no such sign-off on this DPIA")
+            raise InvalidInput("No such sign-off on this DPIA")
         template = await self._history.template_of(dpia_id)
         section = split_target(row.target)[0]
         bound = set(bound_sections(template, row.target if section == row.target else section))

@@ -188,7 +188,7 @@ class WorkflowService:
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
             if DpiaStatus(dpia.status) is not access.status:
-                raise InvalidInput("the DPIA moved meanwhile; reload and try again")
+                raise InvalidInput("The DPIA moved meanwhile; reload and try again")
             dpia.status = chosen.target.value
             await self._audit.append(
                 session,
@@ -256,7 +256,7 @@ class WorkflowService:
             waiting = awaiting_review(states)
             if waiting:
                 raise InvalidInput(
-                    "every section must be reviewed before DPO advice; not yet: "
+                    "Every section must be reviewed before DPO advice; not yet: "
                     + ", ".join(waiting)
                 )
         if target in (
@@ -271,7 +271,7 @@ class WorkflowService:
             )
             if high and not _has(valid, SignOffKind.RESIDUAL_RISKS_APPROVED, _APPROVING):
                 raise InvalidInput(
-                    f"residual high risk ({', '.join(high)}): it must be reduced, or accepted "
+                    f"Residual high risk ({', '.join(high)}): it must be reduced, or accepted "
                     "with reasons in a 'residual risks approved' sign-off"
                 )
             advice = content["dpo_advice"].get("advice") or []
@@ -282,7 +282,7 @@ class WorkflowService:
                 valid, SignOffKind.DPO_ADVICE_DECISION, {Decision.ACCEPT, Decision.OVERRULE}
             ):
                 raise InvalidInput(
-                    "the DPO advised against proceeding as it stands: accepting or overruling "
+                    "The DPO advised against proceeding as it stands: accepting or overruling "
                     "that advice is its own signed record (with reasons if overruled)"
                 )
             async with self._sessions() as session:
@@ -302,7 +302,7 @@ class WorkflowService:
             missing = [p.name for p in parties if p.name not in approved]
             if missing:
                 raise InvalidInput(
-                    "every controller must approve first; waiting for: " + ", ".join(missing)
+                    "Every controller must approve first; waiting for: " + ", ".join(missing)
                 )
         if target is DpiaStatus.IN_FORCE:
             high = residual_high_risks(
@@ -314,7 +314,7 @@ class WorkflowService:
             ) or _has(valid, SignOffKind.PRIOR_CONSULTATION, {Decision.CONSULTED})
             if high and not recorded:
                 raise InvalidInput(
-                    "a residual high risk was accepted: record the prior consultation with the "
+                    "A residual high risk was accepted: record the prior consultation with the "
                     "ICO (a 'prior consultation' record, or its date and reference in Outcome "
                     "before approval) before the DPIA can be in force"
                 )

@@ -29,7 +29,7 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{key} must be a string")
+        raise InvalidInput(f"The field {key[:30]!r} must be a string")
     return value
 
 
@@ -96,7 +96,7 @@ async def watch(context: DpiaRequest) -> Response:
     section = _text(data, "section") or ""
     watching = json_value(data, "watching", bool, "watching must be true or false")
     if section not in load_template(context.access.template_id).section_ids():
-        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
     await context.runtime.notifications.inbox.set_watch(
         context.access.participant_id, section, watching
     )

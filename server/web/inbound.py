@@ -28,7 +28,7 @@ async def inbound(context: DpiaRequest) -> Response:
         elif action == "resume":
             await mail.resume_mail(member, target)
         else:
-            raise InvalidInput("unknown action")
+            raise InvalidInput("Unknown action")
         return RedirectResponse(f"/dpias/{context.dpia_id}/inbound", status_code=303)
     view = await mail.view(member)
     return page(

@@ -263,7 +263,7 @@ async def _participants_action(context: DpiaRequest, data: FormData) -> None:
     elif action == "remove":
         await actions.remove(member, _number(field(data, "participant"), "participant"))
     else:
-        raise InvalidInput("unknown action")
+        raise InvalidInput("Unknown action")
 
 
 def _number(raw: str, what: str) -> int:

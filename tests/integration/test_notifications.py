@@ -190,7 +190,7 @@ async def test_a_global_daily_choice_applies_where_a_dpia_has_none(world: World)
     await world.service.inbox.set_preference(world.bob, world.dpia_id, "immediate")  # DPIA wins
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert [r for r, _ in await _mail(world)].count("bob@nlft.example") == 2
-    with pytest.raises(Exception, match="not an email setting"):
+    with pytest.raises(Exception, match="no email setting"):
         await world.service.inbox.set_preference(world.bob, None, "weekly")
 
 
