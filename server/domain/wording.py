@@ -98,6 +98,22 @@ PARTY_ROLES = {
     "recipient": "Recipient",
 }
 CHANNELS = {"browser": "Browser", "email": "Email", "api": "API"}
+# What became of an email reply (the inbound mail page).
+INBOUND_OUTCOMES = {
+    "pending": "Pending",
+    "posted": "Posted",
+    "applied": "Posted",
+    "merged": "Added to a comment",
+    "held": "Held for an owner",
+    "released": "Posted by an owner",
+    "discarded": "Discarded",
+    "refused": "Refused",
+    "duplicate": "Already received",
+    "bounce": "Bounced",
+    "dropped": "Dropped",
+    "auto_reply": "Automatic reply",
+    "unsubscribed": "Unsubscribed",
+}
 # What the history calls each kind of event.
 EVENTS = {
     "created": "Created",
@@ -186,6 +202,11 @@ def section_now(title: str, state_label: str) -> str:
 def invited(role: str) -> str:
     """What an invitation says to the person invited."""
     return f"You take part as {label(ROLES_IN_TEXT, role)}."
+
+
+def invited_you(role: str) -> str:
+    """What an invitation's notification says the inviter did."""
+    return f"invited you to take part as {label(ROLES_IN_TEXT, role)}"
 
 
 def moved(old_label: str, new_label: str) -> str:

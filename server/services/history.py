@@ -23,6 +23,7 @@ from server.domain.documents import UpdateRecord
 from server.domain.errors import DocumentNotFound, InvalidInput
 from server.domain.readable import field_text
 from server.domain.templates import Template, load_template
+from server.domain.wording import ROLES_IN_TEXT, label
 from server.services.audit import AuditTrail
 from server.storage.models import Dpia, Participant, User
 from server.storage.updates import SqlUpdateStore
@@ -172,7 +173,7 @@ class HistoryService:
                     kind="invitation",
                     actor=names.get(f"user:{p.invited_by}", "someone"),
                     channel="browser",
-                    summary=f"invited {p.name} as {p.role}",
+                    summary=f"Invited {p.name} as {label(ROLES_IN_TEXT, p.role)}",
                 )
                 for (p,) in rows
             ]

@@ -17,6 +17,7 @@ from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
 from server.domain.risk import RiskMatrix, residual_high_risks
+from server.domain.wording import section_title
 from server.domain.workflow import (
     Decision,
     IgStep,
@@ -150,8 +151,9 @@ class WorkflowService:
                 section=section,
                 seq=current.seq,
                 data={
-                    "summary": f"{section}: {states[section].label.lower()} → "
-                    f"{new_state.label.lower()}" + (f". {reasons.strip()}" if reasons else ""),
+                    "summary": f"{section_title(template.sections, section)}: "
+                    f"{states[section].label.lower()} → {new_state.label.lower()}"
+                    + (f". {reasons.strip()}" if reasons else ""),
                     "from": states[section].value,
                     "to": new_state.value,
                     "reasons": reasons.strip(),
@@ -257,7 +259,7 @@ class WorkflowService:
             if waiting:
                 raise InvalidInput(
                     "Every section must be reviewed before DPO advice; not yet: "
-                    + ", ".join(waiting)
+                    + ", ".join(section_title(template.sections, s) for s in waiting)
                 )
         if target in (
             DpiaStatus.AWAITING_APPROVAL,

@@ -38,6 +38,7 @@ async def inbound(context: DpiaRequest) -> Response:
         messages=view.messages,
         health=[(view.people.get(pid), row) for pid, row in sorted(view.health.items())],
         people=view.people,
+        sections=(await context.runtime.history.template_of(context.dpia_id)).sections,
     )
 
 

@@ -294,18 +294,15 @@ async def test_owners_remove_participants_but_never_the_last_owner(
     path = f"/dpias/{server[1].dpia_id}/participants"
     owner = clients["owner"]
     page = (await owner.get(path)).text
-    forms = page.split('value="remove"')[1:]
+    forms = page.split('participants/remove"')[1:]
     ids = [form.split('name="participant" value="')[1].split('"')[0] for form in forms]
     token = csrf_field(page)
-    last_owner = await owner.post(
-        path, data={"csrftoken": token, "action": "remove", "participant": ids[0]}
-    )
+    confirmed = {"csrftoken": token, "action": "remove", "confirm": "yes"}
+    last_owner = await owner.post(path, data={**confirmed, "participant": ids[0]})
     assert last_owner.status_code == 409 and "at least one owner" in last_owner.text
-    removed = await owner.post(
-        path, data={"csrftoken": token, "action": "remove", "participant": ids[-1]}
-    )
+    removed = await owner.post(path, data={**confirmed, "participant": ids[-1]})
     assert removed.status_code == 303
-    assert len((await owner.get(path)).text.split('value="remove"')) == len(forms)
+    assert len((await owner.get(path)).text.split('participants/remove"')) == len(forms)
 
 
 async def test_repeated_failed_sign_ins_answer_429_with_retry_after(

@@ -97,11 +97,13 @@ async def session_socket(
 async def manage_participant(
     owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
 ) -> None:
-    """Act on one participant (``email``) through the owner's participants page."""
+    """Act on one participant (``email``) through the owner's participants page (a removal
+    confirmed, as its confirmation page does)."""
     path = f"/dpias/{dpia_id}/participants"
     page = (await owner.get(path)).text
     person = page.split(email, 1)[1].split('name="participant" value="', 1)[1].split('"', 1)[0]
+    confirm = {"confirm": "yes"} if data.get("action") == "remove" else {}
     response = await owner.post(
-        path, data={"csrftoken": csrf_field(page), "participant": person, **data}
+        path, data={"csrftoken": csrf_field(page), "participant": person, **confirm, **data}
     )
     assert response.status_code == 303, response.text
