@@ -223,9 +223,9 @@ def _edit_sessions(
                 actor=names.get(first.actor, first.actor),
                 channel=first.channel,
                 summary=(
-                    f"created the DPIA ({first.origin})"
+                    _created(first.origin, template)
                     if created
-                    else f"edited {len(changed)} field{'s' if len(changed) != 1 else ''}"
+                    else f"{len(changed)} field{'s' if len(changed) != 1 else ''}"
                     f" in {len(run)} change{'s' if len(run) != 1 else ''}"
                     f" until {_utc(last.created_at):%H:%M:%S}"
                 ),
@@ -250,6 +250,16 @@ def _edit_sessions(
         run.append(record)
     close_run()
     return items
+
+
+def _created(origin: str, template: Template) -> str:
+    """Where a DPIA came from, as its history says it (the origin is the update log's)."""
+    kind, _, source = origin.partition(":")
+    if kind == "template":
+        return f"From the template “{template.title}”"
+    if kind == "clone":
+        return f"From {source}"
+    return "Created"
 
 
 def _comments(doc: Doc[Any], names: dict[str, str]) -> list[TimelineItem]:

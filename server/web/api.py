@@ -39,7 +39,7 @@ async def _commenter(request: Request, dpia_id: str) -> Commenter:
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
         return await runtime_of(request).access_token(bearer[7:].strip(), dpia_id)
-    user = await api_user(request, "sign in, or send Authorization: Bearer <token>")
+    user = await api_user(request, "Sign in, or send Authorization: Bearer <token>")
     return (await dpia_request(request, user)).member
 
 

@@ -77,7 +77,7 @@ async def stream(request: Request) -> Response:
     """Server-Sent Events: the unread count now, and again whenever it may have changed."""
     user = await current_user(request)
     if user is None:
-        return JSONResponse({"error": "sign in first"}, status_code=401)
+        return JSONResponse({"error": "Sign in first"}, status_code=401)
     service = runtime_of(request).notifications
     queue = service.listen(user.id)
 

@@ -242,7 +242,7 @@ async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> No
     (recipient, raw) = (await _mail(world))[-1]
     message = message_from_bytes(raw, policy=policy.default)
     assert recipient == "sam@charity.example"
-    assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part (as viewer)"
+    assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part as a viewer"
     assert "https://opendpia.example/r/" in message.get_body(("plain",)).get_content()
 
 

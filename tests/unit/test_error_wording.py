@@ -30,6 +30,10 @@ ERRORS = {
     if inspect.isclass(value) and issubclass(value, DomainError)
 }
 
+# The email bridge's outcomes carry a reason an owner reads on the inbound mail page, and
+# the sender in the bridge's answer ("Why: …"): (call, the argument that is the reason).
+REASONS = {"Outcome": 1, "refuse": 1, "Classification": 1}
+
 
 def _opening(node: ast.expr, constants: dict[str, str]) -> str | None:
     """The text a message expression starts with, where the source says it."""
@@ -48,7 +52,8 @@ def _opening(node: ast.expr, constants: dict[str, str]) -> str | None:
 
 
 def messages_in(source: str) -> list[tuple[int, str]]:
-    """(line, opening) of each domain error raised with a message written in ``source``."""
+    """(line, opening) of each domain error raised with a message written in ``source``, and
+    of each reason the email bridge records."""
     tree = ast.parse(source)
     constants = {
         target.id: node.value.value
@@ -66,16 +71,17 @@ def messages_in(source: str) -> list[tuple[int, str]]:
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name is None and isinstance(node.func, ast.Attribute):
             name = node.func.attr
-        if name not in ERRORS:
+        where = 0 if name in ERRORS else REASONS.get(name or "")
+        if where is None or len(node.args) <= where:
             continue
-        opening = _opening(node.args[0], constants)
+        opening = _opening(node.args[where], constants)
         if opening is not None:
             found.append((node.lineno, opening))
     return found
 
 
 def is_sentence(opening: str) -> bool:
-    return opening[:1].isupper()
+    return opening[:1].isupper() or opening == ""  # "": no reason to give (a person's mail)
 
 
 def test_the_scan_finds_a_message_that_starts_in_lower_case() -> None:
@@ -90,6 +96,8 @@ def test_the_scan_finds_a_message_that_starts_in_lower_case() -> None:
         "    raise InvalidInput(GONE)\n"
         "def k():\n"
         "    raise InvalidInput('Fine: ' + 'x')\n"
+        "def m():\n"
+        "    return Outcome('refused', 'nothing was left', {})\n"
     )
     found = messages_in(source)
     assert [(line, is_sentence(text)) for line, text in found] == [
@@ -97,6 +105,7 @@ def test_the_scan_finds_a_message_that_starts_in_lower_case() -> None:
         (6, False),
         (8, False),
         (10, True),
+        (12, False),
     ]
 
 
