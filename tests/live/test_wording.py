@@ -12,8 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from pycrdt import XmlFragment
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.templates import append_paragraphs
+from server.services.demo import DEMO_PASSWORD, PEOPLE, seed_demo
+from server.storage.database import create_engine
+from server.storage.updates import SqlUpdateStore
 from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.site import Site, prepare, seed_site, session_socket, signed_in
 from tests.support.smtp import Sink, serve_sink
@@ -164,6 +168,102 @@ async def test_the_review_flow_and_its_emails_name_everything_by_its_label(
                 html.unescape(reader.text.split('data-config="', 1)[1].split('"', 1)[0])
             )
             assert config["roleNote"] == "Read only: you take part as a commenter"
+            for client in people.values():
+                await client.aclose()
+    finally:
+        smtp.close()
+
+
+async def _seed_demo(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        dpia = await seed_demo(
+            async_sessionmaker(engine, expire_on_commit=False), SqlUpdateStore(engine)
+        )
+    finally:
+        await engine.dispose()
+    assert dpia is not None
+    return dpia
+
+
+async def test_the_demo_reads_in_words_for_every_demo_person(sqlite_url: str) -> None:
+    """The demo a newcomer meets first (``make run``): its pages as each of its people, after
+    a section is submitted, reviewed and signed, and the mail that sends."""
+    await asyncio.to_thread(prepare, sqlite_url)
+    dpia = await _seed_demo(sqlite_url)
+    sink = Sink()
+    smtp, smtp_port = await serve_sink(sink)
+    settings = make_settings(
+        sqlite_url,
+        smtp_url=f"smtp://127.0.0.1:{smtp_port}",
+        change_quiet_seconds=0.2,
+        base_url="https://opendpia.test",
+    )
+    try:
+        with serving(settings) as live:
+            base = f"http://127.0.0.1:{live.port}"
+            people = {p.name: await signed_in(base, p.email, DEMO_PASSWORD) for p in PEOPLE}
+            workflow = f"/dpias/{dpia}/workflow"
+            tom, grace = people["Tom Evans"], people["Grace Okafor"]
+            shown = [
+                (
+                    "Tom submits",
+                    (
+                        await submit(tom, workflow, action="section", section="need", step="submit")
+                    ).text,
+                ),
+                (
+                    "Grace reviews",
+                    (
+                        await submit(
+                            grace, workflow, action="section", section="need", step="review"
+                        )
+                    ).text,
+                ),
+                (
+                    "Grace signs",
+                    (
+                        await submit(
+                            grace,
+                            workflow,
+                            action="sign",
+                            kind="section",
+                            target="need",
+                            decision="approve",
+                        )
+                    ).text,
+                ),
+            ]
+            sent = await submit(
+                people["Priya Shah"], workflow, action="status", status="in_review", confirm="yes"
+            )
+            assert "The DPIA is now in review." in sent.text
+            await mail_until(sink, "moved the DPIA from draft to in review")
+            seq = (await tom.get(f"/api/dpias/{dpia}/workflow")).json()["seq"]
+            for name, client in people.items():
+                for path in (
+                    "/dpias",
+                    "/notifications",
+                    f"/dpias/{dpia}",
+                    workflow,
+                    f"{workflow}/confirm?status=in_review",
+                    f"/dpias/{dpia}/history",
+                    f"/dpias/{dpia}/participants",
+                    f"/dpias/{dpia}/versions/{seq}",
+                    f"/dpias/{dpia}/inbound",
+                ):
+                    response = await client.get(path)
+                    if response.status_code == 200:
+                        shown.append((f"{name} {path}", response.text))
+            found = [leak for where, text in shown for leak in leaks_in(page_texts(text), where)]
+            for received in sink.received:
+                where = f"mail to {received.rcpt_tos[0]}: {received.message['Subject']}"
+                found += leaks_in(mail_texts(received.message), where)
+            assert found == [], "\n".join(found)
+            assert "outreach@streetlink.example" in {r.rcpt_tos[0] for r in sink.received}
+            signed = html.unescape(shown[2][1])
+            assert "Section signed off: Step 1: the need for a DPIA" in signed
+            assert "Grace Okafor" in signed and "DPO, London Borough of Camden" in signed
             for client in people.values():
                 await client.aclose()
     finally:

@@ -63,13 +63,13 @@ def prepare(database_url: str) -> None:
     migrate(database_url)
 
 
-async def signed_in(base_url: str, email: str) -> httpx.AsyncClient:
+async def signed_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.AsyncClient:
     """An HTTP client with a session for ``email`` (and its CSRF cookie)."""
     client = httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=WAIT_SECONDS)
     page = await client.get("/login")
     token = csrf_field(page.text)
     response = await client.post(
-        "/login", data={"csrftoken": token, "email": email, "password": PASSWORD}
+        "/login", data={"csrftoken": token, "email": email, "password": password}
     )
     assert response.status_code == 303, response.text
     return client
