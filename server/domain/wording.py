@@ -131,6 +131,16 @@ EVENTS = {
     "import": "Import",
     "restore": "Restore",
 }
+# The heading of an error page, by its HTTP status (the message says what was wrong).
+ERROR_HEADINGS = {
+    401: "Sign in again",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    413: "Too large",
+    429: "Too many attempts",
+}
+ERROR_HEADING = "Something is wrong"
 # What a notification says someone did, before the section's title ("commented on Need").
 NOTICE_VERBS = {
     "change": "changed",
