@@ -29,6 +29,7 @@ from server.domain.workflow import (
     Transition,
     next_steps,
     section_step_policy,
+    signable,
 )
 
 # The order steps are offered in when a role may take several: forward before back.
@@ -68,17 +69,17 @@ def may_sign(role: Role) -> bool:
     return role in SIGNERS
 
 
-def signing_kinds(role: Role) -> list[SignOffKind]:
-    """What ``role`` may sign, likely first: a DPO's advice leads for a DPO (and is offered
-    only to a DPO: ``check_signoff`` refuses it to anyone else); an owner signs sections
-    and the step-7 approvals."""
+def signing_kinds(role: Role, status: DpiaStatus) -> list[SignOffKind]:
+    """What ``role`` may sign on a DPIA that is ``status``, likely first: a DPO's advice
+    leads for a DPO (and is offered only to a DPO: ``check_signoff`` refuses it to anyone
+    else); an owner signs sections and the step-7 approvals; an approved DPIA takes only
+    what ``signable`` allows (the prior consultation with the ICO)."""
     if not may_sign(role):
         return []
     others = [k for k in STEP7_KINDS if k is not SignOffKind.DPO_ADVICE]
     rows = [SignOffKind.SECTION, SignOffKind.ITEM]
-    if role is Role.DPO:
-        return [SignOffKind.DPO_ADVICE, *rows, *others]
-    return [*rows, *others]
+    kinds = [SignOffKind.DPO_ADVICE, *rows, *others] if role is Role.DPO else [*rows, *others]
+    return [k for k in kinds if signable(k, status)]
 
 
 def signing_decisions(role: Role) -> list[Decision]:

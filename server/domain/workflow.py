@@ -398,6 +398,14 @@ class Signing:
     decision: Decision
 
 
+def signable(kind: SignOffKind, status: S) -> bool:
+    """Whether a DPIA that is ``status`` takes a sign-off of ``kind``: an open one any, an
+    approved one only a record about the world (``AFTER_APPROVAL``), a closed one none."""
+    return not status.is_locked or (
+        kind in AFTER_APPROVAL and status in (S.APPROVED, S.APPROVED_WITH_CONDITIONS)
+    )
+
+
 def signing_policy(
     kind: str,
     decision: str,
@@ -421,9 +429,7 @@ def signing_policy(
         signoff_kind = SignOffKind(kind)
     except ValueError:
         raise InvalidInput(f"There is no kind of sign-off {kind[:30]!r}") from None
-    if status.is_locked and not (
-        signoff_kind in AFTER_APPROVAL and status in (S.APPROVED, S.APPROVED_WITH_CONDITIONS)
-    ):
+    if not signable(signoff_kind, status):
         raise DpiaLocked(
             f"This DPIA is {status.label.lower()}: it cannot be signed again; start a new version"
         )

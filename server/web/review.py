@@ -137,8 +137,7 @@ async def workflow_page(context: DpiaRequest) -> Response:
             )
             for s in sections
         },
-        may_sign=guidance.may_sign(overview.role) and not overview.status.is_locked,
-        kinds=guidance.signing_kinds(overview.role),
+        kinds=guidance.signing_kinds(overview.role, overview.status),
         decisions=guidance.signing_decisions(overview.role),
         ig_steps=list(IgStep),
         message=message or request.query_params.get("done", "")[:120],

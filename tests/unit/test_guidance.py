@@ -72,13 +72,20 @@ def test_the_plain_step_forward_leads_and_each_step_is_one_the_rule_allows() -> 
 
 
 def test_a_dpo_signs_advice_first_an_owner_sections_and_others_nothing() -> None:
-    assert signing_kinds(Role.DPO)[0] is SignOffKind.DPO_ADVICE
+    draft = DpiaStatus.DRAFT
+    assert signing_kinds(Role.DPO, draft)[0] is SignOffKind.DPO_ADVICE
     assert signing_decisions(Role.DPO)[0] is Decision.ADVISE
-    assert SignOffKind.DPO_ADVICE not in signing_kinds(Role.OWNER)
-    assert signing_kinds(Role.OWNER)[0] is SignOffKind.SECTION
+    assert SignOffKind.DPO_ADVICE not in signing_kinds(Role.OWNER, draft)
+    assert signing_kinds(Role.OWNER, draft)[0] is SignOffKind.SECTION
     assert signing_decisions(Role.OWNER)[0] is Decision.APPROVE
     for role in (Role.EDITOR, Role.COMMENTER, Role.VIEWER):
-        assert signing_kinds(role) == []
+        assert signing_kinds(role, draft) == []
+
+
+def test_an_approved_dpia_offers_only_the_prior_consultation_and_a_closed_one_nothing() -> None:
+    for role in (Role.OWNER, Role.DPO):
+        assert signing_kinds(role, DpiaStatus.APPROVED) == [SignOffKind.PRIOR_CONSULTATION]
+        assert signing_kinds(role, DpiaStatus.ARCHIVED) == []
 
 
 def test_the_gaps_name_empty_stale_and_unanswered_sections_by_their_titles() -> None:
