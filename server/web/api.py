@@ -108,7 +108,7 @@ async def reviewer(context: DpiaRequest) -> Response:
     """Owners: ``{"section", "participant": id, "assigned": true|false}``."""
     data = await read_json(context.request)
     wrong = "participant must be an id and assigned true or false"
-    participant = whole_number(json_value(data, "participant", int, wrong), "participant")
+    participant = whole_number(json_value(data, "participant", int, wrong), "The participant")
     assigned = json_value(data, "assigned", bool, wrong)
     section = _text(data, "section") or ""
     await context.runtime.usecases.participants.set_reviewer(

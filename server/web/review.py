@@ -436,7 +436,7 @@ async def api_version(context: DpiaRequest) -> Response:
 async def api_restore(context: DpiaRequest) -> Response:
     data = await read_json(context.request)
     wrong = 'Send {"field": "section.field", "seq": n}'
-    seq = _seq(json_value(data, "seq", int, wrong), "seq")
+    seq = _seq(json_value(data, "seq", int, wrong), 'The version ("seq")')
     path = json_value(data, "field", str, wrong)
     changed = await context.runtime.usecases.history.restore(context.member, path, seq)
     return JSONResponse({"field": path, "seq": seq, "changed": changed})
