@@ -11,6 +11,7 @@ import pytest
 from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
+from tests.browser.a11y import read_link
 from tests.browser.conftest import AXE, artifact, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site, seeded_server
@@ -204,7 +205,7 @@ async def test_a_personal_link_opens_the_dpia_read_only_without_an_account(
 ) -> None:
     live, seeded = site
     base = f"http://127.0.0.1:{live.port}"
-    link = live.call(_read_link(live, seeded))
+    link = read_link(live, seeded.emails["commenter"])
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(base + link)
@@ -216,19 +217,6 @@ async def test_a_personal_link_opens_the_dpia_read_only_without_an_account(
     forged = await (await browser.new_context()).new_page()
     response = await forged.goto(base + link[:-3] + "xyz")
     assert response is not None and response.status == 401
-
-
-async def _read_link(live: LiveServer, seeded: Site) -> str:
-    from sqlalchemy import select
-
-    from server.storage.models import Participant
-
-    async with live.runtime.sessions() as session:
-        participant_id = await session.scalar(
-            select(Participant.id).where(Participant.email == seeded.emails["commenter"])
-        )
-    assert participant_id is not None
-    return "/r/" + live.runtime.notifications.mail.read_link(participant_id).split("/r/")[1]
 
 
 @pytest.fixture
