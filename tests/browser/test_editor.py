@@ -11,8 +11,8 @@ import pytest
 from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
-from tests.browser.a11y import read_link
-from tests.browser.conftest import AXE, artifact, sign_in
+from tests.browser.a11y import audit, read_link
+from tests.browser.conftest import artifact, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site, seeded_server
 from tests.support.yclient import YClient
@@ -153,7 +153,7 @@ async def test_a_viewer_cannot_edit_and_a_forced_write_is_dropped(
         await check.close()
 
 
-async def test_no_serious_accessibility_violations_on_any_page(
+async def test_no_accessibility_violations_on_any_page(
     site: tuple[LiveServer, Site], browser: Any
 ) -> None:
     live, seeded = site
@@ -175,14 +175,7 @@ async def test_no_serious_accessibility_violations_on_any_page(
             await _open_editor(page, base, seeded.dpia_id)
         else:
             await page.goto(base + path)
-        await page.add_script_tag(path=str(AXE))
-        result = await page.evaluate("async () => await axe.run(document)")
-        found[name] = [
-            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        await page.screenshot(path=artifact(f"axe-{name}.png"), full_page=True)
+        found[name] = await audit(page, f"axe-{name}")
     assert found == {name: [] for name, _ in pages}, json.dumps(found, indent=1)
 
 
