@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from server.web.auth import current_user, runtime_of
@@ -43,9 +43,13 @@ async def accessibility(request: Request) -> Response:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    """A page in the site's look (with its footer and language) for any unknown address,
-    rather than Starlette's bare text; other HTTP errors keep their status and detail."""
+    """A page in the site's look (with its footer and language) for an unknown address a
+    browser asked for, rather than Starlette's bare text; files, the API and clients that
+    do not ask for HTML keep the plain answer."""
     status = exc.status_code if isinstance(exc, HTTPException) else 404
+    wants_page = "text/html" in request.headers.get("accept", "")
+    if not wants_page or request.url.path.startswith(("/static/", "/api/")):
+        return PlainTextResponse("Not Found", status_code=status)
     await _signed_in(request)
     message = (
         "There is no page at this address. Check it, or start again from your DPIAs."
