@@ -58,19 +58,31 @@ async def audit(page: Any, name: str) -> list[str]:
     return problems
 
 
-def read_link(live: LiveServer, email: str) -> str:
-    """The path of the personal read-only link the participant with ``email`` is sent."""
+def participant_id(live: LiveServer, email: str) -> int:
+    """The id of the participant with ``email`` (in the one DPIA of the site)."""
     from sqlalchemy import select
 
     from server.storage.models import Participant
 
-    async def participant() -> int | None:
+    async def find() -> int | None:
         async with live.runtime.sessions() as session:
             found: int | None = await session.scalar(
                 select(Participant.id).where(Participant.email == email)
             )
             return found
 
-    participant_id = live.call(participant())
-    assert participant_id is not None
-    return "/r/" + live.runtime.notifications.mail.read_link(participant_id).split("/r/")[1]
+    found = live.call(find())
+    assert found is not None
+    return found
+
+
+def read_link(live: LiveServer, email: str) -> str:
+    """The path of the personal read-only link the participant with ``email`` is sent."""
+    link = live.runtime.notifications.mail.read_link(participant_id(live, email))
+    return "/r/" + link.split("/r/")[1]
+
+
+def unsubscribe_path(live: LiveServer, email: str) -> str:
+    """The path of the one-click unsubscribe link in the participant's emails."""
+    mail = live.runtime.notifications.mail
+    return f"/unsubscribe/{mail.unsubscribe_token(participant_id(live, email))}"

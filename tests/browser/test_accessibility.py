@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.a11y import DESKTOP, PHONE, audit, read_link
+from tests.browser.a11y import DESKTOP, PHONE, audit, read_link, unsubscribe_path
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, Site, prepare, seed_site, signed_in
 
@@ -149,6 +149,11 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await anonymous.goto(base + read_link(live, seeded.emails["commenter"]))
     await anonymous.wait_for_selector('#connection-state[data-state="connected"]')
     await check(anonymous, "read-only-link")
+    await anonymous.goto(base + unsubscribe_path(live, seeded.emails["viewer"]))
+    await check(anonymous, "unsubscribe")
+    await anonymous.get_by_role("button", name="Stop these emails").click()
+    await anonymous.wait_for_selector("text=You are unsubscribed")
+    await check(anonymous, "unsubscribed")
 
     owner = await _new_page(browser, viewport)
     await _sign_in(owner, base, seeded.emails["owner"])
@@ -181,6 +186,18 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await owner.get_by_role("button", name="Import as a new draft").click()
     await owner.wait_for_selector(".error-summary")
     await check(owner, "import-error")
+
+    await owner.goto(f"{base}/dpias/{dpia}/workflow")
+    await owner.select_option("#step-screening", "review")
+    await owner.locator("form:has(#step-screening) button[type=submit]").click()
+    await owner.wait_for_selector("[role=alert]")
+    await check(owner, "workflow-error")
+    await owner.goto(f"{base}/dpias/{dpia}/participants")
+    await owner.locator("#invite-email").evaluate("(input) => input.form.noValidate = true")
+    await owner.locator("#invite-email").fill("not an address")
+    await owner.locator("#invite-email").press("Enter")
+    await owner.wait_for_selector("[role=alert]")
+    await check(owner, "participants-error")
 
     await _editor(owner, base, dpia, "need")
     await check(owner, "editor")
