@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.a11y import DESKTOP
+from tests.browser.a11y import DESKTOP, PHONE
 from tests.browser.conftest import artifact
 from tests.support.live import LiveServer
 from tests.support.site import PASSWORD, Site
@@ -199,3 +199,35 @@ async def test_focus_in_the_editor_is_visible_and_never_under_the_sticky_header(
             problems.append(f"{key} to {state['name']}: no visible focus indicator")
     assert seen > 100
     assert problems == [], "\n".join(dict.fromkeys(problems))
+
+
+async def test_on_a_phone_the_menu_and_the_section_list_fold_and_open_from_the_keyboard(
+    site: tuple[LiveServer, Site], browser: Any
+) -> None:
+    live, seeded = site
+    base = f"http://127.0.0.1:{live.port}"
+    page = await sign_in_by_keyboard(browser, base, seeded.emails["owner"])
+    # Wide, the menu is simply there, without a Menu button.
+    assert await page.locator("#notifications-link").is_visible()
+    assert not await page.locator("details.site-menu > summary").is_visible()
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{base}/dpias/{seeded.dpia_id}")
+    await page.wait_for_selector('#connection-state[data-state="connected"]')
+    menu = page.locator("details.site-menu")
+    sections = page.locator("details.sidebar-details")
+    # Both folded: the links inside are not shown until asked for.
+    assert not await page.locator("#notifications-link").is_visible()
+    assert not await page.locator('a.section-link[data-section="need"]').is_visible()
+    await tab_to(page, "details.site-menu > summary")
+    await page.keyboard.press("Enter")
+    assert await menu.get_attribute("open") is not None
+    await tab_to(page, "#notifications-link")
+    await tab_to(page, "details.sidebar-details > summary")
+    assert "Screening" in await page.locator(".sidebar-summary").inner_text()
+    await page.keyboard.press("Enter")
+    await tab_to(page, 'a.section-link[data-section="need"]')
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector('section.dpia-section[data-section="need"]')
+    assert await sections.get_attribute("open") is None  # folded again once chosen
+    assert "1. Need" in await page.locator(".sidebar-summary").inner_text()
+    await page.screenshot(path=artifact("phone-editor-menus.png"))
