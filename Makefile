@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 NPM := npm --no-audit --no-fund --loglevel=error
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/build.mjs
 
-.PHONY: setup run demo test check lint typecheck bench browser dovecot caddy clean
+.PHONY: setup run demo test check lint typecheck bench browser dovecot caddy pango clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,15 +47,22 @@ caddy:
 	    && { systemctl disable --now caddy >/dev/null 2>&1 || service caddy stop >/dev/null 2>&1 || true; }; } || \
 	  echo "Caddy could not be installed: the deployment test will say so."
 
+# The PDF export is laid out by WeasyPrint, which uses Pango and HarfBuzz and a font (DejaVu).
+PANGO_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+pango:
+	@{ ldconfig -p | grep -q libpangoft2-1.0 && fc-list | grep -q DejaVuSans; } || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PANGO_PACKAGES); } || \
+	  echo "Pango could not be installed: PDF exports will fail until it is ($(PANGO_PACKAGES))."
+
 setup: $(VENV)/.installed tests/node/node_modules/.installed frontend/dist/editor.js
 
 demo: $(VENV)/.installed
 	$(BIN)/opendpia demo
 
-run: $(VENV)/.installed frontend/dist/editor.js demo
+run: $(VENV)/.installed frontend/dist/editor.js pango demo
 	$(BIN)/opendpia serve
 
-test: setup browser dovecot caddy
+test: setup browser dovecot caddy pango
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed

@@ -25,8 +25,13 @@ GC_YOUNG_THRESHOLD = 2_000  # allocations between young collections (Python's de
 
 if TYPE_CHECKING:
     import uvicorn
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from server.bootstrap import Service
+    from server.services.audit import AuditTrail
+    from server.services.dpias import DpiaService
+    from server.services.history import HistoryService
+    from server.services.signoffs import SignOffService
     from server.web.runtime import Runtime
 
 
@@ -185,6 +190,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
+    from server.services.audit import AuditTrail
     from server.services.demo import DEMO_PASSWORD, ORGANISATIONS, PEOPLE, seed_demo
     from server.storage.database import create_engine, migrate
     from server.storage.updates import SqlUpdateStore
@@ -207,7 +213,8 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             await accounts.create_user(args.email, args.name, password, args.org, admin=args.admin)
             print(f"user {args.email.strip().lower()} created")
         else:
-            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine))
+            *_, signoffs = _record_services(settings, engine, sessions, AuditTrail(sessions))
+            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs)
             url = f"http://{settings.host}:{settings.port}/login"
             if dpia_id is None:
                 print(f"The demo exists already. Sign in at {url}")
@@ -234,6 +241,32 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
 
 
+def _record_services(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    audit: AuditTrail,
+) -> tuple[DpiaService, HistoryService, SignOffService]:
+    """The sign-off service and what it stands on, for the commands that run without the
+    web app (``demo``, ``export``, ``import``)."""
+    from server.services.dpias import DpiaService
+    from server.services.history import HistoryService
+    from server.services.notifications import NotificationService
+    from server.services.signoffs import SignOffService
+    from server.storage.updates import SqlUpdateStore
+
+    store = SqlUpdateStore(engine)
+    dpias = DpiaService(sessions, store)
+    history = HistoryService(sessions, store, audit)
+    notifications = NotificationService(
+        sessions,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        secret_key=settings.secret_key,
+    )
+    return dpias, history, SignOffService(sessions, dpias, history, audit, notifications)
+
+
 async def _record(settings: Settings, args: argparse.Namespace) -> int:
     """``audit verify``, ``import`` and ``export``: the record, outside the web app."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -241,13 +274,8 @@ async def _record(settings: Settings, args: argparse.Namespace) -> int:
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
     from server.services.audit import AuditTrail
-    from server.services.dpias import DpiaService
     from server.services.exports import ExportService
-    from server.services.history import HistoryService
-    from server.services.notifications import NotificationService
-    from server.services.signoffs import SignOffService
     from server.storage.database import create_engine, migrate
-    from server.storage.updates import SqlUpdateStore
 
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate, settings.database_url)
@@ -268,16 +296,7 @@ async def _record(settings: Settings, args: argparse.Namespace) -> int:
         if user is None:
             print(f"opendpia: no active user {args.email}", file=sys.stderr)
             return 2
-        store = SqlUpdateStore(engine)
-        dpias = DpiaService(sessions, store)
-        history = HistoryService(sessions, store, audit)
-        notifications = NotificationService(
-            sessions,
-            base_url=settings.base_url,
-            mail_from=settings.mail_from,
-            secret_key=settings.secret_key,
-        )
-        signoffs = SignOffService(sessions, dpias, history, audit, notifications)
+        dpias, history, signoffs = _record_services(settings, engine, sessions, audit)
         exports = ExportService(sessions, dpias, history, signoffs, audit)
         if args.command == "export":
             data, _, _ = await exports.export(user, args.dpia, args.format)

@@ -95,3 +95,5 @@ def configure(level: str, fmt: str = "text") -> None:
         each.addFilter(redact)
     # Alembic announces each of its plugins at INFO on every start.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # WeasyPrint announces each step of laying out every PDF export at INFO.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)

@@ -1,4 +1,5 @@
-"""`opendpia demo`: two organisations, a few people, one DPIA part-written."""
+"""`opendpia demo`: two organisations, a few people, one DPIA part-written, and the DPO's
+sign-off of its first risk (so that a newcomer's export shows what a sign-off records)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.templates import append_paragraphs
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
+from server.services.signoffs import SignOffService
 from server.storage.models import Organisation
 from server.storage.updates import SqlUpdateStore
 
@@ -43,9 +45,13 @@ ORGANISATIONS = [
 
 
 async def seed_demo(
-    sessions: async_sessionmaker[AsyncSession], store: SqlUpdateStore
+    sessions: async_sessionmaker[AsyncSession],
+    store: SqlUpdateStore,
+    signoffs: SignOffService,
 ) -> str | None:
-    """Create the demo once; the DPIA's id, or None if the demo exists already."""
+    """Create the demo once; the DPIA's id, or None if the demo exists already.
+    ``signoffs`` signs as the demo's DPO, through the rules and the audit chain a sign-off
+    in the app goes through."""
     async with sessions() as session:
         if await session.scalar(select(Organisation.id).where(Organisation.code == "CAM")):
             return None
@@ -72,6 +78,18 @@ async def seed_demo(
     await dpias.add_party(owner, dpia_id, "joint_controller", organisation_id=trust)
     await dpias.invite(owner, dpia_id, "outreach@streetlink.example", "commenter", "Jo Martin")
     await store.append([_part_written(dpia_id, await store.load(dpia_id), owner.id)])
+    dpo = next(p for p in PEOPLE if p.role is Role.DPO)
+    await signoffs.sign(
+        CurrentUser(
+            ids[dpo.email], dpo.email, dpo.name, (await accounts.organisation_id(dpo.organisation),)
+        ),
+        dpia_id,
+        kind="item",
+        target="risks.register:R1",
+        decision="approve_with_conditions",
+        conditions="Outreach staff see only that a person is known to the street-health "
+        "team, never health details.",
+    )
     return dpia_id
 
 

@@ -9,6 +9,7 @@ the PDF and Word documents, not into an import (a moved DPIA is signed again whe
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -21,9 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.content import (
+    WHOLE,
     Content,
     canonical,
     document_content,
+    target_hash,
     write_content,
 )
 from server.domain.dpias import DpiaStatus
@@ -64,18 +67,14 @@ class Record:
     signoffs: list[SignOff]
     exported_at: datetime
 
-    def field_label(self, section_id: str, field_id: str) -> str:
-        for section in self.template.sections:
-            if section["id"] == section_id:
-                for field in section["fields"]:
-                    if field["id"] == field_id:
-                        return str(field["label"])
-        return field_id
-
     @property
-    def measures(self) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.content["measures"].get("plan") or []
-        return rows
+    def content_hash(self) -> str:
+        """The hash of the whole content: what a sign-off of the whole DPIA binds to."""
+        return target_hash(self.template, self.content, WHOLE)
+
+    def signoff_matches(self, signoff: SignOff) -> bool:
+        """Whether what ``signoff`` bound still hashes as it did when signed."""
+        return target_hash(self.template, self.content, signoff.target) == signoff.content_hash
 
     @property
     def risks(self) -> list[dict[str, Any]]:
@@ -127,8 +126,11 @@ class ExportService:
         )
 
     async def export(self, user: CurrentUser, dpia_id: str, kind: str) -> tuple[bytes, str, str]:
-        """The bytes, media type and file name of one export; each export is chained."""
-        from server.services import reports
+        """The bytes, media type and file name of one export; each export is chained.
+
+        The PDF and Word files are laid out in a worker thread: WeasyPrint takes a good
+        fraction of a second for a DPIA, which the event loop must not wait for."""
+        from server.services import pdf, word
 
         if kind not in MEDIA_TYPES:
             raise InvalidInput("export as pdf, docx, csv or json")
@@ -136,10 +138,13 @@ class ExportService:
         renderers = {
             "json": to_json,
             "csv": action_plan_csv,
-            "pdf": reports.pdf,
-            "docx": reports.docx,
+            "pdf": pdf.render,
+            "docx": word.render,
         }
-        data: bytes = renderers[kind](record)
+        render = renderers[kind]
+        data: bytes = (
+            await asyncio.to_thread(render, record) if kind in ("pdf", "docx") else render(record)
+        )
         await self._audit.record(
             dpia_id,
             "export",

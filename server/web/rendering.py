@@ -13,9 +13,11 @@ from starlette.templating import Jinja2Templates
 
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import parse_json
+from server.services.reports import RECORD_TEMPLATES
 from server.web.errors import http_status_for
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# The web's own templates, then the record's macros it shares with the PDF export.
+templates = Jinja2Templates(directory=[Path(__file__).parent / "templates", RECORD_TEMPLATES])
 
 
 def editor_built(request: Request) -> bool:

@@ -13,6 +13,7 @@ from server.services.demo import ORGANISATIONS, PEOPLE, seed_demo
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
+from tests.support.review import record_services
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,16 +26,18 @@ async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
         store = SqlUpdateStore(engine)
-        dpia_id = await seed_demo(sessions, store)
+        dpias = DpiaService(sessions, store)
+        signoffs = record_services(sessions, store, dpias)[2]
+        dpia_id = await seed_demo(sessions, store, signoffs)
         assert dpia_id is not None
         owner = await AccountService(sessions).user_by_email(PEOPLE[0].email)
         assert owner is not None
-        parties = await DpiaService(sessions, store).parties(owner, dpia_id)
+        parties = await dpias.parties(owner, dpia_id)
         names = dict(ORGANISATIONS)
         writers = {names[p.organisation] for p in PEOPLE if p.role.can_write}
         assert writers <= {party.name for party in parties}
         roles = {party.name: party.role for party in parties}
         assert roles["North London NHS Foundation Trust"] is PartyRole.JOINT_CONTROLLER
-        assert await seed_demo(sessions, store) is None  # once only
+        assert await seed_demo(sessions, store, signoffs) is None  # once only
     finally:
         await engine.dispose()

@@ -8,11 +8,11 @@ import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from tests.support.exports import artifact
 from tests.support.review import (
     World,
     changed,
@@ -26,7 +26,6 @@ from tests.support.review import (
 )
 
 pytestmark = pytest.mark.asyncio
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
 
 @pytest_asyncio.fixture
@@ -107,13 +106,17 @@ async def test_the_pdf_renders_a_page_that_is_not_blank(world: World) -> None:
     data, media_type, _ = await w.exports.export(w.owner, w.dpia_id, "pdf")
     assert media_type == "application/pdf" and data.startswith(b"%PDF")
     pdf = pypdfium2.PdfDocument(data)
-    page_text = pdf[0].get_textpage().get_text_range()
-    assert "Before measures" in page_text and "After measures" in page_text
-    whole = " ".join(" ".join(page.get_textpage().get_text_range().split()) for page in pdf)
-    assert "STALE" in whole and "Measures approved by" in whole
-    image = pdf[0].render(scale=1.5).to_pil()
+    texts = [page.get_textpage().get_text_range() for page in pdf]
+    # the page with the heat maps (the cover and the sign-offs come first)
+    index = next(i for i, t in enumerate(texts) if "Risk heat maps" in t)
+    assert "Before measures" in texts[index] and "After measures" in texts[index]
+    whole = " ".join(" ".join(t.split()) for t in texts)
+    assert "Measures approved by Olive Owner" in whole
+    assert "State STALE: changed since signed" in whole
+    assert "Matches the current content No: changed since signed" in whole
+    image = pdf[index].render(scale=1.5).to_pil()
     # Kept for a person to look at (var/test-artifacts, like the browser screenshots).
-    await asyncio.to_thread(_keep, image, "export-pdf-page1.png")
+    await asyncio.to_thread(image.save, artifact("export-pdf-heatmaps.png"))
     grey = image.convert("L")
     histogram = grey.histogram()
     dark = sum(histogram[:128])
@@ -122,11 +125,6 @@ async def test_the_pdf_renders_a_page_that_is_not_blank(world: World) -> None:
     red = sum(n for n, (r, g, b) in colours if r > 150 and g < 80 and b < 80)
     assert red > 500  # the high-risk cells of the heat map are drawn
     assert signed
-
-
-def _keep(image: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    image.save(ARTIFACTS / name)
 
 
 async def test_word_and_csv_carry_the_sign_off_table_and_the_action_plan(world: World) -> None:
@@ -140,7 +138,9 @@ async def test_word_and_csv_carry_the_sign_off_table_and_the_action_plan(world: 
     assert name.endswith(".docx")
     document = docx.Document(io.BytesIO(data))
     cells = [c.text for t in document.tables for row in t.rows for c in row.cells]
-    assert "Measures approved by" in cells and "STALE: changed since signed" in cells
+    headings = [p.text for p in document.paragraphs if p.style.name == "Heading 2"]
+    assert "Measures approved by Olive Owner" in headings
+    assert "STALE: changed since signed" in cells and "No: changed since signed" in cells
     plan, media_type, _ = await w.exports.export(w.owner, w.dpia_id, "csv")
     assert media_type.startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(plan.decode("utf-8-sig"))))

@@ -40,27 +40,20 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import docx
 import pytest
 import pytest_asyncio
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.content import document_content, write_field
 from server.domain.documents import UpdateRecord
+from server.domain.readable import long_date, long_time
 from server.domain.templates import Template, load_template
-from server.services.accounts import AccountService, CurrentUser
-from server.services.demo import seed_demo
-from server.services.dpias import DpiaService
-from server.services.exports import ExportService
-from server.services.signoffs import SignOffService
-from server.storage.database import create_engine, migrate
-from server.storage.updates import SqlUpdateStore
-from tests.support.review import record_services
+from server.services.reports import HASH_LABEL
+from tests.support.exports import Demo, artifact, demo_world, pdf_pages, pdf_text, word_text
 
 TEMPLATE = load_template()
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 CODE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)+$")
 WORD = re.compile(r"^[a-z0-9]+$")
 RAW = {"True", "False", "None", "true", "false", "null"}
@@ -206,59 +199,17 @@ def test_the_rule_finds_the_leaks_the_old_exports_had() -> None:
 # -- the demo, exported -----------------------------------------------------------------------
 
 
-@dataclass
-class Demo:
-    exports: ExportService
-    signoffs: SignOffService
-    dpias: DpiaService
-    store: SqlUpdateStore
-    owner: CurrentUser
-    dpia_id: str
-
-
 @pytest_asyncio.fixture
 async def demo(sqlite_url: str) -> AsyncIterator[Demo]:
-    await asyncio.to_thread(migrate, sqlite_url)
-    engine = create_engine(sqlite_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    store = SqlUpdateStore(engine)
-    try:
-        dpia_id = await seed_demo(sessions, store)
-        assert dpia_id is not None
-        owner = await AccountService(sessions).user_by_email("ig.lead@camden.example")
-        assert owner is not None
-        dpias = DpiaService(sessions, store)
-        _, _, signoffs, _, exports = record_services(sessions, store, dpias)
-        yield Demo(exports, signoffs, dpias, store, owner, dpia_id)
-    finally:
-        await engine.dispose()
-
-
-def _pdf_text(data: bytes) -> tuple[str, list[str]]:
-    import pypdfium2
-
-    pdf = pypdfium2.PdfDocument(data)
-    text = "\n".join(page.get_textpage().get_text_range() for page in pdf)
-    return text.replace("\r\n", "\n").replace("\r", "\n"), []
-
-
-def _word_text(data: bytes) -> tuple[str, list[str]]:
-    import docx
-
-    document = docx.Document(io.BytesIO(data))
-    units = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            units.extend(cell.text for cell in row.cells)
-    units.append(document.core_properties.title or "")
-    return "\n".join(units), units
+    async with demo_world(sqlite_url) as built:
+        yield built
 
 
 async def _exported(demo: Demo, artefact: str) -> dict[str, tuple[str, list[str]]]:
     pdf, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "pdf")
     word, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "docx")
     await asyncio.to_thread(_keep_pages, pdf, artefact)
-    return {"pdf": _pdf_text(pdf), "word": _word_text(word)}
+    return {"pdf": pdf_text(pdf), "word": word_text(word)}
 
 
 def _keep_pages(data: bytes, name: str) -> None:
@@ -266,13 +217,12 @@ def _keep_pages(data: bytes, name: str) -> None:
     risk register's section starts, for a person to look at (var/test-artifacts)."""
     import pypdfium2
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pdf = pypdfium2.PdfDocument(data)
     risks = next(
         i for i, page in enumerate(pdf) if "Step 5:" in page.get_textpage().get_text_range()
     )
     for index, suffix in ((0, "page1"), (risks, "risks")):
-        pdf[index].render(scale=1.5).to_pil().save(ARTIFACTS / f"{name}-{suffix}.png")
+        pdf[index].render(scale=1.5).to_pil().save(artifact(f"{name}-{suffix}.png"))
 
 
 async def _content(demo: Demo) -> dict[str, Any]:
@@ -401,5 +351,59 @@ async def test_every_kind_of_answer_prints_as_its_label(demo: Demo) -> None:
         found = forbidden.found_in(text, units)
         assert found == [], (name, found)
         flat = " ".join(text.split())
-        for shown in {*expected, "joint controller", "Approve with conditions", "• A listed point"}:
+        for shown in {*expected, "Joint controller", "Approve with conditions", "• A listed point"}:
             assert shown in flat, (name, shown)
+
+
+@pytest.mark.asyncio
+async def test_the_demo_exports_carry_the_cover_and_each_sign_off(demo: Demo) -> None:
+    """The cover says what the record is (status, every party and its role, the version,
+    the hash of the whole content, which a sign-off of the whole DPIA binds to) and each
+    sign-off who signed what, as whom, when, deciding what, over which hash, and whether
+    that still matches; every page of the PDF is numbered "Page X of N" under a running
+    header with the DPIA's title and status."""
+    record = await demo.exports.gather(demo.owner, demo.dpia_id)
+    (signoff,) = record.signoffs
+    pdf, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "pdf")
+    word, _, _ = await demo.exports.export(demo.owner, demo.dpia_id, "docx")
+    pairs = [
+        ("Status", "Draft"),
+        ("Lead organisation", "London Borough of Camden"),
+        ("London Borough of Camden", "Controller"),
+        ("North London NHS Foundation Trust", "Joint controller"),
+        ("Version", f"Version {record.seq}"),
+        ("Exported", long_date(record.exported_at)),  # the day: the minute may turn
+        ("Signed by", "Grace Okafor"),
+        ("Role", "DPO"),
+        ("Organisation", "London Borough of Camden"),
+        ("Signed on", long_time(signoff.created_at)),
+        ("Decision", "Approve with conditions"),
+        ("Version signed", f"Version {signoff.seq}"),
+        ("Matches the current content", "Yes"),
+        ("State", "Valid"),
+    ]
+    title = "Risk or measure signed off: R1 Health details seen by outreach staff"
+    hashes = (record.content_hash, signoff.content_hash)
+    assert record.content_hash != signoff.content_hash  # the whole DPIA, and one risk
+
+    pages = pdf_pages(pdf)
+    for number, page in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in page, number
+        assert "Sharing rough sleeping data between Camden and the NHS" in page, number
+        assert "Draft" in page, number
+    lines = [" ".join(line.split()) for page in pages for line in page.splitlines()]
+    for label, value in pairs:  # a row's header and its value on one line
+        assert any(line.startswith(f"{label} {value}") for line in lines), (label, value)
+    text = "\n".join(pages)
+    assert title in " ".join(text.split())
+    for digest in hashes:
+        assert digest in "".join(text.split()), digest
+
+    document = docx.Document(io.BytesIO(word))
+    rows = {tuple(cell.text for cell in row.cells)[:2] for t in document.tables for row in t.rows}
+    for label, value in pairs:
+        assert any(r[0] == label and r[1].startswith(value) for r in rows), (label, value)
+    assert (HASH_LABEL, record.content_hash) in rows
+    assert (f"{HASH_LABEL} signed", signoff.content_hash) in rows
+    headings = [p.text for p in document.paragraphs if p.style.name.startswith("Heading")]
+    assert any(h.startswith(title) for h in headings)

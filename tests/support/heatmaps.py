@@ -1,5 +1,6 @@
 """Read a heat map back out of each place that draws one: the editor's or the past-version
-page's DOM, the PDF (text positions and pixels) and the Word file (table cells and shading).
+page's DOM, the PDF (text positions and pixels; the PDF prints the page's markup,
+server/services/templates/record_macros.html) and the Word file (table cells and shading).
 
 Every reader returns the same shape, :class:`Drawn`, built only from what a person sees:
 the row and column header labels, and in each cell the level's label, the refs and the
@@ -246,10 +247,13 @@ def read_pdf(data: bytes, matrix: RiskMatrix, scale: float = 3) -> tuple[Drawn, 
                 cells[_key(matrix, row_label, column_label)] = Cell(
                     level, refs, f"#{r:02x}{g:02x}{b:02x}"
                 )
-        below = textpage.get_text_bounded(
-            caption.left - 5, ys[-1] - step - 30, caption.left + 235, ys[-1] - step / 2
+        # The caption says which risks are not rated ("Before measures — Not yet rated:
+        # R3"), wrapped over as many lines as it needs above the column headers.
+        header_top = max(box.top for _, box in column_boxes)
+        above = textpage.get_text_bounded(
+            caption.left - 5, header_top + 1, caption.left + 235, caption.top + 2
         )
-        found = re.search(re.escape(matrix.unrated_label) + r":([^\n]*)", below)
+        found = re.search(re.escape(matrix.unrated_label) + r":(.*)", above, re.DOTALL)
         drawn[spec.id] = DrawnMap(
             spec.caption,
             tuple(label for label, _ in row_boxes),
