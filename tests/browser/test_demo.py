@@ -11,34 +11,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.demo import DEMO_PASSWORD, seed_demo
-from server.storage.database import create_engine
-from server.storage.updates import SqlUpdateStore
+from server.services.demo import DEMO_PASSWORD
 from tests.browser.a11y import DESKTOP
 from tests.browser.conftest import artifact
+from tests.support.exports import demo_world
 from tests.support.live import LiveServer, make_settings, serving
-from tests.support.site import prepare
 
 pytestmark = pytest.mark.asyncio
 
 
 async def _seed(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        dpia_id = await seed_demo(
-            async_sessionmaker(engine, expire_on_commit=False), SqlUpdateStore(engine)
-        )
-    finally:
-        await engine.dispose()
-    assert dpia_id is not None
-    return dpia_id
+    async with demo_world(database_url) as demo:
+        return demo.dpia_id
 
 
 @pytest.fixture
 def demo(sqlite_url: str) -> Iterator[tuple[LiveServer, str]]:
-    prepare(sqlite_url)
     dpia_id = asyncio.run(_seed(sqlite_url))
     with serving(make_settings(sqlite_url)) as live:
         yield live, dpia_id
