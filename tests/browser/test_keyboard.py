@@ -63,13 +63,14 @@ async def _follow(page: Any, selector: str, url: str, *, backwards: bool = False
     await page.wait_for_url(url)
 
 
-async def _apply_section_step(page: Any, step: str, label: str) -> None:
-    """On the workflow page: choose ``step`` for section "need", apply it, see ``label``."""
+async def _apply_section_step(page: Any, step: str, state: str) -> None:
+    """On the workflow page: choose ``step`` for section "need", apply it, see ``state``."""
     await tab_to(page, "#step-need")
     await choose(page, step)
     await tab_to(page, "form:has(#step-need) button[type=submit]")
     await page.keyboard.press("Enter")
-    await page.locator("tr:has(#step-need) .state", has_text=label).wait_for()
+    row = page.locator("tr", has=page.locator('a[href$="/history?section=need"]'))
+    await row.locator(f".state-{state}").wait_for()
 
 
 async def test_the_main_journey_works_with_the_keyboard_alone(
@@ -118,13 +119,13 @@ async def test_the_main_journey_works_with_the_keyboard_alone(
     # Send the section for review.
     await _follow(owner, f'a[href="/dpias/{dpia}"]', f"{base}/dpias/{dpia}")
     await _follow(owner, f'a[href="/dpias/{dpia}/workflow"]', f"{base}/dpias/{dpia}/workflow")
-    await _apply_section_step(owner, "submit", "Submitted")
+    await _apply_section_step(owner, "submit", "submitted")
 
     # The DPO reviews it and signs it off.
     dpo = await sign_in_by_keyboard(browser, base, seeded.emails["dpo"])
     await _follow(dpo, f'a[href="/dpias/{dpia}"]', f"{base}/dpias/{dpia}")
     await _follow(dpo, f'a[href="/dpias/{dpia}/workflow"]', f"{base}/dpias/{dpia}/workflow")
-    await _apply_section_step(dpo, "review", "Reviewed")
+    await _apply_section_step(dpo, "review", "reviewed")
     await tab_to(dpo, "#kind")
     await choose(dpo, "section")
     await tab_to(dpo, "#target")
