@@ -75,6 +75,11 @@ async def test_every_target_is_24_px_or_spaced_and_nothing_needs_dragging(
         ("participants", f"/dpias/{dpia}/participants"),
         ("workflow", f"/dpias/{dpia}/workflow"),
         ("notifications", "/notifications"),
+        ("new", "/dpias/new"),
+        ("import", "/dpias/import"),
+        ("history", f"/dpias/{dpia}/history"),
+        ("version", f"/dpias/{dpia}/versions/1"),
+        ("inbound", f"/dpias/{dpia}/inbound"),
         ("accessibility", "/accessibility"),
     ):
         await page.goto(base + path)
