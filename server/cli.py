@@ -303,7 +303,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                     continue
                 admin = "  (administrator: reads /dev/mail)" if person.admin else ""
                 print(
-                    f"  {person.email:<32} {person.role.value:<8} "
+                    f"  {person.email:<32} {person.role.label:<10} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
                 )
             print(

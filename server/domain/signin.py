@@ -13,7 +13,7 @@ Who a person is: the provider's stable subject, Entra's ``oid`` when present (th
 one person across every application of the tenant), else ``sub``, together with the issuer.
 Never the email alone: an email can be reassigned, and any provider can claim any address.
 
-The linking rule (decision 76): an unknown subject whose email already has an account is
+The linking rule (decision 82): an unknown subject whose email already has an account is
 linked to that account only when (1) the email's domain is one of the organisation's
 domains (already required of every sign-in), (2) the account is a member of that
 organisation, and (3) the provider vouches for the address: the token says
@@ -144,7 +144,7 @@ def check_text(raw: str, what: str, maximum: int, *, required: bool = False) -> 
 
 
 def identity_from_claims(claims: Mapping[str, object]) -> Identity:
-    """The person of a validated ID token (``oid`` before ``sub``: decision 76)."""
+    """The person of a validated ID token (``oid`` before ``sub``: decision 82)."""
     subject = claims.get("oid") or claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise SignInRefused("Your organisation's sign-in service did not say who you are")

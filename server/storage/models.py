@@ -93,7 +93,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # A local password still works when the organisation forbids passwords (decision 77).
+    # A local password still works when the organisation forbids passwords (decision 83).
     break_glass: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 

@@ -129,7 +129,7 @@ def _provider_error(provider: ProviderSettings, error: str, description: str | N
 async def forms_may_leave_for_providers(request: Request, response: Response) -> Response:
     """The sign-in form's answer may redirect to a provider, and browsers hold a form's
     redirects to the page's ``form-action``: the sign-in page allows the organisations'
-    providers there (decision 78), every other page only itself."""
+    providers there (decision 84), every other page only itself."""
     origins = await runtime_of(request).signin.provider_origins()
     origins |= runtime_of(request).oidc.authorization_origins()
     allowed = " ".join(sorted(o for o in origins if _SAFE_ORIGIN.fullmatch(o)))
