@@ -6,8 +6,11 @@ A sign-in sent to a provider is remembered here, not in the browser: a random ``
 Coming back claims it once, with a conditional update, so a callback URL used twice (a
 replayed state, and with it a replayed nonce) is refused, even by two processes at once.
 
-Changes to an organisation's settings go to ``on_change`` (the deployment's administrative
-audit, wired by the composition root) inside the transaction that makes them.
+Administrative changes go to ``on_change`` inside the transaction that makes them: an
+organisation's settings saved, an account made just in time, a role set by the provider's
+administrator group. Its signature is the deployment's administrative audit chain's
+``append(session, kind, actor=, channel=, organisation_id=, data=)``, which the composition
+root wires in where there is one; until then they are logged.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -54,15 +57,34 @@ from server.storage.models import (
 log = logging.getLogger("opendpia.signin")
 ATTEMPT_LIFETIME = timedelta(minutes=10)
 
-# (session, kind, actor, organisation id, details): records an administrative change.
-ChangeRecorder = Callable[[AsyncSession, str, str, int, dict[str, Any]], Awaitable[None]]
+
+class ChangeRecorder(Protocol):
+    """Records an administrative change in the caller's transaction."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        kind: str,
+        /,
+        *,
+        actor: str,
+        channel: str,
+        organisation_id: int | None,
+        data: dict[str, Any],
+    ) -> Any: ...
 
 
 async def log_change(
-    _session: AsyncSession, kind: str, actor: str, organisation_id: int, data: dict[str, Any]
+    _session: AsyncSession,
+    kind: str,
+    *,
+    actor: str,
+    channel: str,
+    organisation_id: int | None,
+    data: dict[str, Any],
 ) -> None:
     """Until the deployment's audit chain is wired in: the change, in the log."""
-    log.info("%s by %s for organisation %d: %s", kind, actor, organisation_id, data)
+    log.info("%s by %s (%s) for organisation %s: %s", kind, actor, channel, organisation_id, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +197,7 @@ class SignInDirectory:
         code: str,
         *,
         actor: str,
-        channel: str,  # kept for the audit chain the composition root wires in
+        channel: str,
         issuer: str,
         client_id: str,
         client_secret: str | None,
@@ -240,7 +262,14 @@ class SignInDirectory:
             details = {k: v for k, v in values.items() if k != "updated_at"}
             details["domains"] = list(wanted)
             details["secret_changed"] = bool(secret)
-            await self._on_change(session, "sign_in_settings", actor, organisation_id, details)
+            await self._on_change(
+                session,
+                "sign_in_settings",
+                actor=actor,
+                channel=channel,
+                organisation_id=organisation_id,
+                data=details,
+            )
         found = await self.for_organisation(organisation_id)
         assert found is not None
         return found
@@ -350,13 +379,23 @@ class SignInDirectory:
                         last_sign_in_at=now,
                     )
                 )
-            role = membership_role(identity, provider, member.role if member else None)
+            previous = member.role if member else None
+            role = membership_role(identity, provider, previous)
             if member is None:
                 session.add(
                     Membership(user_id=user.id, organisation_id=provider.organisation_id, role=role)
                 )
             elif member.role != role:
                 member.role = role
+            if outcome is LinkOutcome.PROVISION or previous != role:
+                await self._on_change(
+                    session,
+                    "person_provisioned" if outcome is LinkOutcome.PROVISION else "role_set",
+                    actor=f"sso:{provider.organisation_code}",
+                    channel="sso",
+                    organisation_id=provider.organisation_id,
+                    data={"user": user.id, "email": user.email, "role": role, "was": previous},
+                )
             accounts.add_session(session, user.id, secret, lifetime)
             user_id = user.id
         log.info(
