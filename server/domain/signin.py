@@ -102,7 +102,8 @@ def check_domains(raw: str) -> tuple[str, ...]:
             continue
         if not _DOMAIN.fullmatch(domain):
             raise InvalidInput(
-                f"{domain[:60]!r} is not an email domain; write domains like camden.gov.uk"
+                f"The domain {domain[:60]!r} is not an email domain; write domains like "
+                "camden.gov.uk"
             )
         if domain not in found:
             found.append(domain)
