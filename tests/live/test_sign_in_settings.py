@@ -178,3 +178,29 @@ async def test_the_sign_in_page_lets_its_form_lead_to_the_configured_providers(
         assert re.search(r"form-action 'self' https://login\.microsoftonline\.com(;|$)", after)
         other = (await client.get("/forgot-password")).headers["content-security-policy"]
         assert "login.microsoftonline.com" not in other
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie"),
+    [
+        ("", None),
+        ("?code=abc", None),
+        ("?error=access_denied", None),
+        ("?state=" + "s" * 5000 + "&code=" + "c" * 5000, None),
+        ("?state=%F0%9F%94%91&code=%00", "%F0%9F%94%91"),
+        ("?state=known-to-nobody&code=x&error=%3Cscript%3E", "known-to-nobody"),
+        ("?state=a&state=b&code=x", "a"),
+    ],
+)
+async def test_the_callback_answers_any_query_with_a_page_never_an_error(
+    server: tuple[LiveServer, Site], query: str, cookie: str | None
+) -> None:
+    live, _ = server
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}") as client:
+        if cookie is not None:
+            client.cookies.set("opendpia_sso", cookie)
+        answer = await client.get("/login/oidc/callback" + query)
+        assert answer.status_code in (401, 403), answer.text
+        assert "<script>" not in answer.text
+        assert "Back to sign in" in answer.text
+        assert "opendpia_session" not in answer.headers.get("set-cookie", "")
