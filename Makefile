@@ -56,11 +56,26 @@ pango:
 
 setup: $(VENV)/.installed tests/node/node_modules/.installed frontend/dist/editor.js
 
-demo: $(VENV)/.installed
-	$(BIN)/opendpia demo
+# The demo's third organisation signs in through its own OpenID provider: the npm
+# oidc-provider on loopback (tests/node/oidc-provider.mjs; development only, never in the
+# image), with the people of tests/node/demo-accounts.json. Its client and tenant are the
+# ones `opendpia demo` configures (server/services/demo.py).
+DEMO_IDP_PORT ?= 8090
+DEMO_BASE_URL ?= $(or $(OPENDPIA_BASE_URL),http://127.0.0.1:8000)
+DEMO_IDP := node tests/node/oidc-provider.mjs --port $(DEMO_IDP_PORT) --name demo \
+	--client-id opendpia-demo --client-secret opendpia-demo-client-secret \
+	--tid demo-islington-tenant --accounts tests/node/demo-accounts.json \
+	--redirect-uri $(DEMO_BASE_URL)/login/oidc/callback --keep-running
 
-run: $(VENV)/.installed frontend/dist/editor.js pango demo
-	$(BIN)/opendpia serve
+demo: $(VENV)/.installed
+	$(BIN)/opendpia demo --idp http://127.0.0.1:$(DEMO_IDP_PORT)
+
+run: $(VENV)/.installed frontend/dist/editor.js tests/node/node_modules/.installed pango demo
+	@mkdir -p var
+	@$(DEMO_IDP) > var/demo-idp.log 2>&1 & \
+	  trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	  echo "Islington's OpenID provider: http://127.0.0.1:$(DEMO_IDP_PORT) (log: var/demo-idp.log)"; \
+	  $(BIN)/opendpia serve
 
 test: setup browser dovecot caddy pango
 	$(BIN)/pytest

@@ -32,8 +32,10 @@ from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
+from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
 from server.services.passwords import PasswordResets
+from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
@@ -50,6 +52,7 @@ from server.usecases.workflow import Workflow
 from server.web.app import make_app
 from server.web.errors import close_code_for
 from server.web.runtime import Runtime
+from server.web.signin import CALLBACK_PATH
 
 log = logging.getLogger("opendpia")
 SHUTDOWN_FLUSH_SECONDS = 30.0
@@ -199,6 +202,10 @@ async def open_runtime(
             base_url=settings.base_url,
             mail_from=settings.mail_from,
             on_queued=worker.wake if worker is not None else (lambda: None),
+        ),
+        signin=SignInDirectory(sessions),
+        oidc=OpenIdClient(
+            settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
         ),
         usecases=UseCases(
             participants=Participants(dpias, notifications, rooms),

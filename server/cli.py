@@ -58,12 +58,49 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    user.add_argument(
+        "--no-password",
+        action="store_true",
+        help="no local password: the person signs in through the organisation's provider",
+    )
+    user.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="the password works even where the organisation forbids passwords",
+    )
+
+    sso = commands.add_parser(
+        "set-sign-in", help="sign an organisation's people in with its OpenID provider"
+    )
+    sso.add_argument("org", help="the organisation's code")
+    sso.add_argument("--issuer", required=True, help="the provider's issuer (discovery) URL")
+    sso.add_argument("--client-id", required=True)
+    sso.add_argument("--client-secret", help="the client secret (omitted: keep the stored one)")
+    sso.add_argument(
+        "--client-secret-stdin",
+        action="store_true",
+        help="read the client secret from standard input (kept out of the process list)",
+    )
+    sso.add_argument(
+        "--domain", action="append", required=True, help="an email domain (repeat for more)"
+    )
+    sso.add_argument("--tenant", default="", help="Entra ID: the only tenant (tid) accepted")
+    sso.add_argument("--jit", action="store_true", help="create accounts at first sign-in")
+    sso.add_argument("--admin-group", default="", help="groups claim value of administrators")
+    sso.add_argument(
+        "--forbid-passwords", action="store_true", help="no passwords but break-glass ones"
+    )
 
     for name, what in (("suspend-user", "suspend"), ("reinstate-user", "reinstate")):
         person = commands.add_parser(name, help=f"{what} an account (its open editors follow)")
         person.add_argument("--email", required=True)
 
-    commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+    demo = commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
+    demo.add_argument(
+        "--idp",
+        help="issuer of the demo organisation's OpenID provider (make run starts one at "
+        "http://127.0.0.1:8090)",
+    )
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
     commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
 
@@ -120,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
-    if args.command in ("create-org", "create-user", "demo"):
+    if args.command in ("create-org", "create-user", "demo", "set-sign-in"):
         return asyncio.run(_administer(settings, args))
     if args.command in ("audit", "import", "export"):
         return asyncio.run(_record(settings, args))
@@ -191,7 +228,14 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
     from server.services.audit import AuditTrail
-    from server.services.demo import DEMO_PASSWORD, ORGANISATIONS, PEOPLE, seed_demo
+    from server.services.demo import (
+        DEMO_IDP,
+        DEMO_PASSWORD,
+        JUST_IN_TIME,
+        ORGANISATIONS,
+        PEOPLE,
+        seed_demo,
+    )
     from server.storage.database import create_engine, migrate
     from server.storage.updates import SqlUpdateStore
 
@@ -206,15 +250,48 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             print(f"organisation {args.code.upper()} created")
         elif args.command == "create-user":
             password = (
-                sys.stdin.readline().rstrip("\n")
+                None
+                if args.no_password
+                else sys.stdin.readline().rstrip("\n")
                 if args.password_stdin
                 else getpass.getpass("Password (12 characters or more): ")
             )
-            await accounts.create_user(args.email, args.name, password, args.org, admin=args.admin)
+            await accounts.create_user(
+                args.email,
+                args.name,
+                password,
+                args.org,
+                admin=args.admin,
+                break_glass=args.break_glass,
+            )
             print(f"user {args.email.strip().lower()} created")
+        elif args.command == "set-sign-in":
+            from server.services.signin import SignInDirectory
+
+            saved = await SignInDirectory(sessions).save(
+                args.org,
+                actor="cli",
+                channel="cli",
+                issuer=args.issuer,
+                client_id=args.client_id,
+                client_secret=sys.stdin.readline().strip()
+                if args.client_secret_stdin
+                else args.client_secret,
+                domains=" ".join(args.domain),
+                tenant=args.tenant,
+                jit=args.jit,
+                admin_group=args.admin_group,
+                forbid_passwords=args.forbid_passwords,
+            )
+            print(
+                f"{saved.organisation_code} signs in through {saved.issuer} for "
+                f"{', '.join(saved.domains)}; redirect URI to register: "
+                f"{settings.base_url.rstrip('/')}/login/oidc/callback"
+            )
         else:
             *_, signoffs = _record_services(settings, engine, sessions, AuditTrail(sessions))
-            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs)
+            idp = args.idp or DEMO_IDP
+            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs, idp)
             url = f"http://{settings.host}:{settings.port}/login"
             if dpia_id is None:
                 print(f"The demo exists already. Sign in at {url}")
@@ -222,10 +299,27 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
             names = dict(ORGANISATIONS)
             for person in PEOPLE:
+                if person.provider_login:
+                    continue
                 admin = "  (administrator: reads /dev/mail)" if person.admin else ""
                 print(
                     f"  {person.email:<32} {person.role.label:<10} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
+                )
+            print(
+                f"Single sign-on: {names['ISL']} signs its people in through its own OpenID "
+                f"provider at {idp} (make run starts it). Type only the email on the sign-in "
+                "page, then sign in at the provider's page with:"
+            )
+            for person in [p for p in PEOPLE if p.provider_login] + [JUST_IN_TIME]:
+                note = (
+                    "edits the demo DPIA; administers Islington through the provider's group"
+                    if person.admin
+                    else "no OpenDPIA account yet: the first sign-in makes one"
+                )
+                print(
+                    f"  {person.email:<32} login {person.provider_login:<4} "
+                    f"password {DEMO_PASSWORD}  ({note})"
                 )
             if settings.uses_dev_mailbox:
                 print(

@@ -117,6 +117,10 @@ class Settings:
     import_max_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_IMPORT_MAX_BYTES"}
     )
+    sso_session_hours: float = field(default=8.0, metadata={"env": "OPENDPIA_SSO_SESSION_HOURS"})
+    oidc_timeout_seconds: float = field(
+        default=10.0, metadata={"env": "OPENDPIA_OIDC_TIMEOUT_SECONDS"}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -182,6 +186,10 @@ class Settings:
             raise SettingsError(
                 "OPENDPIA_DB_POOL_SIZE must be at least 1 and OPENDPIA_DB_MAX_OVERFLOW at least 0"
             )
+        if not 0 < self.sso_session_hours <= 24 * 30:
+            raise SettingsError("OPENDPIA_SSO_SESSION_HOURS must be above 0 and at most 720")
+        if not 0 < self.oidc_timeout_seconds <= 120:
+            raise SettingsError("OPENDPIA_OIDC_TIMEOUT_SECONDS must be above 0 and at most 120")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"OPENDPIA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):

@@ -27,12 +27,24 @@ from server.domain.people import (
     check_password,
     normalise_email,
 )
-from server.storage.models import LoginFailure, Membership, Organisation, User, UserSession
+from server.domain.signin import password_allowed
+from server.storage.models import (
+    LoginFailure,
+    Membership,
+    Organisation,
+    OrganisationSignIn,
+    User,
+    UserSession,
+)
 
 SESSION_LIFETIME = timedelta(hours=12)
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_CLIENT = 5  # for one account from one client address
 MAX_FAILURES_PER_ADDRESS = 30  # for any accounts from one client address
+PASSWORDS_FORBIDDEN = (
+    "Your organisation signs you in with its own account, not a password here: leave the "
+    "password empty and choose Sign in"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +85,24 @@ class AccountService:
         return found
 
     async def create_user(
-        self, email: str, name: str, password: str, organisation_code: str, *, admin: bool = False
+        self,
+        email: str,
+        name: str,
+        password: str | None,
+        organisation_code: str,
+        *,
+        admin: bool = False,
+        break_glass: bool = False,
     ) -> int:
         organisation_id = await self.organisation_id(organisation_code)
         user = User(
             email=normalise_email(email),
             name=check_name(name),
-            password_hash=self._hasher.hash(check_password(password)),
+            # None: no local password (single sign-on only); argon2 never verifies "".
+            password_hash=("" if password is None else self._hasher.hash(check_password(password))),
             active=True,
             created_at=_now(),
+            break_glass=break_glass,
         )
         try:
             async with self._sessions.begin() as session:
@@ -113,16 +134,11 @@ class AccountService:
             async with self._sessions.begin() as session:
                 session.add(LoginFailure(email=email, address=address, at=_now()))
             raise AccessDenied("That email and password do not match an account")
+        if not await self._password_allowed(user):
+            raise AccessDenied(PASSWORDS_FORBIDDEN)
         secret = secrets.token_urlsafe(32)
         async with self._sessions.begin() as session:
-            session.add(
-                UserSession(
-                    token_hash=_digest(secret),
-                    user_id=user.id,
-                    created_at=_now(),
-                    expires_at=_now() + SESSION_LIFETIME,
-                )
-            )
+            self.add_session(session, user.id, secret, SESSION_LIFETIME)
             # Only this client's failures: a person signing in must not reset a guesser's.
             await session.execute(
                 delete(LoginFailure).where(
@@ -133,6 +149,54 @@ class AccountService:
                 user.password_hash = self._hasher.hash(password)
                 session.add(user)
         return secret
+
+    @staticmethod
+    def add_session(session: AsyncSession, user_id: int, secret: str, lifetime: timedelta) -> None:
+        """A signed-in browser for ``user_id`` whose cookie holds ``secret`` (password and
+        single sign-on open sessions the same way; only the lifetime differs)."""
+        now = _now()
+        session.add(
+            UserSession(
+                token_hash=_digest(secret),
+                user_id=user_id,
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+
+    async def _password_allowed(self, user: User) -> bool:
+        """Whether a local password may sign ``user`` in (decision 83)."""
+        if user.break_glass:
+            return True
+        async with self._sessions() as session:
+            forbidding = await session.scalar(
+                select(func.count())
+                .select_from(Membership)
+                .join(
+                    OrganisationSignIn,
+                    OrganisationSignIn.organisation_id == Membership.organisation_id,
+                )
+                .where(Membership.user_id == user.id, OrganisationSignIn.forbid_passwords)
+            )
+        return password_allowed(forbidden=bool(forbidding), break_glass=user.break_glass)
+
+    async def set_break_glass(self, email: str, allowed: bool) -> None:
+        """Let (or stop) one account use its local password where passwords are forbidden."""
+        async with self._sessions.begin() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                raise InvalidInput(f"There is no account for {email.strip().lower()[:100]}")
+            user.break_glass = allowed
+
+    async def check_sign_in_rate(self, label: str, address: str) -> None:
+        """TooManyAttempts when this client failed too often (single sign-on counts its
+        refused callbacks here too, under ``label``, with the same limits)."""
+        async with self._sessions() as session:
+            await self._check_rate(session, label[:254], address[:64])
+
+    async def record_failure(self, label: str, address: str) -> None:
+        async with self._sessions.begin() as session:
+            session.add(LoginFailure(email=label[:254], address=address[:64], at=_now()))
 
     async def _check_rate(self, session: AsyncSession, email: str, address: str) -> None:
         since = _now() - FAILURE_WINDOW

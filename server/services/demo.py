@@ -1,5 +1,9 @@
-"""`opendpia demo`: two organisations, a few people, one DPIA part-written, and the DPO's
-sign-off of its first risk (so that a newcomer's export shows what a sign-off records)."""
+"""`opendpia demo`: three organisations, a few people, one DPIA part-written, and the DPO's
+sign-off of its first risk (so that a newcomer's export shows what a sign-off records).
+
+The third organisation signs its people in through its own OpenID provider: `make run`
+starts one on loopback (tests/node/oidc-provider.mjs, with the accounts of
+tests/node/demo-accounts.json), so single sign-on works out of the box."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.templates import append_paragraphs
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
+from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.storage.models import Organisation
 from server.storage.updates import SqlUpdateStore
@@ -29,6 +34,7 @@ class DemoPerson:
     organisation: str
     role: Role
     admin: bool = False  # administers the organisation (reads /dev/mail in development)
+    provider_login: str = ""  # signs in at the demo provider with this login, no password
 
 
 PEOPLE = [
@@ -37,17 +43,41 @@ PEOPLE = [
     DemoPerson("ig@nlft.example", "Sam Whitfield", "NLFT", Role.EDITOR),
     DemoPerson("dpo@camden.example", "Grace Okafor", "CAM", Role.DPO),
     DemoPerson("analyst@nlft.example", "Lee Chen", "NLFT", Role.VIEWER),
+    DemoPerson(
+        "kim@islington.example",
+        "Kim Adeyemi",
+        "ISL",
+        Role.EDITOR,
+        admin=True,  # through the provider's administrator group, at every sign-in
+        provider_login="kim",
+    ),
 ]
 ORGANISATIONS = [
     ("CAM", "London Borough of Camden"),
     ("NLFT", "North London NHS Foundation Trust"),
+    ("ISL", "London Borough of Islington"),
 ]
+# The demo's single sign-on: Islington's provider (its accounts: tests/node/demo-accounts.json;
+# "jo" has no OpenDPIA account until the first sign-in creates one).
+DEMO_IDP = "http://127.0.0.1:8090"
+SSO = {
+    "code": "ISL",
+    "domains": "islington.example",
+    "client_id": "opendpia-demo",
+    "client_secret": "opendpia-demo-client-secret",
+    "tenant": "demo-islington-tenant",
+    "admin_group": "islington-opendpia-admins",
+}
+JUST_IN_TIME = DemoPerson(
+    "jo.bloggs@islington.example", "Jo Bloggs", "ISL", Role.VIEWER, False, "jo"
+)
 
 
 async def seed_demo(
     sessions: async_sessionmaker[AsyncSession],
     store: SqlUpdateStore,
     signoffs: SignOffService,
+    issuer: str = DEMO_IDP,
 ) -> str | None:
     """Create the demo once; the DPIA's id, or None if the demo exists already.
     ``signoffs`` signs as the demo's DPO, through the rules and the audit chain a sign-off
@@ -59,10 +89,26 @@ async def seed_demo(
     dpias = DpiaService(sessions, store)
     for code, name in ORGANISATIONS:
         await accounts.create_organisation(code, name)
+    await SignInDirectory(sessions).save(
+        SSO["code"],
+        actor="demo",
+        channel="cli",
+        issuer=issuer,
+        client_id=SSO["client_id"],
+        client_secret=SSO["client_secret"],
+        domains=SSO["domains"],
+        tenant=SSO["tenant"],
+        jit=True,
+        admin_group=SSO["admin_group"],
+    )
     ids = {}
     for person in PEOPLE:
         ids[person.email] = await accounts.create_user(
-            person.email, person.name, DEMO_PASSWORD, person.organisation, admin=person.admin
+            person.email,
+            person.name,
+            None if person.provider_login else DEMO_PASSWORD,
+            person.organisation,
+            admin=person.admin,
         )
     lead = PEOPLE[0]
     owner = CurrentUser(
@@ -76,6 +122,8 @@ async def seed_demo(
     # The trust's staff write the DPIA with Camden: the trust is a party to it too.
     trust = await accounts.organisation_id("NLFT")
     await dpias.add_party(owner, dpia_id, "joint_controller", organisation_id=trust)
+    islington = await accounts.organisation_id("ISL")
+    await dpias.add_party(owner, dpia_id, "joint_controller", organisation_id=islington)
     await dpias.invite(owner, dpia_id, "outreach@streetlink.example", "commenter", "Jo Martin")
     await store.append([_part_written(dpia_id, await store.load(dpia_id), owner.id)])
     dpo = next(p for p in PEOPLE if p.role is Role.DPO)

@@ -93,6 +93,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A local password still works when the organisation forbids passwords (decision 83).
+    break_glass: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Membership(Base):
@@ -498,3 +500,62 @@ class AuditEvent(Base):
     data: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class OrganisationSignIn(Base):
+    """An organisation's identity provider (OpenID Connect); at most one per organisation."""
+
+    __tablename__ = "organisation_sign_in"
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret: Mapped[str] = mapped_column(String(1000))
+    tenant: Mapped[str] = mapped_column(String(100), server_default="")
+    jit: Mapped[bool] = mapped_column(server_default=false())
+    admin_group: Mapped[str] = mapped_column(String(255), server_default="")
+    forbid_passwords: Mapped[bool] = mapped_column(server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OrganisationDomain(Base):
+    """An email domain of an organisation: unique, so an address leads to one provider."""
+
+    __tablename__ = "organisation_domains"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+
+
+class ExternalIdentity(Base):
+    """A person as a provider knows them: (issuer, stable subject) names one user."""
+
+    __tablename__ = "external_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_external_identities_issuer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SignInAttempt(Base):
+    """A sign-in sent to a provider and not yet back: its state (hashed), nonce and PKCE
+    verifier stay here, single use and short-lived."""
+
+    __tablename__ = "sign_in_attempts"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

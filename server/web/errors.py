@@ -13,6 +13,7 @@ from server.domain.errors import (
     TooManyAttempts,
     WrongDocument,
 )
+from server.domain.signin import ProviderUnavailable
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -33,6 +34,7 @@ _HTTP_STATUSES: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (TooLarge, 413),  # before InvalidInput, which it specialises
     (InvalidInput, 400),
+    (ProviderUnavailable, 502),  # an organisation's identity provider did not answer
 ]
 
 

@@ -27,6 +27,7 @@ from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_e
 from server.web.context import DpiaRequest, UserRequest, dpia_page, user_page
 from server.web.errors import http_status_for
 from server.web.rendering import field, form, page
+from server.web.signin import forms_may_leave_for_providers, leave_for_provider
 
 PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#00707a"]
 
@@ -37,15 +38,26 @@ async def home(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    return await forms_may_leave_for_providers(request, await _login(request))
+
+
+async def _login(request: Request) -> Response:
     next_path = _local_path(request.query_params.get("next", "/dpias"))
     if request.method == "GET":
         return page(request, "login.html", next=next_path, email="")
     data = await form(request)
     email = field(data, "email", 254)
+    password = field(data, "password")
     runtime = runtime_of(request)
     address = request.client.host if request.client else "unknown"
+    if not password:  # the email first: its organisation may sign people in itself
+        provider = await runtime.signin.for_email(email) if "@" in email else None
+        if provider is not None:
+            chosen = _local_path(field(data, "next") or next_path)
+            return await leave_for_provider(request, provider, email.strip(), chosen)
+        return page(request, "login.html", next=next_path, email=email, ask_password=True)
     try:
-        secret = await runtime.accounts.sign_in(email, field(data, "password"), address)
+        secret = await runtime.accounts.sign_in(email, password, address)
     except DomainError as error:
         status = http_status_for(error)
         response = page(

@@ -19,7 +19,9 @@ from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
+from server.services.oidc import OpenIdClient
 from server.services.passwords import PasswordResets
+from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
@@ -45,6 +47,8 @@ class Runtime:
     exports: ExportService
     health: Health
     passwords: PasswordResets
+    signin: SignInDirectory  # organisations' identity providers, and single sign-on
+    oidc: OpenIdClient
     usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     async def access_token(self, token: str, document_id: str) -> Grant:

@@ -194,7 +194,11 @@ async def test_the_demo_reads_in_words_for_every_demo_person(sqlite_url: str) ->
     try:
         with serving(settings) as live:
             base = f"http://127.0.0.1:{live.port}"
-            people = {p.name: await signed_in(base, p.email, DEMO_PASSWORD) for p in PEOPLE}
+            people = {
+                p.name: await signed_in(base, p.email, DEMO_PASSWORD)
+                for p in PEOPLE
+                if not p.provider_login  # Islington's people sign in at their provider
+            }
             workflow = f"/dpias/{dpia}/workflow"
             tom, grace = people["Tom Evans"], people["Grace Okafor"]
             shown = [

@@ -1,0 +1,139 @@
+"""Two organisations, each with its own real OpenID provider (tests/support/oidc.py), and
+the app configured to send their people there: what the single sign-on tests start from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from server.services.signin import SignInDirectory
+from server.storage.database import create_engine
+from tests.support.live import LiveServer, make_settings
+from tests.support.oidc import OidcProvider, ProviderAccount, app_client, require_node
+from tests.support.site import Site, prepare, seed_site
+
+CAMDEN_TENANT = "7d1c4c1e-camden-tenant"
+TRUST_TENANT = "a9f0b2c3-trust-tenant"
+CAMDEN_ADMINS = "5f0e-camden-opendpia-admins"
+CAMDEN_PEOPLE = {
+    "olive": ProviderAccount("owner@camden.example", "Olive Owner", "oid-olive"),
+    "carol": ProviderAccount(
+        "carol@camden.example", "Carol Admin", "oid-carol", groups=[CAMDEN_ADMINS]
+    ),
+    "pat": ProviderAccount("pat@camden.example", "Pat Plain", "oid-pat", groups=["other"]),
+    "guest": ProviderAccount("guest@elsewhere.example", "Gus Guest", "oid-guest"),
+    "stranger": ProviderAccount(
+        "stranger@camden.example", "Stan Ger", "oid-stranger", tid="another-tenant"
+    ),
+}
+TRUST_PEOPLE = {
+    "eddie": ProviderAccount("editor@nlft.example", "Editor Person", "oid-eddie"),
+    "nadia": ProviderAccount("nadia@nlft.example", "Nadia New", "oid-nadia"),
+}
+
+
+@dataclass
+class Sso:
+    live: LiveServer
+    site: Site
+    camden: OidcProvider
+    trust: OidcProvider
+    database_url: str
+    directory: Path
+
+    @property
+    def callback(self) -> str:
+        return f"http://127.0.0.1:{self.live.port}/login/oidc/callback"
+
+    def client(self) -> httpx.AsyncClient:
+        return app_client(self.live.port)
+
+    async def configure(
+        self,
+        code: str,
+        provider: OidcProvider,
+        domain: str,
+        issuer: str | None = None,
+        **choices: object,
+    ) -> None:
+        await _configure(self.database_url, code, provider, domain, issuer, **choices)
+
+    def provider(
+        self, name: str, accounts: dict[str, ProviderAccount], **options: object
+    ) -> OidcProvider:
+        return OidcProvider(
+            self.directory,
+            name,
+            accounts=accounts,
+            redirect_uri=self.callback,
+            tid=CAMDEN_TENANT,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+async def _configure(
+    database_url: str,
+    code: str,
+    provider: OidcProvider,
+    domain: str,
+    issuer: str | None = None,
+    **choices: object,
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await SignInDirectory(async_sessionmaker(engine, expire_on_commit=False)).save(
+            code,
+            actor="test",
+            channel="test",
+            issuer=issuer or provider.issuer,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret,
+            domains=domain,
+            tenant=provider.tid,
+            **choices,  # type: ignore[arg-type]
+        )
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def sso_site(database_url: str, directory: Path, **settings: object) -> Iterator[Sso]:
+    require_node()
+    prepare(database_url)
+    site = asyncio.run(seed_site(database_url))
+    base = make_settings(
+        database_url, access_recheck_seconds=0.5, oidc_timeout_seconds=2.0, **settings
+    )
+    live = LiveServer(base)
+    live.settings = replace(base, base_url=f"http://127.0.0.1:{live.port}")
+    callback = f"http://127.0.0.1:{live.port}/login/oidc/callback"
+    camden = OidcProvider(
+        directory, "camden", accounts=CAMDEN_PEOPLE, redirect_uri=callback, tid=CAMDEN_TENANT
+    )
+    trust = OidcProvider(
+        directory, "trust", accounts=TRUST_PEOPLE, redirect_uri=callback, tid=TRUST_TENANT
+    )
+    sso = Sso(live, site, camden, trust, database_url, directory)
+    camden.start()
+    try:
+        trust.start()
+        try:
+            asyncio.run(
+                sso.configure("CAM", camden, "camden.example", jit=True, admin_group=CAMDEN_ADMINS)
+            )
+            asyncio.run(sso.configure("NLFT", trust, "nlft.example", jit=False))
+            live.start()
+            try:
+                yield sso
+            finally:
+                live.stop()
+        finally:
+            trust.stop()
+    finally:
+        camden.stop()
