@@ -24,6 +24,8 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.admin_audit import AdminAuditTrail
+from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -41,6 +43,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
 from server.usecases import UseCases
+from server.usecases.administration import Administer
 from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
@@ -177,6 +180,13 @@ async def open_runtime(
     )
     editing = DocumentEditing(rooms)
     inbound = InboundStore(sessions, notifications.mail.reply_keys)
+    passwords = PasswordResets(
+        sessions,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
+    administration = Administration(sessions, passwords, AdminAuditTrail(sessions))
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -194,12 +204,8 @@ async def open_runtime(
         workflow=workflow,
         exports=ExportService(sessions, dpias, history, signoffs, audit),
         health=Health(sessions, the_bus),
-        passwords=PasswordResets(
-            sessions,
-            base_url=settings.base_url,
-            mail_from=settings.mail_from,
-            on_queued=worker.wake if worker is not None else (lambda: None),
-        ),
+        passwords=passwords,
+        administration=administration,
         usecases=UseCases(
             participants=Participants(dpias, notifications, rooms),
             comments=Comments(dpias, editing, notifications),
@@ -207,6 +213,7 @@ async def open_runtime(
             workflow=Workflow(workflow, dpias, rooms),
             signoffs=SignOffs(signoffs, rooms),
             inbound=InboundMail(inbound, dpias),
+            administer=Administer(administration, dpias, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
