@@ -149,7 +149,7 @@ async def people(context: AdminRequest) -> Response:
         values = {
             "email": field(data, "email", 254),
             "name": field(data, "name", 200),
-            "role": field(data, "role", 20),
+            "role": field(data, "role", 20) or "member",
         }
         try:
             await administration.invite(
