@@ -18,6 +18,7 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from server.domain import wording
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
 from server.domain.verdicts import ALLOWED, Verdict, refused
 
@@ -35,7 +36,7 @@ class OrgRole(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return "Administrator" if self is OrgRole.ADMIN else "Member"
+        return wording.ORG_ROLES[self.value]
 
 
 class AdminChannel(enum.StrEnum):

@@ -218,7 +218,7 @@ class Administration:
         )
         async with self._sessions.begin() as session:
             if await session.scalar(select(User.id).where(User.email == email)):
-                raise Conflict(f"{email} has an account already")
+                raise Conflict(f"There is an account for {email} already")
             org = await session.get_one(Organisation, organisation_id)
             user = User(
                 email=email, name=name, password_hash=password_hash, active=True, created_at=_now()

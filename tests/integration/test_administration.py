@@ -181,13 +181,13 @@ async def test_bad_values_are_refused_with_what_to_do(w: World) -> None:
         await w.admin.update_organisation(
             ROOT, "CAM", new_code="NLFT", name="Camden", outside_partners=True
         )
-    with pytest.raises(InvalidInput, match="name is required"):
+    with pytest.raises(InvalidInput, match="A name is required"):
         await w.admin.create_organisation(ROOT, "POL", "   ")
     with pytest.raises(InvalidInput, match="longer than 200"):
         await w.admin.create_organisation(ROOT, "POL", "x" * 201)
     with pytest.raises(InvalidInput, match="2 to 12 letters"):
         await w.admin.create_organisation(ROOT, "TOO-LONG-CODE", "Police")
-    with pytest.raises(Conflict, match="has an account"):
+    with pytest.raises(Conflict, match="There is an account for"):
         await w.admin.invite(ROOT, w.cam, "ADA@camden.example", "Ada 2")
     assert len(await _events(w)) == 3
 

@@ -266,7 +266,7 @@ async def test_an_administrator_sees_the_organisations_dpias(
     assert f'href="/dpias/{world.seeded.dpia_id}"' in page
     assert "Rough sleeping data" in page and ">Draft<" in page and ">Lead<" in page
     audit = (await ada.get("/admin/organisations/CAM/audit")).text
-    assert "person invited" in audit and "set-up" not in audit
+    assert "Person invited" in audit and "Command line" in audit
 
 
 async def test_a_deployment_administrator_creates_and_edits_an_organisation(
@@ -295,9 +295,9 @@ async def test_a_deployment_administrator_creates_and_edits_an_organisation(
     ("data", "status", "message"),
     [
         ({"code": "CAM", "name": "Camden again"}, 409, "An organisation with code CAM exists"),
-        ({"code": "POL", "name": "  "}, 400, "a name is required"),
+        ({"code": "POL", "name": "  "}, 400, "A name is required"),
         ({"code": "POL", "name": "x" * 201}, 400, "longer than 200 characters"),
-        ({"code": "POL", "name": "x" * 1001}, 400, "name is longer than 1000 characters"),
+        ({"code": "POL", "name": "x" * 1001}, 400, "longer than 1000 characters"),
         ({"code": "P", "name": "Police"}, 400, "2 to 12 letters or digits"),
         ({"code": "<b>", "name": "Police"}, 400, "2 to 12 letters or digits"),
     ],
@@ -317,9 +317,13 @@ async def test_bad_people_values_and_unknown_ids_are_explained(
 ) -> None:
     people = "/admin/organisations/CAM/people"
     for data, status, message in [
-        ({"email": "not-an-email", "name": "X"}, 400, "is not an email address"),
-        ({"email": "ada@camden.example", "name": "X"}, 409, "has an account already"),
-        ({"email": "new@camden.example", "name": ""}, 400, "a name is required"),
+        ({"email": "not-an-email", "name": "X"}, 400, "This is not an email address"),
+        (
+            {"email": "ada@camden.example", "name": "X"},
+            409,
+            "There is an account for ada@camden.example already",
+        ),
+        ({"email": "new@camden.example", "name": ""}, 400, "A name is required"),
         ({"email": "new@camden.example", "name": "N", "role": "owner"}, 400, "Choose a role"),
     ]:
         response = await _post(root, people, **data)
