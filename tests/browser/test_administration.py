@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from email import message_from_bytes, policy
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from typing import Any
 
 import pytest

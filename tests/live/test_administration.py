@@ -74,17 +74,33 @@ class World:
         domain = "nlft" if who == "nia" else "camden"
         return await signed_in(self.base, f"{who}@{domain}.example")
 
+    database_url: str
+
     async def events(self) -> list[AdminAuditEvent]:
-        async with self.live.runtime.sessions() as session:
-            return list(await session.scalars(select(AdminAuditEvent)))
+        engine = create_engine(self.database_url)
+        try:
+            async with async_sessionmaker(engine)() as session:
+                return list(await session.scalars(select(AdminAuditEvent)))
+        finally:
+            await engine.dispose()
+
+    async def outbox(self, recipient: str) -> OutboxMessage | None:
+        engine = create_engine(self.database_url)
+        try:
+            async with async_sessionmaker(engine)() as session:
+                query = select(OutboxMessage).where(OutboxMessage.recipient == recipient)
+                return await session.scalar(query)
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture
-def world(sqlite_url: str) -> Iterator[World]:
-    prepare(sqlite_url)
-    seeded = asyncio.run(_seed(sqlite_url))
-    with serving(make_settings(sqlite_url)) as live:
-        yield World(live, seeded, f"http://127.0.0.1:{live.port}")
+def world(database_url: str) -> Iterator[World]:
+    """The app on SQLite, and on PostgreSQL."""
+    prepare(database_url)
+    seeded = asyncio.run(_seed(database_url))
+    with serving(make_settings(database_url)) as live:
+        yield World(live, seeded, f"http://127.0.0.1:{live.port}", database_url)
 
 
 @pytest_asyncio.fixture
@@ -181,10 +197,7 @@ async def test_an_administrator_invites_a_person_who_gets_a_link(
     assert "Invited." in page
     row = page.split("zoe@camden.example", 1)[1].split("</tr>", 1)[0]
     assert "Member" in row and "Active" in row
-    async with world.live.runtime.sessions() as session:
-        mail = await session.scalar(
-            select(OutboxMessage).where(OutboxMessage.recipient == "zoe@camden.example")
-        )
+    mail = await world.outbox("zoe@camden.example")
     assert mail is not None and b"/reset-password/" in mail.message
     invited = (await world.events())[-1]
     assert invited.kind == "person_invited" and invited.channel == "browser"
