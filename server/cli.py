@@ -253,7 +253,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
             names = dict(ORGANISATIONS)
             for person in PEOPLE:
-                admin = "  (administrator: reads /dev/mail)" if person.admin else ""
+                admin = "  (administrator: /admin, /dev/mail)" if person.admin else ""
                 print(
                     f"  {person.email:<32} {person.role.label:<10} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
