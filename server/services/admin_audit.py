@@ -72,6 +72,11 @@ class AdminAuditTrail:
         head.head = chained.hash
         return chained
 
+    async def lock(self, session: AsyncSession) -> None:
+        """Lock the chain's head for the rest of ``session``'s transaction (so that
+        administrative changes take turns)."""
+        await self._head(session)
+
     async def _head(self, session: AsyncSession) -> AuditChain:
         query = (
             select(AuditChain)

@@ -11,13 +11,15 @@ says what changed, before and after; never a password or a link.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.administration import (
@@ -36,6 +38,7 @@ from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, check_org_code, check_password, normalise_email
 from server.services.admin_audit import AdminAuditTrail
 from server.services.passwords import PasswordResets
+from server.storage.database import writer_turn
 from server.storage.models import Dpia, DpiaParty, Membership, Organisation, User, UserSession
 
 
@@ -147,7 +150,7 @@ class Administration:
             outside_partners=outside_partners,
             created_at=_now(),
         )
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             await self._code_free(session, org.code)
             session.add(org)
             await session.flush()
@@ -160,7 +163,7 @@ class Administration:
         deployment_policy(actor.standing).require()
         current = await self.organisation(actor, code)
         new_code, name = check_org_code(new_code), check_name(name, "name")
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             org = await session.get_one(Organisation, current.id, with_for_update=True)
             before = _org_data(org)
             if new_code != org.code:
@@ -216,7 +219,7 @@ class Administration:
         send_link = password is None and not (
             self._elsewhere is not None and await self._elsewhere(organisation_id)
         )
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             if await session.scalar(select(User.id).where(User.email == email)):
                 raise Conflict(f"There is an account for {email} already")
             org = await session.get_one(Organisation, organisation_id)
@@ -244,7 +247,7 @@ class Administration:
     ) -> PersonView:
         organisation_policy(actor.standing, organisation_id).require()
         new_role = check_org_role(role)
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             user, membership = await self._membership(session, organisation_id, user_id)
             old_role = OrgRole(membership.role)
             if old_role is new_role:
@@ -271,7 +274,7 @@ class Administration:
             organisation_policy(actor.standing, organisation_id).require()
         else:
             deployment_policy(actor.standing).require()
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             user = await session.get(User, user_id, with_for_update=True)
             memberships = (
                 (await session.scalars(select(Membership).where(Membership.user_id == user_id)))
@@ -315,7 +318,7 @@ class Administration:
     async def set_deployment_admin(self, actor: Actor, email: str, granted: bool) -> None:
         deployment_policy(actor.standing).require()
         user_id = await self.user_id(email)
-        async with self._sessions.begin() as session:
+        async with self._changing() as session:
             user = await session.get_one(User, user_id)
             if user.deployment_admin == granted:
                 return
@@ -355,6 +358,22 @@ class Administration:
             ]
 
     # -- helpers ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _changing(self) -> AsyncIterator[AsyncSession]:
+        """The transaction of one change. The audit chain's head is locked first, so that
+        administrative changes take turns: two administrators demoting each other at once
+        cannot both count the other as the one who stays. A clash on a unique value (a code,
+        an email) made meanwhile by something else is a Conflict, not a crash."""
+        try:
+            # SQLite ignores FOR UPDATE: there, this process's writers take turns instead.
+            async with writer_turn(self._sessions), self._sessions.begin() as session:
+                await self.audit.lock(session)
+                yield session
+        except IntegrityError:
+            raise Conflict(
+                "This changed at the same time elsewhere: reload the page and try again"
+            ) from None
 
     async def _membership(
         self, session: AsyncSession, organisation_id: int, user_id: int

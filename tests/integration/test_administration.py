@@ -162,6 +162,20 @@ async def test_the_last_administrator_cannot_demote_or_suspend_themselves(w: Wor
     assert ben
 
 
+async def test_two_administrators_demoting_each_other_at_once_leave_one(w: World) -> None:
+    ben = await w.admin.invite(_ada(w), w.cam, "ben@camden.example", "Ben", "admin")
+    as_ben = Actor(f"user:{ben}", AdminChannel.BROWSER, Standing(False, frozenset({w.cam})))
+    outcomes = await asyncio.gather(
+        w.admin.change_role(_ada(w), w.cam, ben, "member"),
+        w.admin.change_role(as_ben, w.cam, w.ada, "member"),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "PersonView"]
+    roles = {p.email: p.role.value for p in await w.admin.people(ROOT, w.cam)}
+    assert sorted(roles.values()) == ["admin", "member"]
+    assert await w.admin.audit.verify() is None
+
+
 async def test_an_administrator_cannot_reach_another_organisation(w: World) -> None:
     bob = await w.admin.invite(ROOT, w.nlft, "bob@nlft.example", "Bob", password=PASSWORD)
     with pytest.raises(DocumentNotFound):
