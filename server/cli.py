@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from server.bootstrap import Service
-    from server.services.administration import Actor, Administration
+    from server.services.admin_records import Actor
+    from server.services.administration import Administration
     from server.services.audit import AuditTrail
     from server.services.dpias import DpiaService
     from server.services.history import HistoryService
@@ -362,7 +363,7 @@ def _administration(
 
 def _cli_actor() -> Actor:
     """Whoever runs the command, as a deployment administrator (they hold the database)."""
-    from server.services.administration import Actor
+    from server.services.admin_records import Actor
 
     try:
         login = getpass.getuser()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.administration import (
     NOT_FOUND,
-    AdminChannel,
     OrgRole,
     Standing,
     admin_kept_policy,
@@ -37,51 +35,18 @@ from server.domain.dpias import DpiaStatus
 from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, check_org_code, check_password, normalise_email
 from server.services.admin_audit import AdminAuditTrail
+from server.services.admin_records import (
+    Actor,
+    OrganisationDpia,
+    OrganisationView,
+    PersonView,
+    org_data,
+    organisation_view,
+    person_view,
+)
 from server.services.passwords import PasswordResets
 from server.storage.database import writer_turn
 from server.storage.models import Dpia, DpiaParty, Membership, Organisation, User, UserSession
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who performs an administrative action, from where, with what standing."""
-
-    label: str  # as the audit chain records it: "user:<id>" or "cli:<login>"
-    channel: AdminChannel
-    standing: Standing
-    name: str = ""  # shown in an invitation's email
-    user_id: int | None = None
-
-    @classmethod
-    def command_line(cls, login: str) -> Actor:
-        return cls(f"cli:{login[:60]}", AdminChannel.CLI, Standing(True, frozenset()), login)
-
-
-@dataclass(frozen=True, slots=True)
-class OrganisationView:
-    id: int
-    code: str
-    name: str
-    outside_partners: bool
-    people: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PersonView:
-    id: int
-    name: str
-    email: str
-    role: OrgRole
-    active: bool
-    deployment_admin: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OrganisationDpia:
-    id: str
-    title: str
-    status: DpiaStatus
-    lead: bool
 
 
 class Administration:
@@ -125,7 +90,7 @@ class Administration:
             rows = await session.execute(
                 query.group_by(Organisation.id).order_by(Organisation.name)
             )
-            return [_organisation(org, count) for org, count in rows]
+            return [organisation_view(org, count) for org, count in rows]
 
     async def organisation(self, actor: Actor, code: str) -> OrganisationView:
         """One organisation the actor may manage; DocumentNotFound for any other."""
@@ -138,7 +103,7 @@ class Administration:
         if org is None:
             raise DocumentNotFound(NOT_FOUND)
         organisation_policy(actor.standing, org.id).require()
-        return _organisation(org)
+        return organisation_view(org)
 
     async def create_organisation(
         self, actor: Actor, code: str, name: str, *, outside_partners: bool = True
@@ -154,8 +119,8 @@ class Administration:
             await self._code_free(session, org.code)
             session.add(org)
             await session.flush()
-            await self._record(session, actor, "organisation_created", org.id, after=_org_data(org))
-        return _organisation(org)
+            await self._record(session, actor, "organisation_created", org.id, after=org_data(org))
+        return organisation_view(org)
 
     async def update_organisation(
         self, actor: Actor, code: str, *, new_code: str, name: str, outside_partners: bool
@@ -165,15 +130,15 @@ class Administration:
         new_code, name = check_org_code(new_code), check_name(name, "name")
         async with self._changing() as session:
             org = await session.get_one(Organisation, current.id, with_for_update=True)
-            before = _org_data(org)
+            before = org_data(org)
             if new_code != org.code:
                 await self._code_free(session, new_code)
             org.code, org.name, org.outside_partners = new_code, name, outside_partners
-            if _org_data(org) != before:
+            if org_data(org) != before:
                 await self._record(
-                    session, actor, "organisation_changed", org.id, before, _org_data(org)
+                    session, actor, "organisation_changed", org.id, before, org_data(org)
                 )
-        return _organisation(org)
+        return organisation_view(org)
 
     async def _code_free(self, session: AsyncSession, code: str) -> None:
         if await session.scalar(select(Organisation.id).where(Organisation.code == code)):
@@ -190,7 +155,7 @@ class Administration:
                 .where(Membership.organisation_id == organisation_id)
                 .order_by(User.name, User.id)
             )
-            return [_person(user, role) for user, role in rows]
+            return [person_view(user, role) for user, role in rows]
 
     async def person(self, actor: Actor, organisation_id: int, user_id: int) -> PersonView:
         """A person of the organisation; DocumentNotFound for anyone else."""
@@ -251,7 +216,7 @@ class Administration:
             user, membership = await self._membership(session, organisation_id, user_id)
             old_role = OrgRole(membership.role)
             if old_role is new_role:
-                return _person(user, membership.role)
+                return person_view(user, membership.role)
             admins = await self._active_admins(session, organisation_id)
             admin_kept_policy(old_role, user.active, new_role, user.active, admins).require()
             membership.role = new_role.value
@@ -263,7 +228,7 @@ class Administration:
                 {"email": user.email, "role": old_role.value},
                 {"email": user.email, "role": new_role.value},
             )
-            return _person(user, membership.role)
+            return person_view(user, membership.role)
 
     async def set_active(
         self, actor: Actor, user_id: int, active: bool, organisation_id: int | None = None
@@ -288,7 +253,7 @@ class Administration:
                 raise DocumentNotFound("There is no such person in this organisation.")
             suspend_scope_policy(actor.standing, [m.organisation_id for m in memberships]).require()
             if user.active == active:
-                return _person(user, _role_in(memberships, organisation_id))
+                return person_view(user, _role_in(memberships, organisation_id))
             for membership in memberships:
                 admins = await self._active_admins(session, membership.organisation_id)
                 role = OrgRole(membership.role)
@@ -304,7 +269,7 @@ class Administration:
                 {"email": user.email, "active": not active},
                 {"email": user.email, "active": active},
             )
-            return _person(user, _role_in(memberships, organisation_id))
+            return person_view(user, _role_in(memberships, organisation_id))
 
     async def user_id(self, email: str) -> int:
         async with self._sessions() as session:
@@ -414,20 +379,6 @@ class Administration:
             organisation_id=organisation_id,
             data={"before": before or {}, "after": after or {}},
         )
-
-
-def _organisation(org: Organisation, people: int = 0) -> OrganisationView:
-    return OrganisationView(org.id, org.code, org.name, org.outside_partners, people)
-
-
-def _org_data(org: Organisation) -> dict[str, Any]:
-    return {"code": org.code, "name": org.name, "outside_partners": org.outside_partners}
-
-
-def _person(user: User, role: str) -> PersonView:
-    return PersonView(
-        user.id, user.name, user.email, OrgRole(role), user.active, user.deployment_admin
-    )
 
 
 def _role_in(memberships: Any, organisation_id: int | None) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.realtime.rooms import RoomManager
-from server.services.administration import Actor, Administration, PersonView
+from server.services.admin_records import Actor, PersonView
+from server.services.administration import Administration
 from server.services.dpias import DpiaService
 
 

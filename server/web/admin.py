@@ -22,7 +22,7 @@ from starlette.routing import Route
 from server.domain.administration import AdminChannel, OrgRole
 from server.domain.errors import DocumentNotFound, DomainError
 from server.domain.inputs import whole_number
-from server.services.administration import Actor, OrganisationView
+from server.services.admin_records import Actor, OrganisationView
 from server.web.auth import runtime_of
 from server.web.context import signed_in
 from server.web.errors import http_status_for

@@ -21,7 +21,8 @@ from server.domain.administration import AdminChannel, Standing
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
 from server.services.accounts import CurrentUser
 from server.services.admin_audit import AdminAuditTrail
-from server.services.administration import Actor, Administration
+from server.services.admin_records import Actor
+from server.services.administration import Administration
 from server.services.dpias import DpiaService
 from server.services.passwords import PasswordResets
 from server.storage.database import create_engine, migrate
