@@ -372,3 +372,27 @@ async def test_a_post_without_the_csrf_token_changes_nothing(
         response = await root.post(path, data=data)
         assert response.status_code == 403, path
     assert len(await world.events()) == SEEDED
+
+
+async def test_a_lead_that_forbids_outside_partners_refuses_them_on_the_participants_page(
+    world: World, root: httpx.AsyncClient
+) -> None:
+    changed = await _post(
+        root, "/admin/organisations/CAM", code="CAM", name="London Borough of Camden"
+    )
+    assert changed.status_code == 303  # the box left unticked: outside partners not allowed
+    owner = await world.client("max")
+    path = f"/dpias/{world.seeded.dpia_id}/participants"
+    try:
+        for email in ("jo@charity.example", "nia@nlft.example"):
+            refused = await _post(
+                owner, path, action="invite", email=email, role="commenter", name="Jo"
+            )
+            assert refused.status_code == 403, email
+            assert "does not allow partners from outside" in refused.text
+        inside = await _post(
+            owner, path, action="invite", email="ada@camden.example", role="viewer"
+        )
+        assert inside.status_code == 303
+    finally:
+        await owner.aclose()
