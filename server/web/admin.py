@@ -98,6 +98,7 @@ async def organisations(context: AdminRequest) -> Response:
         deployment_admin=actor.standing.deployment_admin,
         values=values,
         error=error,
+        error_field=_field_for(error, {"code": "org-code"}, "org-name"),
     )
 
 
@@ -135,6 +136,8 @@ async def organisation(context: AdminRequest) -> Response:
         organisation=current,
         values=values,
         error=error,
+        error_field=_field_for(error, {"code": "org-code"}, "org-name"),
+        deployment_admin=True,
     )
 
 
@@ -172,6 +175,11 @@ async def people(context: AdminRequest) -> Response:
         invited=request.query_params.get("invited") == "1",
         deployment_admin=actor.standing.deployment_admin,
         error=error,
+        error_field=_field_for(
+            error,
+            {"email": "invite-email", "account": "invite-email", "role": "invite-role"},
+            "invite-name",
+        ),
     )
 
 
@@ -189,7 +197,7 @@ async def person(context: AdminRequest) -> Response:
     org = await runtime.administration.organisation(actor, request.path_params["code"])
     user_id = _person_id(request)
     someone = await runtime.administration.person(actor, org.id, user_id)
-    error, status = None, 200
+    error, status, action = None, 200, ""
     if request.method == "POST":
         data = await form(request)
         action = field(data, "action", 20)
@@ -228,6 +236,7 @@ async def person(context: AdminRequest) -> Response:
         done=request.query_params.get("done", "") if request.method == "GET" else "",
         deployment_admin=actor.standing.deployment_admin,
         error=error,
+        error_field="person-new-role" if action == "role" else "person-active",
     )
 
 
@@ -268,6 +277,13 @@ async def audit(context: AdminRequest) -> Response:
         names=await administration.actor_names([e.record.actor for e in entries]),
         deployment_admin=actor.standing.deployment_admin,
     )
+
+
+def _field_for(error: str | None, words: dict[str, str], otherwise: str) -> str:
+    """The id of the field an error is about, for the error summary's link: the first
+    field whose word the message names, else ``otherwise``."""
+    lowered = (error or "").lower()
+    return next((field_id for word, field_id in words.items() if word in lowered), otherwise)
 
 
 def _organisation_values(data: FormData) -> dict[str, str | bool]:
