@@ -396,3 +396,27 @@ async def test_a_lead_that_forbids_outside_partners_refuses_them_on_the_particip
         assert inside.status_code == 303
     finally:
         await owner.aclose()
+
+
+NASTY = ["", " ", "\x00", "\u202e", "é" * 300, "x" * 5000, "<script>", "'; DROP TABLE users; --"]
+
+
+async def test_no_value_in_any_administration_form_gives_a_server_error(
+    world: World, root: httpx.AsyncClient
+) -> None:
+    max_page = f"/admin/organisations/CAM/people/{world.seeded.ids['max']}"
+    token = csrf_field((await root.get("/admin/organisations")).text)
+    forms = {
+        "/admin/organisations": ("code", "name", "outside_partners"),
+        "/admin/organisations/NLFT": ("code", "name", "outside_partners"),
+        "/admin/organisations/CAM/people": ("email", "name", "role"),
+        max_page: ("action", "role", "confirm"),
+    }
+    for path, names in forms.items():
+        for value in NASTY:
+            for name in names:
+                data = {"csrftoken": token, **dict.fromkeys(names, "ok"), name: value}
+                response = await root.post(path, data=data)
+                assert response.status_code < 500, (path, name, value[:20])
+                assert "<script>" not in response.text.replace("&lt;script&gt;", "")
+    assert (await root.get("/admin/organisations/NLFT")).status_code == 200
