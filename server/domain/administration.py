@@ -15,7 +15,7 @@ part in: they cannot learn which organisations exist.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from server.domain import wording
@@ -110,6 +110,22 @@ def admin_kept_policy(
             )
         )
     return ALLOWED
+
+
+def readable_change(data: Mapping[str, object]) -> list[tuple[str, str]]:
+    """An audit event's recorded values (its "before" or "after") as a person reads them:
+    labels for the names, and for roles and flags, in the order they were recorded."""
+    readable = []
+    for key, value in data.items():
+        if isinstance(value, bool):
+            yes, no = wording.ADMIN_FLAGS.get(key, ("Yes", "No"))
+            shown = yes if value else no
+        elif key == "role" and isinstance(value, str):
+            shown = wording.label(wording.ORG_ROLES, value)
+        else:
+            shown = str(value)
+        readable.append((wording.label(wording.ADMIN_FIELDS, key), shown))
+    return readable
 
 
 def email_domain(email: str) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.domain.administration import AdminChannel, OrgRole
+from server.domain.administration import AdminChannel, OrgRole, readable_change
 from server.domain.errors import DocumentNotFound, DomainError
 from server.domain.inputs import whole_number
 from server.services.admin_records import Actor, OrganisationView
@@ -275,6 +275,7 @@ async def audit(context: AdminRequest) -> Response:
         organisation=org,
         entries=list(reversed(entries)),
         names=await administration.actor_names([e.record.actor for e in entries]),
+        readable=readable_change,
         deployment_admin=actor.standing.deployment_admin,
     )
 

@@ -281,6 +281,7 @@ async def test_an_administrator_sees_the_organisations_dpias(
     assert "Rough sleeping data" in page and ">Draft<" in page and ">Lead<" in page
     audit = (await ada.get("/admin/organisations/CAM/audit")).text
     assert "Person invited" in audit and "Command line" in audit
+    assert "Role: Administrator" in audit and "role: admin" not in audit
 
 
 async def test_a_deployment_administrator_creates_and_edits_an_organisation(

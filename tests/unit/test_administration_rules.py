@@ -13,6 +13,7 @@ from server.domain.administration import (
     deployment_policy,
     organisation_policy,
     outside_partner_policy,
+    readable_change,
     suspend_scope_policy,
 )
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
@@ -105,3 +106,15 @@ def test_people_of_the_parties_stay_welcome_when_outsiders_are_not() -> None:
     assert _outside(False, "bob@nlft.example", {2, 3})
     assert _outside(False, "new.starter@NLFT.example", set(), frozenset({"nlft.example"}))
     assert not _outside(False, "x@nlft.example.evil", set(), frozenset({"nlft.example"}))
+
+
+def test_an_audit_events_values_read_as_words() -> None:
+    assert readable_change(
+        {"email": "ann@camden.example", "role": "admin", "active": False, "link_sent": True}
+    ) == [
+        ("Email", "ann@camden.example"),
+        ("Role", "Administrator"),
+        ("State", "Suspended"),
+        ("Password link emailed", "Yes"),
+    ]
+    assert readable_change({"outside_partners": True}) == [("Outside partners", "Allowed")]
