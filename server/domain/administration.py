@@ -112,6 +112,20 @@ def admin_kept_policy(
     return ALLOWED
 
 
+def deployment_admin_kept_policy(was: bool, stays: bool, active_deployment_admins: int) -> Verdict:
+    """An active deployment administrator who would stop being one (suspended, or the
+    standing revoked) while there are ``active_deployment_admins``: the deployment keeps
+    one, so that organisations can still be managed in the browser."""
+    if was and not stays and active_deployment_admins <= 1:
+        return refused(
+            Conflict(
+                "This is the last deployment administrator: make someone else one first "
+                "(opendpia grant-deployment-admin)"
+            )
+        )
+    return ALLOWED
+
+
 def readable_change(data: Mapping[str, object]) -> list[tuple[str, str]]:
     """An audit event's recorded values (its "before" or "after") as a person reads them:
     labels for the names, and for roles and flags, in the order they were recorded."""

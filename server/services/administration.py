@@ -27,6 +27,7 @@ from server.domain.administration import (
     Standing,
     admin_kept_policy,
     check_org_role,
+    deployment_admin_kept_policy,
     deployment_policy,
     organisation_policy,
     suspend_scope_policy,
@@ -254,6 +255,9 @@ class Administration:
             suspend_scope_policy(actor.standing, [m.organisation_id for m in memberships]).require()
             if user.active == active:
                 return person_view(user, _role_in(memberships, organisation_id))
+            deployment_admins = await self._active_deployment_admins(session)
+            was = user.deployment_admin and user.active
+            deployment_admin_kept_policy(was, was and active, deployment_admins).require()
             for membership in memberships:
                 admins = await self._active_admins(session, membership.organisation_id)
                 role = OrgRole(membership.role)
@@ -287,6 +291,8 @@ class Administration:
             user = await session.get_one(User, user_id)
             if user.deployment_admin == granted:
                 return
+            deployment_admins = await self._active_deployment_admins(session)
+            deployment_admin_kept_policy(user.active, granted, deployment_admins).require()
             user.deployment_admin = granted
             await self._record(
                 session,
@@ -348,6 +354,14 @@ class Administration:
         if membership is None or user is None:
             raise DocumentNotFound("There is no such person in this organisation.")
         return user, membership
+
+    async def _active_deployment_admins(self, session: AsyncSession) -> int:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.deployment_admin.is_(True), User.active.is_(True))
+        )
+        return count or 0
 
     async def _active_admins(self, session: AsyncSession, organisation_id: int) -> int:
         count = await session.scalar(

@@ -177,6 +177,20 @@ async def test_two_administrators_demoting_each_other_at_once_leave_one(w: World
     assert await w.admin.audit.verify() is None
 
 
+async def test_the_last_deployment_administrator_is_kept(w: World) -> None:
+    await w.admin.set_deployment_admin(ROOT, "ada@camden.example", True)
+    ben = await w.admin.invite(ROOT, w.cam, "ben@camden.example", "Ben", "admin")
+    with pytest.raises(Conflict, match="last deployment administrator"):
+        await w.admin.set_deployment_admin(ROOT, "ada@camden.example", False)
+    with pytest.raises(Conflict, match="last deployment administrator"):
+        await w.admin.set_active(ROOT, w.ada, False)
+    await w.admin.set_deployment_admin(ROOT, "ben@camden.example", True)
+    await w.admin.set_active(ROOT, w.ada, False)  # Ben manages the deployment now
+    with pytest.raises(Conflict, match="last deployment administrator"):
+        await w.admin.set_deployment_admin(ROOT, "ben@camden.example", False)
+    assert ben
+
+
 async def test_an_administrator_cannot_reach_another_organisation(w: World) -> None:
     bob = await w.admin.invite(ROOT, w.nlft, "bob@nlft.example", "Bob", password=PASSWORD)
     with pytest.raises(DocumentNotFound):
@@ -257,9 +271,10 @@ async def test_the_command_line_records_its_changes_and_verifies_every_chain(
     assert created == 0
     member = ("create-user", "--email", "sam@police.example", "--name", "Sam", "--org", "POL")
     assert await asyncio.to_thread(run, *member, "--password-stdin", stdin=PASSWORD) == 0
-    # The rule holds on the command line too: Pat is the police's last administrator.
+    # The rules hold on the command line too: Pat is the police's last administrator, and
+    # the deployment's last deployment administrator.
     assert await asyncio.to_thread(run, "suspend-user", "--email", "pat@police.example") == 2
-    assert "last administrator" in capsys.readouterr().err
+    assert "This is the last" in capsys.readouterr().err
     assert await asyncio.to_thread(run, "suspend-user", "--email", "sam@police.example") == 0
     assert await asyncio.to_thread(run, "grant-deployment-admin", "ada@camden.example") == 0
     events = (await _events(w))[-6:]

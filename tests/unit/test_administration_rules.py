@@ -10,6 +10,7 @@ from server.domain.administration import (
     Standing,
     admin_kept_policy,
     check_org_role,
+    deployment_admin_kept_policy,
     deployment_policy,
     organisation_policy,
     outside_partner_policy,
@@ -118,3 +119,11 @@ def test_an_audit_events_values_read_as_words() -> None:
         ("Password link emailed", "Yes"),
     ]
     assert readable_change({"outside_partners": True}) == [("Outside partners", "Allowed")]
+
+
+def test_the_deployment_keeps_an_active_deployment_administrator() -> None:
+    refusal = deployment_admin_kept_policy(True, False, 1).refusal
+    assert isinstance(refusal, Conflict) and "grant-deployment-admin" in str(refusal)
+    assert deployment_admin_kept_policy(True, False, 2).allowed
+    assert deployment_admin_kept_policy(False, False, 1).allowed  # not one, or suspended
+    assert deployment_admin_kept_policy(True, True, 1).allowed
