@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from server.domain.administration import AdminChannel, OrgRole, readable_change
+from server.domain.administration import AdminChannel, OrgRole, check_org_role, readable_change
 from server.domain.errors import DocumentNotFound, DomainError
 from server.domain.inputs import whole_number
 from server.services.admin_records import Actor, OrganisationView
@@ -202,10 +202,10 @@ async def person(context: AdminRequest) -> Response:
         data = await form(request)
         action = field(data, "action", 20)
         role = field(data, "role", 20) if action == "role" else ""
-        if action not in CONFIRMATIONS:
-            error, status = "Choose what to do: change the role, suspend or reinstate", 400
+        if (problem := _problem(action, role)) is not None:
+            error, status = problem, 400
         elif field(data, "confirm", 10) != "yes":
-            label = OrgRole(role).label.lower() if role in set(OrgRole) else role
+            label = OrgRole(role).label.lower() if role else ""
             return page(
                 request,
                 "admin_confirm.html",
@@ -278,6 +278,18 @@ async def audit(context: AdminRequest) -> Response:
         readable=readable_change,
         deployment_admin=actor.standing.deployment_admin,
     )
+
+
+def _problem(action: str, role: str) -> str | None:
+    """What is wrong with a person form's action, before anything is asked or done."""
+    if action not in CONFIRMATIONS:
+        return "Choose what to do: change the role, suspend or reinstate"
+    if action == "role":
+        try:
+            check_org_role(role)
+        except DomainError as error:
+            return str(error)
+    return None
 
 
 def _field_for(error: str | None, words: dict[str, str], otherwise: str) -> str:

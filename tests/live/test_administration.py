@@ -356,8 +356,9 @@ async def test_bad_people_values_and_unknown_ids_are_explained(
     max_page = f"/admin/organisations/CAM/people/{world.seeded.ids['max']}"
     odd = await _post(root, max_page, action="delete", confirm="yes")
     assert odd.status_code == 400 and "Choose what to do" in odd.text
-    odd_role = await _post(root, max_page, action="role", role="owner", confirm="yes")
-    assert odd_role.status_code == 400 and "Choose a role" in odd_role.text
+    for confirm in ("yes", ""):  # refused before asking, not only once confirmed
+        odd_role = await _post(root, max_page, action="role", role="owner", confirm=confirm)
+        assert odd_role.status_code == 400 and "Choose a role" in odd_role.text
     assert len(await world.events()) == SEEDED
 
 
