@@ -24,6 +24,8 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.admin_audit import AdminAuditTrail
+from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -43,6 +45,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.redisbus import RedisBus
 from server.storage.updates import SqlUpdateStore
 from server.usecases import UseCases
+from server.usecases.administration import Administer
 from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
@@ -180,6 +183,17 @@ async def open_runtime(
     )
     editing = DocumentEditing(rooms)
     inbound = InboundStore(sessions, notifications.mail.reply_keys)
+    passwords = PasswordResets(
+        sessions,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
+    admin_audit = AdminAuditTrail(sessions)
+    signin = SignInDirectory(sessions, on_change=admin_audit.append)
+    administration = Administration(
+        sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
+    )
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -197,13 +211,9 @@ async def open_runtime(
         workflow=workflow,
         exports=ExportService(sessions, dpias, history, signoffs, audit),
         health=Health(sessions, the_bus),
-        passwords=PasswordResets(
-            sessions,
-            base_url=settings.base_url,
-            mail_from=settings.mail_from,
-            on_queued=worker.wake if worker is not None else (lambda: None),
-        ),
-        signin=SignInDirectory(sessions),
+        passwords=passwords,
+        administration=administration,
+        signin=signin,
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
         ),
@@ -214,6 +224,7 @@ async def open_runtime(
             workflow=Workflow(workflow, dpias, rooms),
             signoffs=SignOffs(signoffs, rooms),
             inbound=InboundMail(inbound, dpias),
+            administer=Administer(administration, dpias, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from server.bootstrap import Service
+    from server.services.admin_records import Actor
+    from server.services.administration import Administration
     from server.services.audit import AuditTrail
     from server.services.dpias import DpiaService
     from server.services.history import HistoryService
@@ -49,12 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     org = commands.add_parser("create-org", help="create an organisation")
     org.add_argument("--code", required=True, help="2 to 12 letters or digits, e.g. CAM")
     org.add_argument("--name", required=True)
+    org.add_argument(
+        "--no-outside-partners",
+        action="store_true",
+        help="its DPIAs may invite only people of their parties",
+    )
 
     user = commands.add_parser("create-user", help="create a user in an organisation")
     user.add_argument("--email", required=True)
     user.add_argument("--name", required=True)
     user.add_argument("--org", required=True, help="the organisation's code")
     user.add_argument("--admin", action="store_true", help="administrator of the organisation")
+    user.add_argument(
+        "--deployment-admin", action="store_true", help="manages every organisation, too"
+    )
     user.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
@@ -95,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         person = commands.add_parser(name, help=f"{what} an account (its open editors follow)")
         person.add_argument("--email", required=True)
 
+    grant = commands.add_parser(
+        "grant-deployment-admin", help="let an account manage every organisation"
+    )
+    grant.add_argument("email")
+    grant.add_argument("--revoke", action="store_true", help="take the standing away instead")
+
     demo = commands.add_parser("demo", help="seed demo organisations, people and a DPIA (once)")
     demo.add_argument(
         "--idp",
@@ -114,10 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--ttl", type=int, help="lifetime in seconds (OPENDPIA_TOKEN_TTL_SECONDS)")
 
-    audit = commands.add_parser("audit", help="check a DPIA's audit chain")
+    audit = commands.add_parser("audit", help="check the audit chains")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="verify the chain; name the first break")
-    verify.add_argument("dpia", help="the DPIA's reference")
+    verify = audit_commands.add_parser("verify", help="verify chains; name the first break")
+    verify.add_argument(
+        "dpia",
+        nargs="?",
+        help="a DPIA's reference, or 'admin' for the administration's chain (default: all)",
+    )
 
     imported = commands.add_parser("import", help="create a DPIA from a JSON export")
     imported.add_argument("file", help="the JSON export ('-' for standard input)")
@@ -157,7 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
-    if args.command in ("create-org", "create-user", "demo", "set-sign-in"):
+    if args.command in (
+        "create-org",
+        "create-user",
+        "grant-deployment-admin",
+        "demo",
+        "set-sign-in",
+    ):
         return asyncio.run(_administer(settings, args))
     if args.command in ("audit", "import", "export"):
         return asyncio.run(_record(settings, args))
@@ -189,7 +215,6 @@ async def _suspend(settings: Settings, email: str, active: bool) -> int:
 
     from server.domain.bus import BusKind
     from server.domain.errors import DomainError
-    from server.services.accounts import AccountService
     from server.services.dpias import DpiaService
     from server.storage.database import create_engine
     from server.storage.redisbus import RedisBus
@@ -198,7 +223,9 @@ async def _suspend(settings: Settings, email: str, active: bool) -> int:
     engine = create_engine(settings.database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
-        user_id = await AccountService(sessions).set_active(email, active)
+        administration = _administration(settings, sessions)
+        user_id = await administration.user_id(email)
+        await administration.set_active(_cli_actor(), user_id, active)
         documents = await DpiaService(sessions, SqlUpdateStore(engine)).documents_of(user_id)
     except DomainError as error:
         print(f"opendpia: {error}", file=sys.stderr)
@@ -227,6 +254,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.domain.errors import DomainError
     from server.services.accounts import AccountService
+    from server.services.admin_audit import AdminAuditTrail
     from server.services.audit import AuditTrail
     from server.services.demo import (
         DEMO_IDP,
@@ -243,12 +271,15 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
         await asyncio.to_thread(migrate, settings.database_url)
     engine = create_engine(settings.database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions)
+    administration, actor = _administration(settings, sessions), _cli_actor()
     try:
         if args.command == "create-org":
-            await accounts.create_organisation(args.code, args.name)
-            print(f"organisation {args.code.upper()} created")
+            created = await administration.create_organisation(
+                actor, args.code, args.name, outside_partners=not args.no_outside_partners
+            )
+            print(f"organisation {created.code} created")
         elif args.command == "create-user":
+            organisation = await administration.organisation(actor, args.org)
             password = (
                 None
                 if args.no_password
@@ -256,19 +287,25 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 if args.password_stdin
                 else getpass.getpass("Password (12 characters or more): ")
             )
-            await accounts.create_user(
-                args.email,
-                args.name,
-                password,
-                args.org,
-                admin=args.admin,
-                break_glass=args.break_glass,
+            role = "admin" if args.admin else "member"
+            await administration.invite(
+                actor, organisation.id, args.email, args.name, role, password=password
             )
+            if args.break_glass:
+                await AccountService(sessions).set_break_glass(args.email, True)
+            if args.deployment_admin:
+                await administration.set_deployment_admin(actor, args.email, True)
             print(f"user {args.email.strip().lower()} created")
+        elif args.command == "grant-deployment-admin":
+            await administration.set_deployment_admin(actor, args.email, not args.revoke)
+            what = "no longer manages" if args.revoke else "now manages"
+            print(f"{args.email.strip().lower()} {what} every organisation")
         elif args.command == "set-sign-in":
             from server.services.signin import SignInDirectory
 
-            saved = await SignInDirectory(sessions).save(
+            saved = await SignInDirectory(
+                sessions, on_change=AdminAuditTrail(sessions).append
+            ).save(
                 args.org,
                 actor="cli",
                 channel="cli",
@@ -301,7 +338,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             for person in PEOPLE:
                 if person.provider_login:
                     continue
-                admin = "  (administrator: reads /dev/mail)" if person.admin else ""
+                admin = "  (administrator: /admin, /dev/mail)" if person.admin else ""
                 print(
                     f"  {person.email:<32} {person.role.label:<10} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
@@ -378,13 +415,7 @@ async def _record(settings: Settings, args: argparse.Namespace) -> int:
     audit = AuditTrail(sessions)
     try:
         if args.command == "audit":
-            broken = await audit.verify(args.dpia)
-            count = len(await audit.entries(args.dpia))
-            if broken is not None:
-                print(f"{args.dpia}: audit chain broken at {broken}", file=sys.stderr)
-                return 1
-            print(f"{args.dpia}: audit chain of {count} events holds")
-            return 0
+            return await _verify(sessions, audit, args.dpia)
         accounts = AccountService(sessions)
         user = await accounts.user_by_email(args.email)
         if user is None:
@@ -414,6 +445,63 @@ async def _record(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     finally:
         await engine.dispose()
+
+
+def _administration(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> Administration:
+    """Organisations and people, for the commands that change them (each change audited
+    with the channel ``cli``)."""
+    from server.services.admin_audit import AdminAuditTrail
+    from server.services.administration import Administration
+    from server.services.passwords import PasswordResets
+    from server.services.signin import SignInDirectory
+
+    passwords = PasswordResets(sessions, base_url=settings.base_url, mail_from=settings.mail_from)
+    audit = AdminAuditTrail(sessions)
+    signin = SignInDirectory(sessions, on_change=audit.append)
+    return Administration(sessions, passwords, audit, signs_in_elsewhere=signin.signs_in_elsewhere)
+
+
+def _cli_actor() -> Actor:
+    """Whoever runs the command, as a deployment administrator (they hold the database)."""
+    from server.services.admin_records import Actor
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return Actor.command_line(login)
+
+
+async def _verify(
+    sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, which: str | None
+) -> int:
+    """``audit verify [DPIA | admin]``: one chain, or every chain (the administration's and
+    each DPIA's); exit 1 naming the first broken link of each chain that does not hold."""
+    from sqlalchemy import select
+
+    from server.services.admin_audit import AdminAuditTrail
+    from server.storage.models import Dpia
+
+    admin = AdminAuditTrail(sessions)
+    if which is None:
+        async with sessions() as session:
+            chains = [admin.chain, *(await session.scalars(select(Dpia.id).order_by(Dpia.id)))]
+    else:
+        chains = [admin.chain if which in ("admin", admin.chain) else which]
+    failed = 0
+    for chain in chains:
+        if chain == admin.chain:
+            broken, count = await admin.verify(), len(await admin.entries())
+        else:
+            broken, count = await audit.verify(chain), len(await audit.entries(chain))
+        if broken is not None:
+            print(f"{chain}: audit chain broken at {broken}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{chain}: audit chain of {count} events holds")
+    return 1 if failed else 0
 
 
 async def _work(settings: Settings) -> int:

@@ -97,7 +97,36 @@ PARTY_ROLES = {
     "processor": "Processor",
     "recipient": "Recipient",
 }
-CHANNELS = {"browser": "Browser", "email": "Email", "api": "API"}
+CHANNELS = {"browser": "Browser", "email": "Email", "api": "API", "cli": "Command line"}
+# A person's role in their organisation (administration pages), not on a DPIA.
+ORG_ROLES = {"member": "Member", "admin": "Administrator"}
+# What the administration's audit chain names each recorded value by.
+ADMIN_FIELDS = {
+    "code": "Code",
+    "name": "Name",
+    "email": "Email",
+    "role": "Role",
+    "active": "State",
+    "outside_partners": "Outside partners",
+    "link_sent": "Password link emailed",
+    "deployment_admin": "Deployment administrator",
+}
+# The words for a recorded yes or no, where "yes" and "no" would not say it.
+ADMIN_FLAGS = {
+    "active": ("Active", "Suspended"),
+    "outside_partners": ("Allowed", "Not allowed"),
+}
+# What the administration's audit chain calls each kind of event.
+ADMIN_EVENTS = {
+    "organisation_created": "Organisation added",
+    "organisation_changed": "Organisation changed",
+    "person_invited": "Person invited",
+    "role_changed": "Role changed",
+    "person_suspended": "Suspended",
+    "person_reinstated": "Reinstated",
+    "deployment_admin_granted": "Made a deployment administrator",
+    "deployment_admin_revoked": "No longer a deployment administrator",
+}
 # What became of an email reply (the inbound mail page).
 INBOUND_OUTCOMES = {
     "pending": "Pending",

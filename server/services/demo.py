@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pycrdt import Array, Map, XmlFragment
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
@@ -21,7 +21,7 @@ from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
-from server.storage.models import Organisation
+from server.storage.models import Organisation, User
 from server.storage.updates import SqlUpdateStore
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -35,10 +35,18 @@ class DemoPerson:
     role: Role
     admin: bool = False  # administers the organisation (reads /dev/mail in development)
     provider_login: str = ""  # signs in at the demo provider with this login, no password
+    deployment_admin: bool = False  # manages every organisation at /admin/organisations
 
 
 PEOPLE = [
-    DemoPerson("ig.lead@camden.example", "Priya Shah", "CAM", Role.OWNER, admin=True),
+    DemoPerson(
+        "ig.lead@camden.example",
+        "Priya Shah",
+        "CAM",
+        Role.OWNER,
+        admin=True,
+        deployment_admin=True,
+    ),
     DemoPerson("data.officer@camden.example", "Tom Evans", "CAM", Role.EDITOR),
     DemoPerson("ig@nlft.example", "Sam Whitfield", "NLFT", Role.EDITOR),
     DemoPerson("dpo@camden.example", "Grace Okafor", "CAM", Role.DPO),
@@ -109,6 +117,12 @@ async def seed_demo(
             None if person.provider_login else DEMO_PASSWORD,
             person.organisation,
             admin=person.admin,
+        )
+    async with sessions.begin() as session:
+        await session.execute(
+            update(User)
+            .where(User.email.in_([p.email for p in PEOPLE if p.deployment_admin]))
+            .values(deployment_admin=True)
         )
     lead = PEOPLE[0]
     owner = CurrentUser(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
+from server.domain.administration import outside_partner_policy
 from server.domain.documents import UpdateStore
 from server.domain.dpias import (
     DpiaStatus,
@@ -36,6 +37,7 @@ from server.storage.models import (
     DpiaParty,
     Membership,
     Organisation,
+    OrganisationDomain,
     Participant,
     SectionReviewer,
     SectionState,
@@ -397,6 +399,7 @@ class DpiaService:
         new_role = _role(role)
         async with self._sessions() as session:
             account = await session.scalar(select(User).where(User.email == email))
+            await self._outside_partners_checked(session, dpia_id, email, account)
         display = account.name if account else (check_name(name) if name.strip() else email)
         participant = Participant(
             dpia_id=dpia_id,
@@ -415,6 +418,46 @@ class DpiaService:
                 f"Someone with the address {email} already takes part in this DPIA"
             ) from None
         return participant.id
+
+    async def _outside_partners_checked(
+        self, session: AsyncSession, dpia_id: str, email: str, account: User | None
+    ) -> None:
+        """Refuse an invitee from outside the parties when the lead organisation forbids
+        outside partners (``domain.administration.outside_partner_policy``)."""
+        lead_id, allowed = (
+            await session.execute(
+                select(Organisation.id, Organisation.outside_partners)
+                .join(Dpia, Dpia.lead_organisation_id == Organisation.id)
+                .where(Dpia.id == dpia_id)
+            )
+        ).one()
+        if allowed:
+            return
+        parties = await session.scalars(
+            select(DpiaParty.organisation_id).where(
+                DpiaParty.dpia_id == dpia_id, DpiaParty.organisation_id.is_not(None)
+            )
+        )
+        theirs: list[int] = []
+        if account is not None:
+            theirs = list(
+                await session.scalars(
+                    select(Membership.organisation_id).where(Membership.user_id == account.id)
+                )
+            )
+        party_organisations = {lead_id, *(p for p in parties if p is not None)}
+        domains = await session.scalars(
+            select(OrganisationDomain.domain).where(
+                OrganisationDomain.organisation_id.in_(party_organisations)
+            )
+        )
+        outside_partner_policy(
+            allowed=False,
+            email=email,
+            invitee_organisations=theirs,
+            party_organisations=party_organisations,
+            party_domains=list(domains),
+        ).require()
 
     async def change_role(
         self, user: CurrentUser, dpia_id: str, participant_id: int, role: str

@@ -35,6 +35,8 @@ from server.storage.models import (
 )
 
 LINK_LIFETIME = timedelta(hours=1)
+# A person invited by an administrator may not read their mail within the hour.
+INVITATION_LIFETIME = timedelta(days=7)
 REQUEST_WINDOW = timedelta(hours=1)
 MAX_REQUESTS_PER_EMAIL = 3  # from any client: nobody can flood a person's inbox
 MAX_REQUESTS_PER_ADDRESS = 10  # from one client address, for any emails
@@ -96,36 +98,54 @@ class PasswordResets:
 
     async def send(self, email: str) -> bool:
         """Queue a link for the active account with ``email``, if there is one."""
-        token = secrets.token_urlsafe(32)
         async with self._sessions.begin() as session:
             user = await session.scalar(
                 select(User).where(User.email == email, User.active.is_(True))
             )
             if user is None:
                 return False
-            now = _now()
-            session.add(
-                PasswordReset(
-                    token_hash=_digest(token),
-                    user_id=user.id,
-                    created_at=now,
-                    expires_at=now + self.lifetime,
-                    used_at=None,
-                )
-            )
-            self._queue_mail(session, user, f"{self._base}{RESET_PATH}/{token}")
+            self.issue(session, user)
         self._on_queued()
         return True
 
-    def _queue_mail(self, session: AsyncSession, user: User, link: str) -> None:
-        minutes = int(self.lifetime.total_seconds() // 60)
-        context = {"name": user.name, "link": link, "minutes": minutes, "base": self._base}
+    def issue(
+        self, session: AsyncSession, user: User, *, invited_by: str = "", organisation: str = ""
+    ) -> None:
+        """Add a link for ``user`` (flushed, with an id) and queue its email, in the
+        caller's transaction. With an ``organisation``, the email is an invitation to set a
+        first password, and the link lasts ``INVITATION_LIFETIME``; call ``queued`` once
+        the transaction is committed."""
+        token = secrets.token_urlsafe(32)
+        lifetime = INVITATION_LIFETIME if organisation else self.lifetime
+        now = _now()
+        session.add(
+            PasswordReset(
+                token_hash=_digest(token),
+                user_id=user.id,
+                created_at=now,
+                expires_at=now + lifetime,
+                used_at=None,
+            )
+        )
+        context = {
+            "name": user.name,
+            "link": f"{self._base}{RESET_PATH}/{token}",
+            "within": _duration(lifetime),
+            "base": self._base,
+            "invited_by": invited_by,
+            "organisation": organisation,
+        }
+        subject = (
+            f"You are invited to OpenDPIA by {organisation}"[:200]
+            if organisation
+            else "Set a new password for OpenDPIA"
+        )
         message_id = new_message_id(self._domain, "password")
         mail = Outgoing(
             sender=self._mail_from,
             recipient=user.email,
             recipient_name=user.name,
-            subject="Set a new password for OpenDPIA",
+            subject=subject,
             text=self._templates.get_template("password_reset.txt").render(context),
             html=self._templates.get_template("password_reset.html").render(context),
             message_id=message_id,
@@ -138,6 +158,10 @@ class PasswordResets:
             message_id=message_id,
             subject=mail.subject,
         )
+
+    def queued(self) -> None:
+        """Wake the mail worker for links issued in a transaction now committed."""
+        self._on_queued()
 
     async def holder(self, token: str) -> str:
         """The email of the account a usable link is for; InvalidToken saying why not."""
@@ -198,6 +222,14 @@ def _check_usable(row: PasswordReset) -> None:
     expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
     if expires <= _now():
         raise InvalidToken("This link to set a new password has expired; ask for a new one")
+
+
+def _duration(lifetime: timedelta) -> str:
+    minutes = int(lifetime.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{minutes} minutes"
 
 
 def _digest(secret: str) -> str:

@@ -148,6 +148,11 @@ class SignInDirectory:
             )
             return _settings(organisation, settings, domains)
 
+    async def signs_in_elsewhere(self, organisation_id: int) -> bool:
+        """Whether the organisation's people sign in through its own provider (an invited
+        person then needs no password of ours)."""
+        return await self.for_organisation(organisation_id) is not None
+
     async def provider_origins(self) -> set[str]:
         """The origins (scheme://host[:port]) of every organisation's issuer."""
         async with self._sessions() as session:
@@ -182,7 +187,8 @@ class SignInDirectory:
             return tuple(rows)
 
     async def may_administer(self, user: CurrentUser, organisation_id: int) -> bool:
-        """The organisation's administrators may change how its people sign in."""
+        """The organisation's administrators, and the deployment's, may change how its
+        people sign in."""
         async with self._sessions() as session:
             role = await session.scalar(
                 select(Membership.role).where(
@@ -190,7 +196,10 @@ class SignInDirectory:
                     Membership.organisation_id == organisation_id,
                 )
             )
-        return role == ADMIN_ROLE
+            deployment = await session.scalar(
+                select(User.deployment_admin).where(User.id == user.id)
+            )
+        return role == ADMIN_ROLE or bool(deployment)
 
     async def save(
         self,

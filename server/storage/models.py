@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,6 +81,8 @@ class Organisation(Base):
     code: Mapped[str] = mapped_column(String(12), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Whether its DPIAs may take in people from outside their parties (decision: admin).
+    outside_partners: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class User(Base):
@@ -95,6 +98,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # A local password still works when the organisation forbids passwords (decision 83).
     break_glass: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Manages every organisation (``opendpia grant-deployment-admin``); not an org role.
+    deployment_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Membership(Base):
@@ -559,3 +564,34 @@ class SignInAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditChain(Base):
+    """The head of an audit chain that has no DPIA row to keep it (the administration's):
+    deleting its last events is detectable too."""
+
+    __tablename__ = "audit_chains"
+
+    chain: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(server_default="0")
+    head: Mapped[str] = mapped_column(String(64), server_default="")
+
+
+class AdminAuditEvent(Base):
+    """One link of the administration's audit chain, hashed as a DPIA's links are
+    (``domain.audit.AuditRecord`` with the chain's name in place of a DPIA)."""
+
+    __tablename__ = "admin_audit_events"
+    __table_args__ = (UniqueConstraint("chain", "position", name="uq_admin_audit_events_chain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int]
+    organisation_id: Mapped[int | None] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

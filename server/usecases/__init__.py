@@ -21,12 +21,14 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``workflow`` | change status, section steps, the IG step |
 | ``signoffs`` | sign, re-confirm, revoke |
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
+| ``administration`` | suspending and reinstating a person (their open connections follow) |
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.usecases.administration import Administer
 from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
@@ -45,3 +47,4 @@ class UseCases:
     workflow: Workflow
     signoffs: SignOffs
     inbound: InboundMail
+    administer: Administer

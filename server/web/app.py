@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import api, devmail, feed, inbound, pages, passwords, public, review, signin
+from server.web import admin, api, devmail, feed, inbound, pages, passwords, public, review, signin
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
@@ -107,6 +107,7 @@ def make_app(
             *signin.routes,
             *api.routes,
             *devmail.routes,
+            *admin.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *public.routes,

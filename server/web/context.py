@@ -64,7 +64,10 @@ async def signed_in(request: Request) -> CurrentUser | Response:
     if user is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     request.state.user = user
-    request.state.unread = await runtime_of(request).notifications.inbox.unread(user)
+    runtime = runtime_of(request)
+    request.state.unread = await runtime.notifications.inbox.unread(user)
+    # The header links to administration for those who administer anything.
+    request.state.administers = (await runtime.administration.standing(user.id)).administers_any()
     return user
 
 

@@ -39,6 +39,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
     csrf = request.scope.get("csrftoken")
     context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("unread", getattr(request.state, "unread", 0))
+    context.setdefault("administers", getattr(request.state, "administers", False))
     return templates.TemplateResponse(
         request, name, {"csrftoken": csrf() if csrf else "", **context}, status_code=status_code
     )

@@ -11,6 +11,7 @@ from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
+from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -49,6 +50,7 @@ class Runtime:
     passwords: PasswordResets
     signin: SignInDirectory  # organisations' identity providers, and single sign-on
     oidc: OpenIdClient
+    administration: Administration  # organisations and people (reads; changes but suspension)
     usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     async def access_token(self, token: str, document_id: str) -> Grant:

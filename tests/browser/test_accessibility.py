@@ -161,6 +161,21 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await check(anonymous, "sign-in-asks-for-the-password")
     await anonymous.goto(f"{base}/login/oidc/callback?state=forged&code=x")
     await check(anonymous, "sign-in-refused")
+    # The organisation's administration (issue 15; tests/browser/test_administration.py
+    # walks it, and a deployment administrator's pages, at both widths).
+    for name, path in (
+        ("admin-organisations", "/admin/organisations"),
+        ("admin-people", "/admin/organisations/CAM/people"),
+        ("admin-dpias", "/admin/organisations/CAM/dpias"),
+        ("admin-audit", "/admin/organisations/CAM/audit"),
+    ):
+        await admin.goto(base + path)
+        await check(admin, name)
+    await admin.goto(f"{base}/admin/organisations/CAM/people")
+    await admin.get_by_role("link", name="Olive Owner").click()
+    await admin.get_by_role("button", name="Suspend Olive Owner").click()
+    await admin.wait_for_selector("text=Suspend Olive Owner?")
+    await check(admin, "admin-confirm-suspend")
     await anonymous.goto(base + read_link(live, seeded.emails["commenter"]))
     await anonymous.wait_for_selector('#connection-state[data-state="connected"]')
     await check(anonymous, "read-only-link")
