@@ -21,6 +21,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``workflow`` | change status, section steps, the IG step |
 | ``signoffs`` | sign, re-confirm, revoke |
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
+| ``protection`` | delete a DPIA, archive the expired, erase a person |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 
@@ -45,3 +47,4 @@ class UseCases:
     workflow: Workflow
     signoffs: SignOffs
     inbound: InboundMail
+    protection: DataProtection
