@@ -37,6 +37,7 @@ from server.services.outbox import OutboxWorker
 from server.services.passwords import PasswordResets
 from server.services.retention import RetentionService
 from server.services.signoffs import SignOffService
+from server.services.subject_access import SubjectAccessService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
@@ -181,7 +182,11 @@ async def open_runtime(
     editing = DocumentEditing(rooms)
     retention = RetentionService(sessions, audit, settings.default_retention_months)
     protection = DataProtection(
-        dpias, retention, ErasureService(sessions, store, audit, settings.secret_key), rooms
+        dpias,
+        retention,
+        ErasureService(sessions, store, audit, settings.secret_key),
+        SubjectAccessService(sessions, store),
+        rooms,
     )
     inbound = InboundStore(sessions, notifications.mail.reply_keys)
     runtime = Runtime(

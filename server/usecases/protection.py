@@ -25,6 +25,7 @@ from server.services.accounts import CurrentUser
 from server.services.dpias import DpiaService
 from server.services.erasure import ErasureReport, ErasureService, Person, eraser_facts
 from server.services.retention import RetentionService, RetentionView, Tombstone
+from server.services.subject_access import SubjectAccess, SubjectAccessService
 from server.usecases.documents import committed
 
 log = logging.getLogger("opendpia.retention")
@@ -40,6 +41,7 @@ class DataProtection:
     dpias: DpiaService
     retention: RetentionService
     erasure: ErasureService
+    subject_access: SubjectAccessService
     rooms: RoomManager
 
     async def deletion_rule(self, user: CurrentUser, dpia_id: str) -> DeletionRule:
@@ -73,6 +75,13 @@ class DataProtection:
 
     async def person(self, email: str) -> Person:
         return await self.erasure.find(email)
+
+    async def export_person(self, email: str) -> SubjectAccess:
+        """Everything held about the person (the channel decides who may ask)."""
+        person = await self.erasure.find(email)
+        for dpia_id in person.facts.dpias:
+            await committed(self.rooms, dpia_id)  # their latest comments are in the log
+        return await self.subject_access.export(email)
 
     async def erase(
         self,
