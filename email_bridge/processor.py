@@ -257,7 +257,7 @@ class ReplyProcessor:
         situation = await self._store.situation(row, token)
         context = situation.context
         if context is None:
-            return Outcome("refused", "this reply address is no longer known", values)
+            return Outcome("refused", "This reply address is no longer known", values)
         values.update(
             dpia_id=context.token.dpia_id,
             participant_id=context.token.participant_id,
@@ -286,9 +286,9 @@ class ReplyProcessor:
         paused = await self._store.record_bounce(
             participant_id, hard=bounce.hard, reason=bounce.reason
         )
-        kind = "hard" if bounce.hard else "soft"
+        kind = "Hard bounce" if bounce.hard else "Soft bounce"
         note = "; notifications paused" if paused else ""
-        return Outcome("bounce", f"{kind} bounce: {bounce.reason}{note}", values)
+        return Outcome("bounce", kind + f": {bounce.reason}{note}", values)
 
     async def _reply(
         self, mail: ReadMail, row: InboundMessage, situation: Situation, values: dict[str, Any]
@@ -316,13 +316,13 @@ class ReplyProcessor:
         if mail.from_problem is not None:
             return await refuse("from", mail.from_problem, answer=False)
         if participant is None or dpia is None:
-            return await refuse("removed", "you no longer take part in this DPIA", answer=False)
+            return await refuse("removed", "You no longer take part in this DPIA", answer=False)
         dmarc = dmarc_failed(mail, self._policy.trusted_authserv_ids)
         if reply_to != participant.email.strip().lower():
             # Anyone can write any From: only a sender our own server authenticated hears back.
             why = (
-                f"{reply_to} is not the address this reply address was sent to; ask the DPIA's "
-                "owner to invite you"
+                f"The sender {reply_to} is not the address this reply address was sent to; "
+                "ask the DPIA's owner to invite you"
             )
             return await refuse("not-invited", why, answer=dmarc is False)
         released = row.outcome == "held"
@@ -331,11 +331,11 @@ class ReplyProcessor:
                 "held", "DMARC failed for the sender's domain: held for an owner", values
             )
         if context.token.revoked:
-            return await refuse("withdrawn", "this reply address was withdrawn")
+            return await refuse("withdrawn", "This reply address was withdrawn")
         if context.token.expires_at.replace(tzinfo=context.token.expires_at.tzinfo or UTC) <= (
             datetime.now(UTC)
         ):
-            return await refuse("expired", "this reply address has expired")
+            return await refuse("expired", "This reply address has expired")
         # The comment rule, asked before deduplication and extraction so that a refused
         # reply is answered as such; the use case decides again when it posts.
         refusal = comment_policy(Role(participant.role), context.status).refusal
@@ -343,25 +343,25 @@ class ReplyProcessor:
             return await refuse(_answer_code(refusal), str(refusal))
         earlier = situation.earlier
         if earlier is not None and not released:
-            return Outcome("duplicate", f"the same message was processed as #{earlier.id}", values)
+            return Outcome("duplicate", f"The same message was processed as #{earlier.id}", values)
         if situation.merged_last_hour >= self._policy.replies_per_hour:
             return await refuse(
                 "rate",
-                f"more than {self._policy.replies_per_hour} replies in an hour; try again later",
+                f"More than {self._policy.replies_per_hour} replies in an hour; try again later",
             )
         reply = extract(mail.text, REPLY_MARKER)
         if reply.is_unsubscribe or (
             not reply.text.strip() and mail.subject.strip().lower() == "unsubscribe"
         ):
             await self._store.unsubscribe(participant.id)
-            return Outcome("unsubscribed", "asked by email to stop notifications", values)
+            return Outcome("unsubscribed", "Asked by email to stop notifications", values)
         text = reply.text
         # Whatever happens next, the owners can read what was not posted.
         values["set_aside"] = reply.set_aside or None
         values["possibly_quoted"] = reply.unsure
         notes = [f"Not attached: {note}" for note in mail.refused_attachments]
         if not text.strip() and not mail.attachments:
-            return await refuse("empty", "nothing was left once the quoted email was removed")
+            return await refuse("empty", "Nothing was left once the quoted email was removed")
         if len(text) > MAX_COMMENT:
             text = text[: MAX_COMMENT - 60].rstrip() + "\n[… shortened; the full email is kept]"
         if notes:
@@ -427,9 +427,9 @@ class ReplyProcessor:
                 )
                 values["signature"] = signature or None
                 reason = (
-                    "posted as a reply to the comment it answers"
+                    "Posted as a reply to the comment it answers"
                     if replied.created
-                    else "was already in the document"
+                    else "It was already in the document"
                 )
                 return Outcome("merged", reason, values)
         try:
@@ -451,7 +451,7 @@ class ReplyProcessor:
             self._notices.put_nowait((context.dpia.id, section, row.id, notice))
         values.update(section=section, field=field, comment_id=comment_id, text=text)
         values["signature"] = signature or None
-        reason = "posted as a comment" if posted.created else "was already in the document"
+        reason = "Posted as a comment" if posted.created else "It was already in the document"
         return Outcome("merged", reason, values)
 
     def _link(self, context: ReplyContext) -> str:

@@ -227,7 +227,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
             for person in PEOPLE:
                 admin = "  (administrator: reads /dev/mail)" if person.admin else ""
                 print(
-                    f"  {person.email:<32} {person.role.value:<8} "
+                    f"  {person.email:<32} {person.role.label:<10} "
                     f"{names[person.organisation]:<36} password {DEMO_PASSWORD}{admin}"
                 )
             if settings.uses_dev_mailbox:

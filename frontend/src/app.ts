@@ -50,7 +50,7 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
       h('p', { class: 'dpia-meta' },
         h('span', { class: 'dpia-ref' }, config.dpiaId),
         ' · ',
-        h('span', { class: 'dpia-role', 'data-role': config.role }, editable ? `Editing as ${config.role}` : config.locked ? 'Read only: approved or closed' : `Read only (${config.role})`))),
+        h('span', { class: 'dpia-role', 'data-role': config.role }, config.roleNote || (editable ? 'Editing' : 'Read only')))),
     presenceList(provider.awareness),
     statusBar(tracker, editable))
 

@@ -24,6 +24,9 @@ export interface EditorConfig {
   locked?: string | null
   /** Each section's review state as the server saw it when the page loaded. */
   reviewStates?: Record<string, string>
+  /** What the page says of the person's standing, in the server's words
+   * (server/domain/wording.py): "Editing as an owner". */
+  roleNote?: string
 }
 
 const ROLES: Role[] = ['owner', 'editor', 'commenter', 'dpo', 'viewer']
@@ -53,6 +56,7 @@ export function readConfig(element: HTMLElement): EditorConfig {
   config.csrfToken = config.csrfToken ?? null
   config.locked = typeof config.locked === 'string' ? config.locked : null
   config.reviewStates = config.reviewStates ?? {}
+  config.roleNote = typeof config.roleNote === 'string' ? config.roleNote : ''
   return config
 }
 

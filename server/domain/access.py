@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from server.domain import wording
 from server.domain.errors import InvalidToken, WrongDocument
 
 DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -33,7 +34,12 @@ class Role(enum.StrEnum):
     @property
     def label(self) -> str:
         """The role as people name it ("DPO", "Owner")."""
-        return "DPO" if self is Role.DPO else self.value.capitalize()
+        return wording.ROLES[self.value]
+
+    @property
+    def in_text(self) -> str:
+        """The role inside a sentence ("an owner", "a DPO")."""
+        return wording.ROLES_IN_TEXT[self.value]
 
     @property
     def can_write(self) -> bool:
@@ -66,6 +72,10 @@ class Channel(enum.StrEnum):
     BROWSER = "browser"
     EMAIL = "email"
     API = "api"
+
+    @property
+    def label(self) -> str:
+        return wording.CHANNELS[self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,22 +124,22 @@ class TokenSigner:
     def verify(self, token: str | None, document_id: str) -> Grant:
         """Return the grant a token carries for ``document_id``, or raise why not."""
         if not token:
-            raise InvalidToken("a token is required: pass ?token=… (see `opendpia token`)")
+            raise InvalidToken("A token is required: pass ?token=… (see `opendpia token`)")
         if len(token) > 2048:
-            raise InvalidToken("the token is too long to be one of ours")
+            raise InvalidToken("The token is too long to be one of ours")
         try:
             payload = self._serializer.loads(token)
         except BadSignature:
-            raise InvalidToken("the token is not valid: it was not issued by this server") from None
+            raise InvalidToken("The token is not valid: it was not issued by this server") from None
         try:
             principal = str(payload["sub"])
             token_document = str(payload["doc"])
             role = Role(payload["role"])
             expires_at = float(payload["exp"])
         except (KeyError, TypeError, ValueError):
-            raise InvalidToken("the token is malformed") from None
+            raise InvalidToken("The token is malformed") from None
         if expires_at <= self._now():
-            raise InvalidToken("the token has expired: ask for a new one")
+            raise InvalidToken("The token has expired: ask for a new one")
         if token_document != document_id:
-            raise WrongDocument("the token is for another document")
+            raise WrongDocument("The token is for another document")
         return Grant(principal, document_id, role, Channel.API, expires_at)

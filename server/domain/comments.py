@@ -42,7 +42,7 @@ def comment_policy(role: Role, status: DpiaStatus | None) -> Verdict:
     if not role.can_comment:
         return refused(
             AccessDenied(
-                f"your role on this DPIA is {role.value}, which cannot comment; "
+                f"You take part in this DPIA as {role.in_text}, who cannot comment; "
                 "ask an owner for another role"
             )
         )
@@ -88,7 +88,7 @@ def resolve_policy(
     verb = "resolve" if resolved else "reopen"
     return refused(
         AccessDenied(
-            f"your role on this DPIA is {role.value}, which can {verb} only your own comments; "
+            f"You take part in this DPIA as {role.in_text}, who can {verb} only your own comments; "
             "ask its author, an owner, an editor or the DPO"
         )
     )
@@ -98,7 +98,7 @@ def require_comment(found: CommentFacts | None, comment_id: str) -> CommentFacts
     """The comment, or CommentNotFound naming the id that was asked for."""
     if found is None:
         raise CommentNotFound(
-            f"there is no comment {comment_id[:40]!r} on this DPIA; reload to see its comments"
+            f"There is no comment {comment_id[:40]!r} on this DPIA; reload to see its comments"
         )
     return found
 
@@ -107,9 +107,9 @@ def check_reply(text: str) -> str:
     """The cleaned text of a reply, or InvalidInput: the same limits as a comment."""
     cleaned = _clean(text)
     if not cleaned:
-        raise InvalidInput("a reply needs some text")
+        raise InvalidInput("A reply needs some text")
     if len(cleaned) > MAX_COMMENT:
-        raise InvalidInput(f"a reply is at most {MAX_COMMENT} characters")
+        raise InvalidInput(f"A reply is at most {MAX_COMMENT} characters")
     return cleaned
 
 
@@ -127,12 +127,12 @@ def check_comment(template: Template, section: str, field: str | None, text: str
     if section == WHOLE and field is None:
         pass
     elif section not in sections:
-        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
     elif field is not None and field not in {f["id"] for f in sections[section]["fields"]}:
-        raise InvalidInput(f"{field[:40]!r} is not a field of section {section}")
+        raise InvalidInput(f"That section has no field {field[:40]!r}")
     cleaned = _clean(text)
     if not cleaned:
-        raise InvalidInput("a comment needs some text")
+        raise InvalidInput("A comment needs some text")
     if len(cleaned) > MAX_COMMENT:
-        raise InvalidInput(f"a comment is at most {MAX_COMMENT} characters")
+        raise InvalidInput(f"A comment is at most {MAX_COMMENT} characters")
     return cleaned

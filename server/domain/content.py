@@ -48,7 +48,7 @@ def bound_sections(template: Template, target: str) -> list[str]:
     if target == WHOLE:
         return order
     if target not in order:
-        raise InvalidInput(f"{target[:40]!r} is not a section of this DPIA")
+        raise InvalidInput(f"This DPIA has no section {target[:40]!r}")
     found: set[str] = set()
     stack = [target]
     while stack:
@@ -96,7 +96,7 @@ def check_target(template: Template, content: Content, target: str) -> list[str]
     if field is not None:
         _, spec = find_field(template, f"{section}.{field}")
         if spec["kind"] != "table" or find_row(content, section, field, ref) is None:
-            raise InvalidInput(f"{target[:60]!r} is not a row of this DPIA")
+            raise InvalidInput(f"This DPIA has no row {target[:60]!r}")
     return bound
 
 
@@ -167,7 +167,7 @@ def section_content(doc: Doc[Any], template: Template, section_id: str) -> dict[
     for section in template.sections:
         if section["id"] == section_id:
             return {f["id"]: field_value(doc, section_id, f) for f in section["fields"]}
-    raise InvalidInput(f"{section_id[:40]!r} is not a section of this DPIA")
+    raise InvalidInput(f"This DPIA has no section {section_id[:40]!r}")
 
 
 def document_content(doc: Doc[Any], template: Template) -> Content:
@@ -284,7 +284,7 @@ def find_field(template: Template, path: str) -> tuple[str, dict[str, Any]]:
             for field in section["fields"]:
                 if field["id"] == field_id:
                     return section_id, field
-    raise InvalidInput(f"{path[:60]!r} is not a field of this DPIA")
+    raise InvalidInput(f"This DPIA has no field {path[:60]!r}")
 
 
 def restore_policy(role: Role, status: DpiaStatus) -> Verdict:
@@ -293,7 +293,7 @@ def restore_policy(role: Role, status: DpiaStatus) -> Verdict:
     if status.is_locked:
         return refused(DpiaLocked(locked_message(status)))
     if not role.can_write:
-        return refused(AccessDenied("only owners and editors can restore a field"))
+        return refused(AccessDenied("Only owners and editors can restore a field"))
     return ALLOWED
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+from server.domain import wording
 from server.domain.access import Role
 from server.domain.errors import AccessDenied, Conflict, InvalidInput
 from server.domain.verdicts import ALLOWED, Verdict, refused
@@ -25,7 +26,7 @@ class DpiaStatus(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize().replace("Dpo", "DPO")
+        return wording.DPIA_STATUSES[self.value]
 
     @property
     def is_locked(self) -> bool:
@@ -51,7 +52,7 @@ _LOCKED = frozenset(
 def locked_message(status: DpiaStatus) -> str:
     """Why a locked DPIA refuses a change, the same on every channel."""
     return (
-        f"read-only: this DPIA is {status.label.lower()}; changes go into a new version "
+        f"Read-only: this DPIA is {status.label.lower()}; changes go into a new version "
         "started from it"
     )
 
@@ -64,7 +65,7 @@ class PartyRole(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return wording.PARTY_ROLES[self.value]
 
 
 def reference(organisation_code: str, year: int, number: int) -> str:
@@ -74,11 +75,11 @@ def reference(organisation_code: str, year: int, number: int) -> str:
 def check_title(raw: str) -> str:
     title = " ".join(raw.split())
     if len(title) < 3:
-        raise InvalidInput("a title of at least 3 characters is required")
+        raise InvalidInput("A title of at least 3 characters is required")
     if len(title) > 300:
-        raise InvalidInput("the title is longer than 300 characters")
+        raise InvalidInput("The title is longer than 300 characters")
     if any(ord(c) < 32 for c in title):
-        raise InvalidInput("the title contains control characters")
+        raise InvalidInput("The title contains control characters")
     return title
 
 
@@ -88,7 +89,7 @@ def check_title(raw: str) -> str:
 def manage_policy(role: Role) -> Verdict:
     """Inviting, changing roles, removing people, the parties and the reviewers: owners."""
     if not role.can_manage:
-        return refused(AccessDenied("only the DPIA's owners can manage its participants"))
+        return refused(AccessDenied("Only the DPIA's owners can manage its participants"))
     return ALLOWED
 
 
@@ -96,12 +97,12 @@ def owner_kept_policy(role: Role, new_role: Role | None, owners: int) -> Verdict
     """A participant of ``role`` becomes ``new_role`` (None: is removed) while the DPIA has
     ``owners`` owners: a DPIA keeps at least one owner."""
     if role is Role.OWNER and new_role is not Role.OWNER and owners <= 1:
-        return refused(Conflict("a DPIA needs at least one owner: make someone else owner first"))
+        return refused(Conflict("A DPIA needs at least one owner: make someone else owner first"))
     return ALLOWED
 
 
 def inbound_mail_policy(role: Role) -> Verdict:
     """Reading the DPIA's inbound mail and posting or discarding held replies: owners."""
     if not role.can_manage:
-        return refused(AccessDenied("only the DPIA's owners see its inbound mail"))
+        return refused(AccessDenied("Only the DPIA's owners see its inbound mail"))
     return ALLOWED

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from server.domain import wording
 from server.domain.errors import InvalidInput
 
 # Every id column is an INTEGER (PostgreSQL's is 32 bits); sequence numbers are BIGINT.
@@ -36,7 +37,9 @@ def whole_number(value: object, what: str, maximum: int = MAX_ID) -> int:
         number = int(value)
     if number is None or not 0 <= number <= maximum:
         raise InvalidInput(
-            f"{what} must be a whole number from 0 to {maximum}: check the link or the form"
+            wording.sentence(
+                f"{what} must be a whole number from 0 to {maximum}: check the link or the form"
+            )
         )
     return number
 

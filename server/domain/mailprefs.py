@@ -34,7 +34,8 @@ def mail_mode(raw: str) -> MailMode:
         return MailMode(raw)
     except ValueError:
         raise InvalidInput(
-            f"{raw[:20]!r} is not an email setting: choose " + ", ".join(m.value for m in MailMode)
+            f"There is no email setting {raw[:20]!r}: choose "
+            + ", ".join(m.value for m in MailMode)
         ) from None
 
 

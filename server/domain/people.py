@@ -15,25 +15,25 @@ MAX_PASSWORD = 1024
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise InvalidInput(f"{raw.strip()[:60]!r} is not an email address")
+        raise InvalidInput(f"This is not an email address: {raw.strip()[:60]!r}")
     return email
 
 
 def check_name(raw: str, what: str = "name", maximum: int = 200) -> str:
     name = " ".join(raw.split())
     if not name:
-        raise InvalidInput(f"a {what} is required")
+        raise InvalidInput(f"A {what} is required")
     if len(name) > maximum:
-        raise InvalidInput(f"the {what} is longer than {maximum} characters")
+        raise InvalidInput(f"The {what} is longer than {maximum} characters")
     if any(ord(c) < 32 for c in name):
-        raise InvalidInput(f"the {what} contains control characters")
+        raise InvalidInput(f"The {what} contains control characters")
     return name
 
 
 def check_org_code(raw: str) -> str:
     code = raw.strip().upper()
     if not _ORG_CODE.fullmatch(code):
-        raise InvalidInput("an organisation code is 2 to 12 letters or digits, e.g. CAM")
+        raise InvalidInput("An organisation code is 2 to 12 letters or digits, e.g. CAM")
     return code
 
 

@@ -60,14 +60,14 @@ class ReplyKeys:
         """The stored token an address names, once its MAC checks; else InvalidToken."""
         match = _ADDRESS.fullmatch(address.strip().lower())
         if match is None:
-            raise InvalidToken("not a reply address of ours")
+            raise InvalidToken("Not a reply address of ours")
         token, key_id, mac, domain = match.groups()
         if domain != self._domain:
-            raise InvalidToken("not a reply address of ours")
+            raise InvalidToken("Not a reply address of ours")
         if key_id not in self._keys:
-            raise InvalidToken("this reply address uses a retired key")
+            raise InvalidToken("This reply address uses a retired key")
         if not hmac.compare_digest(mac, self._mac(key_id, token)):
-            raise InvalidToken("this reply address is forged")
+            raise InvalidToken("This reply address is forged")
         return token
 
     def bounce_address(self, participant_id: int) -> str:
@@ -79,12 +79,12 @@ class ReplyKeys:
         """The participant a bounce address names, once its MAC checks; else InvalidToken."""
         match = _BOUNCE.fullmatch(address.strip().lower())
         if match is None or match.group(4) != self._domain:
-            raise InvalidToken("not a bounce address of ours")
+            raise InvalidToken("Not a bounce address of ours")
         number, key_id, mac, _ = match.groups()
         if key_id not in self._keys:
-            raise InvalidToken("this bounce address uses a retired key")
+            raise InvalidToken("This bounce address uses a retired key")
         if not hmac.compare_digest(mac, self._mac(key_id, f"bounce:{number}")):
-            raise InvalidToken("this bounce address is forged")
+            raise InvalidToken("This bounce address is forged")
         return int(number)
 
     def is_ours(self, address: str) -> bool:

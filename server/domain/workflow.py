@@ -14,6 +14,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from server.domain import wording
 from server.domain.access import Role
 from server.domain.content import Content, check_target
 from server.domain.dpias import DpiaStatus as S
@@ -22,6 +23,7 @@ from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.risk import RiskMatrix, residual_high_risks
 from server.domain.templates import Template
 from server.domain.verdicts import ALLOWED, Verdict, refused
+from server.domain.wording import section_title
 
 
 class SectionState(enum.StrEnum):
@@ -35,7 +37,7 @@ class SectionState(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return wording.SECTION_STATES[self.value]
 
 
 class SectionAction(enum.StrEnum):
@@ -43,6 +45,10 @@ class SectionAction(enum.StrEnum):
     REQUEST_CHANGES = "request_changes"
     REVIEW = "review"
     REOPEN = "reopen"
+
+    @property
+    def label(self) -> str:
+        return wording.SECTION_ACTIONS[self.value]
 
 
 # action → (states it starts from, state it leads to, who may, reasons required)
@@ -120,22 +126,22 @@ def section_action(action: str, state: SectionState, role: Role, reasons: str) -
         chosen = SectionAction(action)
     except ValueError:
         raise InvalidInput(
-            f"{action[:30]!r} is not a section action: choose "
+            f"There is no section step {action[:30]!r}: choose "
             + ", ".join(a.value for a in SectionAction)
         ) from None
     starts, leads_to, roles, needs_reasons = SECTION_ACTIONS[chosen]
     if role not in roles:
         raise AccessDenied(
-            f"a {role.value} cannot {chosen.value.replace('_', ' ')} a section; "
-            + " or ".join(sorted(r.value for r in roles))
-            + " can"
+            wording.role_refused(
+                role.value, f"take the step “{chosen.label}” on a section", (r.value for r in roles)
+            )
         )
     if state not in starts:
         raise InvalidInput(
-            f"cannot {chosen.value.replace('_', ' ')}: the section is {state.label.lower()}"
+            f"A section that is {state.label.lower()} cannot take the step “{chosen.label}”"
         )
     if needs_reasons and not reasons.strip():
-        raise InvalidInput("say why: sending a section back needs reasons")
+        raise InvalidInput("Say why: sending a section back needs reasons")
     return leads_to
 
 
@@ -152,7 +158,7 @@ def section_step_policy(
     if status.is_locked:
         raise DpiaLocked(locked_message(status))
     if section not in states:
-        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
     return section_action(action, states[section], role, reasons)
 
 
@@ -166,6 +172,11 @@ class Transition:
     roles: frozenset[Role]
     needs_reasons: bool = False
     name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The button's words: the transition's name as a sentence ("Send for review")."""
+        return wording.sentence(self.name)
 
 
 _OWNER = frozenset({Role.OWNER})
@@ -211,22 +222,24 @@ def transition(current: S, target: str, role: Role, reasons: str) -> Transition:
     try:
         wanted = S(target)
     except ValueError:
-        raise InvalidInput(f"{target[:30]!r} is not a DPIA status") from None
+        raise InvalidInput(f"There is no DPIA status {target[:30]!r}") from None
     candidates = [t for t in TRANSITIONS if t.target is wanted and current in t.source]
     if not candidates:
         raise InvalidInput(
-            f"a DPIA that is {current.label.lower()} cannot become {wanted.label.lower()}"
+            f"A DPIA that is {current.label.lower()} cannot become {wanted.label.lower()}"
         )
     allowed = [t for t in candidates if role in t.roles]
     if not allowed:
-        roles = sorted({r.value for t in candidates for r in t.roles})
         raise AccessDenied(
-            f"a {role.value} cannot move this DPIA to {wanted.label.lower()}; "
-            f"{' or '.join(roles)} can"
+            wording.role_refused(
+                role.value,
+                f"move this DPIA to {wanted.label.lower()}",
+                {r.value for t in candidates for r in t.roles},
+            )
         )
     chosen = allowed[0]
     if chosen.needs_reasons and not reasons.strip():
-        raise InvalidInput(f"say why: to {chosen.name} needs reasons (they stay visible)")
+        raise InvalidInput(f"Say why: to {chosen.name} needs reasons (they stay visible)")
     return chosen
 
 
@@ -298,7 +311,12 @@ class Decision(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return wording.DECISIONS[self.value]
+
+    @property
+    def made(self) -> str:
+        """The decision as a record says it once made ("Approved")."""
+        return wording.DECISIONS_MADE[self.value]
 
 
 class SignOffState(enum.StrEnum):
@@ -309,7 +327,7 @@ class SignOffState(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.capitalize()
+        return wording.SIGNOFF_STATES[self.value]
 
 
 _DECISIONS = {
@@ -318,6 +336,8 @@ _DECISIONS = {
     SignOffKind.PRIOR_CONSULTATION: {Decision.CONSULTED},
 }
 _APPROVALS = {Decision.APPROVE, Decision.APPROVE_WITH_CONDITIONS, Decision.REJECT}
+# Who signs: the DPIA's owners and DPOs (``check_signoff``; pages offer the form to them).
+SIGNERS = frozenset({Role.OWNER, Role.DPO})
 
 
 def check_signoff(
@@ -334,38 +354,38 @@ def check_signoff(
     try:
         chosen = Decision(decision)
     except ValueError:
-        raise InvalidInput(f"{decision[:30]!r} is not a decision") from None
+        raise InvalidInput(f"There is no decision {decision[:30]!r}") from None
     if chosen not in _DECISIONS.get(kind, _APPROVALS):
-        allowed = ", ".join(sorted(d.value for d in _DECISIONS.get(kind, _APPROVALS)))
-        raise InvalidInput(f"a {kind.label.lower()} sign-off decides {allowed}")
+        allowed = " or ".join(sorted(d.label.lower() for d in _DECISIONS.get(kind, _APPROVALS)))
+        raise InvalidInput(f"The decision on “{kind.label}” is {allowed}")
     if kind is SignOffKind.DPO_ADVICE:
         if role is not Role.DPO:
-            raise AccessDenied("only a DPO of this DPIA can give DPO advice")
+            raise AccessDenied("Only a DPO of this DPIA can give DPO advice")
         if is_author:
             raise AccessDenied(
-                "separation of duties: the author of a DPIA cannot sign it off as its DPO"
+                "Separation of duties: the author of a DPIA cannot sign it off as its DPO"
             )
-    elif role not in (Role.OWNER, Role.DPO):
-        raise AccessDenied("only owners and DPOs of this DPIA can sign off")
+    elif role not in SIGNERS:
+        raise AccessDenied("Only owners and DPOs of this DPIA can sign off")
     if role is Role.DPO and is_author:
         raise AccessDenied(
-            "separation of duties: the author of a DPIA cannot sign it off as its DPO"
+            "Separation of duties: the author of a DPIA cannot sign it off as its DPO"
         )
     if chosen is Decision.CONSULTED and not reasons.strip():
-        raise InvalidInput("record the ICO's reference and response in the reasons")
+        raise InvalidInput("Record the ICO's reference and response in the reasons")
     if chosen is Decision.OVERRULE and not reasons.strip():
-        raise InvalidInput("overruling DPO advice needs reasons, shown in every export")
+        raise InvalidInput("Overruling DPO advice needs reasons, shown in every export")
     if chosen is Decision.REJECT and not reasons.strip():
-        raise InvalidInput("a rejection needs reasons")
+        raise InvalidInput("A rejection needs reasons")
     if chosen is Decision.APPROVE_WITH_CONDITIONS and not conditions.strip():
-        raise InvalidInput("approving with conditions needs the conditions")
+        raise InvalidInput("Approving with conditions needs the conditions")
     if (
         kind is SignOffKind.RESIDUAL_RISKS_APPROVED
         and accepts_high_risk
         and chosen is not Decision.REJECT
         and not reasons.strip()
     ):
-        raise InvalidInput("accepting a residual high risk needs reasons")
+        raise InvalidInput("Accepting a residual high risk needs reasons")
     return chosen
 
 
@@ -376,6 +396,14 @@ class Signing:
     kind: SignOffKind
     target: str
     decision: Decision
+
+
+def signable(kind: SignOffKind, status: S) -> bool:
+    """Whether a DPIA that is ``status`` takes a sign-off of ``kind``: an open one any, an
+    approved one only a record about the world (``AFTER_APPROVAL``), a closed one none."""
+    return not status.is_locked or (
+        kind in AFTER_APPROVAL and status in (S.APPROVED, S.APPROVED_WITH_CONDITIONS)
+    )
 
 
 def signing_policy(
@@ -400,12 +428,10 @@ def signing_policy(
     try:
         signoff_kind = SignOffKind(kind)
     except ValueError:
-        raise InvalidInput(f"{kind[:30]!r} is not a kind of sign-off") from None
-    if status.is_locked and not (
-        signoff_kind in AFTER_APPROVAL and status in (S.APPROVED, S.APPROVED_WITH_CONDITIONS)
-    ):
+        raise InvalidInput(f"There is no kind of sign-off {kind[:30]!r}") from None
+    if not signable(signoff_kind, status):
         raise DpiaLocked(
-            f"this DPIA is {status.label.lower()}: it cannot be signed again; start a new version"
+            f"This DPIA is {status.label.lower()}: it cannot be signed again; start a new version"
         )
     target = signoff_kind.fixed_target or target
     check_target(template, content, target)  # refuses unknown targets
@@ -415,18 +441,19 @@ def signing_policy(
         SectionState.STALE,
     ):
         if target not in states:
-            raise InvalidInput("sign a risk or a measure as an item, not as a section")
+            raise InvalidInput("Sign a risk or a measure as an item, not as a section")
         raise InvalidInput(
-            f"a section is signed off once reviewed; {target} is {states[target].label.lower()}"
+            "A section is signed off once reviewed; "
+            f"“{section_title(template.sections, target)}” is {states[target].label.lower()}"
         )
     if signoff_kind is SignOffKind.ITEM and ":" not in target:
-        raise InvalidInput("an item sign-off names a row: risks.register:R1, measures.plan:M1")
+        raise InvalidInput("An item sign-off names a row: risks.register:R1, measures.plan:M1")
     if signoff_kind is SignOffKind.DPO_ADVICE:
         waiting = awaiting_review(states)
         if waiting:
             raise InvalidInput(
                 "DPO advice can be given once every section is reviewed; not yet: "
-                + ", ".join(waiting)
+                + ", ".join(section_title(template.sections, s) for s in waiting)
             )
     high = residual_high_risks(
         content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
@@ -441,16 +468,16 @@ def signing_policy(
         accepts_high_risk=bool(high),
     )
     if signoff_kind is SignOffKind.PARTY_APPROVAL and not party:
-        raise AccessDenied("only a signer of an organisation that is a party can approve")
+        raise AccessDenied("Only a signer of an organisation that is a party can approve")
     return Signing(signoff_kind, target, chosen)
 
 
 def signer_policy(signer_user_id: int, user_id: int, state: SignOffState) -> Verdict:
     """Re-confirming or revoking a sign-off: its signer, while it stands (valid or stale)."""
     if signer_user_id != user_id:
-        return refused(AccessDenied("only the signer can re-confirm or revoke their sign-off"))
+        return refused(AccessDenied("Only the signer can re-confirm or revoke their sign-off"))
     if state in (SignOffState.REVOKED, SignOffState.SUPERSEDED):
-        return refused(InvalidInput(f"this sign-off is {state.value} already"))
+        return refused(InvalidInput(f"This sign-off is {state.label.lower()} already"))
     return ALLOWED
 
 
@@ -508,7 +535,7 @@ _IG_INVOLVED = {
 def ig_step_policy(role: Role, raw: str) -> IgStep:
     """The IG-process step an owner says the project is at, or why not."""
     if not role.can_manage:
-        raise AccessDenied("only the DPIA's owners can say where the project stands")
+        raise AccessDenied("Only the DPIA's owners can say where the project stands")
     return check_ig_step(raw)
 
 
@@ -517,5 +544,6 @@ def check_ig_step(raw: str) -> IgStep:
         return IgStep(raw)
     except ValueError:
         raise InvalidInput(
-            f"{raw[:30]!r} is not a step: choose " + ", ".join(s.value for s in IgStep)
+            f"There is no IG process step {raw[:30]!r}: choose "
+            + ", ".join(s.value for s in IgStep)
         ) from None

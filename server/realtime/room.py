@@ -195,7 +195,7 @@ class Room:
 
     def _deny(self, peer: Peer, state: _PeerState) -> None:
         reason = (
-            f"Read-only: your role on this DPIA is {peer.grant.role.value}"
+            f"Read-only: you take part in this DPIA as {peer.grant.role.in_text}"
             if self.read_only is None
             else self.read_only[:1].upper() + self.read_only[1:]
         )

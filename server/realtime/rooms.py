@@ -120,7 +120,7 @@ class RoomManager:
                     stored = await self._store.load(document_id)
                     if stored is None:
                         if create_as is None:
-                            raise DocumentNotFound(f"there is no document {document_id!r}")
+                            raise DocumentNotFound(f"There is no document {document_id!r}")
                         await self._store.create_document(document_id, create_as)
                         stored = await self._store.load(document_id)
                         assert stored is not None

@@ -60,7 +60,7 @@ class AccountService:
             async with self._sessions.begin() as session:
                 session.add(organisation)
         except IntegrityError:
-            raise Conflict(f"an organisation with code {organisation.code} exists") from None
+            raise Conflict(f"An organisation with code {organisation.code} exists") from None
         return organisation.id
 
     async def organisation_id(self, code: str) -> int:
@@ -69,7 +69,7 @@ class AccountService:
                 select(Organisation.id).where(Organisation.code == check_org_code(code))
             )
         if found is None:
-            raise InvalidInput(f"there is no organisation with code {code.strip().upper()}")
+            raise InvalidInput(f"There is no organisation with code {code.strip().upper()}")
         return found
 
     async def create_user(
@@ -95,7 +95,7 @@ class AccountService:
                     )
                 )
         except IntegrityError:
-            raise Conflict(f"a user with email {user.email} exists") from None
+            raise Conflict(f"A user with email {user.email} exists") from None
         return user.id
 
     async def sign_in(self, email: str, password: str, address: str) -> str:
@@ -112,7 +112,7 @@ class AccountService:
         if user is None or not valid or not user.active:
             async with self._sessions.begin() as session:
                 session.add(LoginFailure(email=email, address=address, at=_now()))
-            raise AccessDenied("that email and password do not match an account")
+            raise AccessDenied("That email and password do not match an account")
         secret = secrets.token_urlsafe(32)
         async with self._sessions.begin() as session:
             session.add(

@@ -66,7 +66,7 @@ class AuditTrail:
             )
         ).scalar_one_or_none()
         if dpia is None:
-            raise DocumentNotFound("there is no such DPIA")
+            raise DocumentNotFound("There is no such DPIA")
         record = AuditRecord(
             dpia_id=dpia_id,
             position=dpia.audit_count + 1,
@@ -143,7 +143,7 @@ class AuditTrail:
         async with self._sessions() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
-                raise DocumentNotFound(f"there is no DPIA {dpia_id!r}")
+                raise DocumentNotFound(f"There is no DPIA {dpia_id!r}")
             count, head = dpia.audit_count, dpia.audit_head
         entries = await self.entries(dpia_id)
         return verify([(e.id, e.record) for e in entries], count, head)

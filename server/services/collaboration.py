@@ -16,8 +16,8 @@ from server.domain.errors import AccessDenied, DocumentNotFound, InvalidToken
 from server.services.accounts import SESSION_LIFETIME, AccountService
 from server.services.dpias import DpiaService
 
-REMOVED = "you no longer take part in this DPIA"
-SUSPENDED = "your account is suspended: ask your organisation's administrator"
+REMOVED = "You no longer take part in this DPIA"
+SUSPENDED = "Your account is suspended: ask your organisation's administrator"
 
 
 class CollaborationAccess:
@@ -44,7 +44,7 @@ class CollaborationAccess:
 
     def verify_token(self, token: str, document_id: str) -> Grant:
         if not is_valid_document_id(document_id):
-            raise DocumentNotFound("there is no such document")
+            raise DocumentNotFound("There is no such document")
         return self._signer.verify(token, document_id)
 
     async def authorize(
@@ -52,13 +52,13 @@ class CollaborationAccess:
     ) -> Grant:
         if not is_valid_document_id(document_id):
             raise DocumentNotFound(
-                "a document id is 1 to 100 letters, digits, '.', '_', ':' or '-'"
+                "A document id is 1 to 100 letters, digits, '.', '_', ':' or '-'"
             )
         if token or self._accounts is None or self._dpias is None or not session:
             return await self.recheck(self._signer.verify(token, document_id))
         user = await self._accounts.user_for_session(session)
         if user is None:
-            raise InvalidToken("your session has ended: sign in again")
+            raise InvalidToken("Your session has ended: sign in again")
         access = await self._dpias.access(user, document_id)
         expires = time.time() + SESSION_LIFETIME.total_seconds()
         return Grant(f"user:{user.id}", document_id, access.role, Channel.BROWSER, expires, session)
@@ -76,7 +76,7 @@ class CollaborationAccess:
         if grant.session is not None:
             user = await self._accounts.user_for_session(grant.session)
             if user is None or user.id != person:
-                raise InvalidToken("your session has ended: sign in again")
+                raise InvalidToken("Your session has ended: sign in again")
         if kind == "user":
             role = await self._dpias.current_role(grant.document_id, user_id=person)
         else:

@@ -116,7 +116,7 @@ class DpiaService:
         """A new DPIA led by one of the user's organisations; the user is its owner."""
         title = check_title(title)
         if lead_organisation_id not in user.organisation_ids:
-            raise InvalidInput("the lead organisation must be one of your organisations")
+            raise InvalidInput("The lead organisation must be one of your organisations")
         template = load_template(template_id)
         first_update = initial_state if initial_state is not None else seed_update(template)
         for attempt in range(NEW_REFERENCE_ATTEMPTS):
@@ -126,7 +126,7 @@ class DpiaService:
                 )
             except IntegrityError:
                 continue  # that reference is taken (a concurrent DPIA, or a tooling document)
-        raise Conflict("could not allocate a reference; try again")
+        raise Conflict("Could not allocate a reference; try again")
 
     async def _insert(
         self,
@@ -199,7 +199,7 @@ class DpiaService:
         await self.access(user, source_id)
         stored = await self._store.load(source_id)
         if stored is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         doc = stored.to_doc()
         comments = doc.get("comments", type=Map)
         with doc.transaction():
@@ -220,7 +220,7 @@ class DpiaService:
         """The user's role on a DPIA; DocumentNotFound if they are not a participant."""
         access = await self._access(Participant.dpia_id == dpia_id, Participant.user_id == user.id)
         if access is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         return access
 
     async def participant_access(self, participant_id: int) -> Access | None:
@@ -411,7 +411,9 @@ class DpiaService:
             async with self._sessions.begin() as session:
                 session.add(participant)
         except IntegrityError:
-            raise Conflict(f"{email} already takes part in this DPIA") from None
+            raise Conflict(
+                f"Someone with the address {email} already takes part in this DPIA"
+            ) from None
         return participant.id
 
     async def change_role(
@@ -439,7 +441,7 @@ class DpiaService:
     ) -> Participant:
         participant = await session.get(Participant, participant_id)
         if participant is None or participant.dpia_id != dpia_id:
-            raise InvalidInput("no such participant on this DPIA")
+            raise InvalidInput("No such participant on this DPIA")
         return participant
 
     async def _keep_an_owner(
@@ -477,14 +479,14 @@ class DpiaService:
             party_role = PartyRole(role)
         except ValueError:
             raise InvalidInput(
-                f"{role[:30]!r} is not a party role: choose "
+                f"There is no party role {role[:30]!r}: choose "
                 + ", ".join(r.value for r in PartyRole)
             ) from None
         async with self._sessions.begin() as session:
             if organisation_id is not None:
                 organisation = await session.get(Organisation, organisation_id)
                 if organisation is None:
-                    raise InvalidInput("no such organisation")
+                    raise InvalidInput("No such organisation")
                 name = organisation.name
             else:
                 name = check_name(name, "party name")
@@ -492,7 +494,7 @@ class DpiaService:
                 select(DpiaParty.id).where(DpiaParty.dpia_id == dpia_id, DpiaParty.name == name)
             )
             if exists is not None:
-                raise Conflict(f"{name} is already a party to this DPIA")
+                raise Conflict(f"The organisation {name} is already a party to this DPIA")
             party = DpiaParty(
                 dpia_id=dpia_id,
                 organisation_id=organisation_id,
@@ -507,10 +509,10 @@ class DpiaService:
         async with self._sessions.begin() as session:
             party = await session.get(DpiaParty, party_id)
             if party is None or party.dpia_id != dpia_id:
-                raise InvalidInput("no such party on this DPIA")
+                raise InvalidInput("No such party on this DPIA")
             lead = await session.scalar(select(Dpia.lead_organisation_id).where(Dpia.id == dpia_id))
             if party.organisation_id is not None and party.organisation_id == lead:
-                raise Conflict("the lead organisation stays a party")
+                raise Conflict("The lead organisation stays a party")
             await session.delete(party)
 
     async def set_reviewer(
@@ -519,7 +521,7 @@ class DpiaService:
         """Owners ask a participant to review a section (or stop asking)."""
         await self._require_owner(user, dpia_id)
         if section not in load_template().section_ids():
-            raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+            raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
         async with self._sessions.begin() as session:
             await self._participant(session, dpia_id, participant_id)
             row = await session.get(SectionReviewer, (participant_id, section))
@@ -557,5 +559,5 @@ def _role(raw: str) -> Role:
         return Role(raw)
     except ValueError:
         raise InvalidInput(
-            f"{raw[:20]!r} is not a role: choose {', '.join(r.value for r in Role)}"
+            f"There is no role {raw[:20]!r}: choose {', '.join(r.value for r in Role)}"
         ) from None

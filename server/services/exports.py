@@ -133,7 +133,7 @@ class ExportService:
         from server.services import pdf, word
 
         if kind not in MEDIA_TYPES:
-            raise InvalidInput("export as pdf, docx, csv or json")
+            raise InvalidInput("Export as pdf, docx, csv or json")
         record = await self.gather(user, dpia_id)
         renderers = {
             "json": to_json,
@@ -160,7 +160,7 @@ class ExportService:
         template = load_template(data["template"]["id"])
         if int(data["template"]["version"]) != template.version:
             raise InvalidInput(
-                f"this export uses version {data['template']['version']} of the template; "
+                f"This export uses version {data['template']['version']} of the template; "
                 f"this installation has version {template.version}"
             )
         state = initial_state(template, data["content"])
@@ -202,12 +202,12 @@ def parse_export(raw: bytes) -> dict[str, Any]:
     try:
         data = parse_json(raw)
     except ValueError:
-        raise InvalidInput("the file is not JSON") from None
+        raise InvalidInput("The file is not JSON") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InvalidInput("this is not an OpenDPIA DPIA export")
+        raise InvalidInput("This is not an OpenDPIA DPIA export")
     if data.get("version") != FORMAT_VERSION:
         raise InvalidInput(
-            f"export format version {str(data.get('version'))[:20]!r} is not supported"
+            f"Export format version {str(data.get('version'))[:20]!r} is not supported"
         )
     try:
         template_ref = data["template"]
@@ -218,7 +218,7 @@ def parse_export(raw: bytes) -> dict[str, Any]:
         parties = [(str(p["name"]), str(p["role"])) for p in data.get("parties", [])]
     except (KeyError, TypeError, UnknownTemplate):
         raise InvalidInput(
-            "the export is incomplete: template, title and content are needed"
+            "The export is incomplete: template, title and content are needed"
         ) from None
     return {**data, "parties": parties}
 
@@ -231,16 +231,16 @@ def initial_state(template: Template, content: Content) -> bytes:
         with doc.transaction():
             write_content(doc, template, content)
     except (TypeError, ValueError, AttributeError) as error:
-        raise InvalidInput(f"the export's content does not fit the template: {error}") from None
+        raise InvalidInput(f"The export's content does not fit the template: {error}") from None
     written = document_content(doc, template)
     for section, fields in content.items():
         if section not in written or not isinstance(fields, dict):
-            raise InvalidInput(f"the export has a section {section[:40]!r} the template lacks")
+            raise InvalidInput(f"The export has a section {section[:40]!r} the template lacks")
         for name, value in fields.items():
             if name not in written[section] or canonical(written[section][name]) != canonical(
                 value
             ):
-                raise InvalidInput(f"{section}.{name[:40]} does not fit the template")
+                raise InvalidInput(f"The field {section}.{name[:40]} does not fit the template")
     return doc.get_update()
 
 

@@ -23,6 +23,7 @@ from server.domain.documents import UpdateRecord
 from server.domain.errors import DocumentNotFound, InvalidInput
 from server.domain.readable import field_text
 from server.domain.templates import Template, load_template
+from server.domain.wording import ROLES_IN_TEXT, label
 from server.services.audit import AuditTrail
 from server.storage.models import Dpia, Participant, User
 from server.storage.updates import SqlUpdateStore
@@ -74,14 +75,14 @@ class HistoryService:
         async with self._sessions() as session:
             template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
         if template_id is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         return load_template(template_id)
 
     async def current(self, dpia_id: str) -> Version:
         """The committed document now."""
         stored = await self._store.load(dpia_id)
         if stored is None:
-            raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+            raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         template = await self.template_of(dpia_id)
 
         def build() -> Version:
@@ -93,11 +94,11 @@ class HistoryService:
     async def version(self, dpia_id: str, seq: int) -> Version:
         """The document as it was once update ``seq`` was applied (read-only)."""
         if seq < 1:
-            raise InvalidInput("a version is a sequence number of 1 or more")
+            raise InvalidInput("A version is a sequence number of 1 or more")
         template = await self.template_of(dpia_id)
         updates = await self._store.updates(dpia_id, upto_seq=seq)
         if not updates or updates[-1].seq < seq:
-            raise InvalidInput(f"this DPIA has no version {seq}")
+            raise InvalidInput(f"This DPIA has no version {seq}")
 
         def build() -> Version:
             doc: Doc[Any] = Doc()
@@ -172,7 +173,7 @@ class HistoryService:
                     kind="invitation",
                     actor=names.get(f"user:{p.invited_by}", "someone"),
                     channel="browser",
-                    summary=f"invited {p.name} as {p.role}",
+                    summary=f"Invited {p.name} as {label(ROLES_IN_TEXT, p.role)}",
                 )
                 for (p,) in rows
             ]
@@ -222,9 +223,9 @@ def _edit_sessions(
                 actor=names.get(first.actor, first.actor),
                 channel=first.channel,
                 summary=(
-                    f"created the DPIA ({first.origin})"
+                    _created(first.origin, template)
                     if created
-                    else f"edited {len(changed)} field{'s' if len(changed) != 1 else ''}"
+                    else f"{len(changed)} field{'s' if len(changed) != 1 else ''}"
                     f" in {len(run)} change{'s' if len(run) != 1 else ''}"
                     f" until {_utc(last.created_at):%H:%M:%S}"
                 ),
@@ -249,6 +250,16 @@ def _edit_sessions(
         run.append(record)
     close_run()
     return items
+
+
+def _created(origin: str, template: Template) -> str:
+    """Where a DPIA came from, as its history says it (the origin is the update log's)."""
+    kind, _, source = origin.partition(":")
+    if kind == "template":
+        return f"From the template “{template.title}”"
+    if kind == "clone":
+        return f"From {source}"
+    return "Created"
 
 
 def _comments(doc: Doc[Any], names: dict[str, str]) -> list[TimelineItem]:

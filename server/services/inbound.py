@@ -152,7 +152,7 @@ class InboundStore:
             if await session.get(ReplyToken, token) is None:
                 # Removing a participant deletes their addresses: unknown covers both.
                 raise InvalidToken(
-                    "this reply address is unknown, or its owner no longer takes part"
+                    "This reply address is unknown, or its owner no longer takes part"
                 )
 
     async def store(
@@ -450,7 +450,7 @@ class InboundStore:
         async with self._sessions.begin() as session:
             participant = await session.get(Participant, participant_id)
             if participant is None or participant.dpia_id != dpia_id:
-                raise DocumentNotFound("no such participant on this DPIA")
+                raise DocumentNotFound("No such participant on this DPIA")
             health = await session.get(MailHealth, participant_id)
             if health is not None:
                 await session.delete(health)
@@ -459,9 +459,9 @@ class InboundStore:
         async with self._sessions() as session:
             row = await session.get(InboundMessage, row_id)
             if row is None or row.dpia_id != dpia_id:
-                raise DocumentNotFound("no such message on this DPIA")
+                raise DocumentNotFound("No such message on this DPIA")
             if row.outcome != "held":
-                raise InvalidInput("only a held message can be posted or discarded")
+                raise InvalidInput("Only a held message can be posted or discarded")
             return row
 
     async def release(self, dpia_id: str, row_id: int, by: str) -> None:
@@ -484,7 +484,7 @@ class InboundStore:
         async with self._sessions() as session:
             row = await session.get(InboundAttachment, attachment_id)
             if row is None or row.dpia_id != dpia_id:
-                raise DocumentNotFound("no such attachment on this DPIA")
+                raise DocumentNotFound("No such attachment on this DPIA")
             return row
 
 

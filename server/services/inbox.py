@@ -47,7 +47,7 @@ class Inbox:
         async with self._sessions.begin() as session:
             participant = await session.get(Participant, participant_id)
             if participant is None:
-                raise InvalidToken("this unsubscribe link no longer applies")
+                raise InvalidToken("This unsubscribe link no longer applies")
             await self._set_mode(session, participant_id, MailMode.OFF)
             title = await session.scalar(select(Dpia.title).where(Dpia.id == participant.dpia_id))
         return title or ""
@@ -84,7 +84,7 @@ class Inbox:
         async with self._sessions.begin() as session:
             if dpia_id is None:
                 if chosen is None:
-                    raise InvalidInput("choose how often you want email")
+                    raise InvalidInput("Choose how often you want email")
                 row = await session.get(UserMailPreference, user.id)
                 if row is None:
                     session.add(UserMailPreference(user_id=user.id, mode=chosen.value))
@@ -97,7 +97,7 @@ class Inbox:
                 )
             )
             if participant_id is None:
-                raise DocumentNotFound("there is no such DPIA, or it is not shared with you")
+                raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
             await self._set_mode(session, participant_id, chosen)
 
     async def set_watch(self, participant_id: int, section: str, watching: bool) -> None:

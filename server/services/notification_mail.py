@@ -147,7 +147,7 @@ class NotificationMail:
         try:
             return int(self._unsubscribe.loads(token[:500])["p"])
         except (BadSignature, KeyError, TypeError, ValueError):
-            raise InvalidToken("this unsubscribe link is not valid") from None
+            raise InvalidToken("This unsubscribe link is not valid") from None
 
     # -- reply addresses ----------------------------------------------------------------
 
@@ -185,13 +185,13 @@ class NotificationMail:
         async with self._sessions() as session:
             row = await session.get(ReplyToken, token)
             if row is None:
-                raise InvalidToken("this reply address is unknown")
+                raise InvalidToken("This reply address is unknown")
             if row.revoked:
-                raise InvalidToken("this reply address was withdrawn")
+                raise InvalidToken("This reply address was withdrawn")
             if _utc(row.expires_at) <= (now or datetime.now(UTC)):
-                raise InvalidToken("this reply address has expired")
+                raise InvalidToken("This reply address has expired")
             if await session.get(Participant, row.participant_id) is None:
-                raise InvalidToken("this person no longer takes part in the DPIA")
+                raise InvalidToken("This person no longer takes part in the DPIA")
         return ReplyScope(row.participant_id, row.dpia_id, row.section)
 
     # -- read-only links ------------------------------------------------------------------
@@ -207,13 +207,13 @@ class NotificationMail:
             )
             participant_id = int(claims["p"])
         except SignatureExpired:
-            raise InvalidToken("this link has expired: a newer email has a fresh one") from None
+            raise InvalidToken("This link has expired: a newer email has a fresh one") from None
         except (BadSignature, KeyError, TypeError, ValueError):
-            raise InvalidToken("this link is not valid") from None
+            raise InvalidToken("This link is not valid") from None
         async with self._sessions() as session:
             participant = await session.get(Participant, participant_id)
             if participant is None:
-                raise InvalidToken("this person no longer takes part in the DPIA")
+                raise InvalidToken("This person no longer takes part in the DPIA")
             dpia = await session.get_one(Dpia, participant.dpia_id)
         remaining = signed_at + self._lifetime - datetime.now(UTC)
         return participant, dpia, max(60, int(remaining.total_seconds()))

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.domain import wording
 from server.domain.changes import ChangeEvent
 from server.domain.mailprefs import MailMode, effective
 from server.domain.replies import ReplyKeys
@@ -276,6 +277,10 @@ class NotificationService:
         self, dpia_id: str, *, old: str, new: str, actor: str, reason: str = ""
     ) -> None:
         """The hook the DPIA workflow (issue 6) calls when a DPIA's status moves."""
+        before, after = (
+            wording.label(wording.DPIA_STATUSES, old),
+            wording.label(wording.DPIA_STATUSES, new),
+        )
         async with self._sessions.begin() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
@@ -290,8 +295,8 @@ class NotificationService:
                 field=None,
                 actor_name=await self._name_of(session, actor),
                 channel="browser",
-                excerpt=" ".join(f"{old} → {new}. {reason}".split())[:200],
-                what=f"moved the DPIA from {old.replace('_', ' ')} to {new.replace('_', ' ')}",
+                excerpt=" ".join(f"{before} → {after}. {reason}".split())[:200],
+                what=wording.moved(before, after),
             )
         self._tell(told)
         if queued:
@@ -318,8 +323,8 @@ class NotificationService:
                 field=None,
                 actor_name=inviter,
                 channel="browser",
-                excerpt=f"You take part as {participant.role}.",
-                what=f"invited you to take part (as {participant.role})",
+                excerpt=wording.invited(participant.role),
+                what=wording.invited_you(participant.role),
             )
         self._tell(told)
         self._on_queued()
@@ -468,12 +473,11 @@ class NotificationService:
         return actor
 
     def _section_title(self, dpia: Dpia, section: str) -> str:
-        for candidate in load_template(dpia.template_id).sections:
-            if candidate["id"] == section:
-                return str(candidate["title"])
-        return section
+        return wording.section_title(load_template(dpia.template_id).sections, section)
 
     def _label(self, dpia: Dpia, field: str | None) -> str:
+        """A field by its label in quotes; a field the template lacks by its section's title
+        (never by its id: "changed need" is what people used to read)."""
         if not field:
             return ""
         section, _, name = field.partition(".")
@@ -482,7 +486,7 @@ class NotificationService:
                 for item in candidate["fields"]:
                     if item["id"] == name:
                         return f"“{item['label']}”"
-        return field
+        return f"“{self._section_title(dpia, section)}”"
 
 
 _EMAIL_STATE = {

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.domain import wording
 from server.domain.changes import ChangeEvent
 from server.domain.content import (
     WHOLE,
@@ -43,6 +44,8 @@ from server.services.history import FieldChange, HistoryService, field_changes
 from server.services.notifications import NotificationService
 from server.storage.models import Dpia, DpiaParty, Membership, Organisation, SignOffRow
 from server.storage.models import SectionState as Row
+
+_KIND_LABELS = {kind.value: kind.label for kind in SignOffKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,8 @@ class SignOffService:
                 section=section_of_target if target != WHOLE else None,
                 seq=current.seq,
                 data={
-                    "summary": f"{signoff_kind.label} ({target}): {chosen.label.lower()}",
+                    "summary": f"{signoff_kind.label}: "
+                    f"{wording.target_label(template.sections, target)}: {chosen.made}",
                     "signoff": row.id,
                     "kind": signoff_kind.value,
                     "decision": chosen.value,
@@ -243,7 +247,7 @@ class SignOffService:
                 "signoff_revoked",
                 actor=f"user:{user.id}",
                 section=split_target(row.target)[0] if row.target != WHOLE else None,
-                data={"summary": f"revoked sign-off #{row.id}", "signoff": row.id},
+                data={"summary": f"Revoked sign-off #{row.id}", "signoff": row.id},
             )
 
     async def _own(self, user: CurrentUser, dpia_id: str, signoff_id: int) -> SignOffRow:
@@ -251,7 +255,7 @@ class SignOffService:
         async with self._sessions() as session:
             row = await session.get(SignOffRow, signoff_id)
         if row is None or row.dpia_id != dpia_id:
-            raise InvalidInput("no such sign-off on this DPIA")
+            raise InvalidInput("No such sign-off on this DPIA")
         signer_policy(row.signer_user_id, user.id, SignOffState(row.state)).require()
         return row
 
@@ -261,7 +265,7 @@ class SignOffService:
         async with self._sessions() as session:
             row = await session.get(SignOffRow, signoff_id)
         if row is None or row.dpia_id != dpia_id:
-            raise InvalidInput("no such sign-off on this DPIA")
+            raise InvalidInput("No such sign-off on this DPIA")
         template = await self._history.template_of(dpia_id)
         section = split_target(row.target)[0]
         bound = set(bound_sections(template, row.target if section == row.target else section))
@@ -310,7 +314,8 @@ class SignOffService:
                     section=split_target(row.target)[0] if row.target != WHOLE else None,
                     seq=current.seq,
                     data={
-                        "summary": f"sign-off #{row.id} ({row.kind}) went stale: its content "
+                        "summary": f"Sign-off #{row.id} "
+                        f"({wording.label(_KIND_LABELS, row.kind)}) went stale: its content "
                         "changed after it was signed",
                         "signoff": row.id,
                     },

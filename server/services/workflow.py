@@ -19,6 +19,7 @@ from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
 from server.domain.protection import closed_at_after
 from server.domain.risk import RiskMatrix, residual_high_risks
+from server.domain.wording import section_title
 from server.domain.workflow import (
     Decision,
     IgStep,
@@ -152,8 +153,9 @@ class WorkflowService:
                 section=section,
                 seq=current.seq,
                 data={
-                    "summary": f"{section}: {states[section].label.lower()} → "
-                    f"{new_state.label.lower()}" + (f". {reasons.strip()}" if reasons else ""),
+                    "summary": f"{section_title(template.sections, section)}: "
+                    f"{states[section].label.lower()} → {new_state.label.lower()}"
+                    + (f". {reasons.strip()}" if reasons else ""),
                     "from": states[section].value,
                     "to": new_state.value,
                     "reasons": reasons.strip(),
@@ -190,7 +192,7 @@ class WorkflowService:
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
             if DpiaStatus(dpia.status) is not access.status:
-                raise InvalidInput("the DPIA moved meanwhile; reload and try again")
+                raise InvalidInput("The DPIA moved meanwhile; reload and try again")
             dpia.status = chosen.target.value
             dpia.closed_at = closed_at_after(chosen.target, dpia.closed_at, datetime.now(UTC))
             await self._audit.append(
@@ -262,8 +264,8 @@ class WorkflowService:
             waiting = awaiting_review(states)
             if waiting:
                 raise InvalidInput(
-                    "every section must be reviewed before DPO advice; not yet: "
-                    + ", ".join(waiting)
+                    "Every section must be reviewed before DPO advice; not yet: "
+                    + ", ".join(section_title(template.sections, s) for s in waiting)
                 )
         if target in (
             DpiaStatus.AWAITING_APPROVAL,
@@ -277,7 +279,7 @@ class WorkflowService:
             )
             if high and not _has(valid, SignOffKind.RESIDUAL_RISKS_APPROVED, _APPROVING):
                 raise InvalidInput(
-                    f"residual high risk ({', '.join(high)}): it must be reduced, or accepted "
+                    f"Residual high risk ({', '.join(high)}): it must be reduced, or accepted "
                     "with reasons in a 'residual risks approved' sign-off"
                 )
             advice = content["dpo_advice"].get("advice") or []
@@ -288,7 +290,7 @@ class WorkflowService:
                 valid, SignOffKind.DPO_ADVICE_DECISION, {Decision.ACCEPT, Decision.OVERRULE}
             ):
                 raise InvalidInput(
-                    "the DPO advised against proceeding as it stands: accepting or overruling "
+                    "The DPO advised against proceeding as it stands: accepting or overruling "
                     "that advice is its own signed record (with reasons if overruled)"
                 )
             async with self._sessions() as session:
@@ -308,7 +310,7 @@ class WorkflowService:
             missing = [p.name for p in parties if p.name not in approved]
             if missing:
                 raise InvalidInput(
-                    "every controller must approve first; waiting for: " + ", ".join(missing)
+                    "Every controller must approve first; waiting for: " + ", ".join(missing)
                 )
         if target is DpiaStatus.IN_FORCE:
             high = residual_high_risks(
@@ -320,7 +322,7 @@ class WorkflowService:
             ) or _has(valid, SignOffKind.PRIOR_CONSULTATION, {Decision.CONSULTED})
             if high and not recorded:
                 raise InvalidInput(
-                    "a residual high risk was accepted: record the prior consultation with the "
+                    "A residual high risk was accepted: record the prior consultation with the "
                     "ICO (a 'prior consultation' record, or its date and reference in Outcome "
                     "before approval) before the DPIA can be in force"
                 )

@@ -207,7 +207,7 @@ class Comments:
             )
         if isinstance(by, Grant):
             if by.document_id != dpia_id:
-                raise WrongDocument("the token is for another document")
+                raise WrongDocument("The token is for another document")
             state = await self.dpias.state(dpia_id)
             return _Standing(
                 None,
@@ -220,7 +220,7 @@ class Comments:
             )
         participant = await self.dpias.participant_access(by.participant_id)
         if participant is None or participant.dpia_id != dpia_id:
-            raise DocumentNotFound("you no longer take part in this DPIA")
+            raise DocumentNotFound("You no longer take part in this DPIA")
         return _Standing(
             participant.participant_id,
             participant.name,

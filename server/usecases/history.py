@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from server.domain.access import Channel
 from server.domain.content import find_field, plain_text, restore_policy
+from server.domain.wording import field_label
 from server.realtime.editing import DocumentEditing
 from server.services.audit import AuditTrail
 from server.services.history import HistoryService
@@ -41,7 +42,8 @@ class History:
             actor=actor,
             section=section,
             data={
-                "summary": f"restored {path} to version {seq}: {plain_text(value)[:120]}",
+                "summary": f"Restored {field_label(template.sections, path)} to version {seq}: "
+                f"{plain_text(value)[:120]}",
                 "field": path,
                 "from_seq": seq,
             },

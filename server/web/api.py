@@ -29,7 +29,7 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str | Non
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{key} must be a string")
+        raise InvalidInput(f"The field {key[:30]!r} must be a string")
     return value
 
 
@@ -39,7 +39,7 @@ async def _commenter(request: Request, dpia_id: str) -> Commenter:
     bearer = request.headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
         return await runtime_of(request).access_token(bearer[7:].strip(), dpia_id)
-    user = await api_user(request, "sign in, or send Authorization: Bearer <token>")
+    user = await api_user(request, "Sign in, or send Authorization: Bearer <token>")
     return (await dpia_request(request, user)).member
 
 
@@ -96,7 +96,7 @@ async def watch(context: DpiaRequest) -> Response:
     section = _text(data, "section") or ""
     watching = json_value(data, "watching", bool, "watching must be true or false")
     if section not in load_template(context.access.template_id).section_ids():
-        raise InvalidInput(f"{section[:40]!r} is not a section of this DPIA")
+        raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
     await context.runtime.notifications.inbox.set_watch(
         context.access.participant_id, section, watching
     )
@@ -108,7 +108,7 @@ async def reviewer(context: DpiaRequest) -> Response:
     """Owners: ``{"section", "participant": id, "assigned": true|false}``."""
     data = await read_json(context.request)
     wrong = "participant must be an id and assigned true or false"
-    participant = whole_number(json_value(data, "participant", int, wrong), "participant")
+    participant = whole_number(json_value(data, "participant", int, wrong), "The participant")
     assigned = json_value(data, "assigned", bool, wrong)
     section = _text(data, "section") or ""
     await context.runtime.usecases.participants.set_reviewer(

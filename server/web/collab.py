@@ -107,7 +107,7 @@ class WebSocketPeer:
         """
         if not self.gone:
             self.gone = True
-            self.closing = self.closing or (CLOSE_TRY_AGAIN_LATER, "too far behind")
+            self.closing = self.closing or (CLOSE_TRY_AGAIN_LATER, "Too far behind")
             self._queue.clear()
             self._queued_bytes = 0
             self.on_abandon()
@@ -155,7 +155,7 @@ class CollaborationEndpoint:
         await websocket.accept()
         session = websocket.cookies.get(SESSION_COOKIE)
         if session and not same_origin(websocket):
-            await websocket.close(CLOSE_FORBIDDEN, "cross-site connection refused")
+            await websocket.close(CLOSE_FORBIDDEN, "Cross-site connection refused")
             return
         try:
             grant = await runtime.access.authorize(
@@ -181,7 +181,7 @@ class CollaborationEndpoint:
         except Exception:
             log.exception("could not open document %s", document_id)
             await websocket.close(
-                CLOSE_TRY_AGAIN_LATER, "the document could not be opened; try again"
+                CLOSE_TRY_AGAIN_LATER, "The document could not be opened; try again"
             )
             return
         try:
@@ -211,7 +211,7 @@ async def _read(receive: Receive, room: Room, peer: WebSocketPeer) -> None:
         data = message.get("bytes")
         if data is None:
             log.warning("connection %s sent a text frame", peer.id)
-            peer.close(CLOSE_UNSUPPORTED_DATA, "binary frames only (y-websocket protocol)")
+            peer.close(CLOSE_UNSUPPORTED_DATA, "Binary frames only (y-websocket protocol)")
             return
         try:
             room.receive(peer, data)
@@ -221,5 +221,5 @@ async def _read(receive: Receive, room: Room, peer: WebSocketPeer) -> None:
             return
         except Exception:
             log.exception("connection %s to %s: internal error", peer.id, room.document_id)
-            peer.close(CLOSE_INTERNAL_ERROR, "internal error; the document is unharmed")
+            peer.close(CLOSE_INTERNAL_ERROR, "Internal error; the document is unharmed")
             return

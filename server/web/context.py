@@ -68,7 +68,7 @@ async def signed_in(request: Request) -> CurrentUser | Response:
     return user
 
 
-async def api_user(request: Request, unknown: str = "sign in first") -> CurrentUser:
+async def api_user(request: Request, unknown: str = "Sign in first") -> CurrentUser:
     user = await current_user(request)
     if user is None:
         raise InvalidToken(unknown)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from server.domain import wording
 from server.domain.access import Role
 from server.domain.errors import DomainError
 from server.domain.mailprefs import MailMode
@@ -76,7 +77,7 @@ async def stream(request: Request) -> Response:
     """Server-Sent Events: the unread count now, and again whenever it may have changed."""
     user = await current_user(request)
     if user is None:
-        return JSONResponse({"error": "sign in first"}, status_code=401)
+        return JSONResponse({"error": "Sign in first"}, status_code=401)
     service = runtime_of(request).notifications
     queue = service.listen(user.id)
 
@@ -129,6 +130,9 @@ async def read_only(request: Request) -> Response:
         user_name=participant.name,
         token=token,
     )
+    # The link reads as a viewer whatever the role: say the role they take part as, and
+    # how they take part from here (replying to the email), not "viewer".
+    config["roleNote"] = wording.reading_as(participant.role, editable=False, locked=False)
     config["tokenUrl"] = f"/r/{request.path_params['token']}/token"
     config["tokenSeconds"] = runtime.settings.person_token_seconds
     return page(request, "editor.html", access=dpia, config=config, reader=True)

@@ -28,7 +28,7 @@ async def inbound(context: DpiaRequest) -> Response:
         elif action == "resume":
             await mail.resume_mail(member, target)
         else:
-            raise InvalidInput("unknown action")
+            raise InvalidInput("Unknown action")
         return RedirectResponse(f"/dpias/{context.dpia_id}/inbound", status_code=303)
     view = await mail.view(member)
     return page(
@@ -38,6 +38,7 @@ async def inbound(context: DpiaRequest) -> Response:
         messages=view.messages,
         health=[(view.people.get(pid), row) for pid, row in sorted(view.health.items())],
         people=view.people,
+        sections=(await context.runtime.history.template_of(context.dpia_id)).sections,
     )
 
 

@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from server.domain import wording
 from server.domain.access import Role
-from server.domain.dpias import DpiaStatus, PartyRole, locked_message
+from server.domain.dpias import DpiaStatus, PartyRole, locked_message, manage_policy
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import whole_number
 from server.domain.templates import load_template
@@ -156,6 +157,11 @@ async def editor(context: DpiaRequest) -> Response:
     overview = await runtime.workflow.overview(user, dpia_id)
     config["locked"] = locked_message(access.status) if access.status.is_locked else None
     config["participantId"] = access.participant_id
+    config["roleNote"] = wording.reading_as(
+        access.role.value,
+        editable=access.role.can_write and not access.status.is_locked,
+        locked=access.status.is_locked,
+    )
     config["reviewStates"] = {section: state.value for section, state in overview.sections.items()}
     return page(
         request,
@@ -205,6 +211,9 @@ async def participants(context: DpiaRequest) -> Response:
     status = 200
     if request.method == "POST":
         data = await form(request)
+        if field(data, "action") in _REMOVALS and field(data, "confirm") != "yes":
+            # Removing asks first; the POST without confirmation changes nothing.
+            return await _confirm_removal(context, data)
         try:
             await _participants_action(context, data)
         except DomainError as failure:
@@ -230,6 +239,44 @@ async def participants(context: DpiaRequest) -> Response:
         sections=load_template().sections,
         organisations=await runtime.dpias.organisations(),
         error=error,
+    )
+
+
+# action → the form field naming what it removes
+_REMOVALS = {"remove": "participant", "remove-party": "party"}
+
+
+@dpia_page
+async def confirm_removal(context: DpiaRequest) -> Response:
+    """The question before removing someone or a party: what goes, and what stays."""
+    query = context.request.query_params
+    action = "remove-party" if "party" in query else "remove"
+    return await _confirm_removal(
+        context, {"action": action, _REMOVALS[action]: query.get(_REMOVALS[action], "")}
+    )
+
+
+async def _confirm_removal(context: DpiaRequest, data: FormData | dict[str, str]) -> Response:
+    manage_policy(context.access.role).require()
+    runtime, user, dpia_id = context.runtime, context.user, context.dpia_id
+    action = str(data.get("action", ""))
+    key = _REMOVALS[action]
+    chosen = _number(str(data.get(key, "")), key)
+    listed: list[Any] = (
+        await runtime.dpias.participants(user, dpia_id)
+        if action == "remove"
+        else await runtime.dpias.parties(user, dpia_id)
+    )
+    found = next((p for p in listed if p.id == chosen), None)
+    if found is None:
+        raise InvalidInput(f"This DPIA has no such {key}: reload the participants page")
+    return page(
+        context.request,
+        "participants_remove.html",
+        access=context.access,
+        action=action,
+        key=key,
+        subject=found,
     )
 
 
@@ -263,7 +310,7 @@ async def _participants_action(context: DpiaRequest, data: FormData) -> None:
     elif action == "remove":
         await actions.remove(member, _number(field(data, "participant"), "participant"))
     else:
-        raise InvalidInput("unknown action")
+        raise InvalidInput("Unknown action")
 
 
 def _number(raw: str, what: str) -> int:
@@ -285,4 +332,5 @@ routes = [
     Route("/dpias/new", new_dpia, methods=["GET", "POST"]),
     Route("/dpias/{dpia_id}", editor),
     Route("/dpias/{dpia_id}/participants", participants, methods=["GET", "POST"]),
+    Route("/dpias/{dpia_id}/participants/remove", confirm_removal),
 ]

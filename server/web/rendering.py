@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from server.domain import wording
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import parse_json
 from server.services.reports import RECORD_TEMPLATES
@@ -27,6 +28,9 @@ def editor_built(request: Request) -> bool:
 
 
 templates.env.globals["editor_built"] = editor_built
+# The one catalogue of words people read (labels of ids, section titles): every template
+# names a role, status, decision or section through it, never by its id.
+templates.env.globals["words"] = wording
 MAX_JSON = 64 * 1024
 T = TypeVar("T")
 
@@ -59,24 +63,24 @@ async def form(request: Request) -> FormData:
 def field(data: FormData, name: str, maximum: int = 1000) -> str:
     value = data.get(name, "")
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text")
+        raise InvalidInput(f"The form field {name!r} must be text")
     if len(value) > maximum:
-        raise InvalidInput(f"{name} is longer than {maximum} characters")
+        raise InvalidInput(f"The form field {name!r} is longer than {maximum} characters")
     return value
 
 
 async def read_json(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise InvalidInput("send a JSON body with Content-Type: application/json")
+        raise InvalidInput("Send a JSON body with Content-Type: application/json")
     body = await request.body()
     if len(body) > MAX_JSON:
-        raise InvalidInput(f"the body is larger than {MAX_JSON // 1024} KiB")
+        raise InvalidInput(f"The body is larger than {MAX_JSON // 1024} KiB")
     try:
         data = parse_json(body)
     except ValueError:
-        raise InvalidInput("the body is not valid JSON") from None
+        raise InvalidInput("The body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
+        raise InvalidInput("The body must be a JSON object")
     return data
 
 

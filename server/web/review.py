@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from server.domain.content import restore_policy
+from server.domain import guidance, wording
+from server.domain.content import changed_fields, restore_policy
 from server.domain.errors import AccessDenied, DomainError, InvalidInput, TooLarge
 from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.readable import read_content
 from server.domain.risk import RiskMatrix, register_rows
-from server.domain.workflow import (
-    STEP7_KINDS,
-    Decision,
-    IgStep,
-    SectionAction,
-)
+from server.domain.workflow import IgStep, SignOffState, transition
+from server.services.history import field_changes
 from server.settings import Settings
 from server.web.context import DpiaRequest, UserRequest, dpia_api, dpia_page, user_api, user_page
 from server.web.errors import http_status_for
@@ -70,12 +68,14 @@ async def _act(context: DpiaRequest, data: dict[str, str]) -> str:
         status = await usecases.workflow.move(
             member, data.get("status", ""), data.get("reasons", "")
         )
-        return f"The DPIA is now {status.label.lower()}."
+        return wording.dpia_now(status.label)
     if action == "section":
+        section = data.get("section", "")
         state = await usecases.workflow.section_step(
-            member, data.get("section", ""), data.get("step", ""), data.get("reasons", "")
+            member, section, data.get("step", ""), data.get("reasons", "")
         )
-        return f"{data.get('section')} is now {state.label.lower()}."
+        template = await context.runtime.history.template_of(context.dpia_id)
+        return wording.section_now(wording.section_title(template.sections, section), state.label)
     if action == "ig_step":
         step = await usecases.workflow.set_ig_step(member, data.get("step", ""))
         return f"The project is at step {step.label}."
@@ -96,7 +96,7 @@ async def _act(context: DpiaRequest, data: dict[str, str]) -> str:
             return "Re-confirmed over the content as it is now."
         await usecases.signoffs.revoke(member, signoff_id)
         return "Sign-off revoked."
-    raise InvalidInput("unknown action")
+    raise InvalidInput("This page has no such action: reload it and try again")
 
 
 # -- pages ------------------------------------------------------------------------------
@@ -109,28 +109,75 @@ async def workflow_page(context: DpiaRequest) -> Response:
     if request.method == "POST":
         data = await form(request)
         values = {k: field(data, k, 5000) for k in data if k != "csrftoken"}
+        if _needs_confirming(context, values):
+            # "Send for review" shows what is still empty or stale first; nothing changes
+            # until the person confirms.
+            return await _confirm_move(context, values["status"], values.get("reasons", ""))
         try:
             message = await _act(context, values)
         except DomainError as problem:
             failure, status = str(problem), http_status_for(problem)
         else:
             return RedirectResponse(
-                f"/dpias/{dpia_id}/workflow?done={message[:120]}", status_code=303
+                f"/dpias/{dpia_id}/workflow?done={quote(message[:120])}", status_code=303
             )
     overview = await runtime.workflow.overview(context.user, dpia_id)
+    sections = (await runtime.history.template_of(dpia_id)).sections
     return page(
         request,
         "workflow.html",
         status,
         o=overview,
-        sections=(await runtime.history.template_of(dpia_id)).sections,
-        actions=list(SectionAction),
-        kinds=STEP7_KINDS,
-        decisions=list(Decision),
+        sections=sections,
+        steps=guidance.dpia_steps(overview.status, overview.role),
+        confirmed=guidance.CONFIRMED_MOVES,
+        section_steps={
+            s["id"]: guidance.section_steps(
+                s["id"], overview.sections, overview.role, overview.status
+            )
+            for s in sections
+        },
+        kinds=guidance.signing_kinds(overview.role, overview.status),
+        decisions=guidance.signing_decisions(overview.role),
         ig_steps=list(IgStep),
         message=message or request.query_params.get("done", "")[:120],
         error=failure,
         locked=overview.status.is_locked,
+    )
+
+
+def _needs_confirming(context: DpiaRequest, values: dict[str, str]) -> bool:
+    return (
+        values.get("action") == "status"
+        and values.get("status") in guidance.CONFIRMED_MOVES
+        and values.get("confirm") != "yes"
+    )
+
+
+@dpia_page
+async def confirm_move_page(context: DpiaRequest) -> Response:
+    """The check page of a move that asks for confirmation ("Send for review")."""
+    target = context.request.query_params.get("status", "")
+    if target not in guidance.CONFIRMED_MOVES:
+        raise InvalidInput("Only sending a DPIA for review asks for confirmation")
+    return await _confirm_move(context, target, "")
+
+
+async def _confirm_move(context: DpiaRequest, target: str, reasons: str) -> Response:
+    runtime, dpia_id = context.runtime, context.dpia_id
+    overview = await runtime.workflow.overview(context.user, dpia_id)
+    chosen = transition(overview.status, target, overview.role, "confirming")
+    template = await runtime.history.template_of(dpia_id)
+    current = await runtime.history.current(dpia_id)
+    return page(
+        context.request,
+        "workflow_confirm.html",
+        o=overview,
+        move=chosen,
+        reasons=reasons,
+        gaps=guidance.review_gaps(template, current.content, overview.sections),
+        stale=[s for s in overview.signoffs if s.state is SignOffState.STALE],
+        sections=template.sections,
     )
 
 
@@ -140,7 +187,7 @@ async def history_page(context: DpiaRequest) -> Response:
     section = request.query_params.get("section") or None
     template = await runtime.history.template_of(dpia_id)
     if section is not None and section not in template.section_ids():
-        raise InvalidInput("no such section")
+        raise InvalidInput("No such section")
     items = await runtime.history.timeline(dpia_id, section)
     return page(
         request,
@@ -164,11 +211,14 @@ async def version_page(context: DpiaRequest) -> Response:
     template = await runtime.history.template_of(dpia_id)
     version = await runtime.history.version(dpia_id, seq)
     current = await runtime.history.current(dpia_id)
-    other = request.query_params.get("compare")
+    # Compared with the current version unless another is asked for; restore is offered
+    # only on the fields that differ from the current version (restoring any other would
+    # change nothing).
+    other = _seq(request.query_params.get("compare") or current.seq, "The version to compare")
     changes = (
-        await runtime.history.compare(dpia_id, seq, _seq(other, "The version to compare"))
-        if other
-        else None
+        field_changes(template, version.content, current.content)
+        if other == current.seq
+        else await runtime.history.compare(dpia_id, seq, other)
     )
     return page(
         request,
@@ -179,6 +229,7 @@ async def version_page(context: DpiaRequest) -> Response:
         sections=read_content(template, version.content),
         changes=changes,
         compare=other,
+        differs=set(changed_fields(version.content, current.content)),
         can_restore=restore_policy(access.role, access.status).allowed,
         heat_maps=RiskMatrix.from_template(template.content).heat_maps(
             register_rows(template.content, version.content)
@@ -201,12 +252,13 @@ async def signoff_diff_page(context: DpiaRequest) -> Response:
     changes = await runtime.signoffs.diff(context.user, dpia_id, signoff_id)
     signoff = next((s for s in await runtime.signoffs.of_dpia(dpia_id) if s.id == signoff_id), None)
     if signoff is None:
-        raise InvalidInput("no such sign-off on this DPIA")
+        raise InvalidInput("No such sign-off on this DPIA")
     return page(
         context.request,
         "signoff_diff.html",
         access=context.access,
         signoff=signoff,
+        sections=(await runtime.history.template_of(dpia_id)).sections,
         changes=changes,
         mine=signoff.signer_user_id == context.user.id,
     )
@@ -236,11 +288,11 @@ async def import_page(context: UserRequest) -> Response:
             sent, cookie = data.get("csrftoken"), request.cookies.get("csrftoken")
             if not (isinstance(sent, str) and cookie and secrets.compare_digest(sent, cookie)):
                 # the double-submitted token asgi-csrf checks on every other form
-                raise AccessDenied("the form is out of date: reload the page and try again")
+                raise AccessDenied("The form is out of date: reload the page and try again")
             upload = data.get("file")
             lead = data.get("lead", "")
             if upload is None or isinstance(upload, str):
-                raise InvalidInput("choose a JSON export to import")
+                raise InvalidInput("Choose a JSON export to import")
             if not isinstance(lead, str) or not lead:
                 raise InvalidInput("Choose the lead organisation")
             lead_id = whole_number(lead, "The lead organisation")
@@ -268,7 +320,7 @@ def _strings(data: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            raise InvalidInput(f"{key[:30]} must be a string")
+            raise InvalidInput(f"The field {key[:30]!r} must be a string")
         out[key] = value[:5000]
     return out
 
@@ -384,7 +436,7 @@ async def api_version(context: DpiaRequest) -> Response:
 async def api_restore(context: DpiaRequest) -> Response:
     data = await read_json(context.request)
     wrong = 'Send {"field": "section.field", "seq": n}'
-    seq = _seq(json_value(data, "seq", int, wrong), "seq")
+    seq = _seq(json_value(data, "seq", int, wrong), 'The version ("seq")')
     path = json_value(data, "field", str, wrong)
     changed = await context.runtime.usecases.history.restore(context.member, path, seq)
     return JSONResponse({"field": path, "seq": seq, "changed": changed})
@@ -408,6 +460,7 @@ async def api_import(context: UserRequest) -> Response:
 routes = [
     Route(IMPORT_PATH, import_page, methods=["GET", "POST"]),
     Route("/dpias/{dpia_id}/workflow", workflow_page, methods=["GET", "POST"]),
+    Route("/dpias/{dpia_id}/workflow/confirm", confirm_move_page),
     Route("/dpias/{dpia_id}/history", history_page),
     Route("/dpias/{dpia_id}/versions/{seq}", version_page),
     Route("/dpias/{dpia_id}/restore", restore_page, methods=["POST"]),

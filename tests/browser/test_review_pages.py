@@ -26,10 +26,19 @@ async def test_no_serious_accessibility_violations_on_the_review_pages(
     await page.select_option("#ig-step", "assess_feasibility")
     await page.get_by_role("button", name="Set step").click()
     await page.wait_for_selector("text=3. Assess feasibility")
+    # The confirmation pages (issue 13) ask about a participant and a party of the DPIA.
+    await page.goto(f"{base}/dpias/{dpia}/participants")
+    participant = await page.locator('input[name="participant"]').last.get_attribute("value")
+    party = await page.locator('input[name="party"]').first.get_attribute("value")
     pages = (
         ("workflow", f"/dpias/{dpia}/workflow"),
+        ("send-for-review-check", f"/dpias/{dpia}/workflow/confirm?status=in_review"),
         ("history", f"/dpias/{dpia}/history"),
         ("version", f"/dpias/{dpia}/versions/1?compare=1"),
+        ("version-against-current", f"/dpias/{dpia}/versions/1"),
+        ("participants", f"/dpias/{dpia}/participants"),
+        ("remove-participant", f"/dpias/{dpia}/participants/remove?participant={participant}"),
+        ("remove-party", f"/dpias/{dpia}/participants/remove?party={party}"),
         ("import", "/dpias/import"),
         ("dashboard-filtered", "/dpias?ig_step=assess_feasibility"),
     )

@@ -190,7 +190,7 @@ async def test_a_global_daily_choice_applies_where_a_dpia_has_none(world: World)
     await world.service.inbox.set_preference(world.bob, world.dpia_id, "immediate")  # DPIA wins
     await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
     assert [r for r, _ in await _mail(world)].count("bob@nlft.example") == 2
-    with pytest.raises(Exception, match="not an email setting"):
+    with pytest.raises(Exception, match="no email setting"):
         await world.service.inbox.set_preference(world.bob, None, "weekly")
 
 
@@ -242,7 +242,7 @@ async def test_an_invitation_is_mailed_with_a_read_only_link(world: World) -> No
     (recipient, raw) = (await _mail(world))[-1]
     message = message_from_bytes(raw, policy=policy.default)
     assert recipient == "sam@charity.example"
-    assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part (as viewer)"
+    assert message["Subject"] == f"{world.dpia_id}: Ann Smith invited you to take part as a viewer"
     assert "https://opendpia.example/r/" in message.get_body(("plain",)).get_content()
 
 

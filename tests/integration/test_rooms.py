@@ -260,14 +260,14 @@ async def test_messages_from_the_bus_while_a_room_loads_are_applied_once_it_exis
     early, later = _edits(2)
     store.messages = [
         BusMessage(BusKind.UPDATE, early),
-        BusMessage(BusKind.LOCK, b"read-only: this DPIA is approved"),
+        BusMessage(BusKind.LOCK, b"Read-only: this DPIA is approved"),
     ]
     try:
         async with running(committer.run, rooms.run):
             await store.create_document("late", "alice")
             room = await rooms.open("late", create_as=None)
             assert _text(room.doc) == "0,"
-            assert room.read_only == "read-only: this DPIA is approved"
+            assert room.read_only == "Read-only: this DPIA is approved"
             # Unlocking here is published for the other processes, and followed here.
             store.messages = []
             rooms.set_read_only("late", None)

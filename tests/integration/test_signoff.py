@@ -121,7 +121,7 @@ async def test_the_author_cannot_sign_as_dpo(world: World) -> None:
     participants = await w.dpias.participants(w.owner, w.dpia_id)
     me = next(p for p in participants if p.email == w.owner.email)
     await w.dpias.change_role(w.owner, w.dpia_id, me.id, "dpo")
-    with pytest.raises(AccessDenied, match="separation of duties"):
+    with pytest.raises(AccessDenied, match=r"(?i)separation of duties"):
         await w.signoffs.sign(w.owner, w.dpia_id, kind="dpo_advice", decision="advise")
     assert await w.signoffs.sign(w.dpo, w.dpia_id, kind="dpo_advice", decision="advise")
 
@@ -134,7 +134,7 @@ async def test_dpo_advice_waits_until_every_section_is_reviewed(world: World) ->
 
 async def test_overruling_dpo_advice_or_rejecting_without_reasons_is_refused(world: World) -> None:
     w = world
-    with pytest.raises(InvalidInput, match="overruling"):
+    with pytest.raises(InvalidInput, match="Overruling"):
         await w.signoffs.sign(w.owner, w.dpia_id, kind="dpo_advice_decision", decision="overrule")
     with pytest.raises(InvalidInput, match="rejection"):
         await w.signoffs.sign(w.owner, w.dpia_id, kind="party_approval", decision="reject")
@@ -160,17 +160,17 @@ async def approve(w: World, *, high_risk: bool) -> None:
         await w.workflow.move(w.dpo, w.dpia_id, "awaiting_approval")
     await w.signoffs.sign(w.dpo, w.dpia_id, kind="dpo_advice", decision="advise")
     await w.workflow.move(w.dpo, w.dpia_id, "awaiting_approval")
-    with pytest.raises(InvalidInput, match="every controller"):
+    with pytest.raises(InvalidInput, match=r"(?i)every controller"):
         if not high_risk:
             await w.workflow.move(w.owner, w.dpia_id, "approved")
         else:
             raise InvalidInput("every controller (skipped)")
     if high_risk:
-        with pytest.raises(InvalidInput, match="accepting a residual high risk needs reasons"):
+        with pytest.raises(InvalidInput, match="Accepting a residual high risk needs reasons"):
             await w.signoffs.sign(
                 w.owner, w.dpia_id, kind="residual_risks_approved", decision="approve"
             )
-        with pytest.raises(InvalidInput, match="residual high risk"):
+        with pytest.raises(InvalidInput, match=r"(?i)residual high risk"):
             await w.workflow.move(w.owner, w.dpia_id, "approved")
         await w.signoffs.sign(
             w.owner,
@@ -281,7 +281,7 @@ async def test_a_risk_signed_as_an_item_goes_stale_when_that_row_or_processing_c
     w = world
     await append(w, risk("R1", "2", "2"))
     await append(w, risk("R2", "1", "1"))
-    with pytest.raises(InvalidInput, match="not a row"):
+    with pytest.raises(InvalidInput, match="has no row"):
         await w.signoffs.sign(
             w.owner, w.dpia_id, kind="item", target="risks.register:R9", decision="approve"
         )

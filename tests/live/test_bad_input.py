@@ -39,7 +39,7 @@ BAD_FRAMES = {
         1007,
         "nested more than",
     ),
-    "text frame": ("hello", 1003, "binary frames only"),
+    "text frame": ("hello", 1003, "Binary frames only"),
     "oversized frame": (b"\x00\x02" + b"\x00" * (FRAME_LIMIT + 10), 1009, None),
 }
 

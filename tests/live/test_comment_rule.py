@@ -19,9 +19,9 @@ from tests.support.site import signed_in
 pytestmark = pytest.mark.asyncio
 
 VIEWER_REFUSED = (
-    "your role on this DPIA is viewer, which cannot comment; ask an owner for another role"
+    "You take part in this DPIA as a viewer, who cannot comment; ask an owner for another role"
 )
-APPROVED = "read-only: this DPIA is approved; changes go into a new version started from it"
+APPROVED = "Read-only: this DPIA is approved; changes go into a new version started from it"
 
 
 @pytest_asyncio.fixture

@@ -111,7 +111,7 @@ async def test_replies_follow_the_comment_rule_and_reach_a_second_client_live(
         assert (viewer.status_code, viewer.json()) == (
             403,
             {
-                "error": "your role on this DPIA is viewer, which cannot comment; "
+                "error": "You take part in this DPIA as a viewer, who cannot comment; "
                 "ask an owner for another role"
             },
         )
@@ -149,7 +149,7 @@ async def test_resolving_follows_its_rule_and_reaches_a_second_client_live(
         assert (others.status_code, others.json()) == (
             403,
             {
-                "error": "your role on this DPIA is commenter, which can resolve only your own "
+                "error": "You take part in this DPIA as a commenter, who can resolve only your own "
                 "comments; ask its author, an owner, an editor or the DPO"
             },
         )
@@ -182,12 +182,12 @@ async def test_an_unknown_comment_is_404_and_a_malformed_request_400(
     _, site = server
     reply = await _post(people["editor"], _path(site, "c-nope", "replies"), {"text": "Hello?"})
     resolve = await _post(people["editor"], _path(site, "c-nope", "resolve"), {"resolved": True})
-    missing = "there is no comment 'c-nope' on this DPIA; reload to see its comments"
+    missing = "There is no comment 'c-nope' on this DPIA; reload to see its comments"
     assert (reply.status_code, reply.json()) == (404, {"error": missing})
     assert (resolve.status_code, resolve.json()) == (404, {"error": missing})
     comment_id = await _comment(people["editor"], site, "A point.")
     empty = await _post(people["editor"], _path(site, comment_id, "replies"), {"text": "  "})
-    assert (empty.status_code, empty.json()) == (400, {"error": "a reply needs some text"})
+    assert (empty.status_code, empty.json()) == (400, {"error": "A reply needs some text"})
     wrong = await _post(people["editor"], _path(site, comment_id, "resolve"), {"resolved": "yes"})
     assert wrong.status_code == 400
     no_csrf = await people["editor"].post(
@@ -205,7 +205,7 @@ async def test_a_locked_dpia_refuses_replies_and_resolving(
     assert path is not None
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE dpias SET status = 'approved' WHERE id = ?", (site.dpia_id,))
-    approved = "read-only: this DPIA is approved; changes go into a new version started from it"
+    approved = "Read-only: this DPIA is approved; changes go into a new version started from it"
     reply = await _post(people["owner"], _path(site, comment_id, "replies"), {"text": "Late."})
     resolve = await _post(people["owner"], _path(site, comment_id, "resolve"), {"resolved": True})
     assert (reply.status_code, reply.json()) == (409, {"error": approved})

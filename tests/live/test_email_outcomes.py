@@ -133,7 +133,7 @@ async def test_hard_bounces_pause_notifications_and_owners_see_it(env: Env) -> N
         )
     rows = await env.db.settled(4)
     assert [r.outcome for r in rows] == ["bounce"] * 4
-    assert "soft bounce" in rows[0].reason
+    assert "Soft bounce" in rows[0].reason
     # The third hard bounce pauses mail (bounces are processed side by side: any order).
     assert sum("paused" in r.reason for r in rows) == 1
     assert await env.db.outbox() == []  # a bounce is never answered
@@ -279,7 +279,7 @@ async def test_a_reply_merged_just_before_a_crash_is_still_told_about_once(
         await store.finish(
             row_id,
             "merged",
-            "posted as a comment",
+            "Posted as a comment",
             dpia_id=site.site.dpia_id,
             participant_id=site.partner_id,
             section="need",
@@ -315,7 +315,7 @@ async def test_a_reply_with_nothing_new_is_refused_as_empty_with_one_answer(env:
     body = "On Mon, 23 Nov 2026 at 10:00, OpenDPIA wrote:\n> Olive changed the aims\n"
     await deliver(env.port, reply(to, body), [to])
     [row] = await env.db.settled(1)
-    assert row.outcome == "refused" and "nothing was left" in row.reason
+    assert row.outcome == "refused" and "Nothing was left" in row.reason
     [answer] = await env.db.outbox()
     assert answer.recipient == PARTNER and answer.sender == ""
 
@@ -333,7 +333,7 @@ async def test_replies_beyond_the_hourly_limit_are_refused(sqlite_url: str) -> N
                 await inspector.settled(number + 1)
             rows = await inspector.settled(3)
         assert [r.outcome for r in rows] == ["merged", "merged", "refused"]
-        assert "more than 2 replies in an hour" in rows[2].reason
+        assert "More than 2 replies in an hour" in rows[2].reason
     finally:
         await inspector.close()
 

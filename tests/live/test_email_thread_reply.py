@@ -45,7 +45,7 @@ async def test_an_emailed_answer_to_a_comment_notification_is_a_reply_in_its_thr
     await deliver(env.port, reply(to, "Only case notes, for six years."), [to])
     [row] = await env.db.settled(1)
 
-    assert (row.outcome, row.reason) == ("merged", "posted as a reply to the comment it answers")
+    assert (row.outcome, row.reason) == ("merged", "Posted as a reply to the comment it answers")
     comments = await env.db.comments(env.dpia)
     assert list(comments) == [comment_id]  # no new comment: an answer in the thread
     [answer] = comments[comment_id]["replies"]

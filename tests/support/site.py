@@ -63,13 +63,13 @@ def prepare(database_url: str) -> None:
     migrate(database_url)
 
 
-async def signed_in(base_url: str, email: str) -> httpx.AsyncClient:
+async def signed_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.AsyncClient:
     """An HTTP client with a session for ``email`` (and its CSRF cookie)."""
     client = httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=WAIT_SECONDS)
     page = await client.get("/login")
     token = csrf_field(page.text)
     response = await client.post(
-        "/login", data={"csrftoken": token, "email": email, "password": PASSWORD}
+        "/login", data={"csrftoken": token, "email": email, "password": password}
     )
     assert response.status_code == 303, response.text
     return client
@@ -97,11 +97,13 @@ async def session_socket(
 async def manage_participant(
     owner: httpx.AsyncClient, dpia_id: str, email: str, **data: str
 ) -> None:
-    """Act on one participant (``email``) through the owner's participants page."""
+    """Act on one participant (``email``) through the owner's participants page (a removal
+    confirmed, as its confirmation page does)."""
     path = f"/dpias/{dpia_id}/participants"
     page = (await owner.get(path)).text
     person = page.split(email, 1)[1].split('name="participant" value="', 1)[1].split('"', 1)[0]
+    confirm = {"confirm": "yes"} if data.get("action") == "remove" else {}
     response = await owner.post(
-        path, data={"csrftoken": csrf_field(page), "participant": person, **data}
+        path, data={"csrftoken": csrf_field(page), "participant": person, **confirm, **data}
     )
     assert response.status_code == 303, response.text

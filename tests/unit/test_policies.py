@@ -69,7 +69,7 @@ def test_a_viewer_is_refused_with_a_message_naming_the_role_and_what_to_do() -> 
     assert not verdict.allowed
     assert isinstance(verdict.refusal, AccessDenied)
     assert str(verdict.refusal) == (
-        "your role on this DPIA is viewer, which cannot comment; ask an owner for another role"
+        "You take part in this DPIA as a viewer, who cannot comment; ask an owner for another role"
     )
     with pytest.raises(AccessDenied, match="viewer"):
         verdict.require()
@@ -90,11 +90,11 @@ def test_a_comment_goes_on_a_section_a_field_of_it_or_the_whole_dpia() -> None:
     assert check_comment(TEMPLATE, "need", None, "  Why?\x07 ") == "Why?"
     assert check_comment(TEMPLATE, "need", "aims", "Which aims?") == "Which aims?"
     assert check_comment(TEMPLATE, WHOLE, None, "About it all") == "About it all"
-    with pytest.raises(InvalidInput, match="not a section"):
+    with pytest.raises(InvalidInput, match="has no section"):
         check_comment(TEMPLATE, "nowhere", None, "hi")
-    with pytest.raises(InvalidInput, match="not a field"):
+    with pytest.raises(InvalidInput, match="has no field"):
         check_comment(TEMPLATE, "need", "nothing", "hi")
-    with pytest.raises(InvalidInput, match="not a section"):
+    with pytest.raises(InvalidInput, match="has no section"):
         check_comment(TEMPLATE, WHOLE, "aims", "a field of the whole DPIA is no field")
     with pytest.raises(InvalidInput, match="needs some text"):
         check_comment(TEMPLATE, "need", None, " \x00 ")
@@ -104,9 +104,9 @@ def test_a_comment_goes_on_a_section_a_field_of_it_or_the_whole_dpia() -> None:
 
 def test_a_reply_is_cleaned_and_kept_to_the_limits_of_a_comment() -> None:
     assert check_reply("  Agreed.\x07 ") == "Agreed."
-    with pytest.raises(InvalidInput, match="a reply needs some text"):
+    with pytest.raises(InvalidInput, match="A reply needs some text"):
         check_reply(" \x00 ")
-    with pytest.raises(InvalidInput, match="a reply is at most 5000"):
+    with pytest.raises(InvalidInput, match="A reply is at most 5000"):
         check_reply("x" * 5001)
 
 
@@ -126,7 +126,7 @@ def test_a_commenter_resolves_and_reopens_only_their_own_comment(resolved: bool)
     assert isinstance(other.refusal, AccessDenied)
     verb = "resolve" if resolved else "reopen"
     assert str(other.refusal) == (
-        f"your role on this DPIA is commenter, which can {verb} only your own comments; "
+        f"You take part in this DPIA as a commenter, who can {verb} only your own comments; "
         "ask its author, an owner, an editor or the DPO"
     )
 
@@ -152,7 +152,7 @@ def test_a_locked_dpia_refuses_resolving_to_everyone_with_the_lock_message(
 def test_an_unknown_comment_is_a_not_found_error_naming_the_id() -> None:
     facts = CommentFacts("c-1", "need", 3, (), False)
     assert require_comment(facts, "c-1") is facts
-    with pytest.raises(CommentNotFound, match="there is no comment 'c-nope' on this DPIA"):
+    with pytest.raises(CommentNotFound, match="There is no comment 'c-nope' on this DPIA"):
         require_comment(None, "c-nope")
     assert issubclass(CommentNotFound, DocumentNotFound)  # so every channel maps it to 404
 
@@ -204,9 +204,9 @@ def test_a_section_step_follows_the_role_the_state_and_the_lock() -> None:
         section_step_policy("review", "need", states, Role.DPO, DpiaStatus.DRAFT, "")
         is SectionState.REVIEWED
     )
-    with pytest.raises(AccessDenied, match="a editor cannot review"):
+    with pytest.raises(AccessDenied, match="An editor cannot take the step “Mark as reviewed”"):
         section_step_policy("review", "need", states, Role.EDITOR, DpiaStatus.DRAFT, "")
-    with pytest.raises(InvalidInput, match="not a section"):
+    with pytest.raises(InvalidInput, match="has no section"):
         section_step_policy("review", "nowhere", states, Role.DPO, DpiaStatus.DRAFT, "")
     with pytest.raises(InvalidInput, match="needs reasons"):
         section_step_policy("request_changes", "need", states, Role.DPO, DpiaStatus.DRAFT, "")
@@ -226,7 +226,7 @@ def test_only_owners_set_the_ig_step_and_only_to_a_step() -> None:
     assert ig_step_policy(Role.OWNER, "implement") is IgStep.IMPLEMENT
     with pytest.raises(AccessDenied, match="owners"):
         ig_step_policy(Role.DPO, "implement")
-    with pytest.raises(InvalidInput, match="not a step"):
+    with pytest.raises(InvalidInput, match="no IG process step"):
         ig_step_policy(Role.OWNER, "step eight")
 
 
@@ -257,7 +257,7 @@ def test_signing_names_what_is_recorded_with_fixed_targets_filled_in() -> None:
 
 
 def test_signing_refuses_what_the_rules_forbid() -> None:
-    with pytest.raises(InvalidInput, match="not a kind"):
+    with pytest.raises(InvalidInput, match="no kind of sign-off"):
         _sign("autograph", "approve")
     with pytest.raises(DpiaLocked, match="cannot be signed again"):
         _sign("party_approval", "approve", status=DpiaStatus.APPROVED)
@@ -286,7 +286,7 @@ def test_only_the_signer_reconfirms_or_revokes_and_only_a_standing_sign_off() ->
     assert signer_policy(7, 7, SignOffState.VALID).allowed
     assert signer_policy(7, 7, SignOffState.STALE).allowed
     other = signer_policy(7, 8, SignOffState.VALID).refusal
-    assert isinstance(other, AccessDenied) and "only the signer" in str(other)
+    assert isinstance(other, AccessDenied) and "Only the signer" in str(other)
     for state in (SignOffState.REVOKED, SignOffState.SUPERSEDED):
         done = signer_policy(7, 7, state).refusal
         assert isinstance(done, InvalidInput) and f"{state.value} already" in str(done)

@@ -1,0 +1,240 @@
+"""The words people read for the application's own vocabulary, in one place.
+
+Ids are for the code and the wire (a section's ``need``, a role's ``commenter``, a status's
+``in_review``, a decision's ``approve``); people read labels. Each enum a person meets takes
+its ``.label`` from one table here, keyed by the enum's value, so the enums keep their
+rules and this module keeps their words: a translation replaces this module and nothing
+else. A section is named by its template's own title (``section_title``), never its id.
+
+The phrases below (notices after an action, what a notification says happened, how the
+history tells an event) are the sentences built from those labels. They take labels and
+plain values, not the enums, so that this module imports nothing from the domain and every
+enum can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# -- labels, one table per vocabulary (keys are the enums' values) ----------------------------
+
+ROLES = {
+    "owner": "Owner",
+    "editor": "Editor",
+    "commenter": "Commenter",
+    "viewer": "Viewer",
+    "dpo": "DPO",
+}
+# A role inside a sentence: "You take part as an editor", "A commenter cannot …".
+ROLES_IN_TEXT = {
+    "owner": "an owner",
+    "editor": "an editor",
+    "commenter": "a commenter",
+    "viewer": "a viewer",
+    "dpo": "a DPO",
+}
+DPIA_STATUSES = {
+    "draft": "Draft",
+    "in_review": "In review",
+    "dpo_review": "DPO review",
+    "awaiting_approval": "Awaiting approval",
+    "approved": "Approved",
+    "approved_with_conditions": "Approved with conditions",
+    "rejected": "Rejected",
+    "in_force": "In force",
+    "under_review": "Under review",
+    "superseded": "Superseded",
+    "archived": "Archived",
+    "abandoned": "Abandoned",
+}
+SECTION_STATES = {
+    "empty": "Empty",
+    "in_progress": "In progress",
+    "submitted": "Submitted",
+    "changes_requested": "Changes requested",
+    "reviewed": "Reviewed",
+    "signed_off": "Signed off",
+    "stale": "Stale",
+}
+SECTION_ACTIONS = {
+    "submit": "Submit for review",
+    "request_changes": "Request changes",
+    "review": "Mark as reviewed",
+    "reopen": "Reopen for editing",
+}
+DECISIONS = {
+    "approve": "Approve",
+    "approve_with_conditions": "Approve with conditions",
+    "reject": "Reject",
+    "advise": "Advise",
+    "accept": "Accept",
+    "overrule": "Overrule",
+    "consulted": "Consulted",
+}
+# A decision as a record says it, once made ("Approved", not "Approve").
+DECISIONS_MADE = {
+    "approve": "Approved",
+    "approve_with_conditions": "Approved with conditions",
+    "reject": "Rejected",
+    "advise": "Advice given",
+    "accept": "Advice accepted",
+    "overrule": "Advice overruled",
+    "consulted": "ICO consulted",
+}
+# What a sign-off form offers to sign (the kinds of sign-off that are not step-7 rows are
+# named by what they cover).
+SIGNING = {"section": "A section (once reviewed)", "item": "A risk or a measure"}
+SIGNOFF_STATES = {
+    "valid": "Valid",
+    "stale": "Stale",
+    "revoked": "Revoked",
+    "superseded": "Superseded",
+}
+PARTY_ROLES = {
+    "controller": "Controller",
+    "joint_controller": "Joint controller",
+    "processor": "Processor",
+    "recipient": "Recipient",
+}
+CHANNELS = {"browser": "Browser", "email": "Email", "api": "API"}
+# What became of an email reply (the inbound mail page).
+INBOUND_OUTCOMES = {
+    "pending": "Pending",
+    "posted": "Posted",
+    "applied": "Posted",
+    "merged": "Added to a comment",
+    "held": "Held for an owner",
+    "released": "Posted by an owner",
+    "discarded": "Discarded",
+    "refused": "Refused",
+    "duplicate": "Already received",
+    "bounce": "Bounced",
+    "dropped": "Dropped",
+    "auto_reply": "Automatic reply",
+    "unsubscribed": "Unsubscribed",
+}
+# What the history calls each kind of event.
+EVENTS = {
+    "created": "Created",
+    "edit": "Edited",
+    "comment": "Comment",
+    "reply": "Reply",
+    "invitation": "Invitation",
+    "status": "Status",
+    "section": "Section review",
+    "signoff": "Sign-off",
+    "signoff_revoked": "Sign-off revoked",
+    "signoff_stale": "Sign-off stale",
+    "ig_step": "IG process step",
+    "export": "Export",
+    "import": "Import",
+    "restore": "Restore",
+}
+# The heading of an error page, by its HTTP status (the message says what was wrong).
+ERROR_HEADINGS = {
+    401: "Sign in again",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    413: "Too large",
+    429: "Too many attempts",
+}
+ERROR_HEADING = "Something is wrong"
+# What a notification says someone did, before the section's title ("commented on Need").
+NOTICE_VERBS = {
+    "change": "changed",
+    "comment": "commented on",
+    "invitation": "invited you to",
+    "status": "changed the status of",
+    "stale": "changed, after your sign-off,",
+}
+
+
+def label(table: Mapping[str, str], value: str) -> str:
+    """The label of ``value`` in ``table``; an unknown value (an old record, a newer
+    installation's export) is shown as words rather than as an id."""
+    return table.get(value) or value.replace("_", " ").capitalize()
+
+
+def sentence(text: str) -> str:
+    """``text`` starting with a capital letter (for messages built from parts)."""
+    return text[:1].upper() + text[1:]
+
+
+# -- sections and fields, by the template's own words ------------------------------------------
+
+
+def section_title(sections: Iterable[Mapping[str, Any]], section_id: str) -> str:
+    """A section's title in its template; a field path or row target names its section."""
+    wanted = section_id.split(":", 1)[0].split(".", 1)[0]
+    for section in sections:
+        if section["id"] == wanted:
+            return str(section["title"])
+    return wanted.replace("_", " ").capitalize()
+
+
+def field_label(sections: Iterable[Mapping[str, Any]], path: str) -> str:
+    """``need.aims`` as "Section title — Field label" (the version comparison's form)."""
+    section_id, _, name = path.partition(".")
+    for section in sections:
+        if section["id"] == section_id:
+            for item in section["fields"]:
+                if item["id"] == name:
+                    return f"{section['title']} — {item['label']}"
+            return str(section["title"])
+    return path
+
+
+def target_label(sections: Iterable[Mapping[str, Any]], target: str) -> str:
+    """What a sign-off covers: a section by its title, a row (``risks.register:R1``) as
+    "Risk R1", the whole DPIA as such."""
+    if target in ("", "dpia"):
+        return "The whole DPIA"
+    if ":" in target:
+        where, _, ref = target.partition(":")
+        kind = {"risks": "Risk", "measures": "Measure"}.get(where.split(".", 1)[0], "Row")
+        return f"{kind} {ref}"
+    return section_title(sections, target)
+
+
+# -- phrases -----------------------------------------------------------------------------------
+
+
+def dpia_now(status_label: str) -> str:
+    return f"The DPIA is now {status_label.lower()}."
+
+
+def section_now(title: str, state_label: str) -> str:
+    return f"“{title}” is now {state_label.lower()}."
+
+
+def invited(role: str) -> str:
+    """What an invitation says to the person invited."""
+    return f"You take part as {label(ROLES_IN_TEXT, role)}."
+
+
+def invited_you(role: str) -> str:
+    """What an invitation's notification says the inviter did."""
+    return f"invited you to take part as {label(ROLES_IN_TEXT, role)}"
+
+
+def moved(old_label: str, new_label: str) -> str:
+    """What a notification says of a status change."""
+    return f"moved the DPIA from {old_label.lower()} to {new_label.lower()}"
+
+
+def role_refused(role: str, doing: str, allowed: Iterable[str]) -> str:
+    """Why a role may not do something, and who may: "A commenter cannot …; an owner or an
+    editor can"."""
+    who = " or ".join(label(ROLES_IN_TEXT, r) for r in sorted(allowed))
+    return sentence(f"{label(ROLES_IN_TEXT, role)} cannot {doing}; {who} can")
+
+
+def reading_as(role: str, *, editable: bool, locked: bool) -> str:
+    """The editor's note of what the person may do there."""
+    if editable:
+        return f"Editing as {label(ROLES_IN_TEXT, role)}"
+    if locked:
+        return "Read only: approved or closed"
+    return f"Read only: you take part as {label(ROLES_IN_TEXT, role)}"
