@@ -66,11 +66,11 @@ def check_retention_months(raw: str) -> int:
     """A retention period as typed on the page or the command line."""
     text = raw.strip()
     if not text.isdigit():
-        raise InvalidInput("enter the retention period as a whole number of months, e.g. 72")
+        raise InvalidInput("Enter the retention period as a whole number of months, e.g. 72")
     months = int(text)
     if not MIN_RETENTION_MONTHS <= months <= MAX_RETENTION_MONTHS:
         raise InvalidInput(
-            f"the retention period must be between {MIN_RETENTION_MONTHS} and "
+            f"The retention period must be between {MIN_RETENTION_MONTHS} and "
             f"{MAX_RETENTION_MONTHS} months"
         )
     return months
@@ -82,18 +82,18 @@ def delete_policy(role: Role, status: DpiaStatus, expired: bool) -> DeletionRule
     A draft may be deleted by its owners at any time; a closed DPIA only once its retention
     has ended; anything else is the record of a decision and stays."""
     if not role.can_manage:
-        raise AccessDenied("only the DPIA's owners can delete it")
+        raise AccessDenied("Only the DPIA's owners can delete it")
     if status is DpiaStatus.DRAFT:
         return DeletionRule.DRAFT
     if is_closed(status) and expired:
         return DeletionRule.RETENTION
     if is_closed(status):
         raise Conflict(
-            "this DPIA is closed and is kept until its retention period ends; it can be "
+            "This DPIA is closed and is kept until its retention period ends; it can be "
             "deleted then"
         )
     raise Conflict(
-        f"this DPIA is {status.label.lower()}: only a draft, or a closed DPIA whose retention "
+        f"This DPIA is {status.label.lower()}: only a draft, or a closed DPIA whose retention "
         "has ended, can be deleted"
     )
 
@@ -114,6 +114,7 @@ class Erasable:
     has_account: bool
     organisations: frozenset[int]  # their memberships
     dpias: frozenset[str]  # DPIAs they take part in
+    dpia_organisations: frozenset[int] = frozenset()  # the lead organisations of those
 
 
 def erase_policy(eraser: Eraser, person: Erasable) -> Verdict:
@@ -128,7 +129,7 @@ def erase_policy(eraser: Eraser, person: Erasable) -> Verdict:
             return ALLOWED
         return refused(
             AccessDenied(
-                "only an administrator of their organisation or the deployment's "
+                "Only an administrator of their organisation or the deployment's "
                 "administrator can erase a member"
             )
         )
@@ -136,7 +137,7 @@ def erase_policy(eraser: Eraser, person: Erasable) -> Verdict:
         return ALLOWED
     return refused(
         AccessDenied(
-            "an email-only participant can be erased by an owner of every DPIA they take part "
+            "An email-only participant can be erased by an owner of every DPIA they take part "
             "in; ask the deployment's administrator"
         )
     )

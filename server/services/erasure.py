@@ -121,8 +121,14 @@ class ErasureService:
                 if user_id is not None
                 else None
             )
+            leads = await session.scalars(
+                select(Dpia.lead_organisation_id).where(
+                    Dpia.id.in_([p.dpia_id for p in participants])
+                )
+            )
+            dpia_organisations = frozenset(leads)
         if user is None and not participants:
-            raise DocumentNotFound(f"nobody with the address {email} is known here")
+            raise DocumentNotFound(f"Nobody with the address {email} is known here")
         names = {p.name for p in participants} | ({user.name} if user is not None else set())
         return Person(
             email,
@@ -132,6 +138,7 @@ class ErasureService:
                 has_account=user is not None,
                 organisations=frozenset(organisations or ()),
                 dpias=frozenset(p.dpia_id for p in participants),
+                dpia_organisations=dpia_organisations,
             ),
             pseudonym_code(self._key, email),
         )

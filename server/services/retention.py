@@ -91,7 +91,7 @@ class RetentionService:
         async with self._sessions() as session:
             org = await session.scalar(select(Organisation).where(Organisation.code == code))
         if org is None:
-            raise DocumentNotFound(f"there is no organisation {code!r}")
+            raise DocumentNotFound(f"There is no organisation {code!r}")
         return org.retention_months or self.default_months
 
     async def set_months(self, code: str, months: int | None) -> None:
@@ -99,7 +99,7 @@ class RetentionService:
         async with self._sessions.begin() as session:
             org = await session.scalar(select(Organisation).where(Organisation.code == code))
             if org is None:
-                raise DocumentNotFound(f"there is no organisation {code!r}")
+                raise DocumentNotFound(f"There is no organisation {code!r}")
             org.retention_months = months
 
     async def views(self, *where: ColumnElement[bool]) -> list[RetentionView]:
@@ -130,10 +130,17 @@ class RetentionService:
             )
         return views
 
+    async def expiries(self, dpia_ids: list[str]) -> dict[str, datetime]:
+        """When the retention of each closed DPIA among ``dpia_ids`` ends (the dashboard)."""
+        if not dpia_ids:
+            return {}
+        views = await self.views(Dpia.id.in_(dpia_ids))
+        return {v.dpia_id: v.expires_at for v in views if v.expires_at is not None}
+
     async def view(self, dpia_id: str) -> RetentionView:
         found = await self.views(Dpia.id == dpia_id)
         if not found:
-            raise DocumentNotFound("there is no such DPIA")
+            raise DocumentNotFound("There is no such DPIA")
         return found[0]
 
     async def expired(self, now: datetime) -> list[RetentionView]:
@@ -170,7 +177,7 @@ class RetentionService:
         async with self._sessions.begin() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
-                raise DocumentNotFound("there is no such DPIA")
+                raise DocumentNotFound("There is no such DPIA")
             code = await session.scalar(
                 select(Organisation.code).where(Organisation.id == dpia.lead_organisation_id)
             )

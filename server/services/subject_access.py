@@ -76,7 +76,7 @@ class SubjectAccessService:
                 await session.scalars(select(Participant).where(who).order_by(Participant.id))
             ).all()
             if user is None and not participants:
-                raise DocumentNotFound(f"nothing is held about {email}")
+                raise DocumentNotFound(f"Nothing is held about {email}")
             pids = [p.id for p in participants]
             actors = [f"participant:{p}" for p in pids] + (
                 [f"user:{user.id}"] if user is not None else []

@@ -56,9 +56,9 @@ class DataProtection:
         tombstone; without ``confirmed``, ConfirmationNeeded and nothing changes."""
         rule = await self.deletion_rule(user, dpia_id)
         if not confirmed:
-            raise ConfirmationNeeded(f"confirm that {dpia_id} and all its history go")
+            raise ConfirmationNeeded(f"Confirm that {dpia_id} and all its history go")
         await committed(self.rooms, dpia_id)
-        gone = DocumentNotFound("this DPIA has been deleted")
+        gone = DocumentNotFound("This DPIA has been deleted")
         return await self.rooms.evict(
             dpia_id, gone, lambda: self.retention.purge(dpia_id, rule, f"user:{user.id}")
         )
@@ -83,6 +83,17 @@ class DataProtection:
             await committed(self.rooms, dpia_id)  # their latest comments are in the log
         return await self.subject_access.export(email)
 
+    async def erasable(
+        self, by: CurrentUser | None, email: str, *, deployment_admin: bool = False
+    ) -> Person:
+        """The person with this address, if ``by`` may erase them (the refusal otherwise)."""
+        person = await self.erasure.find(email)
+        facts = await eraser_facts(
+            self.erasure.sessions, None if by is None else by.id, deployment_admin=deployment_admin
+        )
+        erase_policy(facts, person.facts).require()
+        return person
+
     async def erase(
         self,
         by: CurrentUser | None,
@@ -93,18 +104,14 @@ class DataProtection:
     ) -> ErasureReport:
         """Erase the person with this address (``by`` None: the command line, speaking for
         the deployment's administrator); without ``confirmed``, ConfirmationNeeded."""
-        person = await self.erasure.find(email)
-        facts = await eraser_facts(
-            self.erasure.sessions, None if by is None else by.id, deployment_admin=deployment_admin
-        )
-        erase_policy(facts, person.facts).require()
+        person = await self.erasable(by, email, deployment_admin=deployment_admin)
         if not confirmed:
             raise ConfirmationNeeded(
-                f"confirm that {email} becomes {person.pseudonym} everywhere; this cannot be undone"
+                f"Confirm that {email} becomes {person.pseudonym} everywhere; this cannot be undone"
             )
         rewrite = person.rewrite()
         updates = 0
-        notice = Conflict("a participant was erased from this DPIA: open it again")
+        notice = Conflict("A participant was erased from this DPIA: open it again")
         for dpia_id in sorted(person.facts.dpias):
             await committed(self.rooms, dpia_id)
             updates += await self.rooms.evict(

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import api, devmail, feed, inbound, pages, passwords, review
+from server.web import api, devmail, feed, inbound, pages, passwords, protection, review
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
@@ -104,6 +104,7 @@ def make_app(
             *review.routes,
             *pages.routes,
             *passwords.routes,
+            *protection.routes,
             *api.routes,
             *devmail.routes,
             *(devmail.development_routes if settings.env == "development" else []),

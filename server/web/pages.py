@@ -24,7 +24,7 @@ from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
-from server.web.context import DpiaRequest, UserRequest, dpia_page, user_page
+from server.web.context import DpiaRequest, UserRequest, dpia_page, retention_context, user_page
 from server.web.errors import http_status_for
 from server.web.rendering import field, form, page
 
@@ -105,6 +105,8 @@ async def dashboard(context: UserRequest) -> Response:
         ig_steps=list(IgStep),
         statuses=list(DpiaStatus),
         organisations=await runtime.dpias.organisations(),
+        expiries=await runtime.usecases.protection.retention.expiries([d.id for d in dpias]),
+        deleted=query.get("deleted", "")[:100],
     )
 
 
@@ -169,6 +171,7 @@ async def editor(context: DpiaRequest) -> Response:
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
+        **await retention_context(context),
     )
 
 
