@@ -219,13 +219,10 @@ async def _account(session: AsyncSession, user: User | None) -> dict[str, Any] |
 
 
 async def _participations(session: AsyncSession, participants: Any) -> list[dict[str, Any]]:
-    titles = dict(
-        (
-            await session.execute(
-                select(Dpia.id, Dpia.title).where(Dpia.id.in_([p.dpia_id for p in participants]))
-            )
-        ).tuples()
+    rows = await session.execute(
+        select(Dpia.id, Dpia.title).where(Dpia.id.in_([p.dpia_id for p in participants]))
     )
+    titles = {dpia_id: title for dpia_id, title in rows}
     return [
         {
             **_row(p, "dpia_id name email role created_at"),

@@ -1,0 +1,243 @@
+"""Erasure, deletion and subject access against a real database (SQLite and PostgreSQL):
+after erasure no table, stored mail or export holds the partner's name or address while the
+audit chain still verifies; a deleted DPIA leaves only its tombstone; a subject access
+export holds the partner's own entries and nobody else's."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from pycrdt import Map
+from sqlalchemy import select, update
+
+from server.domain.audit import ERASURE
+from server.domain.errors import AccessDenied, Conflict
+from server.realtime.committer import GroupCommitter
+from server.realtime.rooms import RoomManager
+from server.services.erasure import ErasureService
+from server.services.retention import RetentionService
+from server.services.subject_access import SubjectAccessService
+from server.storage.models import AuditEvent, Base, DeletedDpia
+from server.usecases.protection import ConfirmationNeeded, DataProtection
+from tests.support.exports import pdf_text, word_text
+from tests.support.protection import (
+    ATTACHMENT,
+    OWNER_WORDS,
+    PARTNER_EMAIL,
+    PARTNER_NAME,
+    PARTNER_WORDS,
+    Traces,
+    database_text,
+    leave_traces,
+    traces_in,
+)
+from tests.support.review import World, review_world
+
+pytestmark = pytest.mark.asyncio
+KEY = "k" * 40
+
+
+@dataclass
+class Setting:
+    world: World
+    traces: Traces
+    protection: DataProtection
+
+
+@pytest_asyncio.fixture
+async def setting(database_url: str) -> AsyncIterator[Setting]:
+    async with review_world(database_url) as w:
+        traces = await leave_traces(w.sessions, w.store, w.dpias, w.audit, w.owner, w.dpia_id)
+        rooms = RoomManager(w.store, GroupCommitter(w.store), grace_seconds=1, compact_every=50)
+        protection = DataProtection(
+            w.dpias,
+            RetentionService(w.sessions, w.audit, 72),
+            ErasureService(w.sessions, w.store, w.audit, KEY),
+            SubjectAccessService(w.sessions, w.store),
+            rooms,
+        )
+        yield Setting(w, traces, protection)
+
+
+async def _exports(s: Setting) -> dict[str, str]:
+    texts = {}
+    for kind in ("json", "csv", "pdf", "docx"):
+        data, _, _ = await s.world.exports.export(s.world.owner, s.world.dpia_id, kind)
+        if kind == "pdf":
+            texts[kind] = pdf_text(data)[0]
+        elif kind == "docx":
+            texts[kind] = word_text(data)[0]
+        else:
+            texts[kind] = data.decode()
+    return texts
+
+
+async def test_the_seeded_partner_is_found_before_erasure(setting: Setting) -> None:
+    """The search can fail: before erasure it finds the partner in the tables."""
+    assert set(traces_in(await database_text(setting.world.sessions))) == {
+        PARTNER_NAME,
+        PARTNER_EMAIL,
+        "Pärtner",
+    }
+
+
+async def test_erasure_without_confirmation_changes_nothing(setting: Setting) -> None:
+    before = await database_text(setting.world.sessions)
+    with pytest.raises(ConfirmationNeeded):
+        await setting.protection.erase(None, PARTNER_EMAIL, confirmed=False)
+    assert await database_text(setting.world.sessions) == before
+
+
+async def test_after_erasure_no_table_mail_or_export_holds_the_partner_and_the_chain_holds(
+    setting: Setting,
+) -> None:
+    w = setting.world
+    versions = len(await w.store.updates(w.dpia_id))
+    report = await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    assert report.pseudonym.startswith("Former participant ")
+    # The chain still verifies, and ends with the erasure naming what it redacted.
+    assert await w.audit.verify(w.dpia_id) is None
+    last = (await w.audit.entries(w.dpia_id))[-1]
+    assert last.record.kind == ERASURE and last.data["redacted"]
+    assert last.data["pseudonym"] == report.pseudonym
+    # History keeps every version; the comments read with the pseudonym at every version.
+    assert len(await w.store.updates(w.dpia_id)) == versions
+    first_comment = await w.history.version(w.dpia_id, versions - 1)
+    comments = first_comment.doc.get("comments", type=Map).to_py()
+    assert comments["c-partner"]["author_name"] == report.pseudonym
+    assert comments["c-partner"]["text"].startswith(PARTNER_WORDS)
+    assert comments["c-owner"]["text"] == OWNER_WORDS
+    timeline = await w.history.timeline(w.dpia_id)
+    assert any(item.actor == report.pseudonym for item in timeline)
+    # Exports made now (each one audited), and then the whole database, hold no trace.
+    for kind, text in (await _exports(setting)).items():
+        assert traces_in(text) == [], kind
+    assert traces_in(await database_text(w.sessions)) == []
+    assert await w.audit.verify(w.dpia_id) is None
+
+
+async def test_the_pseudonym_is_stable_for_the_same_address(setting: Setting) -> None:
+    person = await setting.protection.person(PARTNER_EMAIL)
+    again = await setting.protection.person(PARTNER_EMAIL.upper())
+    assert person.pseudonym == again.pseudonym
+    report = await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    assert report.pseudonym == person.pseudonym
+
+
+@pytest.mark.parametrize("column", ["data", "actor", "at", "position", "kind", "delete"])
+async def test_after_erasure_altering_any_stored_event_still_breaks_the_chain(
+    setting: Setting, column: str
+) -> None:
+    w = setting.world
+    await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    entries = await w.audit.entries(w.dpia_id)
+    erasure = entries[-1]
+    redacted = int(next(iter(erasure.data["redacted"])))
+    for target in (entries[redacted - 1], erasure, entries[0]):
+        async with w.sessions.begin() as session:
+            row = await session.get_one(AuditEvent, target.id)
+            saved = {c: getattr(row, c) for c in ("data", "actor", "at", "position", "kind")}
+            if column == "delete":
+                await session.delete(row)
+            elif column == "position":
+                row.position = 999
+            elif column == "at":
+                row.at = row.at.replace(year=2020)
+            else:
+                setattr(row, column, saved[column] + "x")
+        assert await w.audit.verify(w.dpia_id) is not None, (column, target.record.position)
+        async with w.sessions.begin() as session:
+            if column == "delete":
+                session.add(AuditEvent(id=target.id, dpia_id=w.dpia_id, **_fields(target)))
+            else:
+                await session.execute(
+                    update(AuditEvent).where(AuditEvent.id == target.id).values(**saved)
+                )
+        assert await w.audit.verify(w.dpia_id) is None
+
+
+def _fields(entry: object) -> dict[str, object]:
+    record = entry.record  # type: ignore[attr-defined]
+    names = "position kind actor channel section seq at data prev_hash hash content_hash"
+    return {name: getattr(record, name) for name in names.split()}
+
+
+async def test_an_owner_of_only_some_dpias_cannot_erase_a_partner(setting: Setting) -> None:
+    w = setting.world
+    other = await w.dpias.create(w.editor, "Another DPIA", w.editor.organisation_ids[0])
+    await w.dpias.invite(w.editor, other, PARTNER_EMAIL, "commenter", PARTNER_NAME)
+    with pytest.raises(AccessDenied):
+        await setting.protection.erasable(w.owner, PARTNER_EMAIL)
+    assert (await setting.protection.erasable(None, PARTNER_EMAIL)).facts.dpias == {
+        w.dpia_id,
+        other,
+    }
+
+
+async def test_the_owner_of_every_dpia_of_a_partner_may_erase_them(setting: Setting) -> None:
+    person = await setting.protection.erasable(setting.world.owner, PARTNER_EMAIL)
+    assert person.facts.has_account is False
+
+
+async def test_subject_access_holds_the_partner_s_entries_and_nobody_else_s(
+    setting: Setting,
+) -> None:
+    export = await setting.protection.export_person(PARTNER_EMAIL)
+    data = json.loads(export.to_json())
+    texts = [c["text"] for c in data["comments"]]
+    assert any(t.startswith(PARTNER_WORDS) for t in texts)
+    assert "Only two fields." in texts
+    assert OWNER_WORDS not in json.dumps(data["comments"])
+    assert f"Thanks {PARTNER_NAME}." not in texts  # the owner's reply is theirs
+    assert [p["email"] for p in data["participations"]] == [PARTNER_EMAIL]
+    assert data["account"] is None
+    assert len(data["versions"]) == 2 and len(data["audit_events"]) == 1
+    assert data["mail_sent"][0]["subject"] == "New comment on Step 1"
+    assert data["mail_received"][0]["text"] == PARTNER_WORDS
+    assert data["notifications"] == []  # notifications went to the owner, not to them
+    assert "owner@camden.example" not in export.to_json().decode()
+    archive = zipfile.ZipFile(io.BytesIO(export.to_zip()))
+    attached = data["mail_received"][0]["attachments"][0]["file"]
+    assert archive.read(attached) == ATTACHMENT
+    assert json.loads(archive.read("person.json"))["email"] == PARTNER_EMAIL
+
+
+async def test_subject_access_for_a_member_lists_their_account(setting: Setting) -> None:
+    data = json.loads((await setting.protection.export_person("dpo@camden.example")).to_json())
+    assert data["account"]["name"] == "Dee Pio"
+    assert data["account"]["memberships"][0]["organisation"] == "CAM"
+    assert data["comments"] == [] and data["mail_received"] == []
+
+
+async def test_deleting_a_draft_leaves_only_its_tombstone(setting: Setting) -> None:
+    w = setting.world
+    with pytest.raises(ConfirmationNeeded):
+        await setting.protection.delete(w.owner, w.dpia_id, confirmed=False)
+    with pytest.raises(AccessDenied):
+        await setting.protection.delete(w.editor, w.dpia_id, confirmed=True)
+    tombstone = await setting.protection.delete(w.owner, w.dpia_id, confirmed=True)
+    assert tombstone.records["participants"] == 4
+    assert tombstone.records["audit_events"] >= 1
+    async with w.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name == "deleted_dpias":
+                continue
+            for row in (await session.execute(select(table))).all():
+                assert w.dpia_id not in " ".join(map(str, row)), table.name
+        stones = (await session.scalars(select(DeletedDpia))).all()
+    assert [(s.reference, s.rule, s.deleted_by) for s in stones] == [
+        (w.dpia_id, "draft deleted by an owner", f"user:{w.owner.id}")
+    ]
+
+
+async def test_a_dpia_in_review_cannot_be_deleted(setting: Setting) -> None:
+    w = setting.world
+    await w.workflow.move(w.owner, w.dpia_id, "abandoned", "Not needed")
+    with pytest.raises(Conflict, match="retention"):
+        await setting.protection.delete(w.owner, w.dpia_id, confirmed=True)
