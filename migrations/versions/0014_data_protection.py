@@ -68,8 +68,12 @@ def _holds(rows: Sequence[Any], count: int, head: str) -> bool:
 
 
 def _relink(connection: sa.Connection) -> None:
-    events = sa.table("audit_events", *(sa.column(name) for name in EVENT_COLUMNS))
-    dpias = sa.table("dpias", sa.column("id"), sa.column("audit_count"), sa.column("audit_head"))
+    # Typed where the value is read back: SQLite returns an untyped column as text.
+    types: dict[str, Any] = {"at": TZ, "position": sa.Integer(), "seq": sa.BigInteger()}
+    events = sa.table("audit_events", *(sa.column(name, types.get(name)) for name in EVENT_COLUMNS))
+    dpias = sa.table(
+        "dpias", sa.column("id"), sa.column("audit_count", sa.Integer()), sa.column("audit_head")
+    )
     for dpia in connection.execute(sa.select(dpias)).all():
         rows = connection.execute(
             sa.select(events)
