@@ -180,7 +180,7 @@ def redactor(names: Iterable[str], emails: Iterable[str], code: str) -> Callable
 
     Names shorter than three letters are left alone: replacing "Al" everywhere would
     rewrite other people's words. Longer spellings are tried first, so "Alice Smith" is
-    replaced whole rather than "Alice" inside it."""
+    replaced whole rather than "Alice" inside it, and only whole words are replaced."""
     alias, address = pseudonym(code), pseudonymous_address(code)
     targets = {e.strip().lower(): address for e in emails if e.strip()}
     for name in names:
@@ -190,7 +190,9 @@ def redactor(names: Iterable[str], emails: Iterable[str], code: str) -> Callable
     if not targets:
         return lambda text: text
     ordered = sorted(targets, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(t) for t in ordered), re.IGNORECASE)
+    # Whole words only: "Alice" goes, "Alicestone" stays.
+    alternatives = "|".join(re.escape(t) for t in ordered)
+    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
     def rewrite(text: str) -> str:
         return pattern.sub(lambda m: targets[m.group(0).lower()], text)
