@@ -37,7 +37,7 @@ from tests.support.protection import (
     leave_traces,
     traces_in,
 )
-from tests.support.review import World, review_world
+from tests.support.review import World, edit, review_world, text
 
 pytestmark = pytest.mark.asyncio
 KEY = "k" * 40
@@ -116,10 +116,34 @@ async def test_after_erasure_no_table_mail_or_export_holds_the_partner_and_the_c
     timeline = await w.history.timeline(w.dpia_id)
     assert any(item.actor == report.pseudonym for item in timeline)
     # Exports made now (each one audited), and then the whole database, hold no trace.
-    for kind, text in (await _exports(setting)).items():
-        assert traces_in(text) == [], kind
+    for kind, exported in (await _exports(setting)).items():
+        assert traces_in(exported) == [], kind
     assert traces_in(await database_text(w.sessions)) == []
     assert await w.audit.verify(w.dpia_id) is None
+
+
+async def test_erasing_a_member_who_signed_takes_their_name_out_of_every_export(
+    setting: Setting,
+) -> None:
+    w = setting.world
+    dpo = ("Dee Pio", "dpo@camden.example")
+    await edit(w, text("need.aims", "Find people sleeping rough sooner"))
+    await w.workflow.section(w.editor, w.dpia_id, "need", "submit")
+    await w.workflow.section(w.dpo, w.dpia_id, "need", "review")
+    await w.signoffs.sign(w.dpo, w.dpia_id, kind="section", target="need", decision="approve")
+    before = await _exports(setting)
+    # The PDF and the Word file print each sign-off's signer (JSON and CSV are the content).
+    assert {k for k, t in before.items() if traces_in(t, dpo)} == {"pdf", "docx"}
+    report = await setting.protection.erase(None, dpo[1], confirmed=True)
+    for kind, exported in (await _exports(setting)).items():
+        assert traces_in(exported, dpo) == [], kind
+        if kind in ("pdf", "docx"):
+            assert report.pseudonym in exported, kind
+    assert traces_in(await database_text(w.sessions), dpo) == []
+    assert await w.audit.verify(w.dpia_id) is None
+    assert report.records["users"] == 1 and report.records["memberships"] == 1
+    signed = await w.signoffs.of_dpia(w.dpia_id)
+    assert signed[0].signer_name == report.pseudonym
 
 
 async def test_the_pseudonym_is_stable_for_the_same_address(setting: Setting) -> None:

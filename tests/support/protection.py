@@ -267,7 +267,9 @@ def decoded_mail(raw: bytes) -> str:
     return "\n".join(parts)
 
 
-def traces_in(text: str) -> list[str]:
-    """Which of the partner's details ``text`` holds (any case)."""
+def traces_in(
+    text: str, details: tuple[str, ...] = (PARTNER_NAME, PARTNER_EMAIL, "Pärtner")
+) -> list[str]:
+    """Which of a person's details (the partner's unless told) ``text`` holds (any case)."""
     lowered = text.lower()
-    return [s for s in (PARTNER_NAME, PARTNER_EMAIL, "Pärtner") if s.lower() in lowered]
+    return [s for s in details if s.lower() in lowered]
