@@ -5,25 +5,31 @@ export holds the partner's own entries and nobody else's."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from pycrdt import Map
 from sqlalchemy import select, update
 
+from server.cli import main
 from server.domain.audit import ERASURE
+from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, Conflict
+from server.domain.protection import add_months
 from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
 from server.services.erasure import ErasureService
 from server.services.retention import RetentionService
 from server.services.subject_access import SubjectAccessService
-from server.storage.models import AuditEvent, Base, DeletedDpia
+from server.storage.models import AuditEvent, Base, DeletedDpia, Dpia
 from server.usecases.protection import ConfirmationNeeded, DataProtection
 from tests.support.exports import pdf_text, word_text
 from tests.support.protection import (
@@ -265,3 +271,75 @@ async def test_a_dpia_in_review_cannot_be_deleted(setting: Setting) -> None:
     await w.workflow.move(w.owner, w.dpia_id, "abandoned", "Not needed")
     with pytest.raises(Conflict, match="retention"):
         await setting.protection.delete(w.owner, w.dpia_id, confirmed=True)
+
+
+async def _close_long_ago(s: Setting, months_ago: int) -> None:
+    w = s.world
+    await w.workflow.move(w.owner, w.dpia_id, "abandoned", "Not needed")
+    async with w.sessions.begin() as session:
+        await session.execute(
+            update(Dpia)
+            .where(Dpia.id == w.dpia_id)
+            .values(closed_at=add_months(datetime.now(UTC), -months_ago))
+        )
+
+
+async def test_an_expired_closed_dpia_is_archived_listed_and_then_deletable(
+    setting: Setting,
+) -> None:
+    w = setting.world
+    await _close_long_ago(setting, 71)
+    assert await setting.protection.archive_expired() == []  # 71 of 72 months: kept
+    await setting.protection.retention.set_months("CAM", 70)
+    [waiting] = await setting.protection.archive_expired()
+    assert (waiting.dpia_id, waiting.status) == (w.dpia_id, DpiaStatus.ARCHIVED)
+    entries = await w.audit.entries(w.dpia_id)
+    assert entries[-1].data["to"] == "archived" and entries[-1].record.actor == "system:retention"
+    assert await w.audit.verify(w.dpia_id) is None
+    # Archiving keeps the day it closed: the DPIA stays listed, once.
+    assert [v.dpia_id for v in await setting.protection.archive_expired()] == [w.dpia_id]
+    with pytest.raises(AccessDenied):
+        await setting.protection.delete(w.editor, w.dpia_id, confirmed=True)
+    gone = await setting.protection.delete(w.owner, w.dpia_id, confirmed=True)
+    assert gone.rule == "retention period ended" and gone.status == "archived"
+    assert await setting.protection.archive_expired() == []
+
+
+async def test_the_command_line_runs_retention_erases_and_exports(
+    setting: Setting,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    w = setting.world
+    monkeypatch.setenv("OPENDPIA_DATABASE_URL", database_url)
+    monkeypatch.setenv("OPENDPIA_ENV", "development")
+    monkeypatch.setenv("OPENDPIA_SECRET_KEY", KEY)
+    await _close_long_ago(setting, 80)
+
+    def run(*args: str) -> int:
+        return main(list(args))
+
+    assert await asyncio.to_thread(run, "retention", "run") == 0
+    assert f"{w.dpia_id}\t" in capsys.readouterr().out
+    assert await asyncio.to_thread(run, "retention", "set", "--org", "cam", "--months", "x") == 2
+    assert "whole number" in capsys.readouterr().err
+    assert await asyncio.to_thread(run, "retention", "set", "--org", "CAM", "--months", "90") == 0
+    assert "90 months" in capsys.readouterr().out
+    assert await asyncio.to_thread(run, "subject-access", PARTNER_EMAIL) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["participations"][0]["email"] == PARTNER_EMAIL
+    archive = tmp_path / "sar.zip"
+    assert await asyncio.to_thread(run, "subject-access", PARTNER_EMAIL, "--zip", str(archive)) == 0
+    assert zipfile.is_zipfile(archive)
+    capsys.readouterr()
+    assert await asyncio.to_thread(run, "erase-person", PARTNER_EMAIL) == 1
+    assert "nothing changed" in capsys.readouterr().err
+    assert traces_in(await database_text(w.sessions))
+    assert await asyncio.to_thread(run, "erase-person", PARTNER_EMAIL, "--yes") == 0
+    assert "Former participant" in capsys.readouterr().out
+    assert traces_in(await database_text(w.sessions)) == []
+    assert await asyncio.to_thread(run, "audit", "verify", w.dpia_id) == 0
+    assert await asyncio.to_thread(run, "erase-person", PARTNER_EMAIL, "--yes") == 2
+    assert "Nobody" in capsys.readouterr().err

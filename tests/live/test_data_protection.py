@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.cli import main
@@ -23,9 +25,10 @@ from server.services.accounts import AccountService
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
+from server.storage.models import Dpia
 from server.storage.updates import SqlUpdateStore
 from tests.support.exports import pdf_text, word_text
-from tests.support.live import LiveServer, make_settings, serving
+from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.protection import (
     OWNER_WORDS,
     PARTNER_EMAIL,
@@ -70,7 +73,10 @@ def server(database_url: str) -> Iterator[tuple[LiveServer, Site, str]]:
     prepare(database_url)
     site = asyncio.run(_seed(database_url))
     settings = make_settings(
-        database_url, controller_name=CONTROLLER, dpo_contact="dpo@camden.example"
+        database_url,
+        controller_name=CONTROLLER,
+        dpo_contact="dpo@camden.example",
+        retention_check_seconds=0.2,
     )
     with serving(settings) as live:
         yield live, site, database_url
@@ -224,3 +230,41 @@ async def test_the_privacy_notice_is_readable_without_signing_in_and_linked_from
         for words in (CONTROLLER, "dpo@camden.example", "72 months", "ico.org.uk", "erasure"):
             assert words in notice.text
         assert 'href="/privacy"' in (await anonymous.get("/login")).text
+
+
+async def test_the_server_archives_an_expired_dpia_and_an_owner_then_deletes_it(
+    server: tuple[LiveServer, Site, str],
+) -> None:
+    live, site, _ = server
+    runtime = live.runtime
+
+    async def close_long_ago() -> None:
+        async with runtime.sessions.begin() as session:
+            await session.execute(
+                update(Dpia)
+                .where(Dpia.id == site.dpia_id)
+                .values(status="rejected", closed_at=datetime(2015, 3, 1, tzinfo=UTC))
+            )
+
+    async def status() -> str | None:
+        async with runtime.sessions() as session:
+            return await session.scalar(select(Dpia.status).where(Dpia.id == site.dpia_id))
+
+    live.call(close_long_ago())
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while live.call(status()) != "archived":
+        assert asyncio.get_running_loop().time() < deadline, "the keeper never archived it"
+        await asyncio.sleep(0.05)
+    owner = await signed_in(_base(live), site.emails["owner"])
+    try:
+        editor_page = (await owner.get(f"/dpias/{site.dpia_id}")).text
+        assert "kept until" in editor_page and "01 March 2021" in editor_page
+        assert "Its retention has ended" in editor_page
+        assert "01 Mar 2021" in (await owner.get("/dpias")).text
+        workflow = (await owner.get(f"/dpias/{site.dpia_id}/workflow")).text
+        assert f'href="/dpias/{site.dpia_id}/delete"' in workflow
+        done = await _post(owner, f"/dpias/{site.dpia_id}/delete", confirm="yes")
+        assert done.status_code == 303
+    finally:
+        await owner.aclose()
+    assert live.call(status()) is None
