@@ -65,7 +65,7 @@ def is_expired(status: DpiaStatus, closed_at: datetime | None, months: int, now:
 def check_retention_months(raw: str) -> int:
     """A retention period as typed on the page or the command line."""
     text = raw.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
         raise InvalidInput("Enter the retention period as a whole number of months, e.g. 72")
     months = int(text)
     if not MIN_RETENTION_MONTHS <= months <= MAX_RETENTION_MONTHS:

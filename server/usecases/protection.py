@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from server.domain.dpias import DpiaStatus, locked_message
-from server.domain.errors import Conflict, DocumentNotFound, DomainError
+from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, DomainError
 from server.domain.protection import DeletionRule, delete_policy, erase_policy
 from server.domain.tasks import stop_if_cancelled
 from server.realtime.rooms import RoomManager
@@ -87,10 +87,13 @@ class DataProtection:
         self, by: CurrentUser | None, email: str, *, deployment_admin: bool = False
     ) -> Person:
         """The person with this address, if ``by`` may erase them (the refusal otherwise)."""
-        person = await self.erasure.find(email)
         facts = await eraser_facts(
             self.erasure.sessions, None if by is None else by.id, deployment_admin=deployment_admin
         )
+        if not (facts.deployment_admin or facts.administers or facts.owns):
+            # Refused before looking: nobody else learns whether an address is known here.
+            raise AccessDenied("Only administrators and DPIA owners can erase people")
+        person = await self.erasure.find(email)
         erase_policy(facts, person.facts).require()
         return person
 

@@ -117,9 +117,11 @@ async def subject_access_page(context: UserRequest) -> Response:
     if not raw:
         return page(request, "subject_access.html", email="", error=None)
     try:
+        administers = set(await runtime.accounts.administered(context.user))
+        if not administers:  # refused before looking: nobody learns who is known here
+            raise AccessDenied("Only an organisation's administrators can export what is held")
         email = normalise_email(raw)
         person = await runtime.usecases.protection.person(email)
-        administers = set(await runtime.accounts.administered(context.user))
         if not administers & (person.facts.organisations | person.facts.dpia_organisations):
             raise AccessDenied(
                 "Only an administrator of their organisation, or of an organisation leading "

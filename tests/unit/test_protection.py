@@ -82,7 +82,9 @@ def test_retention_counts_from_the_first_closed_status_and_reopening_clears_it()
     assert closed_at_after(DpiaStatus.IN_FORCE, None, now) is None
 
 
-@pytest.mark.parametrize("raw", ["", "0", "601", "-3", "12.5", "twelve", "1e3"])
+@pytest.mark.parametrize(
+    "raw", ["", "0", "601", "-3", "12.5", "twelve", "1e3", "²", "١٢", "9" * 400]
+)
 def test_a_retention_period_outside_1_to_600_whole_months_is_refused(raw: str) -> None:
     with pytest.raises(InvalidInput):
         check_retention_months(raw)
