@@ -96,8 +96,8 @@ class AuditTrail:
         details: dict[str, Any],
     ) -> list[int]:
         """Rewrite the actor and data of every event of the DPIA through ``rewrite`` (in the
-        caller's transaction) and append one erasure event naming what changed; the
-        redacted positions, in order (none: nothing appended)."""
+        caller's transaction) and append one erasure event naming what changed (even when
+        nothing did: the erasure itself is on the record); the redacted positions."""
         rows = (
             await session.scalars(
                 select(AuditEvent)
@@ -112,16 +112,15 @@ class AuditTrail:
                 continue
             row.actor, row.data = actor_now, data_now
             redacted[row.position] = content_digest(actor_now, data_now)
-        if redacted:
-            await session.flush()
-            await self.append(
-                session,
-                dpia_id,
-                ERASURE,
-                actor=actor,
-                channel=channel,
-                data=erasure_data(redacted, **details),
-            )
+        await session.flush()
+        await self.append(
+            session,
+            dpia_id,
+            ERASURE,
+            actor=actor,
+            channel=channel,
+            data=erasure_data(redacted, **details),
+        )
         return sorted(redacted)
 
     async def record(self, dpia_id: str, kind: str, **details: Any) -> AuditRecord:

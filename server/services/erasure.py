@@ -36,9 +36,11 @@ from server.domain.yupdates import rewrite_strings
 from server.mail.redact import redact_message
 from server.services.audit import AuditTrail
 from server.storage.models import (
+    AuditEvent,
     AutoAnswer,
     ChangeEventRow,
     DevMail,
+    DocumentUpdate,
     Dpia,
     Erasure,
     InboundAttachment,
@@ -121,13 +123,13 @@ class ErasureService:
                 if user_id is not None
                 else None
             )
-            leads = await session.scalars(
-                select(Dpia.lead_organisation_id).where(
-                    Dpia.id.in_([p.dpia_id for p in participants])
+            dpias = {p.dpia_id for p in participants} | await _traced(session, email, user_id)
+            existing = (
+                await session.execute(
+                    select(Dpia.id, Dpia.lead_organisation_id).where(Dpia.id.in_(dpias))
                 )
-            )
-            dpia_organisations = frozenset(leads)
-        if user is None and not participants:
+            ).all()
+        if user is None and not participants and not existing:
             raise DocumentNotFound(f"Nobody with the address {email} is known here")
         names = {p.name for p in participants} | ({user.name} if user is not None else set())
         return Person(
@@ -137,8 +139,8 @@ class ErasureService:
             Erasable(
                 has_account=user is not None,
                 organisations=frozenset(organisations or ()),
-                dpias=frozenset(p.dpia_id for p in participants),
-                dpia_organisations=dpia_organisations,
+                dpias=frozenset(dpia_id for dpia_id, _ in existing),
+                dpia_organisations=frozenset(lead for _, lead in existing),
             ),
             pseudonym_code(self._key, email),
         )
@@ -294,6 +296,29 @@ class ErasureService:
             if changed or message != caught.message:
                 caught.message = message
                 report.count("dev_mail")
+
+
+async def _traced(session: AsyncSession, email: str, user_id: int | None) -> set[str]:
+    """DPIAs the person left traces in without taking part now (a removed participant's row
+    is gone): mail to or from their address, and for a member, their versions, audit
+    events and sign-offs."""
+    queries: list[Any] = [
+        select(OutboxMessage.dpia_id).where(OutboxMessage.recipient == email),
+        select(InboundMessage.dpia_id).where(
+            or_(InboundMessage.envelope_from == email, InboundMessage.from_address == email)
+        ),
+    ]
+    if user_id is not None:
+        actor = f"user:{user_id}"
+        queries += [
+            select(DocumentUpdate.document_id).where(DocumentUpdate.actor == actor).distinct(),
+            select(AuditEvent.dpia_id).where(AuditEvent.actor == actor).distinct(),
+            select(SignOffRow.dpia_id).where(SignOffRow.signer_user_id == user_id),
+        ]
+    found: set[str] = set()
+    for query in queries:
+        found |= {dpia_id for dpia_id in await session.scalars(query) if dpia_id}
+    return found
 
 
 def _rewrite_columns(row: object, names: tuple[str, ...], rewrite: Rewrite) -> int:

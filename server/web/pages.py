@@ -8,6 +8,7 @@ with the status from ``web.errors``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -94,6 +95,7 @@ async def dashboard(context: UserRequest) -> Response:
         else None,
         ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
     )
+    expiries = await runtime.usecases.protection.retention.expiries([d.id for d in dpias])
     return page(
         request,
         "dashboard.html",
@@ -105,7 +107,8 @@ async def dashboard(context: UserRequest) -> Response:
         ig_steps=list(IgStep),
         statuses=list(DpiaStatus),
         organisations=await runtime.dpias.organisations(),
-        expiries=await runtime.usecases.protection.retention.expiries([d.id for d in dpias]),
+        expiries=expiries,
+        expired={d for d, until in expiries.items() if until <= datetime.now(UTC)},
         deleted=query.get("deleted", "")[:100],
     )
 

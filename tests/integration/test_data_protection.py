@@ -29,7 +29,7 @@ from server.realtime.rooms import RoomManager
 from server.services.erasure import ErasureService
 from server.services.retention import RetentionService
 from server.services.subject_access import SubjectAccessService
-from server.storage.models import AuditEvent, Base, DeletedDpia, Dpia
+from server.storage.models import AuditEvent, Base, DeletedDpia, Dpia, OutboxMessage
 from server.usecases.protection import ConfirmationNeeded, DataProtection
 from tests.support.exports import pdf_text, word_text
 from tests.support.protection import (
@@ -343,3 +343,32 @@ async def test_the_command_line_runs_retention_erases_and_exports(
     assert await asyncio.to_thread(run, "audit", "verify", w.dpia_id) == 0
     assert await asyncio.to_thread(run, "erase-person", PARTNER_EMAIL, "--yes") == 2
     assert "Nobody" in capsys.readouterr().err
+
+
+async def test_a_partner_removed_from_a_dpia_is_still_traced_there_by_their_mail(
+    setting: Setting,
+) -> None:
+    w = setting.world
+    other = await w.dpias.create(w.owner, "Another DPIA", w.owner.organisation_ids[0])
+    removed = await w.dpias.invite(w.owner, other, PARTNER_EMAIL, "commenter", PARTNER_NAME)
+    async with w.sessions.begin() as session:
+        session.add(
+            OutboxMessage(
+                message_id="<invite@other>",
+                dpia_id=other,
+                subject="You are invited",
+                sender="n@opendpia.example",
+                recipient=PARTNER_EMAIL,
+                message=b"Subject: You are invited\\r\\n\\r\\nHello\\r\\n",
+                status="sent",
+                next_attempt_at=datetime.now(UTC),
+                created_at=datetime.now(UTC),
+            )
+        )
+    await w.dpias.remove(w.owner, other, removed)
+    person = await setting.protection.erasable(w.owner, PARTNER_EMAIL)
+    assert person.facts.dpias == {w.dpia_id, other}
+    await setting.protection.erase(w.owner, PARTNER_EMAIL, confirmed=True)
+    assert traces_in(await database_text(w.sessions)) == []
+    assert await w.audit.verify(other) is None
+    assert (await w.audit.entries(other))[-1].record.kind == ERASURE

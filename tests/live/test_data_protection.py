@@ -260,7 +260,9 @@ async def test_the_server_archives_an_expired_dpia_and_an_owner_then_deletes_it(
         editor_page = (await owner.get(f"/dpias/{site.dpia_id}")).text
         assert "kept until" in editor_page and "01 March 2021" in editor_page
         assert "Its retention has ended" in editor_page
-        assert "01 Mar 2021" in (await owner.get("/dpias")).text
+        dashboard = (await owner.get("/dpias")).text
+        assert "01 Mar 2021" in dashboard and "Waiting for you to confirm deletion" in dashboard
+        assert f'href="/dpias/{site.dpia_id}/delete"' in dashboard
         workflow = (await owner.get(f"/dpias/{site.dpia_id}/workflow")).text
         assert f'href="/dpias/{site.dpia_id}/delete"' in workflow
         done = await _post(owner, f"/dpias/{site.dpia_id}/delete", confirm="yes")
