@@ -1,4 +1,4 @@
-"""The data protection commands of ``opendpia`` (decisions 79-82): retention, deleting a
+"""The data protection commands of ``opendpia`` (decisions 82-85): retention, deleting a
 DPIA, erasing a person and a subject access export.
 
 Each runs the use case through a runtime of its own (``open_runtime(web=False)``), as the

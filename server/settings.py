@@ -111,6 +111,9 @@ class Settings:
     log_format: str = field(default="text", metadata={"env": "OPENDPIA_LOG_FORMAT"})
     metrics_port: int = field(default=0, metadata={"env": "OPENDPIA_METRICS_PORT"})
     editor_dir: str = field(default="", metadata={"env": "OPENDPIA_EDITOR_DIR"})
+    accessibility_contact: str = field(
+        default="", metadata={"env": "OPENDPIA_ACCESSIBILITY_CONTACT"}
+    )
     import_max_bytes: int = field(
         default=4 * 1024 * 1024, metadata={"env": "OPENDPIA_IMPORT_MAX_BYTES"}
     )

@@ -41,7 +41,7 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
     config, template, doc, provider, values: doc.getMap<unknown>('values'), editable, notify,
   }
 
-  const nav = sidebar(template, doc, config.reviewStates ?? {})
+  const nav = sidebar(template, doc, config.reviewStates ?? {}, provider)
   const main = h('main', { class: 'dpia-main', id: 'dpia-main' })
   const comments = commentsPanel(context)
   const header = h('div', { class: 'editor-header' },
@@ -78,6 +78,40 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
   window.addEventListener('hashchange', onHashChange)
   fromHash(false)
 
+  // Focus is never hidden behind the sticky header (WCAG 2.4.11): the page scrolls what is
+  // focused clear of it, by its height as it is now (it wraps on narrower screens).
+  const headerHeight = (): void => {
+    document.documentElement.style.setProperty('--editor-header-height', `${header.offsetHeight}px`)
+  }
+  const resizing = new ResizeObserver(headerHeight)
+  resizing.observe(header)
+  headerHeight()
+
+  // Printing prints the whole DPIA: every other section is drawn, read-only, around the one
+  // shown while the page prints (Ctrl+P fires beforeprint; print emulation changes the media).
+  let printing: SectionView[] = []
+  const beforePrint = (): void => {
+    if (printing.length > 0) return
+    const readOnly: EditorContext = { ...context, editable: false }
+    main.replaceChildren(...template.sections.map((section) => {
+      if (section.id === currentId && current) return current.element
+      const view = sectionView(readOnly, section)
+      printing.push(view)
+      return view.element
+    }))
+  }
+  const afterPrint = (): void => {
+    for (const view of printing.splice(0)) {
+      view.destroy()
+      view.element.remove()
+    }
+  }
+  const printMedia = window.matchMedia('print')
+  const onPrintMedia = (): void => (printMedia.matches ? beforePrint() : afterPrint())
+  window.addEventListener('beforeprint', beforePrint)
+  window.addEventListener('afterprint', afterPrint)
+  printMedia.addEventListener('change', onPrintMedia)
+
   // leave cleanly, so others see us go at once rather than after the awareness timeout
   const onUnload = (): void => provider.awareness.setLocalState(null)
   window.addEventListener('pagehide', onUnload)
@@ -89,6 +123,11 @@ export function mountEditor(root: HTMLElement, config: EditorConfig): EditorApp 
     destroy: () => {
       window.removeEventListener('hashchange', onHashChange)
       window.removeEventListener('pagehide', onUnload)
+      window.removeEventListener('beforeprint', beforePrint)
+      window.removeEventListener('afterprint', afterPrint)
+      printMedia.removeEventListener('change', onPrintMedia)
+      resizing.disconnect()
+      afterPrint()
       current?.destroy()
       provider.destroy()
       doc.destroy()

@@ -4,6 +4,8 @@ import type { Section } from './template'
 import { fieldPath, fragmentName, tableName } from './template'
 
 export type SectionStatus = 'empty' | 'in-progress'
+/** What the section list shows: a status, or 'loading' before the document first synced. */
+export type SectionState = SectionStatus | 'loading'
 
 export function sectionStatus(doc: Y.Doc, section: Section): SectionStatus {
   const values = doc.getMap<unknown>('values')

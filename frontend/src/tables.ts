@@ -141,8 +141,7 @@ export function tableField(context: EditorContext, path: string, field: Field, h
       class: 'button',
       'data-action': 'add-row',
       'data-table': path,
-      'aria-label': `Add a row to ${field.label}`,
-    }, `+ Add ${prefix} row`)
+    }, `Add a ${field.row_noun ?? 'row'}`)
     : null
   addButton?.addEventListener('click', () => {
     const id = addRow(context.doc, rows, prefix)

@@ -25,6 +25,8 @@ export interface Field {
   guidance?: string
   options?: Option[]
   row_prefix?: string
+  /** What one row is ("risk"), for "Add a risk"; without it, "Add a row". */
+  row_noun?: string
   columns?: Column[]
   heatmap?: boolean
 }

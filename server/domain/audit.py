@@ -3,8 +3,8 @@
 An event has a *content* (who did it, ``actor``, and what it says, ``data``) and a *frame*
 (chain, position, kind, channel, section, document seq, time). ``content_hash`` is SHA-256
 over the canonical JSON of the content; a link's ``hash`` is SHA-256 over the canonical
-JSON of the frame, ``content_hash`` and the previous link's hash (decision 81). So the
-content can be redacted (a person erased, decision 80) while every link still holds: the
+JSON of the frame, ``content_hash`` and the previous link's hash (decision 84). So the
+content can be redacted (a person erased, decision 83) while every link still holds: the
 redacted event keeps its ``content_hash``, and an *erasure* event later in the same chain names the
 redacted positions with the hash of what they hold now. Verification accepts content that
 no longer matches its own hash only when an erasure after it names that exact new content;

@@ -1,4 +1,4 @@
-"""The tool's own data protection rules (decisions 79-82): which DPIAs are closed, when a
+"""The tool's own data protection rules (decisions 82-85): which DPIAs are closed, when a
 closed one's retention ends, who may delete a DPIA or erase a person, and the pseudonym an
 erased person is given.
 

@@ -1,6 +1,6 @@
 """Rewrite the strings stored as values in a Yjs (v1) update, keeping everything else.
 
-Erasing a person (decision 80) must take their name out of the update log, where every
+Erasing a person (decision 83) must take their name out of the update log, where every
 comment and reply they wrote (``author_name``, ``resolved_by``, texts that name them) is a
 map value. Those values are *any* content (``ContentAny``), whose items are one clock unit
 long whatever the string's length, so a string can be replaced by another of any length

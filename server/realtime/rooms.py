@@ -192,7 +192,7 @@ class RoomManager:
     ) -> T:
         """Close every connection of this process to ``document_id`` with ``error``, wait
         until what its room had is committed, drop the room, and run ``then`` (a purge or a
-        rewrite of the stored document) before anyone can open it again (decision 79).
+        rewrite of the stored document) before anyone can open it again (decision 82).
         Other processes are told to decide their connections again."""
         async with self._lock(document_id):
             room = self._rooms.pop(document_id, None)

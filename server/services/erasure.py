@@ -1,4 +1,4 @@
-"""Erasing a person (decision 80): their names and address become a stable pseudonym in every
+"""Erasing a person (decision 83): their names and address become a stable pseudonym in every
 row that holds them, and the audit chains of their DPIAs record the erasure.
 
 ``find`` says who the person is to the rules (``domain.protection.erase_policy``);

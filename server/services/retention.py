@@ -1,4 +1,4 @@
-"""Retention and deletion of DPIAs (decision 79): each organisation's retention period, the
+"""Retention and deletion of DPIAs (decision 82): each organisation's retention period, the
 expiry of closed DPIAs, archiving the expired ones, and purging a DPIA down to a tombstone.
 
 A purge deletes every row about the DPIA, in one transaction: its document (update log,

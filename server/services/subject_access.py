@@ -1,4 +1,4 @@
-"""Everything held about one person, for a subject access request (decision 82).
+"""Everything held about one person, for a subject access request (decision 85).
 
 Found by address: the account and its memberships, each participation, the comments and
 replies they wrote (read from each DPIA's document, by participant id), the versions they

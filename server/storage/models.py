@@ -510,7 +510,7 @@ class AuditEvent(Base):
 class DeletedDpia(Base):
     """The tombstone of a purged DPIA: what was deleted, when, by whom, under which rule.
 
-    It keeps the reference, never the title or content (decision 79)."""
+    It keeps the reference, never the title or content (decision 82)."""
 
     __tablename__ = "deleted_dpias"
 

@@ -192,7 +192,7 @@ class SqlUpdateStore:
         """Pass every update of the document through ``rewrite`` and drop its snapshots (they
         hold the old state), in one transaction; the number of updates changed.
 
-        For erasure (decision 80): the caller keeps rooms off the document meanwhile, and
+        For erasure (decision 83): the caller keeps rooms off the document meanwhile, and
         ``rewrite`` must keep every item's id (``domain.yupdates``), so the log stays one
         consistent history. ``compact`` afterwards writes a fresh snapshot."""
         changed = 0

@@ -1,4 +1,4 @@
-"""The tool's own data protection duties (decisions 79-82): deleting a DPIA, archiving the
+"""The tool's own data protection duties (decisions 82-85): deleting a DPIA, archiving the
 ones whose retention ended, and erasing a person.
 
 Deleting and erasing change what is stored underneath open editors, so both go through

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import api, devmail, feed, inbound, pages, passwords, protection, review
+from server.web import api, devmail, feed, inbound, pages, passwords, protection, public, review
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
@@ -109,6 +109,7 @@ def make_app(
             *devmail.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
+            *public.routes,
             *inbound.routes,
             Mount("/static/editor", EditorBundle(settings.editor_bundle)),
             Mount("/static", StaticFiles(directory=STATIC)),
@@ -119,5 +120,6 @@ def make_app(
             Middleware(BodyLimit, paths=review.import_body_limits(settings)),
             Middleware(csrf),
         ],
+        exception_handlers={404: public.not_found},
         lifespan=lifespan,
     )

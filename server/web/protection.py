@@ -1,4 +1,4 @@
-"""The data protection pages (decisions 79-82): deleting a DPIA, an organisation's retention
+"""The data protection pages (decisions 82-85): deleting a DPIA, an organisation's retention
 period, erasing a person, a subject access export, and the tool's privacy notice.
 
 Each asks before it acts: a POST without ``confirm=yes`` changes nothing and shows the

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, artifact, sign_in
+from tests.browser.a11y import audit
+from tests.browser.conftest import artifact, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_no_serious_accessibility_violations_on_the_review_pages(
+async def test_no_accessibility_violations_on_the_review_pages(
     site: tuple[LiveServer, Site], browser: Any
 ) -> None:
     live, seeded = site
@@ -45,14 +46,7 @@ async def test_no_serious_accessibility_violations_on_the_review_pages(
     found = {}
     for name, path in pages:
         await page.goto(base + path)
-        await page.add_script_tag(path=str(AXE))
-        result = await page.evaluate("async () => await axe.run(document)")
-        found[name] = [
-            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        await page.screenshot(path=artifact(f"axe-{name}.png"), full_page=True)
+        found[name] = await audit(page, f"axe-{name}")
     assert found == {name: [] for name, _ in pages}, json.dumps(found, indent=1)
     await page.goto(f"{base}/dpias?ig_step=assess_feasibility")
     assert await page.locator(f"a[href='/dpias/{dpia}']").count() == 1

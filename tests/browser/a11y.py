@@ -1,0 +1,88 @@
+"""What every page is checked for (WCAG 2.2 AA), for the browser tests that visit pages.
+
+axe-core runs with the WCAG A and AA rule sets of 2.0, 2.1 and 2.2 (every impact, not only
+serious ones: a minor violation is still a failure of the success criterion), the page must
+not scroll sideways (1.4.10 reflow: at 320 CSS px nothing may need a horizontal scroll bar),
+and a full-page screenshot is kept in the test artefacts, so a reviewer can see what was
+checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import AXE, artifact
+from tests.support.live import LiveServer
+
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 320, "height": 640}
+
+OVERFLOW = """() => {
+    const root = document.scrollingElement;
+    const wide = [];
+    if (root.scrollWidth > root.clientWidth) {
+        for (const node of document.querySelectorAll('body *')) {
+            const box = node.getBoundingClientRect();
+            if (box.right > root.clientWidth + 1 && box.width > 0) {
+                wide.push(`${node.tagName.toLowerCase()}${node.id ? '#' + node.id : ''}`
+                    + `${node.className && typeof node.className === 'string'
+                        ? '.' + node.className.trim().split(/\\s+/).join('.') : ''}`
+                    + ` right=${Math.round(box.right)}`);
+            }
+        }
+    }
+    return {scroll: root.scrollWidth, client: root.clientWidth, wide: wide.slice(0, 8)};
+}"""
+
+
+async def audit(page: Any, name: str) -> list[str]:
+    """The problems on the page as it is now (empty when it passes); saves a screenshot."""
+    problems: list[str] = []
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        WCAG_TAGS,
+    )
+    for violation in result["violations"]:
+        targets = [node["target"] for node in violation["nodes"]][:4]
+        problems.append(f"axe {violation['id']} ({violation['impact']}): {targets}")
+    width = await page.evaluate(OVERFLOW)
+    if width["scroll"] > width["client"]:
+        problems.append(
+            f"scrolls sideways: {width['scroll']}px wide in {width['client']}px: {width['wide']}"
+        )
+    viewport = page.viewport_size or DESKTOP
+    await page.screenshot(path=artifact(f"a11y-{name}-{viewport['width']}.png"), full_page=True)
+    return problems
+
+
+def participant_id(live: LiveServer, email: str) -> int:
+    """The id of the participant with ``email`` (in the one DPIA of the site)."""
+    from sqlalchemy import select
+
+    from server.storage.models import Participant
+
+    async def find() -> int | None:
+        async with live.runtime.sessions() as session:
+            found: int | None = await session.scalar(
+                select(Participant.id).where(Participant.email == email)
+            )
+            return found
+
+    found = live.call(find())
+    assert found is not None
+    return found
+
+
+def read_link(live: LiveServer, email: str) -> str:
+    """The path of the personal read-only link the participant with ``email`` is sent."""
+    link = live.runtime.notifications.mail.read_link(participant_id(live, email))
+    return "/r/" + link.split("/r/")[1]
+
+
+def unsubscribe_path(live: LiveServer, email: str) -> str:
+    """The path of the one-click unsubscribe link in the participant's emails."""
+    mail = live.runtime.notifications.mail
+    return f"/unsubscribe/{mail.unsubscribe_token(participant_id(live, email))}"
