@@ -115,13 +115,23 @@ class Erasable:
     organisations: frozenset[int]  # their memberships
     dpias: frozenset[str]  # DPIAs they take part in
     dpia_organisations: frozenset[int] = frozenset()  # the lead organisations of those
+    sole_owner_of: frozenset[str] = frozenset()  # DPIAs where they are the only owner
 
 
 def erase_policy(eraser: Eraser, person: Erasable) -> Verdict:
     """The deployment administrator may erase anyone. A member (someone with an account) may
     also be erased by an administrator of one of their organisations. An email-only partner
     may also be erased by an owner of every DPIA they take part in: erasure reaches all of
-    them, so an owner of only some must ask the deployment administrator."""
+    them, so an owner of only some must ask the deployment administrator. Nobody may erase
+    the only owner of a DPIA (decision 83, as ``owner_kept_policy`` for removal)."""
+    if person.sole_owner_of:
+        # An erased owner can never sign in again: the DPIA would be left without one.
+        return refused(
+            Conflict(
+                f"They are the only owner of {', '.join(sorted(person.sole_owner_of))}: "
+                "make someone else owner first"
+            )
+        )
     if eraser.deployment_admin:
         return ALLOWED
     if person.has_account:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.errors import DocumentNotFound
@@ -129,6 +129,16 @@ class ErasureService:
                     select(Dpia.id, Dpia.lead_organisation_id).where(Dpia.id.in_(dpias))
                 )
             ).all()
+            owned = [p.dpia_id for p in participants if p.role == "owner"]
+            owners = dict(
+                (
+                    await session.execute(
+                        select(Participant.dpia_id, func.count())
+                        .where(Participant.dpia_id.in_(owned), Participant.role == "owner")
+                        .group_by(Participant.dpia_id)
+                    )
+                ).all()
+            )
         if user is None and not participants and not existing:
             raise DocumentNotFound(f"Nobody with the address {email} is known here")
         names = {p.name for p in participants} | ({user.name} if user is not None else set())
@@ -141,6 +151,7 @@ class ErasureService:
                 organisations=frozenset(organisations or ()),
                 dpias=frozenset(dpia_id for dpia_id, _ in existing),
                 dpia_organisations=frozenset(lead for _, lead in existing),
+                sole_owner_of=frozenset(d for d in owned if owners.get(d, 0) <= 1),
             ),
             pseudonym_code(self._key, email),
         )

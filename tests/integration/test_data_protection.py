@@ -372,3 +372,10 @@ async def test_a_partner_removed_from_a_dpia_is_still_traced_there_by_their_mail
     assert traces_in(await database_text(w.sessions)) == []
     assert await w.audit.verify(other) is None
     assert (await w.audit.entries(other))[-1].record.kind == ERASURE
+
+
+async def test_the_only_owner_of_a_dpia_cannot_be_erased(setting: Setting) -> None:
+    w = setting.world
+    with pytest.raises(Conflict, match="only owner"):
+        await setting.protection.erase(None, w.owner.email, confirmed=True)
+    assert (await setting.protection.person(w.owner.email)).facts.sole_owner_of == {w.dpia_id}

@@ -145,6 +145,12 @@ def test_a_partner_is_erased_by_an_owner_of_every_dpia_they_take_part_in() -> No
     assert not refusal.allowed and "every DPIA" in str(refusal.refusal)
 
 
+def test_nobody_may_erase_the_only_owner_of_a_dpia() -> None:
+    sole = Erasable(True, frozenset({1}), frozenset({"D1"}), sole_owner_of=frozenset({"D1"}))
+    refusal = erase_policy(Eraser(True, frozenset(), frozenset()), sole)
+    assert isinstance(refusal.refusal, Conflict) and "only owner of D1" in str(refusal.refusal)
+
+
 # -- pseudonyms and the redactor -------------------------------------------------------------------
 
 
