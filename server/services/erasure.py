@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.domain.errors import DocumentNotFound
+from server.domain.errors import Conflict, DocumentNotFound
 from server.domain.people import normalise_email
 from server.domain.protection import (
     Erasable,
@@ -159,9 +159,15 @@ class ErasureService:
     async def rewrite_document(self, dpia_id: str, rewrite: Rewrite) -> int:
         """Rewrite the strings of the DPIA's update log, then snapshot it afresh; the number
         of updates changed. The caller keeps the DPIA's room unloaded meanwhile."""
-        changed = await self._store.rewrite_log(
-            dpia_id, lambda update: rewrite_strings(update, rewrite)
-        )
+        try:
+            changed = await self._store.rewrite_log(
+                dpia_id, lambda update: rewrite_strings(update, rewrite)
+            )
+        except ValueError as error:  # the log's transaction rolled back: nothing changed
+            raise Conflict(
+                f"The history of {dpia_id} could not be read for the erasure ({error}); "
+                "nothing was erased yet. Running the erasure again is safe"
+            ) from None
         await self._store.compact(dpia_id)
         return changed
 
@@ -269,7 +275,11 @@ class ErasureService:
                 or_(OutboxMessage.dpia_id.in_(dpias), OutboxMessage.recipient == person.email)
             )
         ):
+            to_them = mail.recipient == person.email
             changed = _rewrite_columns(mail, ("recipient", "subject", "last_error"), rewrite)
+            if to_them and mail.status == "pending":
+                # Not yet sent to someone now erased: it never will be.
+                mail.status, mail.last_error = "failed", "The recipient was erased"
             message = redact_message(mail.message, rewrite)
             if changed or message != mail.message:
                 mail.message = message

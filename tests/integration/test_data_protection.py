@@ -29,7 +29,14 @@ from server.realtime.rooms import RoomManager
 from server.services.erasure import ErasureService
 from server.services.retention import RetentionService
 from server.services.subject_access import SubjectAccessService
-from server.storage.models import AuditEvent, Base, DeletedDpia, Dpia, OutboxMessage
+from server.storage.models import (
+    AuditEvent,
+    Base,
+    DeletedDpia,
+    DocumentUpdate,
+    Dpia,
+    OutboxMessage,
+)
 from server.usecases.protection import ConfirmationNeeded, DataProtection
 from tests.support.exports import pdf_text, word_text
 from tests.support.protection import (
@@ -379,3 +386,33 @@ async def test_the_only_owner_of_a_dpia_cannot_be_erased(setting: Setting) -> No
     with pytest.raises(Conflict, match="only owner"):
         await setting.protection.erase(None, w.owner.email, confirmed=True)
     assert (await setting.protection.person(w.owner.email)).facts.sole_owner_of == {w.dpia_id}
+
+
+async def test_mail_not_yet_sent_to_an_erased_partner_is_never_sent(setting: Setting) -> None:
+    w = setting.world
+    async with w.sessions.begin() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.recipient == PARTNER_EMAIL)
+            .values(status="pending")
+        )
+    await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    async with w.sessions() as session:
+        mails = (await session.scalars(select(OutboxMessage))).all()
+    assert [(m.status, m.last_error) for m in mails] == [("failed", "The recipient was erased")]
+
+
+async def test_a_history_that_cannot_be_read_stops_the_erasure_before_anything_changes(
+    setting: Setting,
+) -> None:
+    w = setting.world
+    async with w.sessions.begin() as session:
+        await session.execute(
+            update(DocumentUpdate)
+            .where(DocumentUpdate.document_id == w.dpia_id, DocumentUpdate.seq == 1)
+            .values(update=b"\x05\x01")
+        )
+    before = await database_text(w.sessions)
+    with pytest.raises(Conflict, match="could not be read"):
+        await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    assert await database_text(w.sessions) == before
