@@ -153,7 +153,13 @@ class RetentionService:
         until an owner confirms its deletion. ``closed_at`` is kept, so archiving does not
         restart its retention."""
         async with self._sessions.begin() as session:
-            dpia = await session.get(Dpia, dpia_id)
+            # Locked: every web process runs the keeper, and only one may archive it.
+            dpia = await session.scalar(
+                select(Dpia)
+                .where(Dpia.id == dpia_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
             if dpia is None or dpia.status == DpiaStatus.ARCHIVED.value:
                 return False
             old = DpiaStatus(dpia.status)
