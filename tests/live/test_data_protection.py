@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from pycrdt import Map
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -129,6 +130,8 @@ async def test_erasing_a_partner_leaves_no_trace_in_exports_or_tables_and_the_ch
     owner = await signed_in(_base(live), site.emails["owner"])
     outsider = await signed_in(_base(live), site.emails["outsider"])
     try:
+        participants = (await owner.get(f"/dpias/{site.dpia_id}/participants")).text
+        assert 'href="/admin/erase?email=paula.partner%40nlft.example"' in participants
         asking = await owner.get("/admin/erase", params={"email": PARTNER_EMAIL})
         assert asking.status_code == 200 and "Former participant" in asking.text
         assert (
@@ -141,8 +144,19 @@ async def test_erasing_a_partner_leaves_no_trace_in_exports_or_tables_and_the_ch
         assert unconfirmed.status_code == 400 and "Nothing changed" in unconfirmed.text
         # The history names the partner (their comments) until they are erased.
         assert traces_in((await owner.get(f"/dpias/{site.dpia_id}/history")).text)
+        editor = await signed_in(_base(live), site.emails["editor"])
+        editing = await session_socket(live.port, site.dpia_id, editor)
         done = await _post(owner, "/admin/erase", email=PARTNER_EMAIL, confirm="yes")
         assert done.status_code == 200 and "Erased" in done.text
+        # Open editors close (their copy held the name) and open again on the new history.
+        code, reason = await editing.wait_closed()
+        assert code is not None and "erased" in (reason or "")
+        again = await session_socket(live.port, site.dpia_id, editor)
+        comments = again.doc.get("comments", type=Map).to_py()
+        assert comments["c-partner"]["author_name"].startswith("Former participant")
+        await again.close()
+        await editing.close()
+        await editor.aclose()
         for kind in ("json", "csv", "pdf", "docx"):
             exported = await owner.get(f"/dpias/{site.dpia_id}/export.{kind}")
             assert exported.status_code == 200
