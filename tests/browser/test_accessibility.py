@@ -204,8 +204,11 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await check(owner, "import-error")
 
     await owner.goto(f"{base}/dpias/{dpia}/workflow")
-    await owner.select_option("#step-consultation", "submit")  # an empty section
-    await owner.locator("form:has(#step-consultation) button[type=submit]").click()
+    # The page offers only the steps the owner may take; the refusal a stale page or a
+    # crafted form meets is shown by asking for the DPO's step on a section.
+    step = owner.locator("select[name=step]").first
+    await step.evaluate("(select) => select.add(new Option('Review', 'review', true, true))")
+    await owner.locator("form:has(select[name=step]) button[type=submit]").first.click()
     await owner.wait_for_selector("[role=alert]")
     await check(owner, "workflow-error")
     await owner.goto(f"{base}/dpias/{dpia}/participants")

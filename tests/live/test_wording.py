@@ -12,12 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from pycrdt import XmlFragment
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.templates import append_paragraphs
-from server.services.demo import DEMO_PASSWORD, PEOPLE, seed_demo
-from server.storage.database import create_engine
-from server.storage.updates import SqlUpdateStore
+from server.services.demo import DEMO_PASSWORD, PEOPLE
+from tests.support.exports import demo_world
 from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.site import Site, prepare, seed_site, session_socket, signed_in
 from tests.support.smtp import Sink, serve_sink
@@ -175,15 +173,9 @@ async def test_the_review_flow_and_its_emails_name_everything_by_its_label(
 
 
 async def _seed_demo(database_url: str) -> str:
-    engine = create_engine(database_url)
-    try:
-        dpia = await seed_demo(
-            async_sessionmaker(engine, expire_on_commit=False), SqlUpdateStore(engine)
-        )
-    finally:
-        await engine.dispose()
-    assert dpia is not None
-    return dpia
+    """The demo as ``opendpia demo`` seeds it, its DPO's sign-off included."""
+    async with demo_world(database_url) as demo:
+        return demo.dpia_id
 
 
 async def test_the_demo_reads_in_words_for_every_demo_person(sqlite_url: str) -> None:
