@@ -71,6 +71,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 report = await protection.erase(None, args.email, confirmed=args.yes)
                 changed = ", ".join(f"{t} {n}" for t, n in sorted(report.records.items()))
                 print(f"erased: now {report.pseudonym} in {len(report.dpias)} DPIAs ({changed})")
+                for where in report.still_named:
+                    print(f"typed text still names them (the owners' to edit): {where}")
             else:
                 export = await protection.export_person(args.email)
                 if args.zip_path:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.domain.content import document_content, plain_text
 from server.domain.errors import Conflict, DocumentNotFound
 from server.domain.people import normalise_email
 from server.domain.protection import (
@@ -32,6 +33,7 @@ from server.domain.protection import (
     pseudonymous_address,
     redactor,
 )
+from server.domain.templates import load_template
 from server.domain.yupdates import rewrite_strings
 from server.mail.redact import redact_message
 from server.services.audit import AuditTrail
@@ -87,6 +89,8 @@ class ErasureReport:
     pseudonym: str
     dpias: list[str]
     records: dict[str, int] = field(default_factory=dict)
+    # Fields whose typed text still names the person ("DPIA-…: need.aims"): the owners' to edit.
+    still_named: list[str] = field(default_factory=list)
 
     def count(self, table: str, n: int = 1) -> None:
         if n:
@@ -170,6 +174,23 @@ class ErasureService:
             ) from None
         await self._store.compact(dpia_id)
         return changed
+
+    async def still_named(self, dpia_id: str, rewrite: Rewrite) -> list[str]:
+        """The fields of the DPIA whose text still names the person (typed text, which
+        erasure leaves to the owners), as ``section.field``."""
+        stored = await self._store.load(dpia_id)
+        async with self._sessions() as session:
+            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
+        if stored is None or template_id is None:
+            return []
+        template = load_template(template_id)
+        content = document_content(stored.to_doc(), template)
+        return [
+            f"{section}.{name}"
+            for section, fields in content.items()
+            for name, value in fields.items()
+            if rewrite(plain_text(value)) != plain_text(value)
+        ]
 
     async def erase(
         self, person: Person, *, erased_by: str, channel: str, rule: str, updates: int = 0

@@ -120,13 +120,17 @@ class DataProtection:
             updates += await self.rooms.evict(
                 dpia_id, notice, functools.partial(self.erasure.rewrite_document, dpia_id, rewrite)
             )
-        return await self.erasure.erase(
+        report = await self.erasure.erase(
             person,
             erased_by="cli" if by is None else f"user:{by.id}",
             channel="cli" if by is None else "browser",
             rule=ERASE_RULE,
             updates=updates,
         )
+        for dpia_id in report.dpias:
+            named = await self.erasure.still_named(dpia_id, rewrite)
+            report.still_named += [f"{dpia_id}: {path}" for path in named]
+        return report
 
 
 class RetentionKeeper:

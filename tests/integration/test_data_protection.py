@@ -416,3 +416,13 @@ async def test_a_history_that_cannot_be_read_stops_the_erasure_before_anything_c
     with pytest.raises(Conflict, match="could not be read"):
         await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
     assert await database_text(w.sessions) == before
+
+
+async def test_typed_text_that_names_the_partner_is_left_and_reported(setting: Setting) -> None:
+    w = setting.world
+    await edit(w, text("need.aims", f"Agreed with {PARTNER_NAME} at the meeting"))
+    report = await setting.protection.erase(None, PARTNER_EMAIL, confirmed=True)
+    assert report.still_named == [f"{w.dpia_id}: need.aims"]
+    current = await w.history.current(w.dpia_id)
+    assert PARTNER_NAME in str(current.content["need"]["aims"])  # the owners' to edit
+    assert await w.audit.verify(w.dpia_id) is None
