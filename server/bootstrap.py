@@ -29,6 +29,7 @@ from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
+from server.services.erasure import ErasureService
 from server.services.exports import ExportService
 from server.services.health import Health
 from server.services.history import HistoryService
@@ -37,8 +38,10 @@ from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
 from server.services.passwords import PasswordResets
+from server.services.retention import RetentionService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
+from server.services.subject_access import SubjectAccessService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
 from server.storage.database import create_engine, migrate
@@ -50,6 +53,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 from server.web.app import make_app
@@ -182,6 +186,14 @@ async def open_runtime(
         recheck_seconds=settings.access_recheck_seconds,
     )
     editing = DocumentEditing(rooms)
+    retention = RetentionService(sessions, audit, settings.default_retention_months)
+    protection = DataProtection(
+        dpias,
+        retention,
+        ErasureService(sessions, store, audit, settings.secret_key),
+        SubjectAccessService(sessions, store),
+        rooms,
+    )
     inbound = InboundStore(sessions, notifications.mail.reply_keys)
     passwords = PasswordResets(
         sessions,
@@ -225,6 +237,7 @@ async def open_runtime(
             signoffs=SignOffs(signoffs, rooms),
             inbound=InboundMail(inbound, dpias),
             administer=Administer(administration, dpias, rooms),
+            protection=protection,
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
@@ -237,6 +250,10 @@ async def open_runtime(
                 tasks.create_task(recorder.run(started[2])),
                 tasks.create_task(the_bus.run(started[3], rooms, notifications.wake)),
             ]
+            if web:
+                started.append(asyncio.Event())
+                keeper = RetentionKeeper(protection, settings.retention_check_seconds)
+                running.append(tasks.create_task(keeper.run(started[-1])))
             if worker is not None:
                 started += [asyncio.Event(), asyncio.Event()]
                 running.append(tasks.create_task(worker.run(started[-2])))

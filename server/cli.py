@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server import logs
+from server import cli_protection, logs
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings, SettingsError
 
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     exported.add_argument("--as", dest="email", required=True, help="a participant's email")
     exported.add_argument("--format", choices=["json", "csv", "pdf", "docx"], default="json")
 
+    cli_protection.add_commands(commands)
     return parser
 
 
@@ -187,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_administer(settings, args))
     if args.command in ("audit", "import", "export"):
         return asyncio.run(_record(settings, args))
+    if args.command in cli_protection.COMMANDS:
+        return asyncio.run(cli_protection.run(settings, args))
     signer = TokenSigner(settings.secret_key)
     # A token that stands in for a person lives as briefly as the page's tokens do, unless
     # asked otherwise; it is checked against the person's current access on every use.

@@ -121,6 +121,14 @@ class Settings:
     oidc_timeout_seconds: float = field(
         default=10.0, metadata={"env": "OPENDPIA_OIDC_TIMEOUT_SECONDS"}
     )
+    default_retention_months: int = field(
+        default=72, metadata={"env": "OPENDPIA_DEFAULT_RETENTION_MONTHS"}
+    )
+    retention_check_seconds: float = field(
+        default=3600.0, metadata={"env": "OPENDPIA_RETENTION_CHECK_SECONDS"}
+    )
+    controller_name: str = field(default="", metadata={"env": "OPENDPIA_CONTROLLER_NAME"})
+    dpo_contact: str = field(default="", metadata={"env": "OPENDPIA_DPO_CONTACT"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -154,6 +162,10 @@ class Settings:
             raise SettingsError("OPENDPIA_MAX_FRAME_BYTES must be at least 1024")
         if self.import_max_bytes < 64 * 1024:
             raise SettingsError("OPENDPIA_IMPORT_MAX_BYTES must be at least 65536")
+        if not 1 <= self.default_retention_months <= 600:
+            raise SettingsError("OPENDPIA_DEFAULT_RETENTION_MONTHS must be between 1 and 600")
+        if self.retention_check_seconds < 1:
+            raise SettingsError("OPENDPIA_RETENTION_CHECK_SECONDS must be at least 1")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
         if self.max_field_bytes < 1024 or self.max_document_bytes < self.max_field_bytes:

@@ -17,6 +17,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from pycrdt import Map
 
@@ -35,6 +36,7 @@ from server.realtime.guard import UpdateGuard
 from server.realtime.peer import Peer
 from server.realtime.room import Room
 
+T = TypeVar("T")
 log = logging.getLogger("opendpia.realtime")
 
 
@@ -184,6 +186,28 @@ class RoomManager:
         if self._bus is not None:
             self._bus.publish(document_id, BusKind.ACCESS, b"")
         await self._decide_again(document_id)
+
+    async def evict(
+        self, document_id: str, error: DomainError, then: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Close every connection of this process to ``document_id`` with ``error``, wait
+        until what its room had is committed, drop the room, and run ``then`` (a purge or a
+        rewrite of the stored document) before anyone can open it again (decision 92).
+        Other processes are told to decide their connections again."""
+        async with self._lock(document_id):
+            room = self._rooms.pop(document_id, None)
+            if room is not None:
+                for peer in list(room.peers):
+                    peer.close(self._close_code(error), str(error))
+                    room.leave(peer)
+                await room.all_saved()
+                room.close()
+                if self._bus is not None:
+                    self._bus.unfollow(document_id)
+            result = await then()
+        if self._bus is not None:
+            self._bus.publish(document_id, BusKind.ACCESS, b"")
+        return result
 
     async def _decide_again_every(self, seconds: float) -> None:
         """The backstop: changes made outside any web process (a command, the database

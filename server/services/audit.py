@@ -8,6 +8,7 @@ SQLite serialises writers anyway), so two appends cannot take the same position.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.domain.audit import GENESIS, AuditRecord, BrokenLink, encode_data, verify
+from server.domain.audit import (
+    ERASURE,
+    GENESIS,
+    AuditRecord,
+    BrokenLink,
+    content_digest,
+    encode_data,
+    erasure_data,
+    verify,
+)
 from server.domain.errors import DocumentNotFound
 from server.storage.models import AuditEvent, Dpia
 
@@ -69,11 +79,49 @@ class AuditTrail:
             data=encode_data(data or {}),
             prev_hash=dpia.audit_head or GENESIS,
         )
-        chained = AuditRecord(**{**_fields(record), "hash": record.computed_hash()})
+        chained = record.chained()
         session.add(AuditEvent(**_fields(chained)))
         dpia.audit_count = chained.position
         dpia.audit_head = chained.hash
         return chained
+
+    async def redact(
+        self,
+        session: AsyncSession,
+        dpia_id: str,
+        rewrite: Callable[[str], str],
+        *,
+        actor: str,
+        channel: str,
+        details: dict[str, Any],
+    ) -> list[int]:
+        """Rewrite the actor and data of every event of the DPIA through ``rewrite`` (in the
+        caller's transaction) and append one erasure event naming what changed (even when
+        nothing did: the erasure itself is on the record); the redacted positions."""
+        rows = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.dpia_id == dpia_id)
+                .order_by(AuditEvent.position, AuditEvent.id)
+            )
+        ).all()
+        redacted: dict[int, str] = {}
+        for row in rows:
+            actor_now, data_now = rewrite(row.actor), rewrite(row.data)
+            if (actor_now, data_now) == (row.actor, row.data):
+                continue
+            row.actor, row.data = actor_now, data_now
+            redacted[row.position] = content_digest(actor_now, data_now)
+        await session.flush()
+        await self.append(
+            session,
+            dpia_id,
+            ERASURE,
+            actor=actor,
+            channel=channel,
+            data=erasure_data(redacted, **details),
+        )
+        return sorted(redacted)
 
     async def record(self, dpia_id: str, kind: str, **details: Any) -> AuditRecord:
         """Append in a transaction of its own (events with nothing else to commit)."""
@@ -117,4 +165,5 @@ def _record(row: AuditEvent) -> AuditRecord:
         data=row.data,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        content_hash=row.content_hash,
     )

@@ -8,6 +8,7 @@ announced through ``NotificationService.record_status_change``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +17,7 @@ from server.domain.access import Role
 from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
+from server.domain.protection import closed_at_after
 from server.domain.risk import RiskMatrix, residual_high_risks
 from server.domain.wording import section_title
 from server.domain.workflow import (
@@ -192,6 +194,7 @@ class WorkflowService:
             if DpiaStatus(dpia.status) is not access.status:
                 raise InvalidInput("The DPIA moved meanwhile; reload and try again")
             dpia.status = chosen.target.value
+            dpia.closed_at = closed_at_after(chosen.target, dpia.closed_at, datetime.now(UTC))
             await self._audit.append(
                 session,
                 dpia_id,
@@ -234,6 +237,9 @@ class WorkflowService:
             return None
         old = origin.status
         origin.status = DpiaStatus.SUPERSEDED.value
+        origin.closed_at = closed_at_after(
+            DpiaStatus.SUPERSEDED, origin.closed_at, datetime.now(UTC)
+        )
         await self._audit.append(
             session,
             origin.id,

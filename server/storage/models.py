@@ -83,6 +83,8 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Whether its DPIAs may take in people from outside their parties (decision: admin).
     outside_partners: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Months a closed DPIA is kept before deletion; None: the deployment's default.
+    retention_months: Mapped[int | None]
 
 
 class User(Base):
@@ -183,6 +185,8 @@ class Dpia(Base):
     # The head of the DPIA's audit chain: deleting its last events is detectable too.
     audit_count: Mapped[int] = mapped_column(server_default="0")
     audit_head: Mapped[str] = mapped_column(String(64), server_default="")
+    # When it last entered a closed status (retention counts from here); None: open.
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DpiaParty(Base):
@@ -488,7 +492,8 @@ class SignOffRow(Base):
 
 
 class AuditEvent(Base):
-    """One link of a DPIA's audit chain: ``hash`` covers the content and ``prev_hash``."""
+    """One link of a DPIA's audit chain: ``hash`` covers the frame, ``content_hash`` and
+    ``prev_hash`` (``domain.audit``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (UniqueConstraint("dpia_id", "position", name="uq_audit_events_dpia_id"),)
@@ -505,6 +510,8 @@ class AuditEvent(Base):
     data: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of (actor, data): the link covers it, so the content can be redacted (0014).
+    content_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class OrganisationSignIn(Base):
@@ -595,3 +602,34 @@ class AdminAuditEvent(Base):
     data: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DeletedDpia(Base):
+    """The tombstone of a purged DPIA: what was deleted, when, by whom, under which rule.
+
+    It keeps the reference, never the title or content (decision 92)."""
+
+    __tablename__ = "deleted_dpias"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(100))
+    organisation: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(30))
+    rule: Mapped[str] = mapped_column(String(40))
+    deleted_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    records: Mapped[str] = mapped_column(Text)  # JSON: table → rows deleted
+
+
+class Erasure(Base):
+    """The record of a person's erasure, by pseudonym only: who erased, when, which rule,
+    and how many records of each kind were rewritten."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(100))
+    rule: Mapped[str] = mapped_column(String(40))
+    erased_by: Mapped[str] = mapped_column(String(200))
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    records: Mapped[str] = mapped_column(Text)  # JSON: table → rows rewritten

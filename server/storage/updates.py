@@ -10,7 +10,7 @@ of one document commit one after another and the committed log is always a gap-f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -187,3 +187,33 @@ class SqlUpdateStore:
             UpdateRecord(r.document_id, r.seq, r.update, r.actor, r.channel, r.origin, r.created_at)
             for r in rows
         ]
+
+    async def rewrite_log(self, document_id: str, rewrite: Callable[[bytes], bytes]) -> int:
+        """Pass every update of the document through ``rewrite`` and drop its snapshots (they
+        hold the old state), in one transaction; the number of updates changed.
+
+        For erasure (decision 93): the caller keeps rooms off the document meanwhile, and
+        ``rewrite`` must keep every item's id (``domain.yupdates``), so the log stays one
+        consistent history. ``compact`` afterwards writes a fresh snapshot."""
+        changed = 0
+        async with writer_turn(self._engine), self._engine.begin() as connection:
+            rows = (
+                await connection.execute(
+                    select(_updates.c.seq, _updates.c.update)
+                    .where(_updates.c.document_id == document_id)
+                    .order_by(_updates.c.seq)
+                )
+            ).all()
+            for row in rows:
+                rewritten = rewrite(row.update)
+                if rewritten != row.update:
+                    changed += 1
+                    await connection.execute(
+                        _updates.update()
+                        .where(_updates.c.document_id == document_id, _updates.c.seq == row.seq)
+                        .values(update=rewritten)
+                    )
+            await connection.execute(
+                delete(_snapshots).where(_snapshots.c.document_id == document_id)
+            )
+        return changed

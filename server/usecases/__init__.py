@@ -22,6 +22,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``signoffs`` | sign, re-confirm, revoke |
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
+| ``protection`` | delete a DPIA, archive the expired, erase a person |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 
@@ -48,3 +50,4 @@ class UseCases:
     signoffs: SignOffs
     inbound: InboundMail
     administer: Administer
+    protection: DataProtection

@@ -19,7 +19,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
-from server.web import admin, api, devmail, feed, inbound, pages, passwords, public, review, signin
+from server.web import (
+    admin,
+    api,
+    devmail,
+    feed,
+    inbound,
+    pages,
+    passwords,
+    protection,
+    public,
+    review,
+    signin,
+)
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
 from server.web.runtime import Runtime
@@ -105,6 +117,7 @@ def make_app(
             *pages.routes,
             *passwords.routes,
             *signin.routes,
+            *protection.routes,
             *api.routes,
             *devmail.routes,
             *admin.routes,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from server import logs
 from server.domain.errors import DomainError, InvalidToken
+from server.domain.protection import delete_policy
 from server.services.accounts import CurrentUser
 from server.services.dpias import Access
 from server.usecases.participants import Member
@@ -89,6 +91,23 @@ async def dpia_request(request: Request, user: CurrentUser) -> DpiaRequest:
     logs.document_id.set(dpia_id[:100])
     member = await runtime.usecases.participants.member(user, dpia_id)
     return DpiaRequest(request, runtime, user, member)
+
+
+async def retention_context(context: DpiaRequest) -> dict[str, Any]:
+    """What ``_retention.html`` shows: the DPIA's retention, and whether the user may delete
+    it now (asking the rule, never deciding here)."""
+    retention = await context.runtime.usecases.protection.retention.view(context.dpia_id)
+    now = datetime.now(UTC)
+    try:
+        delete_policy(context.access.role, context.access.status, retention.expired(now))
+        deletable = True
+    except DomainError:
+        deletable = False
+    return {
+        "retention": retention,
+        "retention_expired": retention.expired(now),
+        "deletable": deletable,
+    }
 
 
 def json_api(handler: Endpoint) -> Endpoint:

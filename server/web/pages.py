@@ -8,6 +8,7 @@ with the status from ``web.errors``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -24,7 +25,7 @@ from server.domain.templates import load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
-from server.web.context import DpiaRequest, UserRequest, dpia_page, user_page
+from server.web.context import DpiaRequest, UserRequest, dpia_page, retention_context, user_page
 from server.web.errors import http_status_for
 from server.web.rendering import field, form, page
 from server.web.signin import forms_may_leave_for_providers, leave_for_provider
@@ -106,6 +107,7 @@ async def dashboard(context: UserRequest) -> Response:
         else None,
         ig_step=ig_step if ig_step in IgStep.__members__.values() else "",
     )
+    expiries = await runtime.usecases.protection.retention.expiries([d.id for d in dpias])
     return page(
         request,
         "dashboard.html",
@@ -117,6 +119,9 @@ async def dashboard(context: UserRequest) -> Response:
         ig_steps=list(IgStep),
         statuses=list(DpiaStatus),
         organisations=await runtime.dpias.organisations(),
+        expiries=expiries,
+        expired={d for d, until in expiries.items() if until <= datetime.now(UTC)},
+        deleted=query.get("deleted", "")[:100],
     )
 
 
@@ -181,6 +186,7 @@ async def editor(context: DpiaRequest) -> Response:
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
+        **await retention_context(context),
     )
 
 

@@ -24,7 +24,15 @@ from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import IgStep, SignOffState, transition
 from server.services.history import field_changes
 from server.settings import Settings
-from server.web.context import DpiaRequest, UserRequest, dpia_api, dpia_page, user_api, user_page
+from server.web.context import (
+    DpiaRequest,
+    UserRequest,
+    dpia_api,
+    dpia_page,
+    retention_context,
+    user_api,
+    user_page,
+)
 from server.web.errors import http_status_for
 from server.web.middleware import describe_size
 from server.web.rendering import field, form, json_value, page, read_json
@@ -143,6 +151,7 @@ async def workflow_page(context: DpiaRequest) -> Response:
         message=message or request.query_params.get("done", "")[:120],
         error=failure,
         locked=overview.status.is_locked,
+        **await retention_context(context),
     )
 
 

@@ -106,6 +106,7 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     anonymous = await _new_page(browser, viewport)
     for name, path in (
         ("accessibility", "/accessibility"),
+        ("privacy", "/privacy"),
         ("sign-in", "/login"),
         ("forgot-password", "/forgot-password"),
         ("not-found-signed-out", "/no-such-page"),
@@ -176,6 +177,19 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await admin.get_by_role("button", name="Suspend Olive Owner").click()
     await admin.wait_for_selector("text=Suspend Olive Owner?")
     await check(admin, "admin-confirm-suspend")
+    for name, path in (
+        ("retention", "/admin/organisations/CAM/retention"),
+        ("subject-access", "/admin/subject-access"),
+        ("subject-access-unknown", "/admin/subject-access?email=nobody%40nowhere.example"),
+        ("erase-confirm", f"/admin/erase?email={ADMIN}"),
+    ):
+        await admin.goto(base + path)
+        await check(admin, name)
+    await admin.goto(f"{base}/admin/organisations/CAM/retention")
+    await admin.locator("#months").fill("700")
+    await admin.locator("#months").press("Enter")
+    await admin.wait_for_selector(".error-summary")
+    await check(admin, "retention-error")
     await anonymous.goto(base + read_link(live, seeded.emails["commenter"]))
     await anonymous.wait_for_selector('#connection-state[data-state="connected"]')
     await check(anonymous, "read-only-link")
@@ -200,6 +214,8 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
         ("notifications", "/notifications"),
         ("inbound", f"/dpias/{dpia}/inbound"),
         ("accessibility-signed-in", "/accessibility"),
+        ("delete-dpia", f"/dpias/{dpia}/delete"),
+        ("erase", "/admin/erase"),
         ("not-found", "/dpias/DPIA-NOPE-1"),
     ):
         await owner.goto(base + path)

@@ -81,12 +81,14 @@ async def test_reordering_events_is_named(world: World) -> None:
 
 
 async def test_re_hashing_an_altered_event_still_breaks_the_next_link(world: World) -> None:
+    from server.domain.audit import content_digest
     from server.services.audit import _record
 
     ids = await _ids(world)
     async with world.sessions.begin() as session:
         row = await session.get_one(AuditEvent, ids[1])
         row.data = '{"summary":"forged"}'
+        row.content_hash = content_digest(row.actor, row.data)
         row.hash = _record(row).computed_hash()
     broken = await world.audit.verify(world.dpia_id)
     assert broken is not None and broken.position == 3

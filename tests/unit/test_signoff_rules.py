@@ -138,9 +138,7 @@ def test_a_chain_verifies_and_any_change_names_its_link() -> None:
             "{}",
             previous,
         )
-        record = AuditRecord(
-            *[getattr(record, f) for f in AuditRecord.__slots__][:-1], record.computed_hash()
-        )
+        record = record.chained()
         previous = record.hash
         records.append((position, record))
     assert verify(records, 3, previous) is None
