@@ -19,14 +19,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as table:
-        table.add_column(
-            sa.Column("deployment_admin", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("organisations") as table:
-        table.add_column(
-            sa.Column("outside_partners", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    # Plain ADD COLUMN, not a batch: SQLite's batch copies and drops the table, which its
+    # foreign keys refuse once other rows point at users or organisations.
+    op.add_column(
+        "users",
+        sa.Column("deployment_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "organisations",
+        sa.Column("outside_partners", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
     op.create_table(
         "audit_chains",
         sa.Column("chain", sa.String(length=100), nullable=False),
