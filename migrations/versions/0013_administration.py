@@ -49,6 +49,8 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
+        # SHA-256 of (actor, data), covered by the link, so erasure can redact (0014).
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_audit_events")),
         sa.UniqueConstraint("chain", "position", name="uq_admin_audit_events_chain"),
     )
