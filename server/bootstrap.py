@@ -187,10 +187,11 @@ async def open_runtime(
     )
     editing = DocumentEditing(rooms)
     retention = RetentionService(sessions, audit, settings.default_retention_months)
+    admin_audit = AdminAuditTrail(sessions)
     protection = DataProtection(
         dpias,
         retention,
-        ErasureService(sessions, store, audit, settings.secret_key),
+        ErasureService(sessions, store, audit, admin_audit, settings.secret_key),
         SubjectAccessService(sessions, store),
         rooms,
     )
@@ -201,7 +202,6 @@ async def open_runtime(
         mail_from=settings.mail_from,
         on_queued=worker.wake if worker is not None else (lambda: None),
     )
-    admin_audit = AdminAuditTrail(sessions)
     signin = SignInDirectory(sessions, on_change=admin_audit.append)
     administration = Administration(
         sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere

@@ -18,10 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as table:
-        table.add_column(
-            sa.Column("break_glass", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Plain ADD COLUMN, not a batch: SQLite's batch copies and drops the table, which its
+    # foreign keys refuse once other rows point at users.
+    op.add_column(
+        "users", sa.Column("break_glass", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     op.create_table(
         "organisation_sign_in",
         sa.Column("organisation_id", sa.Integer(), nullable=False),

@@ -19,14 +19,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as table:
-        table.add_column(
-            sa.Column("deployment_admin", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("organisations") as table:
-        table.add_column(
-            sa.Column("outside_partners", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    # Plain ADD COLUMN, not a batch: SQLite's batch copies and drops the table, which its
+    # foreign keys refuse once other rows point at users or organisations.
+    op.add_column(
+        "users",
+        sa.Column("deployment_admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column(
+        "organisations",
+        sa.Column("outside_partners", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
     op.create_table(
         "audit_chains",
         sa.Column("chain", sa.String(length=100), nullable=False),
@@ -47,6 +49,8 @@ def upgrade() -> None:
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
+        # SHA-256 of (actor, data), covered by the link, so erasure can redact (0014).
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_audit_events")),
         sa.UniqueConstraint("chain", "position", name="uq_admin_audit_events_chain"),
     )

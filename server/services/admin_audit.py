@@ -1,6 +1,7 @@
 """The administration's audit chain: every change to organisations and people, chained as
-a DPIA's events are (``domain.audit``: the same record, hash and verification; the chain's
-name stands where a DPIA's reference does).
+a DPIA's events are (``domain.audit``: the same record, links over content hashes and
+verification; the chain's name stands where a DPIA's reference does), so erasing a person
+redacts their name and address here too, with an erasure event naming what changed.
 
 Appends happen inside the caller's transaction, so an event is chained if and only if the
 change it records was committed. The chain's head row is locked first (``SELECT … FOR
@@ -10,6 +11,7 @@ same position; the head is created by the first append.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.administration import ADMIN_CHAIN
-from server.domain.audit import GENESIS, AuditRecord, BrokenLink, encode_data, verify
-from server.services.audit import AuditEntry
+from server.domain.audit import (
+    ERASURE,
+    GENESIS,
+    AuditRecord,
+    BrokenLink,
+    encode_data,
+    erasure_data,
+    verify,
+)
+from server.services.audit import AuditEntry, redact_rows
 from server.storage.models import AdminAuditEvent, AuditChain
 
 
@@ -53,7 +63,7 @@ class AdminAuditTrail:
             data=encode_data(data),
             prev_hash=head.head or GENESIS,
         )
-        chained = AuditRecord(**{**_fields(record), "hash": record.computed_hash()})
+        chained = record.chained()
         session.add(
             AdminAuditEvent(
                 chain=self.chain,
@@ -66,11 +76,44 @@ class AdminAuditTrail:
                 data=chained.data,
                 prev_hash=chained.prev_hash,
                 hash=chained.hash,
+                content_hash=chained.content_hash,
             )
         )
         head.count = chained.position
         head.head = chained.hash
         return chained
+
+    async def redact(
+        self,
+        session: AsyncSession,
+        rewrite: Callable[[str], str],
+        *,
+        actor: str,
+        channel: str,
+        details: dict[str, Any],
+    ) -> list[int]:
+        """Rewrite the actor and data of every event of the chain through ``rewrite`` (in the
+        caller's transaction) and append one erasure event naming what changed, as
+        ``AuditTrail.redact`` does for a DPIA's chain; the redacted positions. The erasure
+        belongs to no organisation: it is the deployment's act."""
+        await self.lock(session)
+        rows = (
+            await session.scalars(
+                select(AdminAuditEvent)
+                .where(AdminAuditEvent.chain == self.chain)
+                .order_by(AdminAuditEvent.position, AdminAuditEvent.id)
+            )
+        ).all()
+        redacted = await redact_rows(session, rows, rewrite)
+        await self.append(
+            session,
+            ERASURE,
+            actor=actor,
+            channel=channel,
+            organisation_id=None,
+            data=erasure_data(redacted, **details),
+        )
+        return sorted(redacted)
 
     async def lock(self, session: AsyncSession) -> None:
         """Lock the chain's head for the rest of ``session``'s transaction (so that
@@ -114,10 +157,6 @@ class AdminAuditTrail:
         return verify([(e.id, e.record) for e in entries], count, last)
 
 
-def _fields(record: AuditRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in AuditRecord.__slots__}
-
-
 def _record(row: AdminAuditEvent) -> AuditRecord:
     return AuditRecord(
         dpia_id=row.chain,
@@ -131,4 +170,5 @@ def _record(row: AdminAuditEvent) -> AuditRecord:
         data=row.data,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        content_hash=row.content_hash,
     )

@@ -8,7 +8,7 @@ SQLite serialises writers anyway), so two appends cannot take the same position.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,7 @@ from server.domain.audit import (
     verify,
 )
 from server.domain.errors import DocumentNotFound
-from server.storage.models import AuditEvent, Dpia
+from server.storage.models import AdminAuditEvent, AuditEvent, Dpia
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +105,7 @@ class AuditTrail:
                 .order_by(AuditEvent.position, AuditEvent.id)
             )
         ).all()
-        redacted: dict[int, str] = {}
-        for row in rows:
-            actor_now, data_now = rewrite(row.actor), rewrite(row.data)
-            if (actor_now, data_now) == (row.actor, row.data):
-                continue
-            row.actor, row.data = actor_now, data_now
-            redacted[row.position] = content_digest(actor_now, data_now)
-        await session.flush()
+        redacted = await redact_rows(session, rows, rewrite)
         await self.append(
             session,
             dpia_id,
@@ -146,6 +139,27 @@ class AuditTrail:
             count, head = dpia.audit_count, dpia.audit_head
         entries = await self.entries(dpia_id)
         return verify([(e.id, e.record) for e in entries], count, head)
+
+
+async def redact_rows(
+    session: AsyncSession,
+    rows: Sequence[AuditEvent | AdminAuditEvent],
+    rewrite: Callable[[str], str],
+) -> dict[int, str]:
+    """Rewrite the actor and data of a chain's stored links through ``rewrite`` (in the
+    caller's transaction, flushed); the position of each link that changed with the hash of
+    its new content, for the erasure event that must follow in the same chain
+    (``domain.audit.erasure_data``). Every chain, a DPIA's or the administration's, is
+    redacted here, so they cannot drift apart."""
+    redacted: dict[int, str] = {}
+    for row in rows:
+        actor_now, data_now = rewrite(row.actor), rewrite(row.data)
+        if (actor_now, data_now) == (row.actor, row.data):
+            continue
+        row.actor, row.data = actor_now, data_now
+        redacted[row.position] = content_digest(actor_now, data_now)
+    await session.flush()
+    return redacted
 
 
 def _fields(record: AuditRecord) -> dict[str, Any]:

@@ -6,8 +6,9 @@ row that holds them, and the audit chains of their DPIAs record the erasure.
 meanwhile); ``erase`` rewrites the SQL rows in one transaction: the account (signed out,
 unable to sign in, memberships ended), participations, notifications, change excerpts,
 section states, sign-offs, mail sent (outbox) and received (inbound messages and their
-attachments' names), the development mailbox, and each DPIA's audit chain, where an
-``erasure`` event names the redacted events. One ``erasures`` row records it by pseudonym.
+attachments' names), the development mailbox, and each DPIA's audit chain and the
+administration's (``admin_audit``), where an ``erasure`` event names the redacted events.
+One ``erasures`` row records it by pseudonym.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from server.domain.protection import (
 from server.domain.templates import load_template
 from server.domain.yupdates import rewrite_strings
 from server.mail.redact import redact_message
+from server.services.admin_audit import AdminAuditTrail
 from server.services.audit import AuditTrail
 from server.storage.models import (
     AuditEvent,
@@ -103,11 +105,13 @@ class ErasureService:
         sessions: async_sessionmaker[AsyncSession],
         store: SqlUpdateStore,
         audit: AuditTrail,
+        admin_audit: AdminAuditTrail,
         secret_key: str,
     ) -> None:
         self._sessions = self.sessions = sessions
         self._store = store
         self._audit = audit
+        self._admin_audit = admin_audit
         self._key = secret_key
 
     async def find(self, raw_email: str) -> Person:
@@ -202,6 +206,9 @@ class ErasureService:
         report.count("document_updates", updates)
         address = pseudonymous_address(person.code)
         async with self._sessions.begin() as session:
+            # The administration's chain first, as administrative changes lock it first:
+            # both then take the people's rows in the same order, and cannot deadlock.
+            await self._admin_audit.lock(session)
             await self._account(session, person, address, report)
             for participant in await session.scalars(
                 select(Participant).where(Participant.dpia_id.in_(dpias))
@@ -245,6 +252,19 @@ class ErasureService:
                     },
                 )
                 report.count("audit_events", len(redacted))
+            redacted = await self._admin_audit.redact(
+                session,
+                rewrite,
+                actor=erased_by,
+                channel=channel,
+                details={
+                    "summary": f"{person.pseudonym} erased ({rule})",
+                    "rule": rule,
+                    "pseudonym": person.pseudonym,
+                    "dpias": len(dpias),
+                },
+            )
+            report.count("admin_audit_events", len(redacted))
             session.add(
                 Erasure(
                     pseudonym=person.pseudonym,

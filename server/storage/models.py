@@ -586,7 +586,8 @@ class AuditChain(Base):
 
 class AdminAuditEvent(Base):
     """One link of the administration's audit chain, hashed as a DPIA's links are
-    (``domain.audit.AuditRecord`` with the chain's name in place of a DPIA)."""
+    (``domain.audit.AuditRecord`` with the chain's name in place of a DPIA), always over
+    ``content_hash`` so erasure can redact the people it names."""
 
     __tablename__ = "admin_audit_events"
     __table_args__ = (UniqueConstraint("chain", "position", name="uq_admin_audit_events_chain"),)
@@ -602,6 +603,7 @@ class AdminAuditEvent(Base):
     data: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
 
 
 class DeletedDpia(Base):

@@ -26,6 +26,7 @@ from server.domain.errors import AccessDenied, Conflict
 from server.domain.protection import add_months
 from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
+from server.services.admin_audit import AdminAuditTrail
 from server.services.erasure import ErasureService
 from server.services.retention import RetentionService
 from server.services.subject_access import SubjectAccessService
@@ -71,7 +72,7 @@ async def setting(database_url: str) -> AsyncIterator[Setting]:
         protection = DataProtection(
             w.dpias,
             RetentionService(w.sessions, w.audit, 72),
-            ErasureService(w.sessions, w.store, w.audit, KEY),
+            ErasureService(w.sessions, w.store, w.audit, AdminAuditTrail(w.sessions), KEY),
             SubjectAccessService(w.sessions, w.store),
             rooms,
         )
