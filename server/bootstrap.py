@@ -186,8 +186,10 @@ async def open_runtime(
         recheck_seconds=settings.access_recheck_seconds,
     )
     editing = DocumentEditing(rooms)
-    retention = RetentionService(sessions, audit, settings.default_retention_months)
     admin_audit = AdminAuditTrail(sessions)
+    retention = RetentionService(
+        sessions, audit, settings.default_retention_months, on_change=admin_audit.append
+    )
     protection = DataProtection(
         dpias,
         retention,

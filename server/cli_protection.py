@@ -52,7 +52,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         try:
             if args.command == "retention" and args.retention_command == "set":
                 value = None if args.months == "default" else check_retention_months(args.months)
-                await protection.retention.set_months(args.org.upper(), value)
+                await protection.retention.set_months(
+                    args.org.upper(), value, actor=f"cli:{_login()}", channel="cli"
+                )
                 months = await protection.retention.months_of(args.org.upper())
                 print(f"{args.org.upper()} keeps closed DPIAs for {months} months")
             elif args.command == "retention":
@@ -87,3 +89,13 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         except DomainError as error:
             print(f"opendpia: {error}", file=sys.stderr)
             return 2
+
+
+def _login() -> str:
+    """Who runs the command, as the administration's audit chain names them."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

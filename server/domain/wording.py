@@ -110,6 +110,15 @@ ADMIN_FIELDS = {
     "outside_partners": "Outside partners",
     "link_sent": "Password link emailed",
     "deployment_admin": "Deployment administrator",
+    "issuer": "Identity provider",
+    "client_id": "Client ID",
+    "tenant": "Tenant",
+    "jit": "Accounts made at first sign-in",
+    "admin_group": "Administrator group",
+    "forbid_passwords": "Passwords forbidden",
+    "domains": "Email domains",
+    "secret_changed": "Client secret changed",
+    "retention_months": "Closed DPIAs kept (months)",
 }
 # The words for a recorded yes or no, where "yes" and "no" would not say it.
 ADMIN_FLAGS = {
@@ -126,6 +135,10 @@ ADMIN_EVENTS = {
     "person_reinstated": "Reinstated",
     "deployment_admin_granted": "Made a deployment administrator",
     "deployment_admin_revoked": "No longer a deployment administrator",
+    "sign_in_settings": "Sign-in settings changed",
+    "person_provisioned": "Account made at first sign-in",
+    "role_set": "Role set by the identity provider",
+    "retention_changed": "Retention changed",
 }
 # What became of an email reply (the inbound mail page).
 INBOUND_OUTCOMES = {

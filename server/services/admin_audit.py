@@ -11,9 +11,10 @@ same position; the head is created by the first append.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,37 @@ from server.domain.audit import (
 )
 from server.services.audit import AuditEntry, redact_rows
 from server.storage.models import AdminAuditEvent, AuditChain
+
+log = logging.getLogger("opendpia.admin")
+
+
+class ChangeRecorder(Protocol):
+    """Records an administrative change in the caller's transaction."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        kind: str,
+        /,
+        *,
+        actor: str,
+        channel: str,
+        organisation_id: int | None,
+        data: dict[str, Any],
+    ) -> Any: ...
+
+
+async def log_change(
+    _session: AsyncSession,
+    kind: str,
+    *,
+    actor: str,
+    channel: str,
+    organisation_id: int | None,
+    data: dict[str, Any],
+) -> None:
+    """Where no audit chain is wired in (a unit under test): the change, in the log."""
+    log.info("%s by %s (%s) for organisation %s: %s", kind, actor, channel, organisation_id, data)
 
 
 class AdminAuditTrail:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound
 from server.domain.protection import CLOSED, DeletionRule, expires_at
+from server.services.admin_audit import ChangeRecorder, log_change
 from server.services.audit import AuditTrail
 from server.storage.models import (
     AuditEvent,
@@ -81,11 +82,19 @@ class Tombstone:
 
 class RetentionService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], audit: AuditTrail, default_months: int
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        audit: AuditTrail,
+        default_months: int,
+        *,
+        on_change: ChangeRecorder = log_change,
     ) -> None:
         self._sessions = sessions
         self._audit = audit
         self.default_months = default_months
+        # A change of an organisation's period is an administrative change: the
+        # deployment's administration chain records it, in the same transaction.
+        self._on_change = on_change
 
     async def months_of(self, code: str) -> int:
         async with self._sessions() as session:
@@ -94,13 +103,29 @@ class RetentionService:
             raise DocumentNotFound(f"There is no organisation {code!r}")
         return org.retention_months or self.default_months
 
-    async def set_months(self, code: str, months: int | None) -> None:
+    async def set_months(
+        self, code: str, months: int | None, *, actor: str = "cli", channel: str = "cli"
+    ) -> None:
         """Set the organisation's period (None: back to the deployment's default)."""
         async with self._sessions.begin() as session:
             org = await session.scalar(select(Organisation).where(Organisation.code == code))
             if org is None:
                 raise DocumentNotFound(f"There is no organisation {code!r}")
-            org.retention_months = months
+            before, org.retention_months = org.retention_months, months
+            if before != months:
+                await self._on_change(
+                    session,
+                    "retention_changed",
+                    actor=actor,
+                    channel=channel,
+                    organisation_id=org.id,
+                    data={
+                        "before": {
+                            "retention_months": before or f"default ({self.default_months})"
+                        },
+                        "after": {"retention_months": months or f"default ({self.default_months})"},
+                    },
+                )
 
     async def views(self, *where: ColumnElement[bool]) -> list[RetentionView]:
         async with self._sessions() as session:

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +44,7 @@ from server.domain.signin import (
     origin_of,
 )
 from server.services.accounts import AccountService, CurrentUser
+from server.services.admin_audit import ChangeRecorder, log_change
 from server.storage.models import (
     ExternalIdentity,
     Membership,
@@ -56,35 +57,6 @@ from server.storage.models import (
 
 log = logging.getLogger("opendpia.signin")
 ATTEMPT_LIFETIME = timedelta(minutes=10)
-
-
-class ChangeRecorder(Protocol):
-    """Records an administrative change in the caller's transaction."""
-
-    async def __call__(
-        self,
-        session: AsyncSession,
-        kind: str,
-        /,
-        *,
-        actor: str,
-        channel: str,
-        organisation_id: int | None,
-        data: dict[str, Any],
-    ) -> Any: ...
-
-
-async def log_change(
-    _session: AsyncSession,
-    kind: str,
-    *,
-    actor: str,
-    channel: str,
-    organisation_id: int | None,
-    data: dict[str, Any],
-) -> None:
-    """Until the deployment's audit chain is wired in: the change, in the log."""
-    log.info("%s by %s (%s) for organisation %s: %s", kind, actor, channel, organisation_id, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +223,17 @@ class SignInDirectory:
                     "email domain leads to one organisation only"
                 )
             row = await session.get(OrganisationSignIn, organisation_id)
+            recorded = [k for k in values if k != "updated_at"]
+            before: dict[str, Any] = {}
+            if row is not None:
+                before = {k: getattr(row, k) for k in recorded}
+                before["domains"] = " ".join(
+                    await session.scalars(
+                        select(OrganisationDomain.domain)
+                        .where(OrganisationDomain.organisation_id == organisation_id)
+                        .order_by(OrganisationDomain.domain)
+                    )
+                )
             if row is None:
                 if not secret:
                     raise InvalidInput("The client secret is required the first time")
@@ -268,16 +251,16 @@ class SignInDirectory:
             session.add_all(
                 OrganisationDomain(domain=d, organisation_id=organisation_id) for d in wanted
             )
-            details = {k: v for k, v in values.items() if k != "updated_at"}
-            details["domains"] = list(wanted)
-            details["secret_changed"] = bool(secret)
+            details = {k: values[k] for k in recorded}
+            details["domains"] = " ".join(sorted(wanted))
+            details["secret_changed"] = bool(secret)  # the secret itself is never recorded
             await self._on_change(
                 session,
                 "sign_in_settings",
                 actor=actor,
                 channel=channel,
                 organisation_id=organisation_id,
-                data=details,
+                data={"before": before, "after": details},
             )
         found = await self.for_organisation(organisation_id)
         assert found is not None
@@ -403,7 +386,10 @@ class SignInDirectory:
                     actor=f"sso:{provider.organisation_code}",
                     channel="sso",
                     organisation_id=provider.organisation_id,
-                    data={"user": user.id, "email": user.email, "role": role, "was": previous},
+                    data={
+                        "before": {"email": user.email, "role": previous} if previous else {},
+                        "after": {"email": user.email, "role": role},
+                    },
                 )
             accounts.add_session(session, user.id, secret, lifetime)
             user_id = user.id

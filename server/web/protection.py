@@ -68,7 +68,9 @@ async def retention_page(context: UserRequest) -> Response:
         raw = field(data, "months", 10)
         try:
             months = None if field(data, "default") == "yes" else check_retention_months(raw)
-            await retention.set_months(code, months)
+            await retention.set_months(
+                code, months, actor=f"user:{context.user.id}", channel="browser"
+            )
         except DomainError as failure:
             error, status = str(failure), http_status_for(failure)
         else:

@@ -82,10 +82,12 @@ async def test_settings_changes_are_recorded_without_the_secret(
 ) -> None:
     _, _, recorder = world
     [(kind, actor, _, data)] = recorder.changes
-    assert (kind, actor, data["domains"], data["secret_changed"]) == (
+    after = data["after"]
+    assert (kind, actor, data["before"], after["domains"], after["secret_changed"]) == (
         "sign_in_settings",
         "user:1",
-        ["camden.example"],
+        {},  # nothing was set before
+        "camden.example",
         True,
     )
     assert "the-secret-value" not in repr(recorder.changes)
@@ -102,8 +104,11 @@ async def test_a_first_sign_in_makes_the_account_and_later_ones_follow_the_group
     assert first.provisioned
     again = await directory.sign_in(accounts, provider, replace(ann, groups=()), HOUR)
     assert again.user_id == first.user_id and not again.provisioned
-    kinds = [(kind, data["role"]) for kind, _, _, data in recorder.changes[1:]]
-    assert kinds == [("person_provisioned", "admin"), ("role_set", "member")]
+    kinds = [
+        (kind, data["before"].get("role"), data["after"]["role"])
+        for kind, _, _, data in recorder.changes[1:]
+    ]
+    assert kinds == [("person_provisioned", None, "admin"), ("role_set", "admin", "member")]
     # A new address for the same subject is still the same person (matched by subject).
     moved = await directory.sign_in(
         accounts, provider, replace(ann, email="ann.smith@camden.example"), HOUR

@@ -204,3 +204,30 @@ async def test_the_callback_answers_any_query_with_a_page_never_an_error(
         assert "<script>" not in answer.text
         assert "Back to sign in" in answer.text
         assert "opendpia_session" not in answer.headers.get("set-cookie", "")
+
+
+async def test_sign_in_and_retention_changes_are_in_the_administration_chain_as_words(
+    server: tuple[LiveServer, Site],
+) -> None:
+    live, _ = server
+    admin = await signed_in(f"http://127.0.0.1:{live.port}", ADMIN)
+    try:
+        await _save(admin, **GOOD)
+        await _save(admin, **{**GOOD, "client_secret": "", "domains": "camden.example"})
+        retention = "/admin/organisations/CAM/retention"
+        form = await admin.get(retention)
+        saved = await admin.post(
+            retention, data={"csrftoken": csrf_field(form.text), "months": "24"}
+        )
+        assert saved.status_code in (200, 303), saved.text
+        audit = await admin.get("/admin/organisations/CAM/audit")
+        assert audit.status_code == 200, audit.text
+        text = unescape(audit.text)
+    finally:
+        await admin.aclose()
+    assert text.count("Sign-in settings changed") == 2
+    assert "Email domains: camden.example camden.gov.example" in text  # before the second
+    assert "Retention changed" in text and "Closed DPIAs kept (months): 24" in text
+    assert SECRET not in text
+    broken = live.call(live.runtime.administration.audit.verify())
+    assert broken is None
