@@ -77,8 +77,11 @@ run: $(VENV)/.installed frontend/dist/editor.js tests/node/node_modules/.install
 	  echo "Islington's OpenID provider: http://127.0.0.1:$(DEMO_IDP_PORT) (log: var/demo-idp.log)"; \
 	  $(BIN)/opendpia serve
 
+# Two workers, each taking whole test files (their fixtures stay together): the suite is
+# mostly waiting on sockets, browsers and databases, so two share two cores well.
+TEST_WORKERS ?= 2
 test: setup browser dovecot caddy pango
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
