@@ -470,11 +470,7 @@ def _cli_actor() -> Actor:
     """Whoever runs the command, as a deployment administrator (they hold the database)."""
     from server.services.admin_records import Actor
 
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = "unknown"
-    return Actor.command_line(login)
+    return Actor.command_line(cli_protection.login_name())
 
 
 async def _verify(

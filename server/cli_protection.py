@@ -53,7 +53,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if args.command == "retention" and args.retention_command == "set":
                 value = None if args.months == "default" else check_retention_months(args.months)
                 await protection.retention.set_months(
-                    args.org.upper(), value, actor=f"cli:{_login()}", channel="cli"
+                    args.org.upper(), value, actor=f"cli:{login_name()}", channel="cli"
                 )
                 months = await protection.retention.months_of(args.org.upper())
                 print(f"{args.org.upper()} keeps closed DPIAs for {months} months")
@@ -91,7 +91,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return 2
 
 
-def _login() -> str:
+def login_name() -> str:
     """Who runs the command, as the administration's audit chain names them."""
     import getpass
 
