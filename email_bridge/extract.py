@@ -184,11 +184,17 @@ def _finish(blocks: list[_Segment], history: list[str], *, inline: bool, unsure:
 
 
 def _marker_line(lines: list[str], marker: str) -> int | None:
-    wanted = " ".join(marker.lower().split())
     for index, line in enumerate(lines):
-        if wanted in " ".join(_QUOTE_MARKS.sub("", line).lower().split()):
+        if _holds_marker(_QUOTE_MARKS.sub("", line), marker):
             return index
     return None
+
+
+def _holds_marker(text: str, marker: str | None) -> bool:
+    """Whether ``text`` carries our marker, whatever the case and spacing."""
+    if not marker:
+        return False
+    return " ".join(marker.lower().split()) in " ".join(text.lower().split())
 
 
 def _introduction(lines: list[str], cut: int) -> int:
@@ -211,7 +217,7 @@ def _quotes_an_original(lines: list[str], marker: str | None) -> bool:
         if not _QUOTED.match(line):
             continue
         text = _QUOTE_MARKS.sub("", line)
-        if is_echo(text) or (marker and " ".join(marker.lower().split()) in text.lower()):
+        if is_echo(text) or _holds_marker(text, marker):
             return True
     return False
 
@@ -336,7 +342,7 @@ def _segments(lines: list[str], marker: str | None) -> tuple[list[_Segment], lis
         if _QUOTED.match(line):
             quoted.append(line)
             text = _QUOTE_MARKS.sub("", line).strip()
-            if marker and " ".join(marker.lower().split()) in " ".join(text.lower().split()):
+            if _holds_marker(text, marker):
                 last_quote = None  # our marker is never context
             elif text:
                 last_quote = text
