@@ -38,6 +38,7 @@ from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
 from server.services.passwords import PasswordResets
+from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
@@ -215,6 +216,7 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
+        projects=ProjectService(sessions, dpias),
         editing=editing,
         sessions=sessions,
         notifications=notifications,

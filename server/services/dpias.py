@@ -27,6 +27,11 @@ from server.domain.dpias import (
 )
 from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, normalise_email
+from server.domain.projects import (
+    DocumentKind,
+    document_reference,
+    project_reference_of_dpia,
+)
 from server.domain.templates import Template, load_template, seed_update
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
@@ -39,12 +44,53 @@ from server.storage.models import (
     Organisation,
     OrganisationDomain,
     Participant,
+    Project,
+    ProjectParty,
     SectionReviewer,
     SectionState,
     User,
 )
 
 NEW_REFERENCE_ATTEMPTS = 5
+
+# Who stands highest when one person takes part in several documents of a project.
+_RANK = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.DPO: 2, Role.EDITOR: 3, Role.OWNER: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class _NewDocument:
+    title: str
+    lead_organisation_id: int
+    template: Template
+    first_update: bytes
+    origin_id: str | None
+    kind: DocumentKind
+
+
+async def _new_reference(
+    session: AsyncSession,
+    code: str,
+    now: datetime,
+    kind: DocumentKind,
+    project_id: str | None,
+    skip: int,
+) -> str:
+    """A DPIA's ``DPIA-<ORG>-<YEAR>-<N>``; another step's ``<project>-<STEP>`` (``-2`` and
+    on for a later version of it)."""
+    if kind is DocumentKind.DPIA or project_id is None:
+        prefix = f"DPIA-{code}-{now.year}-"
+        taken = await session.scalar(
+            select(func.count()).select_from(Dpia).where(Dpia.id.like(f"{prefix}%"))
+        )
+        return reference(code, now.year, (taken or 0) + 1 + skip)
+    base = document_reference(project_id, kind)
+    taken = await session.scalar(
+        select(func.count())
+        .select_from(Dpia)
+        .where(Dpia.project_id == project_id, Dpia.kind == kind.value)
+    )
+    number = (taken or 0) + 1 + skip
+    return base if number == 1 else f"{base}-{number}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,87 +160,143 @@ class DpiaService:
         template_id: str = "uk-dpia",
         initial_state: bytes | None = None,
         origin_id: str | None = None,
+        project_id: str | None = None,
+        kind: DocumentKind = DocumentKind.DPIA,
     ) -> str:
-        """A new DPIA led by one of the user's organisations; the user is its owner."""
+        """A new document led by one of the user's organisations; the user is its owner.
+
+        With no ``project_id`` it is a DPIA that starts a project of its own, at step 4.
+        In a project it takes the project's parties and people (decision 98)."""
         title = check_title(title)
         if lead_organisation_id not in user.organisation_ids:
             raise InvalidInput("The lead organisation must be one of your organisations")
         template = load_template(template_id)
         first_update = initial_state if initial_state is not None else seed_update(template)
+        new = _NewDocument(title, lead_organisation_id, template, first_update, origin_id, kind)
         for attempt in range(NEW_REFERENCE_ATTEMPTS):
             try:
-                return await self._insert(
-                    user, title, lead_organisation_id, template, first_update, origin_id, attempt
-                )
+                return await self._insert(user, new, project_id, attempt)
             except IntegrityError:
                 continue  # that reference is taken (a concurrent DPIA, or a tooling document)
         raise Conflict("Could not allocate a reference; try again")
 
     async def _insert(
-        self,
-        user: CurrentUser,
-        title: str,
-        lead_organisation_id: int,
-        template: Template,
-        first_update: bytes,
-        origin_id: str | None,
-        skip: int,
+        self, user: CurrentUser, new: _NewDocument, project_id: str | None, skip: int
     ) -> str:
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
-            organisation = await session.get_one(Organisation, lead_organisation_id)
-            prefix = f"DPIA-{organisation.code}-{now.year}-"
-            taken = await session.scalar(
-                select(func.count()).select_from(Dpia).where(Dpia.id.like(f"{prefix}%"))
+            organisation = await session.get_one(Organisation, new.lead_organisation_id)
+            dpia_id = await _new_reference(
+                session, organisation.code, now, new.kind, project_id, skip
             )
-            dpia_id = reference(organisation.code, now.year, (taken or 0) + 1 + skip)
+            if project_id is None:
+                project_id = project_reference_of_dpia(dpia_id)
+                session.add(
+                    Project(
+                        id=project_id,
+                        title=new.title,
+                        lead_organisation_id=organisation.id,
+                        step=IgStep.CO_CREATE_DPIA.value,
+                        created_by=user.id,
+                        created_at=now,
+                    )
+                )
+                session.add(
+                    ProjectParty(
+                        project_id=project_id,
+                        organisation_id=organisation.id,
+                        name=organisation.name,
+                        role=PartyRole.CONTROLLER.value,
+                    )
+                )
             session.add(Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}"))
             await session.flush()
             session.add(
                 Dpia(
                     id=dpia_id,
-                    title=title,
-                    lead_organisation_id=lead_organisation_id,
+                    title=new.title,
+                    lead_organisation_id=new.lead_organisation_id,
                     status=DpiaStatus.DRAFT.value,
-                    template_id=template.id,
-                    template_version=template.version,
-                    origin_id=origin_id,
+                    template_id=new.template.id,
+                    template_version=new.template.version,
+                    origin_id=new.origin_id,
                     created_by=user.id,
                     created_at=now,
+                    project_id=project_id,
+                    kind=new.kind.value,
+                    ig_step=new.kind.step.value,
                 )
             )
-            session.add(
-                DpiaParty(
-                    dpia_id=dpia_id,
-                    organisation_id=lead_organisation_id,
-                    name=organisation.name,
-                    role=PartyRole.CONTROLLER.value,
-                )
-            )
-            session.add(
-                Participant(
-                    dpia_id=dpia_id,
-                    user_id=user.id,
-                    email=user.email,
-                    name=user.name,
-                    role=Role.OWNER.value,
-                    invited_by=None,
-                    created_at=now,
-                )
-            )
+            await self._join_project(session, user, dpia_id, project_id, now)
             # The document is seeded exactly once, as the first entry of its log.
             await session.execute(
                 insert(DocumentUpdate).values(
                     document_id=dpia_id,
                     seq=1,
-                    update=first_update,
+                    update=new.first_update,
                     actor=f"user:{user.id}",
                     channel="browser",
-                    origin=f"clone:{origin_id}" if origin_id else f"template:{template.id}",
+                    origin=f"clone:{new.origin_id}"
+                    if new.origin_id
+                    else f"template:{new.template.id}",
                     created_at=now,
                 )
             )
         return dpia_id
+
+    async def _join_project(
+        self, session: AsyncSession, user: CurrentUser, dpia_id: str, project_id: str, now: datetime
+    ) -> None:
+        """The new document's parties are the project's; its people are everyone taking part
+        in the project's other documents, each in the highest role they hold there, and the
+        creator is an owner."""
+        for party in await session.scalars(
+            select(ProjectParty).where(ProjectParty.project_id == project_id)
+        ):
+            session.add(
+                DpiaParty(
+                    dpia_id=dpia_id,
+                    organisation_id=party.organisation_id,
+                    name=party.name,
+                    role=party.role,
+                )
+            )
+        people: dict[str, Participant] = {}
+        rows = await session.scalars(
+            select(Participant)
+            .join(Dpia, Dpia.id == Participant.dpia_id)
+            .where(Dpia.project_id == project_id, Participant.dpia_id != dpia_id)
+            .order_by(Participant.created_at)
+        )
+        for person in rows:
+            key = normalise_email(person.email)
+            known = people.get(key)
+            if known is None or _RANK[Role(person.role)] > _RANK[Role(known.role)]:
+                people[key] = person
+        people.pop(normalise_email(user.email), None)
+        session.add(
+            Participant(
+                dpia_id=dpia_id,
+                user_id=user.id,
+                email=user.email,
+                name=user.name,
+                role=Role.OWNER.value,
+                invited_by=None,
+                created_at=now,
+            )
+        )
+        for person in people.values():
+            session.add(
+                Participant(
+                    dpia_id=dpia_id,
+                    user_id=person.user_id,
+                    email=person.email,
+                    name=person.name,
+                    role=person.role,
+                    invited_by=user.id,
+                    created_at=now,
+                )
+            )
 
     async def clone(self, user: CurrentUser, source_id: str, title: str, lead: int) -> str:
         """A new DPIA with the content of ``source_id`` (not its discussion), fresh history."""
@@ -208,14 +310,16 @@ class DpiaService:
             for key in list(comments.keys()):
                 del comments[key]
         async with self._sessions() as session:
-            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == source_id))
+            source = await session.get_one(Dpia, source_id)
         return await self.create(
             user,
             title,
             lead,
-            template_id=template_id or "uk-dpia",
+            template_id=source.template_id,
             initial_state=doc.get_update(),
             origin_id=source_id,
+            project_id=source.project_id,
+            kind=DocumentKind(source.kind),
         )
 
     async def access(self, user: CurrentUser, dpia_id: str) -> Access:

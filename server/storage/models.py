@@ -85,6 +85,8 @@ class Organisation(Base):
     outside_partners: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Months a closed DPIA is kept before deletion; None: the deployment's default.
     retention_months: Mapped[int | None]
+    # A reviewing forum (as IGfL is): invited to projects, it comments and endorses (0015).
+    reviewing_body: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class User(Base):
@@ -114,6 +116,8 @@ class Membership(Base):
         ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
     )
     role: Mapped[str] = mapped_column(String(20))
+    # Who may sign for the organisation, and as what: "dpo,siro,caldicott_guardian" (0015).
+    signatory_roles: Mapped[str] = mapped_column(String(100), default="", server_default="")
 
 
 class UserSession(Base):
@@ -187,6 +191,64 @@ class Dpia(Base):
     audit_head: Mapped[str] = mapped_column(String(64), server_default="")
     # When it last entered a closed status (retention counts from here); None: open.
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The project this document records a step of, and which step (0015). No foreign key:
+    # adding one would rebuild ``dpias`` on SQLite (see the revision); services keep it.
+    project_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="dpia", server_default="dpia")
+
+
+class Project(Base):
+    """A data collaboration project: the seven IG steps, its parties, its documents."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    lead_organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    step: Mapped[str] = mapped_column(String(30))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Adoption of an endorsed agreement: the project copied, and the endorsement (JSON:
+    # the reviewing body, the sign-off, the content hash endorsed, when).
+    adopted_from: Mapped[str | None] = mapped_column(String(100))
+    endorsement_origin: Mapped[str | None] = mapped_column(Text)
+
+
+class ProjectParty(Base):
+    """An organisation taking part in a project, in a role (controller, joint controller,
+    processor, recipient, reviewing body). ``organisation_id`` is None for an organisation
+    not on this deployment (it takes part by email)."""
+
+    __tablename__ = "project_parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))
+
+
+class SourceLink(Base):
+    """A field of one document drafted from a field of another (the ISA from the DPIA): what
+    the source said when it was drafted or last confirmed, so a later change shows as
+    "source changed" with the difference."""
+
+    __tablename__ = "source_links"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_document_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), index=True
+    )
+    source_fields: Mapped[str] = mapped_column(String(1000))  # JSON list of field paths
+    source_hash: Mapped[str] = mapped_column(String(64))
+    source_text: Mapped[str] = mapped_column(Text)
+    confirmed_by: Mapped[str] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DpiaParty(Base):
@@ -480,6 +542,10 @@ class SignOffRow(Base):
     signer_role: Mapped[str] = mapped_column(String(20))
     signer_organisation: Mapped[str] = mapped_column(String(200))
     party: Mapped[str] = mapped_column(String(200))
+    # The party's organisation the signer signed for, and in which capacity (dpo, siro,
+    # caldicott_guardian, reviewer), read from their membership, never from the form (0015).
+    party_organisation_id: Mapped[int | None]
+    capacity: Mapped[str] = mapped_column(String(30), default="", server_default="")
     decision: Mapped[str] = mapped_column(String(30))
     conditions: Mapped[str] = mapped_column(Text)
     reasons: Mapped[str] = mapped_column(Text)

@@ -22,6 +22,7 @@ from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.passwords import PasswordResets
+from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
@@ -37,6 +38,7 @@ class Runtime:
     committer: GroupCommitter
     accounts: AccountService
     dpias: DpiaService
+    projects: ProjectService
     editing: DocumentEditing
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
