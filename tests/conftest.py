@@ -9,12 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.live import LiveServer, make_settings, release_reserved_ports, serving
 from tests.support.redisproc import RedisProcess
 
 POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
 IN_CI = os.environ.get("CI") == "true"
+
+# Property tests judge what code does, never how fast one example ran: on a busy machine an
+# example can take several times its quiet-machine time, and Hypothesis's per-example
+# deadline (200 ms) and slowness health checks then fail a correct test.
+settings.register_profile("opendpia", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("opendpia")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,7 @@ import unicodedata
 from email.message import EmailMessage
 from email.policy import SMTP
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,9 @@ from email_bridge.extract import Reply, extract
 from email_bridge.message import ReadMail, read, safe_filename
 from server.mail.compose import LOOP_HEADER
 from server.services.notification_mail import REPLY_MARKER
+
+# 200 examples a test: about 10 s on an idle machine, several times that on a busy one.
+pytestmark = pytest.mark.timeout(360)
 
 FUZZ = settings(
     max_examples=200,
