@@ -521,5 +521,5 @@ def test_the_docs_isa_table_matches_the_code() -> None:
 
 
 def test_the_docs_prefill_table_matches_the_code() -> None:
-    documented = _doc_table("What the DPIA takes from steps 1–3")
+    documented = _doc_table("What the DPIA takes from steps 1\N{EN DASH}3")
     assert documented == [([m.target], list(m.sources)) for m in DPIA_PREFILL]
