@@ -187,6 +187,7 @@ async def editor(context: DpiaRequest) -> Response:
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
+        sources_changed=await runtime.usecases.projects.changed_sources(dpia_id),
         **await retention_context(context),
     )
 
