@@ -188,6 +188,12 @@ async def editor(context: DpiaRequest) -> Response:
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
         sources_changed=await runtime.usecases.projects.changed_sources(dpia_id),
+        can_prefill=access.template_id == "uk-dpia"
+        and access.role.can_write
+        and not access.status.is_locked,
+        filled=int(filled[:4])
+        if (filled := request.query_params.get("filled", "")).isdigit()
+        else None,
         **await retention_context(context),
     )
 

@@ -28,4 +28,15 @@ async def sources_page(context: DpiaRequest) -> Response:
     )
 
 
-routes = [Route("/dpias/{dpia_id}/sources", sources_page, methods=["GET", "POST"])]
+@dpia_page
+async def prefill(context: DpiaRequest) -> Response:
+    """Fill the DPIA's empty fields from steps 1-3 (a form on the editor page)."""
+    await form(context.request)  # the CSRF token is checked by the middleware
+    written = await context.runtime.usecases.projects.fill_empty_fields(context.member)
+    return RedirectResponse(f"/dpias/{context.dpia_id}?filled={len(written)}", status_code=303)
+
+
+routes = [
+    Route("/dpias/{dpia_id}/sources", sources_page, methods=["GET", "POST"]),
+    Route("/dpias/{dpia_id}/prefill", prefill, methods=["POST"]),
+]

@@ -141,3 +141,51 @@ async def test_confirming_a_field_that_was_not_drafted_is_a_clear_error(
     )
     assert response.status_code == 400
     assert "was not drafted from another document" in response.text
+
+
+async def write(
+    live: LiveServer, client: httpx.AsyncClient, document_id: str, path: str, text: str
+) -> None:
+    socket = await session_socket(live.port, document_id, client)
+    try:
+        await socket.wait_synced()
+        append_paragraphs(socket.doc.get(f"field:{path}", type=XmlFragment), [text])
+        await socket.wait_saved()
+    finally:
+        await socket.close()
+
+
+async def test_fill_empty_fields_takes_later_answers_of_step_1_and_overwrites_nothing(
+    server: tuple[LiveServer, Site], clients: dict[str, httpx.AsyncClient]
+) -> None:
+    live, site = server
+    runtime, owner = live.runtime, clients["owner"]
+
+    async def start() -> tuple[str, str]:
+        user = await runtime.accounts.user_by_email(site.emails["owner"])
+        assert user is not None
+        project_id = await runtime.projects.create(user, "Warm homes", user.organisation_ids[0])
+        idea = (await runtime.projects.view(user, project_id)).current(DocumentKind.IDEA)
+        assert idea is not None
+        dpia = await runtime.usecases.projects.start_step(user, project_id, DocumentKind.DPIA)
+        return idea.id, dpia
+
+    idea, dpia = live.call(start())
+    await write(live, owner, idea, "outcome.outcome", "No cold homes this winter")
+    await write(live, owner, idea, "action.actors", "Energy advisers")
+    await write(live, owner, dpia, "need.processing_type", "Our own words")
+
+    page = await owner.get(f"/dpias/{dpia}")
+    assert "Fill empty fields from earlier steps</button>" in page.text
+    filled = await owner.post(f"/dpias/{dpia}/prefill", data={"csrftoken": csrf_field(page.text)})
+    assert filled.status_code == 303 and filled.headers["location"].endswith("?filled=1")
+    assert "Filled 1 empty field" in (await owner.get(filled.headers["location"])).text
+    content = live.call(runtime.history.current(dpia)).content
+
+    def lines(field: str) -> list[str]:
+        return ["".join(r["text"] for r in node["content"]) for node in content["need"][field]]
+
+    assert lines("aims") == ["No cold homes this winter"]
+    assert lines("processing_type") == ["Our own words"]
+    again = await owner.post(f"/dpias/{dpia}/prefill", data={"csrftoken": csrf_field(page.text)})
+    assert again.headers["location"].endswith("?filled=0")
