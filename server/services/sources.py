@@ -246,7 +246,7 @@ class SourceService:
                     session,
                     document_id,
                     "signoff_stale",
-                    actor="system",
+                    actor="system:sources",
                     data={
                         "summary": f"Sign-off #{row.id} went stale: a DPIA answer this "
                         "agreement was drafted from changed",
