@@ -42,6 +42,7 @@ from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
+from server.services.sources import SourceService
 from server.services.subject_access import SubjectAccessService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
@@ -54,6 +55,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -160,6 +162,8 @@ async def open_runtime(
     history = HistoryService(sessions, store, audit)
     signoffs = SignOffService(sessions, dpias, history, audit, notifications)
     workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
+    sources = SourceService(sessions, dpias, history, audit)
+    projects = ProjectService(sessions, dpias)
 
     async def record_changes(events: Sequence[ChangeEvent]) -> None:
         await notifications.record_changes(events)
@@ -169,6 +173,11 @@ async def open_runtime(
             # Not retried with the batch (that would notify twice): staleness is also
             # read against the content whenever sign-offs are shown or gates checked.
             log.exception("could not record stale sign-offs for %d events", len(events))
+        try:
+            await sources.on_changes(events)
+        except Exception:
+            # Also checked whenever the drafted document's sources or editor are shown.
+            log.exception("could not check drafted sources for %d events", len(events))
 
     recorder = ChangeRecorder(record_changes)
     access = CollaborationAccess(TokenSigner(settings.secret_key), accounts, dpias)
@@ -216,7 +225,7 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        projects=ProjectService(sessions, dpias),
+        projects=projects,
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -242,6 +251,7 @@ async def open_runtime(
             inbound=InboundMail(inbound, dpias),
             administer=Administer(administration, dpias, rooms),
             protection=protection,
+            projects=Projects(projects, history, sources, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

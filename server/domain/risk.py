@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from server.domain.templates import load_template
+
 OVERRIDE_LEVEL = "override_level"
 OVERRIDE_REASON = "override_reason"
 INHERENT = "inherent"
@@ -150,7 +152,12 @@ class RiskMatrix:
 
     @classmethod
     def from_template(cls, template_content: Mapping[str, Any]) -> RiskMatrix:
-        return cls.parse(template_content["risk_matrix"])
+        """The template's matrix; the default template's for one without a risk register
+        (a project's other step documents), so pages and exports read every kind alike."""
+        raw = template_content.get("risk_matrix")
+        if raw is None:
+            raw = load_template().content["risk_matrix"]
+        return cls.parse(raw)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> RiskMatrix:
@@ -332,6 +339,15 @@ def residual_high_risks(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix) -
     """Refs of the risks still at the highest level after measures (see the module rules)."""
     highest = matrix.highest
     return [risk_ref(row) for row in rows if matrix.assess(row).residual_or_inherent == highest]
+
+
+def residual_high_risks_of(
+    template_content: Mapping[str, Any], content: Mapping[str, Any]
+) -> list[str]:
+    """``residual_high_risks`` of a document's risk register; none for a template without a
+    register or a risk matrix (the project's other step documents, the ISA)."""
+    rows = register_rows(template_content, content)
+    return residual_high_risks(rows, RiskMatrix.from_template(template_content)) if rows else []
 
 
 def overall_residual_level(rows: Iterable[Mapping[str, Any]], matrix: RiskMatrix) -> Level | None:

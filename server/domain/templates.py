@@ -7,6 +7,7 @@ builds the first update of a new DPIA's document from its template, exactly once
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -37,6 +38,123 @@ class UnknownTemplate(LookupError):
     pass
 
 
+class MalformedTemplate(ValueError):
+    """A template file that does not follow docs/document-model.md; the message names the
+    template and the field at fault."""
+
+
+FIELD_KINDS = frozenset(
+    {"richtext", "text", "choice", "multichoice", "yesno", "date", "number", "table"}
+)
+COLUMN_KINDS = frozenset({"text", "longtext", "choice", "multichoice", "yesno", "date", "number"})
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_template(content: Any, expected_id: str | None = None) -> None:
+    """Raise MalformedTemplate unless ``content`` is a well-formed template: an id, a
+    version and a title; sections with unique ids and titles; fields of known kinds with
+    unique ids; choices with unique options; tables with unique columns of known kinds."""
+    if not isinstance(content, dict):
+        raise MalformedTemplate(f"Template {expected_id!r} is not a JSON object")
+    name = str(content.get("id", expected_id))
+
+    def fail(where: str, problem: str) -> MalformedTemplate:
+        return MalformedTemplate(f"Template {name!r}, {where}: {problem}")
+
+    for key, kind in (("id", str), ("title", str), ("version", int), ("sections", list)):
+        if not isinstance(content.get(key), kind):
+            raise fail("top level", f"{key!r} must be a {kind.__name__}")
+    if expected_id is not None and content["id"] != expected_id:
+        raise fail("top level", f"its id must be its file name, {expected_id!r}")
+    if not content["sections"]:
+        raise fail("top level", "it has no sections")
+    tables = {
+        f"{s.get('id')}.{f.get('id')}"
+        for s in content["sections"]
+        if isinstance(s, dict)
+        for f in s.get("fields") or []
+        if isinstance(f, dict) and f.get("kind") == "table"
+    }
+    scales = set((content.get("risk_matrix") or {}).keys())
+    section_ids: set[str] = set()
+    for number, section in enumerate(content["sections"], 1):
+        if not isinstance(section, dict) or not _ID.match(str(section.get("id", ""))):
+            raise fail(f"section {number}", "its id must be lower case letters, digits and _")
+        sid = section["id"]
+        if sid in section_ids:
+            raise fail(f"section {sid!r}", "the id is used twice")
+        section_ids.add(sid)
+        if not isinstance(section.get("title"), str) or not section["title"]:
+            raise fail(f"section {sid!r}", "it has no title")
+        fields = section.get("fields")
+        if not isinstance(fields, list) or not fields:
+            raise fail(f"section {sid!r}", "it has no fields")
+        field_ids: set[str] = set()
+        for field in fields:
+            fid = field.get("id") if isinstance(field, dict) else None
+            if not isinstance(fid, str) or not _ID.match(fid):
+                raise fail(
+                    f"section {sid!r}", f"field id {fid!r} must be lower case letters, digits and _"
+                )
+            if fid in field_ids:
+                raise fail(f"field {sid}.{fid}", "the id is used twice in its section")
+            field_ids.add(fid)
+            _check_field(field, f"field {sid}.{fid}", FIELD_KINDS, fail, tables, scales)
+            if field["kind"] == "table":
+                columns = field.get("columns")
+                if not isinstance(columns, list) or not columns:
+                    raise fail(f"field {sid}.{fid}", "a table needs columns")
+                if not isinstance(field.get("row_prefix"), str) or not field["row_prefix"]:
+                    raise fail(f"field {sid}.{fid}", "a table needs a row_prefix")
+                column_ids: set[str] = set()
+                for column in columns:
+                    cid = column.get("id") if isinstance(column, dict) else None
+                    where = f"column {sid}.{fid}.{cid}"
+                    if not isinstance(cid, str) or not _ID.match(cid):
+                        raise fail(where, "the id must be lower case letters, digits and _")
+                    if cid in column_ids or cid in ("id", "ref"):
+                        raise fail(where, "the id is used twice in its table (or is id or ref)")
+                    column_ids.add(cid)
+                    _check_field(column, where, COLUMN_KINDS, fail, tables, scales)
+
+
+def _check_field(
+    field: dict[str, Any],
+    where: str,
+    kinds: frozenset[str],
+    fail: Any,
+    tables: set[str],
+    scales: set[str],
+) -> None:
+    if field.get("kind") not in kinds:
+        raise fail(where, f"kind {field.get('kind')!r} is not one of {', '.join(sorted(kinds))}")
+    if not isinstance(field.get("label"), str) or not field["label"]:
+        raise fail(where, "it has no label")
+    for key in ("guidance",):
+        if key in field and not isinstance(field[key], str):
+            raise fail(where, f"{key!r} must be text")
+    if field["kind"] in ("choice", "multichoice"):
+        options = field.get("options")
+        source = field.get("options_from")
+        if not isinstance(options, list):
+            raise fail(where, "a choice needs a list of options")
+        if source is not None and source not in tables:
+            raise fail(where, f"options_from {source!r} is not a table of this template")
+        if not options and source is None:
+            raise fail(where, "a choice needs at least one option")
+        values: set[str] = set()
+        for option in options:
+            if not isinstance(option, dict) or not isinstance(option.get("value"), str):
+                raise fail(where, "every option needs a text value")
+            if not isinstance(option.get("label"), str) or not option["label"]:
+                raise fail(where, f"option {option['value']!r} has no label")
+            if option["value"] in values:
+                raise fail(where, f"option {option['value']!r} is listed twice")
+            values.add(option["value"])
+        if "scale" in field and field["scale"] not in scales:
+            raise fail(where, f"scale {field['scale']!r} is not in the risk matrix")
+
+
 @cache
 def load_template(template_id: str = DEFAULT_TEMPLATE) -> Template:
     """The template named ``template_id`` from ``server/domain/templates``."""
@@ -46,7 +164,18 @@ def load_template(template_id: str = DEFAULT_TEMPLATE) -> Template:
     if not path.is_file():
         raise UnknownTemplate(template_id)
     content = json.loads(path.read_text(encoding="utf-8"))
+    check_template(content, template_id)
     return Template(content["id"], int(content["version"]), content["title"], content)
+
+
+def template_ids() -> list[str]:
+    """Every template shipped in ``server/domain/templates`` (the rich-text schema aside)."""
+    folder = resources.files("server.domain").joinpath("templates")
+    return sorted(
+        entry.name.removesuffix(".json")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json") and entry.name != "richtext-schema.json"
+    )
 
 
 @cache

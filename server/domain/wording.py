@@ -168,6 +168,7 @@ EVENTS = {
     "signoff": "Sign-off",
     "signoff_revoked": "Sign-off revoked",
     "signoff_stale": "Sign-off stale",
+    "source_confirmed": "Drafted answer confirmed against its source",
     "ig_step": "IG process step",
     "export": "Export",
     "import": "Import",

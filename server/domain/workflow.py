@@ -20,7 +20,7 @@ from server.domain.content import Content, check_target
 from server.domain.dpias import DpiaStatus as S
 from server.domain.dpias import locked_message
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
-from server.domain.risk import RiskMatrix, residual_high_risks
+from server.domain.risk import residual_high_risks_of
 from server.domain.templates import Template
 from server.domain.verdicts import ALLOWED, Verdict, refused
 from server.domain.wording import section_title
@@ -99,7 +99,7 @@ def awaiting_review(states: Mapping[str, SectionState]) -> list[str]:
     return [
         s
         for s in REVIEWED_BEFORE_ADVICE
-        if states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
+        if s in states and states[s] not in (SectionState.REVIEWED, SectionState.SIGNED_OFF)
     ]
 
 
@@ -455,9 +455,7 @@ def signing_policy(
                 "DPO advice can be given once every section is reviewed; not yet: "
                 + ", ".join(section_title(template.sections, s) for s in waiting)
             )
-    high = residual_high_risks(
-        content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
-    )
+    high = residual_high_risks_of(template.content, content)
     chosen = check_signoff(
         signoff_kind,
         decision,

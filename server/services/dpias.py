@@ -667,7 +667,9 @@ class DpiaService:
     ) -> None:
         """Owners ask a participant to review a section (or stop asking)."""
         await self._require_owner(user, dpia_id)
-        if section not in load_template().section_ids():
+        async with self._sessions() as session:
+            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
+        if section not in load_template(template_id or "uk-dpia").section_ids():
             raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
         async with self._sessions.begin() as session:
             await self._participant(session, dpia_id, participant_id)

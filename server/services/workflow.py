@@ -18,7 +18,7 @@ from server.domain.content import content_hash
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import InvalidInput
 from server.domain.protection import closed_at_after
-from server.domain.risk import RiskMatrix, residual_high_risks
+from server.domain.risk import residual_high_risks_of
 from server.domain.wording import section_title
 from server.domain.workflow import (
     Decision,
@@ -99,10 +99,7 @@ class WorkflowService:
             await self._signoffs.section_states(dpia_id, template, current.content),
             await self._signoffs.of_dpia(dpia_id),
             next_steps(access.status, access.role),
-            residual_high_risks(
-                current.content["risks"].get("register") or [],
-                RiskMatrix.from_template(template.content),
-            ),
+            residual_high_risks_of(template.content, current.content),
             dpia.origin_id,
             current.seq,
             [
@@ -111,7 +108,7 @@ class WorkflowService:
                     f"{row.get('ref')}: {row.get('title') or ''}",
                 )
                 for section, field in (("risks", "register"), ("measures", "plan"))
-                for row in current.content[section].get(field) or []
+                for row in current.content.get(section, {}).get(field) or []
                 if isinstance(row, dict) and row.get("ref")
             ],
         )
@@ -274,15 +271,13 @@ class WorkflowService:
         ):
             await self._need_dpo_advice(dpia_id, valid)
         if target in (DpiaStatus.APPROVED, DpiaStatus.APPROVED_WITH_CONDITIONS):
-            high = residual_high_risks(
-                content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
-            )
+            high = residual_high_risks_of(template.content, content)
             if high and not _has(valid, SignOffKind.RESIDUAL_RISKS_APPROVED, _APPROVING):
                 raise InvalidInput(
                     f"Residual high risk ({', '.join(high)}): it must be reduced, or accepted "
                     "with reasons in a 'residual risks approved' sign-off"
                 )
-            advice = content["dpo_advice"].get("advice") or []
+            advice = content.get("dpo_advice", {}).get("advice") or []
             against = [
                 r for r in advice if r.get("recommendation") in ("do-not-proceed", "consult-ico")
             ]
@@ -313,10 +308,8 @@ class WorkflowService:
                     "Every controller must approve first; waiting for: " + ", ".join(missing)
                 )
         if target is DpiaStatus.IN_FORCE:
-            high = residual_high_risks(
-                content["risks"].get("register") or [], RiskMatrix.from_template(template.content)
-            )
-            outcome = content["outcome"]
+            high = residual_high_risks_of(template.content, content)
+            outcome = content.get("outcome", {})
             recorded = (
                 outcome.get("ico_consultation_date") and outcome.get("ico_reference")
             ) or _has(valid, SignOffKind.PRIOR_CONSULTATION, {Decision.CONSULTED})

@@ -23,6 +23,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
+| ``projects`` | start a step (drafting the DPIA and the ISA), fill empty DPIA fields, sources |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -51,3 +53,4 @@ class UseCases:
     inbound: InboundMail
     administer: Administer
     protection: DataProtection
+    projects: Projects

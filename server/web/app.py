@@ -31,6 +31,7 @@ from server.web import (
     public,
     review,
     signin,
+    sources,
 )
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
@@ -114,6 +115,7 @@ def make_app(
             Route("/metrics", metrics),
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
+            *sources.routes,
             *pages.routes,
             *passwords.routes,
             *signin.routes,

@@ -21,7 +21,7 @@ from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole, locked_message, manage_policy
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import whole_number
-from server.domain.templates import load_template
+from server.domain.templates import DEFAULT_TEMPLATE, load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
@@ -170,6 +170,7 @@ async def editor(context: DpiaRequest) -> Response:
         user_id=f"user:{user.id}",
         user_name=user.name,
         colour_seed=user.id,
+        template_id=access.template_id,
     )
     overview = await runtime.workflow.overview(user, dpia_id)
     config["locked"] = locked_message(access.status) if access.status.is_locked else None
@@ -186,6 +187,13 @@ async def editor(context: DpiaRequest) -> Response:
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
+        sources_changed=await runtime.usecases.projects.changed_sources(dpia_id),
+        can_prefill=access.template_id == "uk-dpia"
+        and access.role.can_write
+        and not access.status.is_locked,
+        filled=int(filled[:4])
+        if (filled := request.query_params.get("filled", "")).isdigit()
+        else None,
         **await retention_context(context),
     )
 
@@ -200,6 +208,7 @@ def editor_config(
     user_name: str,
     colour_seed: int = 0,
     token: str | None = None,
+    template_id: str = DEFAULT_TEMPLATE,
 ) -> dict[str, Any]:
     """What the editor bundle reads from the page (frontend/README.md)."""
     scheme = "wss" if request.url.scheme == "https" else "ws"
@@ -215,7 +224,7 @@ def editor_config(
             "name": user_name,
             "color": PALETTE[colour_seed % len(PALETTE)],
         },
-        "template": load_template().content,
+        "template": load_template(template_id).content,
         "commentsUrl": f"/api/dpias/{dpia_id}/comments",
         "csrfToken": csrf() if csrf else "",
     }
@@ -254,7 +263,7 @@ async def participants(context: DpiaRequest) -> Response:
             participant: [s for s, ids in reviewers.items() if participant in ids]
             for participant in {p.id for p in people}
         },
-        sections=load_template().sections,
+        sections=load_template(context.access.template_id).sections,
         organisations=await runtime.dpias.organisations(),
         error=error,
     )
