@@ -37,6 +37,7 @@ from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
+from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
@@ -54,6 +55,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.parties import PartySignOffs
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -209,6 +211,19 @@ async def open_runtime(
     administration = Administration(
         sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
     )
+    projects = ProjectService(sessions, dpias)
+    parties = PartySignOffService(
+        sessions,
+        dpias=dpias,
+        projects=projects,
+        history=history,
+        signoffs=signoffs,
+        audit=audit,
+        store=store,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -216,7 +231,7 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        projects=ProjectService(sessions, dpias),
+        projects=projects,
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -229,6 +244,7 @@ async def open_runtime(
         health=Health(sessions, the_bus),
         passwords=passwords,
         administration=administration,
+        parties=parties,
         signin=signin,
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
@@ -242,6 +258,7 @@ async def open_runtime(
             inbound=InboundMail(inbound, dpias),
             administer=Administer(administration, dpias, rooms),
             protection=protection,
+            parties=PartySignOffs(parties, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

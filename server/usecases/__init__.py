@@ -20,6 +20,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``history`` | restore a field from a past version |
 | ``workflow`` | change status, section steps, the IG step |
 | ``signoffs`` | sign, re-confirm, revoke |
+| ``parties`` | sign for a party in a capacity; endorse as a reviewing body |
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
@@ -34,6 +35,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.parties import PartySignOffs
 from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -51,3 +53,4 @@ class UseCases:
     inbound: InboundMail
     administer: Administer
     protection: DataProtection
+    parties: PartySignOffs

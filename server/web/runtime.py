@@ -21,6 +21,7 @@ from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
+from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
@@ -53,6 +54,7 @@ class Runtime:
     signin: SignInDirectory  # organisations' identity providers, and single sign-on
     oidc: OpenIdClient
     administration: Administration  # organisations and people (reads; changes but suspension)
+    parties: PartySignOffService  # every party's sign-off, endorsement, adoption (reads)
     usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     async def access_token(self, token: str, document_id: str) -> Grant:
