@@ -218,7 +218,7 @@ class Administration:
             user, membership = await self._membership(session, organisation_id, user_id)
             old_role = OrgRole(membership.role)
             if old_role is new_role:
-                return person_view(user, membership.role)
+                return person_view(user, membership.role, membership.signatory_roles)
             admins = await self._active_admins(session, organisation_id)
             admin_kept_policy(old_role, user.active, new_role, user.active, admins).require()
             membership.role = new_role.value
@@ -230,7 +230,7 @@ class Administration:
                 {"email": user.email, "role": old_role.value},
                 {"email": user.email, "role": new_role.value},
             )
-            return person_view(user, membership.role)
+            return person_view(user, membership.role, membership.signatory_roles)
 
     async def set_signatory_roles(
         self, actor: Actor, organisation_id: int, user_id: int, roles: Iterable[str]

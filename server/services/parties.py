@@ -161,8 +161,9 @@ class Outstanding:
 
 @dataclass(frozen=True, slots=True)
 class Reminded:
-    sent: list[str] = field(default_factory=list)  # addresses written to now
-    not_due: list[str] = field(default_factory=list)  # reminded in the last day already
+    # (document, address) pairs: written to now, or reminded in the last day already
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    not_due: list[tuple[str, str]] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)  # parties with nobody to write to
 
 
@@ -611,12 +612,12 @@ class PartySignOffService:
         now: datetime,
         result: Reminded,
     ) -> None:
-        row = await session.get(SignOffReminder, (document.document_id, email))
-        if email in result.sent:
-            return  # one email per person and document, whatever they hold
+        key = (document.document_id, email)
+        if key in result.sent or key in result.not_due:
+            return  # one email per person and document, whatever roles they hold
+        row = await session.get(SignOffReminder, key)
         if row is not None and not reminder_due(_aware(row.sent_at), now):
-            if email not in result.not_due:
-                result.not_due.append(email)
+            result.not_due.append(key)
             return
         link = f"{self._base}/projects/{status.project_id}/sign-off"
         text = (
@@ -654,7 +655,7 @@ class PartySignOffService:
             )
         else:
             row.sent_at, row.sent_by = now, f"user:{user.id}"
-        result.sent.append(email)
+        result.sent.append(key)
 
     # -- the endorsed library and adoption -----------------------------------------------------
 
