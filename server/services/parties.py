@@ -842,9 +842,12 @@ class PartySignOffService:
             kind=kind,
         )
 
-    async def changes_from_endorsed(self, user: CurrentUser, isa_id: str) -> list[FieldChange]:
+    async def changes_from_endorsed(
+        self, user: CurrentUser, isa_id: str
+    ) -> list[FieldChange] | None:
         """The fields of an adopted ISA that differ from the text its reviewing body
-        endorsed (the original ISA rebuilt at the endorsed seq); [] for an ISA not adopted."""
+        endorsed (the original ISA rebuilt at the endorsed seq); None for a document that is
+        not an adopted ISA, or whose original is gone (nothing to compare with)."""
         await self._dpias.access(user, isa_id)
         async with self._sessions() as session:
             origin_raw = await session.scalar(
@@ -853,12 +856,12 @@ class PartySignOffService:
                 .where(Dpia.id == isa_id, Dpia.kind == DocumentKind.ISA.value)
             )
         if not origin_raw:
-            return []
+            return None
         origin = json.loads(origin_raw)
         try:
             endorsed = await self._history.version(str(origin["isa"]), int(origin["seq"]))
         except (DocumentNotFound, InvalidInput):
-            return []  # the original is gone: nothing to compare with
+            return None
         template = await self._history.template_of(isa_id)
         current = await self._history.current(isa_id)
         return field_changes(template, endorsed.content, current.content)

@@ -42,7 +42,7 @@ async def project_signoff_page(context: UserRequest) -> Response:
             message = await _act(context, project_id, action, data)
         except DomainError as problem:
             error, status = str(problem), http_status_for(problem)
-            error_field = _field_of(action, field(data, "document", 100))
+            error_field = _field_of(action, field(data, "document", 100), error)
         else:
             return RedirectResponse(
                 f"{signoff_path(project_id)}?done={quote(message[:160])}", status_code=303
@@ -50,7 +50,7 @@ async def project_signoff_page(context: UserRequest) -> Response:
     signoffs = await runtime.parties.status(user, project_id)
     changes: list[FieldChange] | None = None
     isa = signoffs.document(DocumentKind.ISA)
-    if signoffs.adopted_from and isa is not None:
+    if isa is not None:
         changes = await runtime.parties.changes_from_endorsed(user, isa.document_id)
     return page(
         request,
@@ -116,9 +116,10 @@ def _signing_as(raw: str) -> tuple[int | None, str]:
     return whole_number(organisation, "The party you sign for"), capacity
 
 
-def _field_of(action: str, document: str) -> str:
+def _field_of(action: str, document: str, error: str) -> str:
+    """The id of the field an error is about, for the error summary's link."""
     if action == "sign":
-        return f"signing-as-{document}"
+        return f"{'reasons' if 'reasons' in error else 'signing-as'}-{document}"
     if action == "endorse":
         return f"endorse-reasons-{document}"
     if action == "invite_body":

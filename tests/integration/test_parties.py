@@ -386,7 +386,7 @@ async def test_adopting_an_endorsed_agreement_keeps_its_origin_and_flags_changes
     assert change.path == "need.aims" and "police" in change.after
     assert "police" not in change.before and "weekly" in change.before
     # The original is untouched, and nobody of the original joined the copy.
-    assert await w.parties.changes_from_endorsed(w.people["ann"], w.isa_id) == []
+    assert await w.parties.changes_from_endorsed(w.people["ann"], w.isa_id) is None
     with pytest.raises(DocumentNotFound):
         await w.projects.view(w.people["ann"], new_id)
     async with w.sessions() as session:

@@ -329,6 +329,8 @@ async def test_another_borough_adopts_the_endorsed_agreement_and_sees_its_change
     await edit(w, people["hal"], new_isa, "and with the police")
     changed = await until(people["hal"], new_page, 'data-path="need.aims"')
     assert "police" in changed and "1 field of this agreement differs" in changed
+    review = (await people["hal"].get(f"/dpias/{new_isa}/workflow")).text
+    assert "Changes from the endorsed text" in review and 'data-path="need.aims"' in review
     again = await people["hal"].post(
         f"/agreements/endorsed/{w.project_id}/adopt",
         data={"csrftoken": csrf_field(library.text)},
