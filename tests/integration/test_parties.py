@@ -293,6 +293,9 @@ async def test_endorsement_is_given_or_withheld_with_reasons_and_goes_stale(w: W
     await w.parties.invite_reviewing_body(w.people["ann"], w.project_id, w.orgs["IGFL"])
     access = await w.dpias.access(rita, w.isa_id)
     assert access.role.value == "commenter"
+    # The processing's parties (the DPIA's participants page) stay the controllers.
+    parties = await w.dpias.parties(w.people["ann"], w.isa_id)
+    assert [p.name for p in parties] == ["Camden", "Islington"]
     with pytest.raises(InvalidInput, match="needs reasons"):
         await w.parties.endorse(rita, w.isa_id, decision="withhold")
     with pytest.raises(InvalidInput, match="information sharing agreement"):
