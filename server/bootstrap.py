@@ -26,6 +26,7 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.admin_audit import AdminAuditTrail
 from server.services.administration import Administration
+from server.services.adoption import AdoptionService
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -224,6 +225,7 @@ async def open_runtime(
         mail_from=settings.mail_from,
         on_queued=worker.wake if worker is not None else (lambda: None),
     )
+    adoption = AdoptionService(sessions, dpias=dpias, history=history, store=store)
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -245,6 +247,7 @@ async def open_runtime(
         passwords=passwords,
         administration=administration,
         parties=parties,
+        adoption=adoption,
         signin=signin,
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds

@@ -51,7 +51,7 @@ async def project_signoff_page(context: UserRequest) -> Response:
     changes: list[FieldChange] | None = None
     isa = signoffs.document(DocumentKind.ISA)
     if isa is not None:
-        changes = await runtime.parties.changes_from_endorsed(user, isa.document_id)
+        changes = await runtime.adoption.changes_from_endorsed(user, isa.document_id)
     return page(
         request,
         "project_signoff.html",
@@ -141,7 +141,7 @@ async def _library(context: UserRequest, error: str | None = None, status: int =
         context.request,
         "endorsed_agreements.html",
         status,
-        agreements=await runtime.parties.endorsed(),
+        agreements=await runtime.adoption.endorsed(),
         organisations=[(i, names.get(i, str(i))) for i in user.organisation_ids],
         error=error,
         error_field="adopt-1",
@@ -159,7 +159,7 @@ async def adopt(context: UserRequest) -> Response:
             if raw
             else (user.organisation_ids[0] if user.organisation_ids else 0)
         )
-        new_id = await runtime.parties.adopt(user, request.path_params["project_id"], organisation)
+        new_id = await runtime.adoption.adopt(user, request.path_params["project_id"], organisation)
     except DomainError as problem:
         return await _library(context, str(problem), http_status_for(problem))
     return RedirectResponse(

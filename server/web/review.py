@@ -152,7 +152,7 @@ async def workflow_page(context: DpiaRequest) -> Response:
         error=failure,
         locked=overview.status.is_locked,
         party_signoffs=await runtime.parties.of_document(context.user, dpia_id),
-        endorsed_changes=await runtime.parties.changes_from_endorsed(context.user, dpia_id),
+        endorsed_changes=await runtime.adoption.changes_from_endorsed(context.user, dpia_id),
         **await retention_context(context),
     )
 

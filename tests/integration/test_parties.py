@@ -26,6 +26,7 @@ from server.services.accounts import CurrentUser
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import Actor
 from server.services.administration import Administration
+from server.services.adoption import AdoptionService
 from server.services.dpias import DpiaService
 from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
@@ -54,6 +55,7 @@ class World:
     store: SqlUpdateStore
     admin: Administration
     parties: PartySignOffService
+    adoption: AdoptionService
     projects: ProjectService
     dpias: DpiaService
     orgs: dict[str, int]
@@ -140,6 +142,7 @@ async def w(database_url: str) -> AsyncIterator[World]:
             store,
             admin,
             parties,
+            AdoptionService(sessions, dpias=dpias, history=history, store=store),
             projects,
             dpias,
             orgs,
@@ -311,12 +314,12 @@ async def test_endorsement_is_given_or_withheld_with_reasons_and_goes_stale(w: W
         "IGfL",
         "valid",
     )
-    assert [e.project_id for e in await w.parties.endorsed()] == [w.project_id]
+    assert [e.project_id for e in await w.adoption.endorsed()] == [w.project_id]
     await edit(w, w.isa_id, "A later change")
     isa = (await w.parties.status(w.people["ann"], w.project_id)).document(DocumentKind.ISA)
     assert isa is not None and isa.endorsement is not None
     assert isa.endorsement.state.value == "stale"
-    assert await w.parties.endorsed() == []
+    assert await w.adoption.endorsed() == []
 
 
 async def test_reminders_reach_each_outstanding_signatory_once_a_day(w: World) -> None:
@@ -356,15 +359,15 @@ async def test_adopting_an_endorsed_agreement_keeps_its_origin_and_flags_changes
     hal = w.people["hal"]
     await edit(w, w.isa_id, "Share the outreach list weekly")
     with pytest.raises(InvalidInput, match="no valid endorsement"):
-        await w.parties.adopt(hal, w.project_id, w.orgs["HAC"])
+        await w.adoption.adopt(hal, w.project_id, w.orgs["HAC"])
     await w.parties.invite_reviewing_body(w.people["ann"], w.project_id, w.orgs["IGFL"])
     endorsement = await w.parties.endorse(w.people["rita"], w.isa_id, decision="endorse")
     with pytest.raises(InvalidInput, match="party to this agreement already"):
-        await w.parties.adopt(w.people["ann"], w.project_id, w.orgs["CAM"])
+        await w.adoption.adopt(w.people["ann"], w.project_id, w.orgs["CAM"])
     with pytest.raises(InvalidInput, match="one of your organisations"):
-        await w.parties.adopt(hal, w.project_id, w.orgs["CAM"])
+        await w.adoption.adopt(hal, w.project_id, w.orgs["CAM"])
 
-    new_id = await w.parties.adopt(hal, w.project_id, w.orgs["HAC"])
+    new_id = await w.adoption.adopt(hal, w.project_id, w.orgs["HAC"])
     view = await w.projects.view(hal, new_id)
     assert view.adopted_from == w.project_id and view.lead_organisation == "Hackney"
     assert [(p.name, str(p.role)) for p in view.parties] == [
@@ -383,13 +386,13 @@ async def test_adopting_an_endorsed_agreement_keeps_its_origin_and_flags_changes
     new_isa = view.current(DocumentKind.ISA)
     new_dpia = view.current(DocumentKind.DPIA)
     assert new_isa is not None and new_dpia is not None
-    assert await w.parties.changes_from_endorsed(hal, new_isa.id) == []
+    assert await w.adoption.changes_from_endorsed(hal, new_isa.id) == []
     await edit(w, new_isa.id, "and with the police")
-    [change] = await w.parties.changes_from_endorsed(hal, new_isa.id)
+    [change] = await w.adoption.changes_from_endorsed(hal, new_isa.id)
     assert change.path == "need.aims" and "police" in change.after
     assert "police" not in change.before and "weekly" in change.before
     # The original is untouched, and nobody of the original joined the copy.
-    assert await w.parties.changes_from_endorsed(w.people["ann"], w.isa_id) is None
+    assert await w.adoption.changes_from_endorsed(w.people["ann"], w.isa_id) is None
     with pytest.raises(DocumentNotFound):
         await w.projects.view(w.people["ann"], new_id)
     async with w.sessions() as session:
