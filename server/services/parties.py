@@ -1,5 +1,5 @@
-"""Sign-off by every party, reviewing bodies' endorsements, reminders and adoption
-(issue 16; docs/projects.md).
+"""Sign-off by every party, reviewing bodies' endorsements and reminders to sign (issue 16;
+docs/projects.md). Endorsed agreements and adopting one are ``services.adoption``'s.
 
 A party signature and an endorsement are sign-off rows (``signoffs``) over the whole
 document (target ``dpia``), bound to its content hash and made stale by
