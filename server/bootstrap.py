@@ -26,6 +26,7 @@ from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.admin_audit import AdminAuditTrail
 from server.services.administration import Administration
+from server.services.adoption import AdoptionService
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -37,6 +38,7 @@ from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
+from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
@@ -55,6 +57,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.parties import PartySignOffs
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
@@ -218,6 +221,20 @@ async def open_runtime(
     administration = Administration(
         sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
     )
+    projects = ProjectService(sessions, dpias)
+    parties = PartySignOffService(
+        sessions,
+        dpias=dpias,
+        projects=projects,
+        history=history,
+        signoffs=signoffs,
+        audit=audit,
+        store=store,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
+    adoption = AdoptionService(sessions, dpias=dpias, history=history, store=store)
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -238,6 +255,8 @@ async def open_runtime(
         health=Health(sessions, the_bus),
         passwords=passwords,
         administration=administration,
+        parties=parties,
+        adoption=adoption,
         signin=signin,
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
@@ -252,6 +271,7 @@ async def open_runtime(
             administer=Administer(administration, dpias, rooms),
             protection=protection,
             projects=Projects(projects, history, sources, rooms),
+            parties=PartySignOffs(parties, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

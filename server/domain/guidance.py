@@ -85,7 +85,9 @@ def signing_kinds(role: Role, status: DpiaStatus) -> list[SignOffKind]:
 def signing_decisions(role: Role) -> list[Decision]:
     """The decisions in the order ``role`` likely takes them: a DPO advises."""
     first = Decision.ADVISE if role is Role.DPO else Decision.APPROVE
-    return [first, *(d for d in Decision if d is not first)]
+    # Endorsing is the reviewing body's, on the project's sign-off page.
+    endorsing = (first, Decision.ENDORSE, Decision.WITHHOLD)
+    return [first, *(d for d in Decision if d not in endorsing)]
 
 
 @dataclass(frozen=True, slots=True)

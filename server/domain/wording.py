@@ -71,6 +71,8 @@ DECISIONS = {
     "accept": "Accept",
     "overrule": "Overrule",
     "consulted": "Consulted",
+    "endorse": "Endorse",
+    "withhold": "Withhold endorsement",
 }
 # A decision as a record says it, once made ("Approved", not "Approve").
 DECISIONS_MADE = {
@@ -81,6 +83,8 @@ DECISIONS_MADE = {
     "accept": "Advice accepted",
     "overrule": "Advice overruled",
     "consulted": "ICO consulted",
+    "endorse": "Endorsed",
+    "withhold": "Endorsement withheld",
 }
 # What a sign-off form offers to sign (the kinds of sign-off that are not step-7 rows are
 # named by what they cover).
@@ -102,6 +106,8 @@ CHANNELS = {"browser": "Browser", "email": "Email", "api": "API", "cli": "Comman
 ORG_ROLES = {"member": "Member", "admin": "Administrator"}
 # What the administration's audit chain names each recorded value by.
 ADMIN_FIELDS = {
+    "signatory_roles": "Signs as",
+    "reviewing_body": "Reviewing body",
     "code": "Code",
     "name": "Name",
     "email": "Email",
@@ -124,6 +130,7 @@ ADMIN_FIELDS = {
 ADMIN_FLAGS = {
     "active": ("Active", "Suspended"),
     "outside_partners": ("Allowed", "Not allowed"),
+    "reviewing_body": ("A reviewing body", "Not a reviewing body"),
 }
 # What the administration's audit chain calls each kind of event.
 ADMIN_EVENTS = {
@@ -139,6 +146,8 @@ ADMIN_EVENTS = {
     "person_provisioned": "Account made at first sign-in",
     "role_set": "Role set by the identity provider",
     "retention_changed": "Retention changed",
+    "signatory_roles_changed": "Signatory roles changed",
+    "reviewing_body_changed": "Reviewing body changed",
 }
 # What became of an email reply (the inbound mail page).
 INBOUND_OUTCOMES = {
@@ -281,3 +290,43 @@ def reading_as(role: str, *, editable: bool, locked: bool) -> str:
     if locked:
         return "Read only: approved or closed"
     return f"Read only: you take part as {label(ROLES_IN_TEXT, role)}"
+
+
+# -- sign-off by every party, reviewing bodies, adoption (issue 16) ------------------------
+# The capacities a member signs for their organisation in (memberships.signatory_roles).
+CAPACITIES = {
+    "dpo": "Data protection officer",
+    "siro": "Senior information risk owner",
+    "caldicott_guardian": "Caldicott Guardian",
+    "reviewer": "Reviewer",
+}
+PARTY_SIGNATURE_STATES = {"signed": "Signed", "stale": "Stale", "outstanding": "Outstanding"}
+REVIEWING_BODY = "Reviewing body"
+NOT_A_PARTY = "You are not a member of any organisation that is a party to this project"
+NOT_A_SIGNATORY = (
+    "You hold no signatory role for a party to this project: "
+    "an administrator of your organisation records who signs as DPO, SIRO or Caldicott Guardian"
+)
+CHOOSE_PARTY = "You can sign for more than one party or in more than one role: choose which"
+NOT_A_REVIEWER = (
+    "Only a member of a reviewing body invited to this project can endorse its agreement"
+)
+WITHHOLD_NEEDS_REASONS = "Say why: withholding an endorsement needs reasons, shown to every party"
+ENDORSE_ISA_ONLY = "An endorsement is given on the information sharing agreement"
+NOT_ENDORSED = "This agreement has no valid endorsement: only an endorsed agreement can be adopted"
+REMINDED_TODAY = "Everyone outstanding was reminded in the last day already"
+
+
+def capacity_refused(capacity: str, party: str) -> str:
+    """Why a person may not sign in a capacity they do not hold."""
+    return sentence(
+        f"you do not hold the role {label(CAPACITIES, capacity)} for {party}: "
+        "an administrator of that organisation records who signs in which role"
+    )
+
+
+def not_your_party(party: str) -> str:
+    return sentence(f"you are not a member of {party}, so you cannot sign for it")
+
+
+# -- end of sign-off by every party -----------------------------------------------------------

@@ -263,6 +263,7 @@ class SignOffKind(enum.StrEnum):
     KEPT_UNDER_REVIEW = "kept_under_review"
     PARTY_APPROVAL = "party_approval"
     PRIOR_CONSULTATION = "prior_consultation"
+    ENDORSEMENT = "endorsement"
 
     @property
     def label(self) -> str:
@@ -284,6 +285,7 @@ _KIND_LABELS = {
     SignOffKind.KEPT_UNDER_REVIEW: "This DPIA will be kept under review by",
     SignOffKind.PARTY_APPROVAL: "Approved for the party by",
     SignOffKind.PRIOR_CONSULTATION: "Prior consultation with the ICO recorded by",
+    SignOffKind.ENDORSEMENT: "Endorsement by the reviewing body",
 }
 _KIND_TARGETS = {
     SignOffKind.MEASURES_APPROVED: "measures",
@@ -294,10 +296,15 @@ _KIND_TARGETS = {
     SignOffKind.KEPT_UNDER_REVIEW: "review",
     SignOffKind.PARTY_APPROVAL: "dpia",
     SignOffKind.PRIOR_CONSULTATION: "outcome",
+    SignOffKind.ENDORSEMENT: "dpia",
 }
 # Records about the world, not changes to content: allowed while the DPIA is approved.
 AFTER_APPROVAL = frozenset({SignOffKind.PRIOR_CONSULTATION})
-STEP7_KINDS = [k for k in SignOffKind if k not in (SignOffKind.SECTION, SignOffKind.ITEM)]
+STEP7_KINDS = [
+    k
+    for k in SignOffKind
+    if k not in (SignOffKind.SECTION, SignOffKind.ITEM, SignOffKind.ENDORSEMENT)
+]
 
 
 class Decision(enum.StrEnum):
@@ -308,6 +315,8 @@ class Decision(enum.StrEnum):
     ACCEPT = "accept"
     OVERRULE = "overrule"
     CONSULTED = "consulted"
+    ENDORSE = "endorse"
+    WITHHOLD = "withhold"
 
     @property
     def label(self) -> str:
@@ -334,6 +343,7 @@ _DECISIONS = {
     SignOffKind.DPO_ADVICE: {Decision.ADVISE},
     SignOffKind.DPO_ADVICE_DECISION: {Decision.ACCEPT, Decision.OVERRULE},
     SignOffKind.PRIOR_CONSULTATION: {Decision.CONSULTED},
+    SignOffKind.ENDORSEMENT: {Decision.ENDORSE, Decision.WITHHOLD},
 }
 _APPROVALS = {Decision.APPROVE, Decision.APPROVE_WITH_CONDITIONS, Decision.REJECT}
 # Who signs: the DPIA's owners and DPOs (``check_signoff``; pages offer the form to them).
@@ -433,6 +443,10 @@ def signing_policy(
         raise DpiaLocked(
             f"This DPIA is {status.label.lower()}: it cannot be signed again; start a new version"
         )
+    if signoff_kind is SignOffKind.ENDORSEMENT:
+        # Given only by a reviewing body's member, on the project's sign-off page
+        # (``domain.parties.endorsement_policy``), never as a DPIA's own sign-off.
+        raise AccessDenied(wording.NOT_A_REVIEWER)
     target = signoff_kind.fixed_target or target
     check_target(template, content, target)  # refuses unknown targets
     if signoff_kind is SignOffKind.SECTION and states.get(target) not in (

@@ -33,6 +33,7 @@ class OrganisationView:
     name: str
     outside_partners: bool
     people: int = 0
+    reviewing_body: bool = False  # a reviewing forum, as IGfL is (issue 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class PersonView:
     role: OrgRole
     active: bool
     deployment_admin: bool
+    # The capacities they sign for the organisation in: dpo, siro, caldicott_guardian.
+    signatory_roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +57,22 @@ class OrganisationDpia:
 
 
 def organisation_view(org: Organisation, people: int = 0) -> OrganisationView:
-    return OrganisationView(org.id, org.code, org.name, org.outside_partners, people)
+    return OrganisationView(
+        org.id, org.code, org.name, org.outside_partners, people, org.reviewing_body
+    )
 
 
 def org_data(org: Organisation) -> dict[str, Any]:
     return {"code": org.code, "name": org.name, "outside_partners": org.outside_partners}
 
 
-def person_view(user: User, role: str) -> PersonView:
+def person_view(user: User, role: str, signatory_roles: str = "") -> PersonView:
     return PersonView(
-        user.id, user.name, user.email, OrgRole(role), user.active, user.deployment_admin
+        user.id,
+        user.name,
+        user.email,
+        OrgRole(role),
+        user.active,
+        user.deployment_admin,
+        tuple(p for p in signatory_roles.split(",") if p),
     )

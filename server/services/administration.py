@@ -11,7 +11,7 @@ says what changed, before and after; never a password or a link.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from server.domain.administration import (
 )
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
+from server.domain.parties import check_capacities, format_capacities
 from server.domain.people import check_name, check_org_code, check_password, normalise_email
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import (
@@ -151,12 +152,12 @@ class Administration:
         organisation_policy(actor.standing, organisation_id).require()
         async with self._sessions() as session:
             rows = await session.execute(
-                select(User, Membership.role)
+                select(User, Membership.role, Membership.signatory_roles)
                 .join(Membership, Membership.user_id == User.id)
                 .where(Membership.organisation_id == organisation_id)
                 .order_by(User.name, User.id)
             )
-            return [person_view(user, role) for user, role in rows]
+            return [person_view(user, role, roles) for user, role, roles in rows]
 
     async def person(self, actor: Actor, organisation_id: int, user_id: int) -> PersonView:
         """A person of the organisation; DocumentNotFound for anyone else."""
@@ -217,7 +218,7 @@ class Administration:
             user, membership = await self._membership(session, organisation_id, user_id)
             old_role = OrgRole(membership.role)
             if old_role is new_role:
-                return person_view(user, membership.role)
+                return person_view(user, membership.role, membership.signatory_roles)
             admins = await self._active_admins(session, organisation_id)
             admin_kept_policy(old_role, user.active, new_role, user.active, admins).require()
             membership.role = new_role.value
@@ -229,7 +230,47 @@ class Administration:
                 {"email": user.email, "role": old_role.value},
                 {"email": user.email, "role": new_role.value},
             )
-            return person_view(user, membership.role)
+            return person_view(user, membership.role, membership.signatory_roles)
+
+    async def set_signatory_roles(
+        self, actor: Actor, organisation_id: int, user_id: int, roles: Iterable[str]
+    ) -> PersonView:
+        """Record which capacities a member signs for the organisation in (DPO, SIRO,
+        Caldicott Guardian): its administrators' say, chained with before and after."""
+        organisation_policy(actor.standing, organisation_id).require()
+        chosen = format_capacities(check_capacities(roles))
+        async with self._changing() as session:
+            user, membership = await self._membership(session, organisation_id, user_id)
+            before = membership.signatory_roles or ""
+            if before != chosen:
+                membership.signatory_roles = chosen
+                await self._record(
+                    session,
+                    actor,
+                    "signatory_roles_changed",
+                    organisation_id,
+                    {"email": user.email, "signatory_roles": before},
+                    {"email": user.email, "signatory_roles": chosen},
+                )
+            return person_view(user, membership.role, chosen)
+
+    async def set_reviewing_body(self, actor: Actor, code: str, reviewing: bool) -> None:
+        """Mark an organisation as a reviewing forum (deployment administrators)."""
+        deployment_policy(actor.standing).require()
+        current = await self.organisation(actor, code)
+        async with self._changing() as session:
+            org = await session.get_one(Organisation, current.id, with_for_update=True)
+            if org.reviewing_body != reviewing:
+                before = org.reviewing_body
+                org.reviewing_body = reviewing
+                await self._record(
+                    session,
+                    actor,
+                    "reviewing_body_changed",
+                    org.id,
+                    {"code": org.code, "reviewing_body": before},
+                    {"code": org.code, "reviewing_body": reviewing},
+                )
 
     async def set_active(
         self, actor: Actor, user_id: int, active: bool, organisation_id: int | None = None

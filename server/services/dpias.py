@@ -609,7 +609,14 @@ class DpiaService:
             rows = await session.scalars(
                 select(DpiaParty).where(DpiaParty.dpia_id == dpia_id).order_by(DpiaParty.id)
             )
-            return [PartyView(p.id, p.name, PartyRole(p.role), p.organisation_id) for p in rows]
+            # A project's reviewing body (role "reviewing_body", issue 16) is no party to the
+            # processing: it is shown with the project's sign-offs, not here.
+            roles = {r.value for r in PartyRole}
+            return [
+                PartyView(p.id, p.name, PartyRole(p.role), p.organisation_id)
+                for p in rows
+                if p.role in roles
+            ]
 
     async def add_party(
         self,

@@ -59,6 +59,7 @@ from server.storage.models import (
     PasswordResetRequest,
     ReplyToken,
     SectionState,
+    SignOffReminder,
     SignOffRow,
     User,
     UserSession,
@@ -298,6 +299,10 @@ class ErasureService:
                 delete(PasswordResetRequest).where(PasswordResetRequest.email == person.email),
             ),
             ("auto_answers", delete(AutoAnswer).where(AutoAnswer.address == person.email)),
+            (
+                "signoff_reminders",
+                delete(SignOffReminder).where(SignOffReminder.address == person.email),
+            ),
         ]
         for table, statement in by_address:
             result = await session.execute(statement)

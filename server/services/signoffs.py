@@ -67,6 +67,9 @@ class SignOff:
     state: SignOffState
     created_at: datetime
     stale_at: datetime | None
+    # The party organisation and capacity a party signature or endorsement is for (0015).
+    party_organisation_id: int | None = None
+    capacity: str = ""
 
     @property
     def is_valid(self) -> bool:
@@ -431,4 +434,6 @@ def _view(row: SignOffRow, state: SignOffState) -> SignOff:
         state=state,
         created_at=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
         stale_at=row.stale_at,
+        party_organisation_id=row.party_organisation_id,
+        capacity=row.capacity,
     )

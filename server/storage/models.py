@@ -557,6 +557,20 @@ class SignOffRow(Base):
     replaced_by: Mapped[int | None]
 
 
+class SignOffReminder(Base):
+    """When an outstanding signatory (by address) was last reminded to sign a document:
+    at most once a day (0016)."""
+
+    __tablename__ = "signoff_reminders"
+
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_by: Mapped[str] = mapped_column(String(200))
+
+
 class AuditEvent(Base):
     """One link of a DPIA's audit chain: ``hash`` covers the frame, ``content_hash`` and
     ``prev_hash`` (``domain.audit``)."""

@@ -20,6 +20,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``history`` | restore a field from a past version |
 | ``workflow`` | change status, section steps, the IG step |
 | ``signoffs`` | sign, re-confirm, revoke |
+| ``parties`` | sign for a party in a capacity; endorse as a reviewing body |
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
@@ -35,6 +36,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.parties import PartySignOffs
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
@@ -54,3 +56,4 @@ class UseCases:
     administer: Administer
     protection: DataProtection
     projects: Projects
+    parties: PartySignOffs

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from server.domain.administration import AdminChannel, OrgRole, check_org_role, readable_change
 from server.domain.errors import DocumentNotFound, DomainError
 from server.domain.inputs import whole_number
+from server.domain.parties import Capacity
 from server.services.admin_records import Actor, OrganisationView
 from server.web.auth import runtime_of
 from server.web.context import signed_in
@@ -114,9 +115,12 @@ async def organisation(context: AdminRequest) -> Response:
         "code": current.code,
         "name": current.name,
         "outside_partners": current.outside_partners,
+        "reviewing_body": current.reviewing_body,
     }
     if request.method == "POST":
-        values = _organisation_values(await form(request))
+        data = await form(request)
+        values = _organisation_values(data)
+        values["reviewing_body"] = field(data, "reviewing_body", 10) == "yes"
         try:
             changed = await administration.update_organisation(
                 actor,
@@ -124,6 +128,9 @@ async def organisation(context: AdminRequest) -> Response:
                 new_code=str(values["code"]),
                 name=str(values["name"]),
                 outside_partners=bool(values["outside_partners"]),
+            )
+            await administration.set_reviewing_body(
+                actor, changed.code, bool(values["reviewing_body"])
             )
         except DomainError as failure:
             error, status = str(failure), http_status_for(failure)
@@ -202,7 +209,17 @@ async def person(context: AdminRequest) -> Response:
         data = await form(request)
         action = field(data, "action", 20)
         role = field(data, "role", 20) if action == "role" else ""
-        if (problem := _problem(action, role)) is not None:
+        if action == "signatory":
+            roles = [str(v)[:30] for v in data.getlist("signatory_roles")][:10]
+            try:
+                await runtime.administration.set_signatory_roles(actor, org.id, user_id, roles)
+            except DomainError as failure:
+                error, status = str(failure), http_status_for(failure)
+            else:
+                return RedirectResponse(
+                    f"/admin/organisations/{org.code}/people/{user_id}?done=signatory", 303
+                )
+        elif (problem := _problem(action, role)) is not None:
             error, status = problem, 400
         elif field(data, "confirm", 10) != "yes":
             label = OrgRole(role).label.lower() if role else ""
@@ -233,10 +250,13 @@ async def person(context: AdminRequest) -> Response:
         organisation=org,
         person=someone,
         roles=list(OrgRole),
+        capacities=list(Capacity),
         done=request.query_params.get("done", "") if request.method == "GET" else "",
         deployment_admin=actor.standing.deployment_admin,
         error=error,
-        error_field="person-new-role" if action == "role" else "person-active",
+        error_field={"role": "person-new-role", "signatory": "person-signatory-dpo"}.get(
+            action, "person-active"
+        ),
     )
 
 

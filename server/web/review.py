@@ -151,6 +151,8 @@ async def workflow_page(context: DpiaRequest) -> Response:
         message=message or request.query_params.get("done", "")[:120],
         error=failure,
         locked=overview.status.is_locked,
+        party_signoffs=await runtime.parties.of_document(context.user, dpia_id),
+        endorsed_changes=await runtime.adoption.changes_from_endorsed(context.user, dpia_id),
         **await retention_context(context),
     )
 

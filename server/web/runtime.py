@@ -12,6 +12,7 @@ from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
 from server.services.accounts import AccountService
 from server.services.administration import Administration
+from server.services.adoption import AdoptionService
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
 from server.services.dpias import DpiaService
@@ -21,6 +22,7 @@ from server.services.history import HistoryService
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
+from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
@@ -53,6 +55,8 @@ class Runtime:
     signin: SignInDirectory  # organisations' identity providers, and single sign-on
     oidc: OpenIdClient
     administration: Administration  # organisations and people (reads; changes but suspension)
+    parties: PartySignOffService  # every party's sign-off, endorsement, reminders
+    adoption: AdoptionService  # endorsed agreements, adopting one, changes from it
     usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     async def access_token(self, token: str, document_id: str) -> Grant:
