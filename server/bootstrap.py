@@ -38,6 +38,7 @@ from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
 from server.services.passwords import PasswordResets
+from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.signin import SignInDirectory
@@ -160,6 +161,8 @@ async def open_runtime(
     history = HistoryService(sessions, store, audit)
     signoffs = SignOffService(sessions, dpias, history, audit, notifications)
     workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
+    projects = ProjectService(sessions, dpias)
+    exports = ExportService(sessions, dpias, history, signoffs, audit)
 
     async def record_changes(events: Sequence[ChangeEvent]) -> None:
         await notifications.record_changes(events)
@@ -216,7 +219,7 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        projects=ProjectService(sessions, dpias),
+        projects=projects,
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -225,7 +228,8 @@ async def open_runtime(
         history=history,
         signoffs=signoffs,
         workflow=workflow,
-        exports=ExportService(sessions, dpias, history, signoffs, audit),
+        exports=exports,
+        project_exports=ProjectExportService(sessions, projects, dpias, exports, audit),
         health=Health(sessions, the_bus),
         passwords=passwords,
         administration=administration,

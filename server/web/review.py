@@ -308,7 +308,7 @@ async def import_page(context: UserRequest) -> Response:
             raw = await upload.read(limit + 1)
         if len(raw) > limit:
             raise TooLarge(import_too_large(limit))
-        dpia_id = await runtime.exports.import_json(user, raw, lead_id)
+        _, documents = await runtime.project_exports.import_file(user, raw, lead_id)
     except DomainError as problem:
         return page(
             request,
@@ -317,7 +317,20 @@ async def import_page(context: UserRequest) -> Response:
             organisations=mine,
             error=str(problem),
         )
-    return RedirectResponse(f"/dpias/{dpia_id}", status_code=303)
+    return RedirectResponse(f"/dpias/{documents[0]}", status_code=303)
+
+
+@user_page
+async def project_export(context: UserRequest) -> Response:
+    """The whole project as one JSON file (every document the person takes part in)."""
+    data, name = await context.runtime.project_exports.export(
+        context.user, context.request.path_params["project_id"]
+    )
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # -- JSON API ---------------------------------------------------------------------------------
@@ -462,8 +475,14 @@ async def api_import(context: UserRequest) -> Response:
     limit = context.runtime.settings.import_max_bytes
     if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
         raise TooLarge(import_too_large(limit))
-    dpia_id = await context.runtime.exports.import_json(context.user, body, lead_id)
-    return JSONResponse({"id": dpia_id}, status_code=201)
+    project_id, documents = await context.runtime.project_exports.import_file(
+        context.user, body, lead_id
+    )
+    if project_id is None:
+        return JSONResponse({"id": documents[0]}, status_code=201)
+    return JSONResponse(
+        {"id": documents[0], "project": project_id, "documents": documents}, status_code=201
+    )
 
 
 routes = [
@@ -475,6 +494,7 @@ routes = [
     Route("/dpias/{dpia_id}/restore", restore_page, methods=["POST"]),
     Route("/dpias/{dpia_id}/signoffs/{signoff_id}", signoff_diff_page),
     Route("/dpias/{dpia_id}/export.{kind}", export),
+    Route("/projects/{project_id}/export.json", project_export),
     Route(API_IMPORT_PATH, api_import, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/workflow", api_workflow),
     Route("/api/dpias/{dpia_id}/status", _api_action("status"), methods=["POST"]),

@@ -22,6 +22,7 @@ from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.passwords import PasswordResets
+from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
@@ -48,6 +49,7 @@ class Runtime:
     signoffs: SignOffService
     workflow: WorkflowService
     exports: ExportService
+    project_exports: ProjectExportService
     health: Health
     passwords: PasswordResets
     signin: SignInDirectory  # organisations' identity providers, and single sign-on
