@@ -30,6 +30,7 @@ from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
+from server.services.exports import FORMAT as DPIA_FORMAT
 from server.services.exports import (
     ExportService,
     Record,
@@ -178,9 +179,12 @@ class ProjectExportService:
     ) -> tuple[str | None, list[str]]:
         """A project's export or a DPIA's, whichever the file is: the new project (None for a
         DPIA) and the new documents, first to open first."""
-        if is_project_export(parse_file(raw)):
+        data = parse_file(raw)
+        if is_project_export(data):
             project_id, documents = await self.import_json(user, raw, lead_organisation_id)
             return project_id, documents
+        if not isinstance(data, dict) or data.get("format") != DPIA_FORMAT:
+            raise InvalidInput("This is not an OpenDPIA export of a DPIA or a project")
         return None, [await self._exports.import_json(user, raw, lead_organisation_id)]
 
     async def import_json(
