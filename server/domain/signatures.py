@@ -34,6 +34,7 @@ CAPACITY_LABELS = {
 # The sign-off kind a reviewing body endorses with, and the party role it takes part in.
 ENDORSEMENT = "endorsement"
 REVIEWING_BODY = "reviewing_body"
+REVIEWING_BODY_LABEL = "Reviewing body"
 HEALTH_FIELD = "health_data"
 _ISA_DEFAULT = {"capacities": [DPO, SIRO], "when": {CALDICOTT_GUARDIAN: f"*.{HEALTH_FIELD}"}}
 

@@ -315,8 +315,8 @@ def _document(raw: Any, number: int) -> ImportedDocument:
     template = checked_template(data)
     signoffs = _list(data.get("signoffs", []), "sign-offs")
     lines = [
-        f"{_short(s.get('decision'))} by {_short(s.get('signer'))} "
-        f"({_short(s.get('organisation'))}) on {_short(s.get('signed_at'))}"
+        f"{_short(s.get('signer'))} ({_short(s.get('organisation'))}): "
+        f"{_short(s.get('decision'))} on {_short(s.get('signed_at'))}"
         for s in signoffs
         if isinstance(s, dict)
     ]

@@ -23,6 +23,7 @@ from server.domain.readable import Card, Grid, column_cells, long_date, long_tim
 from server.domain.signatures import (
     ENDORSEMENT,
     REVIEWING_BODY,
+    REVIEWING_BODY_LABEL,
     capacity_label,
     declares_signatories,
     required_capacities,
@@ -103,6 +104,8 @@ def cover_facts(record: Record) -> tuple[tuple[str, str], ...]:
 
 
 def party_role_label(value: str) -> str:
+    if value == REVIEWING_BODY:
+        return REVIEWING_BODY_LABEL
     try:
         return PartyRole(value).label
     except ValueError:
@@ -167,8 +170,9 @@ def endorsements_of(record: Record) -> list[Signature]:
 
 def _endorsement_line(endorsement: Signature) -> str:
     return (
-        f"{_decision(endorsement.decision)} by {endorsement.signer_organisation} "
-        f"on {long_date(endorsement.created_at)} ({_state(endorsement.state)})"
+        f"{endorsement.party or endorsement.signer_organisation}: "
+        f"{_decision(endorsement.decision)}, {long_date(endorsement.created_at)} "
+        f"({_state(endorsement.state)})"
     )
 
 
@@ -240,11 +244,9 @@ def signature_blocks(record: Record) -> list[SignatureBlock]:
             if found.conditions:
                 pairs.append(("Conditions", found.conditions))
             lines.append(
-                Card(
-                    label, (*pairs, *_hash_pairs(signature.content_hash, signature.state, matches))
-                )
+                Card(label, (*pairs, *_hash_pairs(found.content_hash, found.state, matches)))
             )
-            current.append(matches and signature.state is SignOffState.VALID)
+            current.append(matches and found.state is SignOffState.VALID)
         blocks.append(
             SignatureBlock(party.name, party_role_label(party.role), tuple(lines), tuple(current))
         )

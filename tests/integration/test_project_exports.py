@@ -84,7 +84,7 @@ async def _sign(w: World, dpia_id: str) -> None:
                 party="London Borough of Camden",
                 party_organisation_id=w.owner.organisation_ids[0],
                 capacity="dpo",
-                decision="approved",
+                decision="approve",
                 conditions="",
                 reasons="",
                 seq=current.seq,
@@ -148,7 +148,10 @@ async def test_a_project_exports_and_imports_as_a_new_equal_project(setting: Set
     entries = await w.audit.entries(documents[0])
     note = next(e.data for e in entries if e.record.kind == "import")
     assert w.dpia_id in note["summary"]
-    assert "Approved by Dee Pio" in note["elsewhere"].replace("approved", "Approved")
+    assert (
+        "Sign-offs there (1), not carried over: Dee Pio (London Borough of Camden): approve"
+        in (note["elsewhere"])
+    )
 
     again, _ = await s.service.export(w.editor, project_id)
     copied = json.loads(again)
