@@ -14,14 +14,20 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from server.domain.content import WHOLE, target_hash
 from server.domain.errors import InvalidInput
 from server.domain.projects import DocumentKind
-from server.domain.workflow import SignOffState
 from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
-from server.storage.models import Project, ProjectParty, SignOffRow, SourceLink
-from tests.support.review import World, edit, review_world, text, value
+from server.storage.models import Project, ProjectParty, SourceLink
+from tests.support.review import (
+    World,
+    append_change,
+    edit,
+    party_signature,
+    review_world,
+    text,
+    value,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,9 +53,7 @@ async def setting(database_url: str) -> AsyncIterator[Setting]:
         idea_id = await projects.start_step(w.owner, project_id, DocumentKind.IDEA)
         await edit(w, text("need.aims", "Find people sleeping rough sooner", "Second *para*"))
         await edit(w, value("processing.children_vulnerable", True))
-        await edit(
-            dataclasses.replace(w, dpia_id=idea_id), text("outcome.outcome", "Fewer nights out")
-        )
+        await append_change(w.store, idea_id, text("outcome.outcome", "Fewer nights out"), "user:1")
         async with w.sessions.begin() as session:
             session.add(
                 SourceLink(
@@ -66,40 +70,12 @@ async def setting(database_url: str) -> AsyncIterator[Setting]:
         yield Setting(w, projects, service, project_id, idea_id)
 
 
-async def _sign(w: World, dpia_id: str) -> None:
-    """A party's DPO signature as the party sign-off work records it (its row)."""
-    template = await w.history.template_of(dpia_id)
-    current = await w.history.current(dpia_id)
-    async with w.sessions.begin() as session:
-        session.add(
-            SignOffRow(
-                dpia_id=dpia_id,
-                target=WHOLE,
-                kind="party_approval",
-                signer_user_id=w.dpo.id,
-                signer_participant_id=0,
-                signer_name="Dee Pio",
-                signer_role="dpo",
-                signer_organisation="London Borough of Camden",
-                party="London Borough of Camden",
-                party_organisation_id=w.owner.organisation_ids[0],
-                capacity="dpo",
-                decision="approve",
-                conditions="",
-                reasons="",
-                seq=current.seq,
-                content_hash=target_hash(template, current.content, WHOLE),
-                state=SignOffState.VALID.value,
-                created_at=datetime.now(UTC),
-                stale_at=None,
-                replaced_by=None,
-            )
-        )
-
-
 async def test_a_project_exports_and_imports_as_a_new_equal_project(setting: Setting) -> None:
     s, w = setting, setting.w
-    await _sign(w, w.dpia_id)
+    camden = (w.owner.organisation_ids[0], "London Borough of Camden")
+    await party_signature(
+        w.sessions, w.history, w.dpia_id, w.dpo, organisation=camden, capacity="dpo"
+    )
     await w.exports.export(w.owner, w.dpia_id, "csv")  # an event of the DPIA's chain
     raw, name = await s.service.export(w.owner, s.project_id)
     assert name == f"{s.project_id}.json"
