@@ -1,5 +1,8 @@
 """What the PDF (server/services/pdf.py) and the Word file (server/services/word.py) of a
-DPIA's record show, worked out once so that the two cannot say different things.
+document's record show (a DPIA's, an ISA's, any step's), worked out once so that the two
+cannot say different things. A document signed per party (the ISA) also prints a signature
+block per party, and a reviewing body's endorsement; the DPIA's risk parts print only where
+the template has a risk register (docs/exports.md).
 
 Both print, in this order: a cover (the DPIA's title, reference, status, lead organisation,
 every party with its role, the version, when it was exported and the hash of the whole

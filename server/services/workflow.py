@@ -99,9 +99,13 @@ class WorkflowService:
             await self._signoffs.section_states(dpia_id, template, current.content),
             await self._signoffs.of_dpia(dpia_id),
             next_steps(access.status, access.role),
-            residual_high_risks(
-                current.content["risks"].get("register") or [],
-                RiskMatrix.from_template(template.content),
+            (
+                residual_high_risks(
+                    current.content["risks"].get("register") or [],
+                    RiskMatrix.from_template(template.content),
+                )
+                if "risk_matrix" in template.content  # a step's record without risks
+                else []
             ),
             dpia.origin_id,
             current.seq,
@@ -111,7 +115,7 @@ class WorkflowService:
                     f"{row.get('ref')}: {row.get('title') or ''}",
                 )
                 for section, field in (("risks", "register"), ("measures", "plan"))
-                for row in current.content[section].get(field) or []
+                for row in current.content.get(section, {}).get(field) or []
                 if isinstance(row, dict) and row.get("ref")
             ],
         )

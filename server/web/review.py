@@ -22,6 +22,7 @@ from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.readable import read_content
 from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import IgStep, SignOffState, transition
+from server.services.exports import ACTION_PLAN, has_field
 from server.services.history import field_changes
 from server.settings import Settings
 from server.web.context import (
@@ -130,13 +131,16 @@ async def workflow_page(context: DpiaRequest) -> Response:
                 f"/dpias/{dpia_id}/workflow?done={quote(message[:120])}", status_code=303
             )
     overview = await runtime.workflow.overview(context.user, dpia_id)
-    sections = (await runtime.history.template_of(dpia_id)).sections
+    template = await runtime.history.template_of(dpia_id)
+    sections = template.sections
     return page(
         request,
         "workflow.html",
         status,
         o=overview,
         sections=sections,
+        has_action_plan=has_field(template, ACTION_PLAN),
+        project_id=await runtime.projects.project_of(dpia_id),
         steps=guidance.dpia_steps(overview.status, overview.role),
         confirmed=guidance.CONFIRMED_MOVES,
         section_steps={

@@ -159,6 +159,15 @@ async def test_the_project_downloads_as_json_and_imports_as_a_new_project(
     server: tuple[LiveServer, Site], owner: httpx.AsyncClient, isa: Isa
 ) -> None:
     live, site = server
+    page = await owner.get(f"/dpias/{site.dpia_id}/workflow")
+    assert f'href="/projects/{isa.project_id}/export.json"' in page.text
+    assert f'href="/dpias/{site.dpia_id}/export.csv"' in page.text  # a DPIA's action plan
+    page = await owner.get(f"/dpias/{isa.isa_id}/workflow")  # the ISA's export links
+    assert page.status_code == 200, page.text
+    assert f'href="/dpias/{isa.isa_id}/export.pdf"' in page.text
+    assert f'href="/dpias/{isa.isa_id}/export.docx"' in page.text
+    assert f'href="/dpias/{isa.isa_id}/export.csv"' not in page.text  # it has no action plan
+    assert (await owner.get(f"/dpias/{isa.isa_id}/export.csv")).status_code == 400
     response = await owner.get(f"/projects/{isa.project_id}/export.json")
     assert response.status_code == 200, response.text
     assert f'filename="{isa.project_id}.json"' in response.headers["content-disposition"]
