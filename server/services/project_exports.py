@@ -25,7 +25,6 @@ from server.domain.dpias import PartyRole, check_title
 from server.domain.errors import InvalidInput
 from server.domain.people import check_name
 from server.domain.projects import DocumentKind, check_document_kind
-from server.domain.signatures import REVIEWING_BODY
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -49,7 +48,9 @@ FORMAT = "opendpia.project"
 # A project holds a document per step and later versions of some; more is not a project.
 MAX_DOCUMENTS = 50
 MAX_LINKS = 500
-PARTY_ROLES = {role.value for role in PartyRole} | {REVIEWING_BODY}
+# The roles a document's party may have here (a reviewing body once PartyRole has it: the
+# DPIA pages read every party's role as a PartyRole).
+PARTY_ROLES = {role.value for role in PartyRole}
 
 
 @dataclass(frozen=True, slots=True)
