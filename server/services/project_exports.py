@@ -296,12 +296,12 @@ def parse_project(raw: bytes) -> ImportedProject:
     if len(links) > MAX_LINKS:
         raise InvalidInput(f"A project export holds at most {MAX_LINKS} source links")
     return ImportedProject(
-        title=check_title(_text(project.get("title"), "The project's title")),
-        step=check_ig_step(_text(project.get("step"), "The project's step")),
+        title=check_title(_text(project.get("title"), "the project's title")),
+        step=check_ig_step(_text(project.get("step"), "the project's step")),
         parties=[_party(item) for item in _list(project.get("parties", []), "parties")],
-        adopted_from=_optional(project.get("adopted_from"), "Where it was adopted from", 100),
+        adopted_from=_optional(project.get("adopted_from"), "where it was adopted from", 100),
         endorsement_origin=_optional(
-            project.get("endorsement_origin"), "The endorsement's origin", 20_000
+            project.get("endorsement_origin"), "the endorsement's origin", 20_000
         ),
         documents=imported,
         links=links,
@@ -312,7 +312,7 @@ def _document(raw: Any, number: int) -> ImportedDocument:
     if not isinstance(raw, dict):
         raise InvalidInput(f"Document {number} of the project export is not an object")
     data = check_document(raw)
-    kind = check_document_kind(_text(data.get("kind"), f"Document {number}'s kind"))
+    kind = check_document_kind(_text(data.get("kind"), f"document {number}'s kind"))
     template = checked_template(data)
     signoffs = _list(data.get("signoffs", []), "sign-offs")
     lines = [
@@ -324,7 +324,7 @@ def _document(raw: Any, number: int) -> ImportedDocument:
     status = _short(data.get("status"))
     note = f"Status there: {status}. Sign-offs there ({len(lines)}), not carried over"
     return ImportedDocument(
-        reference=_text(data.get("reference"), f"Document {number}'s reference", 100),
+        reference=_text(data.get("reference"), f"document {number}'s reference", 100),
         kind=kind,
         title=check_title(data["title"]),
         template_id=template.id,
@@ -343,17 +343,19 @@ def _link(document: str, raw: Any) -> ImportedLink:
     if len(source_fields) > 1000:
         raise InvalidInput("A source link names too many source fields")
     try:
-        confirmed_at = datetime.fromisoformat(_text(raw.get("confirmed_at"), "A link's date"))
+        confirmed_at = datetime.fromisoformat(
+            _text(raw.get("confirmed_at"), "a source link's date")
+        )
     except ValueError:
         raise InvalidInput("A source link's date is not a date and time") from None
     return ImportedLink(
         document=document,
-        field=_text(raw.get("field"), "A source link's field", 200),
-        source=_text(raw.get("source"), "A source link's source", 100),
+        field=_text(raw.get("field"), "a source link's field", 200),
+        source=_text(raw.get("source"), "a source link's source", 100),
         source_fields=source_fields,
-        source_hash=_text(raw.get("source_hash"), "A source link's hash", 64),
-        source_text=_text(raw.get("source_text"), "A source link's text", 200_000),
-        confirmed_by=_text(raw.get("confirmed_by"), "Who confirmed a source link", 200),
+        source_hash=_text(raw.get("source_hash"), "a source link's hash", 64),
+        source_text=_text(raw.get("source_text"), "a source link's text", 200_000),
+        confirmed_by=_text(raw.get("confirmed_by"), "who confirmed a source link", 200),
         confirmed_at=_aware(confirmed_at),
     )
 
@@ -361,12 +363,12 @@ def _link(document: str, raw: Any) -> ImportedLink:
 def _party(raw: Any) -> tuple[str, str]:
     if not isinstance(raw, dict):
         raise InvalidInput("A party of the project export is not an object")
-    role = _text(raw.get("role"), "A party's role", 30)
+    role = _text(raw.get("role"), "a party's role", 30)
     if role not in PARTY_ROLES:
         raise InvalidInput(
             f"There is no party role {role[:30]!r}: choose " + ", ".join(sorted(PARTY_ROLES))
         )
-    return check_name(_text(raw.get("name"), "A party's name"), "party name"), role
+    return check_name(_text(raw.get("name"), "a party's name"), "party name"), role
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -377,9 +379,9 @@ def _list(value: Any, what: str) -> list[Any]:
 
 def _text(value: Any, what: str, maximum: int = 300) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{what} is missing from the project export")
+        raise InvalidInput(f"The project export lacks {what}")
     if len(value) > maximum:
-        raise InvalidInput(f"{what} is longer than {maximum} characters")
+        raise InvalidInput(f"In the project export, {what} is longer than {maximum} characters")
     return value
 
 
