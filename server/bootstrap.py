@@ -40,6 +40,7 @@ from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
 from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
+from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.signin import SignInDirectory
@@ -167,6 +168,7 @@ async def open_runtime(
     workflow = WorkflowService(sessions, dpias, history, signoffs, audit, notifications)
     sources = SourceService(sessions, dpias, history, audit)
     projects = ProjectService(sessions, dpias)
+    exports = ExportService(sessions, dpias, history, signoffs, audit)
 
     async def record_changes(events: Sequence[ChangeEvent]) -> None:
         await notifications.record_changes(events)
@@ -221,7 +223,6 @@ async def open_runtime(
     administration = Administration(
         sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
     )
-    projects = ProjectService(sessions, dpias)
     parties = PartySignOffService(
         sessions,
         dpias=dpias,
@@ -251,7 +252,8 @@ async def open_runtime(
         history=history,
         signoffs=signoffs,
         workflow=workflow,
-        exports=ExportService(sessions, dpias, history, signoffs, audit),
+        exports=exports,
+        project_exports=ProjectExportService(sessions, projects, dpias, exports, audit),
         health=Health(sessions, the_bus),
         passwords=passwords,
         administration=administration,

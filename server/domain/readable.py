@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from server.domain.content import WHOLE, Content, find_row, is_empty, split_target
@@ -142,8 +143,13 @@ class _Reader:
     def __init__(self, template: Template, content: Content) -> None:
         self.template = template
         self.content = content
-        self.matrix = RiskMatrix.from_template(template.content)
         self._fields = {f"{s['id']}.{f['id']}": f for s in template.sections for f in s["fields"]}
+
+    @cached_property
+    def matrix(self) -> RiskMatrix:
+        """The template's risk matrix, read when a risk is (a template without risks, such
+        as a project's idea or its ISA, has none)."""
+        return RiskMatrix.from_template(self.template.content)
 
     def rows_of(self, path: str) -> list[dict[str, Any]]:
         section, _, field = path.partition(".")

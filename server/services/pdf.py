@@ -1,5 +1,7 @@
-"""The PDF of a DPIA's record: HTML from record.html (Jinja2), laid out by WeasyPrint as
-a tagged PDF/UA-1 file.
+"""The PDF of a document's record (a DPIA, an ISA, any step of a project): HTML from
+record.html (Jinja2), laid out by WeasyPrint as a tagged PDF/UA-1 file. The DPIA's risk
+parts (heat maps, register, action plan) print where the template has them, signature
+blocks where the document is signed per party (server/services/reports.py).
 
 Tagged means the file carries its structure (headings, paragraphs, tables with header
 cells, the document's language and title), which is what a screen reader reads; PDF/UA-1
@@ -23,7 +25,12 @@ from server.services.reports import (
     RECORD_TEMPLATES,
     action_plan,
     cover_facts,
+    endorsement_cards,
+    has_risks,
+    has_signature_blocks,
+    kind_label,
     parties,
+    signature_blocks,
     signoff_cards,
     title_line,
 )
@@ -41,20 +48,28 @@ def _templates() -> Environment:
 
 def html(record: Record) -> str:
     """The record as one HTML page for print (also what a test or a person can open)."""
-    matrix = RiskMatrix.from_template(record.template.content)
+    risks = has_risks(record)
     return (
         _templates()
         .get_template("record.html")
         .render(
             record=record,
             language=LANGUAGE,
+            kind_label=kind_label(record),
             title=title_line(record),
             facts=cover_facts(record),
             parties=parties(record),
+            signature_blocks=signature_blocks(record) if has_signature_blocks(record) else None,
+            endorsements=endorsement_cards(record),
             signoffs=signoff_cards(record),
-            heat_maps=matrix.heat_maps(record.risks),
-            register=register_summary(record.template, record.content),
-            action_plan=action_plan(record),
+            risks=risks,
+            heat_maps=(
+                RiskMatrix.from_template(record.template.content).heat_maps(record.risks)
+                if risks
+                else []
+            ),
+            register=register_summary(record.template, record.content) if risks else None,
+            action_plan=action_plan(record) if risks else None,
             sections=read_content(record.template, record.content),
         )
     )

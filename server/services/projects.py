@@ -7,6 +7,7 @@ when they own one. Someone outside gets DocumentNotFound, never AccessDenied, as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -80,6 +81,30 @@ class ProjectService:
     async def create(self, user: CurrentUser, title: str, lead_organisation_id: int) -> str:
         """A new project at step 1, led by one of the user's organisations as controller,
         with its idea document started and the user its owner."""
+        project_id = await self.create_empty(user, title, lead_organisation_id)
+        await self._dpias.create(
+            user,
+            title,
+            lead_organisation_id,
+            template_id=DocumentKind.IDEA.template_id,
+            project_id=project_id,
+            kind=DocumentKind.IDEA,
+        )
+        return project_id
+
+    async def create_empty(
+        self,
+        user: CurrentUser,
+        title: str,
+        lead_organisation_id: int,
+        *,
+        step: IgStep = IgStep.GENERATE_IDEAS,
+        parties: Sequence[tuple[str, str]] = (),
+        adopted_from: str | None = None,
+        endorsement_origin: str | None = None,
+    ) -> str:
+        """A project with no document yet, at ``step``, its lead a controller and the other
+        ``parties`` (name, role) taking part by name (an import: no organisation here)."""
         title = check_title(title)
         if lead_organisation_id not in user.organisation_ids:
             raise InvalidInput("The lead organisation must be one of your organisations")
@@ -91,14 +116,15 @@ class ProjectService:
                 continue
         else:
             raise Conflict("Could not allocate a reference; try again")
-        await self._dpias.create(
-            user,
-            title,
-            lead_organisation_id,
-            template_id=DocumentKind.IDEA.template_id,
-            project_id=project_id,
-            kind=DocumentKind.IDEA,
-        )
+        async with self._sessions.begin() as session:
+            project = await session.get_one(Project, project_id)
+            project.step = step.value
+            project.adopted_from = adopted_from
+            project.endorsement_origin = endorsement_origin
+            lead = await session.get_one(Organisation, lead_organisation_id)
+            for name, role in parties:
+                if name != lead.name:
+                    session.add(ProjectParty(project_id=project_id, name=name, role=role))
         return project_id
 
     async def _insert(self, user: CurrentUser, title: str, lead: int, skip: int) -> str:

@@ -1,5 +1,8 @@
 """What the PDF (server/services/pdf.py) and the Word file (server/services/word.py) of a
-DPIA's record show, worked out once so that the two cannot say different things.
+document's record show (a DPIA's, an ISA's, any step's), worked out once so that the two
+cannot say different things. A document signed per party (the ISA) also prints a signature
+block per party, and a reviewing body's endorsement; the DPIA's risk parts print only where
+the template has a risk register (docs/exports.md).
 
 Both print, in this order: a cover (the DPIA's title, reference, status, lead organisation,
 every party with its role, the version, when it was exported and the hash of the whole
@@ -18,9 +21,18 @@ from pathlib import Path
 
 from server.domain.access import Role
 from server.domain.dpias import PartyRole
-from server.domain.readable import Card, Grid, column_cells, long_time, target_label
+from server.domain.parties import health_data_of, required_capacities
+from server.domain.projects import DocumentKind
+from server.domain.readable import Card, Grid, column_cells, long_date, long_time, target_label
+from server.domain.signatures import (
+    ENDORSEMENT,
+    REVIEWING_BODY,
+    REVIEWING_BODY_LABEL,
+    capacity_label,
+    declares_signatories,
+)
 from server.domain.workflow import Decision, SignOffState
-from server.services.exports import Record
+from server.services.exports import Record, RecordParty, Signature, has_field
 from server.services.signoffs import SignOff
 
 # The Jinja2 templates of the printed record; the web's past-version page shares its macros.
@@ -31,6 +43,29 @@ HASH_LABEL = "Content hash (SHA-256)"
 STALE_STATE = "STALE: changed since signed"
 NOT_MATCHING = "No: changed since signed"
 LANGUAGE = "en-GB"  # of the printed record, in the PDF's and the Word file's properties
+NOT_SIGNED = "Not yet signed"
+# What each kind of document is called on its cover and in the file's properties.
+KIND_LABELS = {
+    DocumentKind.IDEA: "Project idea",
+    DocumentKind.PRESCREENING: "Pre-screening",
+    DocumentKind.FEASIBILITY: "Feasibility assessment",
+    DocumentKind.DPIA: "Data protection impact assessment",
+    DocumentKind.ISA: "Information sharing agreement",
+    DocumentKind.IMPLEMENTATION: "Implementation record",
+    DocumentKind.EVALUATION: "Evaluation",
+}
+# The risk parts print only where the template has them (the DPIA's).
+RISK_REGISTER = "risks.register"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureBlock:
+    """One party's signatures: a line (a card) per capacity, signed or not."""
+
+    organisation: str
+    role: str
+    lines: tuple[Card, ...]
+    current: tuple[bool, ...]  # per line: False once what was signed has changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +81,34 @@ def title_line(record: Record) -> str:
     return f"{record.dpia_id}: {record.title}"
 
 
+def kind_label(record: Record) -> str:
+    return KIND_LABELS[record.kind]
+
+
+def has_risks(record: Record) -> bool:
+    """Whether the record has the DPIA's risk parts (heat maps, register, action plan)."""
+    return has_field(record.template, RISK_REGISTER)
+
+
 def cover_facts(record: Record) -> tuple[tuple[str, str], ...]:
     """The cover's label and value pairs; the parties follow as their own table."""
-    return (
-        ("Reference", record.dpia_id),
+    facts = [("Reference", record.dpia_id)]
+    if record.project is not None:
+        facts.append(("Project", f"{record.project[0]}: {record.project[1]}"))
+    facts += [
         ("Status", record.status.label),
         ("Lead organisation", record.lead_organisation),
         ("Version", f"Version {record.seq}"),
         ("Exported", long_time(record.exported_at)),
         (HASH_LABEL, record.content_hash),
-    )
+    ]
+    facts += [("Endorsement", _endorsement_line(e)) for e in endorsements_of(record)]
+    return tuple(facts)
 
 
 def party_role_label(value: str) -> str:
+    if value == REVIEWING_BODY:
+        return REVIEWING_BODY_LABEL
     try:
         return PartyRole(value).label
     except ValueError:
@@ -111,15 +161,122 @@ def _card(record: Record, signoff: SignOff, matches: bool) -> Card:
         pairs.append(("Reasons", signoff.reasons))
     pairs += [
         ("Version signed", f"Version {signoff.seq}"),
-        (f"{HASH_LABEL} signed", signoff.content_hash),
-        ("Matches the current content", "Yes" if matches else NOT_MATCHING),
-        ("State", state_label(signoff)),
+        *_hash_pairs(signoff.content_hash, signoff.state, matches),
     ]
     return Card(title, tuple(pairs))
 
 
-def state_label(signoff: SignOff) -> str:
-    return STALE_STATE if signoff.state is SignOffState.STALE else signoff.state.label
+def endorsements_of(record: Record) -> list[Signature]:
+    """The reviewing body's endorsements (given or withheld), newest last."""
+    return [s for s in record.signatures if s.kind == ENDORSEMENT]
+
+
+def _endorsement_line(endorsement: Signature) -> str:
+    return (
+        f"{endorsement.party or endorsement.signer_organisation}: "
+        f"{_decision(endorsement.decision)}, {long_date(endorsement.created_at)} "
+        f"({_state(endorsement.state)})"
+    )
+
+
+def endorsement_cards(record: Record) -> list[SignOffCard]:
+    """The endorsement block: who endorsed for which reviewing body, and whether it holds."""
+    cards = []
+    for endorsement in endorsements_of(record):
+        matches = record.hash_matches(endorsement.target, endorsement.content_hash)
+        pairs = [
+            ("Reviewing body", endorsement.party or endorsement.signer_organisation),
+            ("Endorsed by", endorsement.signer_name),
+            ("Date", long_time(endorsement.created_at)),
+            ("Decision", _decision(endorsement.decision)),
+        ]
+        if endorsement.conditions:
+            pairs.append(("Conditions", endorsement.conditions))
+        pairs += _hash_pairs(endorsement.content_hash, endorsement.state, matches)
+        title = f"Endorsement by {endorsement.party or endorsement.signer_organisation}"
+        cards.append(SignOffCard(Card(title, tuple(pairs)), matches))
+    return cards
+
+
+def has_signature_blocks(record: Record) -> bool:
+    return (
+        record.kind is DocumentKind.ISA
+        or declares_signatories(record.template)
+        or any(s.kind != ENDORSEMENT for s in record.signatures)
+    )
+
+
+def signature_blocks(record: Record) -> list[SignatureBlock]:
+    """A block per signing party (every party but a reviewing body), a line per capacity the
+    template requires and per other capacity someone signed in: the newest sign-off for the
+    party in that capacity that is not revoked or replaced, or "Not yet signed"."""
+    health_data = health_data_of(record.content)
+    parties_ = record.project_parties or tuple(
+        RecordParty(name, role, None) for name, role in record.parties
+    )
+    blocks = []
+    for party in parties_:
+        if party.role == REVIEWING_BODY:
+            continue
+        signed: dict[str, Signature] = {}
+        for signature in record.signatures:
+            if (
+                signature.kind != ENDORSEMENT
+                and signature.state not in (SignOffState.REVOKED, SignOffState.SUPERSEDED)
+                and _signed_for(signature, party)
+            ):
+                signed[signature.capacity] = signature
+        required = [
+            c.value
+            for c in required_capacities(
+                record.template.content, str(party.role), health_data=health_data
+            )
+        ]
+        lines, current = [], []
+        for capacity in [*required, *(c for c in signed if c not in required)]:
+            found = signed.get(capacity)
+            label = capacity_label(capacity) if capacity else "Signatory"
+            if found is None:
+                lines.append(Card(label, (("Signed by", NOT_SIGNED),)))
+                current.append(True)
+                continue
+            matches = record.hash_matches(found.target, found.content_hash)
+            pairs = [
+                ("Signed by", found.signer_name),
+                ("Capacity", label),
+                ("Organisation", found.signer_organisation),
+                ("Signed on", long_time(found.created_at)),
+                ("Decision", _decision(found.decision)),
+            ]
+            if found.conditions:
+                pairs.append(("Conditions", found.conditions))
+            lines.append(
+                Card(label, (*pairs, *_hash_pairs(found.content_hash, found.state, matches)))
+            )
+            current.append(matches and found.state is SignOffState.VALID)
+        blocks.append(
+            SignatureBlock(party.name, party_role_label(party.role), tuple(lines), tuple(current))
+        )
+    return blocks
+
+
+def _signed_for(signature: Signature, party: RecordParty) -> bool:
+    if party.organisation_id is not None:
+        return signature.party_organisation_id == party.organisation_id
+    return signature.party == party.name
+
+
+def _hash_pairs(signed_hash: str, state: SignOffState, matches: bool) -> list[tuple[str, str]]:
+    """What a signature bound and whether it still holds, the same for every kind."""
+    return [
+        (f"{HASH_LABEL} signed", signed_hash),
+        ("Matches the current content", "Yes" if matches else NOT_MATCHING),
+        ("State", _state(state)),
+    ]
+
+
+def _state(state: SignOffState) -> str:
+    return STALE_STATE if state is SignOffState.STALE else state.label
 
 
 def _role(value: str) -> str:

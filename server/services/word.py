@@ -1,4 +1,5 @@
-"""The Word file of a DPIA's record (python-docx), showing what the PDF shows
+"""The Word file of a document's record (a DPIA, an ISA, any step of a project; python-docx),
+showing what the PDF shows
 (server/services/reports.py) in Word's own structure: the Title style and Heading 1 to 3
 (the navigation pane and screen readers list them), tables whose first row is marked as
 their header row (``w:tblHeader``: repeated on each page and announced), the language
@@ -17,6 +18,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Pt, RGBColor
 
+from server.domain.projects import DocumentKind
 from server.domain.readable import Block, Grid, Text, read_content, register_summary
 from server.domain.risk import HeatMap, RiskMatrix
 from server.services.exports import Record
@@ -24,14 +26,21 @@ from server.services.reports import (
     LANGUAGE,
     NOT_MATCHING,
     STALE_STATE,
+    SignOffCard,
     action_plan,
     cover_facts,
+    endorsement_cards,
+    has_risks,
+    has_signature_blocks,
+    kind_label,
     parties,
+    signature_blocks,
     signoff_cards,
     title_line,
 )
 
 HEADER_BLUE = "#e8eef5"
+_KEYWORD = {DocumentKind.DPIA: "DPIA", DocumentKind.ISA: "ISA"}
 STALE_RED = RGBColor(0xB3, 0x26, 0x1E)
 
 
@@ -40,37 +49,43 @@ def render(record: Record) -> bytes:
     _properties(document, record)
     _running_header_and_footer(document, record)
     document.add_heading(record.title, level=0)
-    document.add_paragraph(
-        f"Data protection impact assessment {record.dpia_id} · {record.status.label}"
-    )
+    document.add_paragraph(f"{kind_label(record)} {record.dpia_id} · {record.status.label}")
     _pairs(document, cover_facts(record))
     document.add_heading("Parties", level=1)
     _grid(document, parties(record), empty="No party recorded.")
+
+    if has_signature_blocks(record):
+        document.add_heading("Signatures", level=1)
+        blocks = signature_blocks(record)
+        if not blocks:
+            document.add_paragraph("No signing party recorded.")
+        for block in blocks:
+            document.add_heading(f"{block.organisation} ({block.role})", level=2)
+            for line in block.lines:
+                document.add_heading(line.title, level=3)
+                _mark_stale(_pairs(document, line.pairs))
+    endorsements = endorsement_cards(record)
+    if endorsements:
+        document.add_heading("Endorsement", level=1)
+        _signoffs(document, endorsements)
 
     document.add_heading("Sign-offs", level=1)
     cards = signoff_cards(record)
     if not cards:
         document.add_paragraph("No sign-off recorded yet.")
-    for signoff in cards:
-        document.add_heading(signoff.card.title, level=2)
-        table = _pairs(document, signoff.card.pairs)
-        for row in table.rows:  # what no longer holds stands out
-            if row.cells[1].text in (STALE_STATE, NOT_MATCHING):
-                for run in row.cells[1].paragraphs[0].runs:
-                    run.bold = True
-                    run.font.color.rgb = STALE_RED
-                    run.font.highlight_color = WD_COLOR_INDEX.YELLOW
+    _signoffs(document, cards)
 
-    matrix = RiskMatrix.from_template(record.template.content)
-    document.add_heading("Risk heat maps", level=1)
-    for map_ in matrix.heat_maps(record.risks):
-        _heat_map(document, map_)
-    summary = register_summary(record.template, record.content)
-    if summary is not None:
-        document.add_heading("Risk register", level=1)
-        _grid(document, summary)
-    document.add_heading("Action plan", level=1)
-    _grid(document, action_plan(record))
+    if has_risks(record):
+        matrix = RiskMatrix.from_template(record.template.content)
+        document.add_heading("Risk heat maps", level=1)
+        for map_ in matrix.heat_maps(record.risks):
+            _heat_map(document, map_)
+        summary = register_summary(record.template, record.content)
+        if summary is not None:
+            document.add_heading("Risk register", level=1)
+            _grid(document, summary)
+        document.add_heading("Action plan", level=1)
+        _grid(document, action_plan(record))
 
     for section in read_content(record.template, record.content):
         document.add_heading(section.title, level=1)
@@ -82,15 +97,32 @@ def render(record: Record) -> bytes:
     return out.getvalue()
 
 
+def _signoffs(document: Any, cards: list[SignOffCard]) -> None:
+    for signoff in cards:
+        document.add_heading(signoff.card.title, level=2)
+        _mark_stale(_pairs(document, signoff.card.pairs))
+
+
+def _mark_stale(table: Any) -> None:
+    """What no longer holds stands out: bold red on yellow."""
+    for row in table.rows:
+        if row.cells[1].text in (STALE_STATE, NOT_MATCHING):
+            for run in row.cells[1].paragraphs[0].runs:
+                run.bold = True
+                run.font.color.rgb = STALE_RED
+                run.font.highlight_color = WD_COLOR_INDEX.YELLOW
+
+
 def _properties(document: Any, record: Record) -> None:
     """Title, subject, author and language in the file's properties, and en-GB as the
     language of its text (Word's spelling and screen readers' voices follow it)."""
     properties = document.core_properties
     properties.title = title_line(record)
-    properties.subject = "Data protection impact assessment"
+    properties.subject = kind_label(record)
     properties.author = record.lead_organisation
     properties.language = LANGUAGE
-    properties.keywords = f"DPIA; {record.status.label}; version {record.seq}"
+    keyword = _KEYWORD.get(record.kind, kind_label(record))
+    properties.keywords = f"{keyword}; {record.status.label}; version {record.seq}"
     languages = document.styles.element.findall(
         f"{qn('w:docDefaults')}/{qn('w:rPrDefault')}/{qn('w:rPr')}/{qn('w:lang')}"
     )

@@ -22,6 +22,7 @@ from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.readable import read_content
 from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import IgStep, SignOffState, transition
+from server.services.exports import ACTION_PLAN, has_field
 from server.services.history import field_changes
 from server.settings import Settings
 from server.web.context import (
@@ -130,13 +131,16 @@ async def workflow_page(context: DpiaRequest) -> Response:
                 f"/dpias/{dpia_id}/workflow?done={quote(message[:120])}", status_code=303
             )
     overview = await runtime.workflow.overview(context.user, dpia_id)
-    sections = (await runtime.history.template_of(dpia_id)).sections
+    template = await runtime.history.template_of(dpia_id)
+    sections = template.sections
     return page(
         request,
         "workflow.html",
         status,
         o=overview,
         sections=sections,
+        has_action_plan=has_field(template, ACTION_PLAN),
+        project_id=await runtime.projects.project_of(dpia_id),
         steps=guidance.dpia_steps(overview.status, overview.role),
         confirmed=guidance.CONFIRMED_MOVES,
         section_steps={
@@ -310,7 +314,7 @@ async def import_page(context: UserRequest) -> Response:
             raw = await upload.read(limit + 1)
         if len(raw) > limit:
             raise TooLarge(import_too_large(limit))
-        dpia_id = await runtime.exports.import_json(user, raw, lead_id)
+        _, documents = await runtime.project_exports.import_file(user, raw, lead_id)
     except DomainError as problem:
         return page(
             request,
@@ -319,7 +323,20 @@ async def import_page(context: UserRequest) -> Response:
             organisations=mine,
             error=str(problem),
         )
-    return RedirectResponse(f"/dpias/{dpia_id}", status_code=303)
+    return RedirectResponse(f"/dpias/{documents[0]}", status_code=303)
+
+
+@user_page
+async def project_export(context: UserRequest) -> Response:
+    """The whole project as one JSON file (every document the person takes part in)."""
+    data, name = await context.runtime.project_exports.export(
+        context.user, context.request.path_params["project_id"]
+    )
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 # -- JSON API ---------------------------------------------------------------------------------
@@ -464,8 +481,14 @@ async def api_import(context: UserRequest) -> Response:
     limit = context.runtime.settings.import_max_bytes
     if len(body) > limit:  # BodyLimit refuses it first; this keeps the route safe alone
         raise TooLarge(import_too_large(limit))
-    dpia_id = await context.runtime.exports.import_json(context.user, body, lead_id)
-    return JSONResponse({"id": dpia_id}, status_code=201)
+    project_id, documents = await context.runtime.project_exports.import_file(
+        context.user, body, lead_id
+    )
+    if project_id is None:
+        return JSONResponse({"id": documents[0]}, status_code=201)
+    return JSONResponse(
+        {"id": documents[0], "project": project_id, "documents": documents}, status_code=201
+    )
 
 
 routes = [
@@ -477,6 +500,7 @@ routes = [
     Route("/dpias/{dpia_id}/restore", restore_page, methods=["POST"]),
     Route("/dpias/{dpia_id}/signoffs/{signoff_id}", signoff_diff_page),
     Route("/dpias/{dpia_id}/export.{kind}", export),
+    Route("/projects/{project_id}/export.json", project_export),
     Route(API_IMPORT_PATH, api_import, methods=["POST"]),
     Route("/api/dpias/{dpia_id}/workflow", api_workflow),
     Route("/api/dpias/{dpia_id}/status", _api_action("status"), methods=["POST"]),

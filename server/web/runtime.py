@@ -24,6 +24,7 @@ from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
+from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
@@ -50,6 +51,7 @@ class Runtime:
     signoffs: SignOffService
     workflow: WorkflowService
     exports: ExportService
+    project_exports: ProjectExportService
     health: Health
     passwords: PasswordResets
     signin: SignInDirectory  # organisations' identity providers, and single sign-on

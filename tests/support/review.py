@@ -15,8 +15,10 @@ from pycrdt import Array, Doc, Map, XmlFragment
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
+from server.domain.content import WHOLE, target_hash
 from server.domain.documents import UpdateRecord
 from server.domain.templates import append_paragraphs
+from server.domain.workflow import SignOffState
 from server.services.accounts import AccountService, CurrentUser
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
@@ -26,6 +28,7 @@ from server.services.notifications import NotificationService
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
 from server.storage.database import create_engine, migrate
+from server.storage.models import SignOffRow
 from server.storage.updates import SqlUpdateStore
 
 PASSWORD = "correct horse battery"
@@ -107,17 +110,24 @@ async def review_world(database_url: str) -> AsyncIterator[World]:
 
 async def edit(w: World, change: Callable[[Doc[Any]], None], actor: str = "user:1") -> int:
     """Append one real update made by ``change`` to the DPIA's log; its seq."""
-    stored = await w.store.load(w.dpia_id)
+    return await append_change(w.store, w.dpia_id, change, actor)
+
+
+async def append_change(
+    store: SqlUpdateStore, dpia_id: str, change: Callable[[Doc[Any]], None], actor: str
+) -> int:
+    """Append one real update made by ``change`` to a document's log; its seq."""
+    stored = await store.load(dpia_id)
     assert stored is not None
     doc = stored.to_doc()
     before = doc.get_state()
     with doc.transaction():
         change(doc)
     seq = stored.last_seq + 1
-    await w.store.append(
+    await store.append(
         [
             UpdateRecord(
-                w.dpia_id, seq, doc.get_update(before), actor, "browser", "test", datetime.now(UTC)
+                dpia_id, seq, doc.get_update(before), actor, "browser", "test", datetime.now(UTC)
             )
         ]
     )
@@ -182,3 +192,44 @@ async def changed(w: World, actor: str = "user:1") -> None:
     await w.signoffs.mark_stale(
         [ChangeEvent(w.dpia_id, actor, "browser", "x.y", None, now, now, 1, "new text")]
     )
+
+
+async def party_signature(
+    sessions: async_sessionmaker[Any],
+    history: HistoryService,
+    dpia_id: str,
+    signer: CurrentUser,
+    *,
+    organisation: tuple[int, str],
+    capacity: str,
+) -> int:
+    """A party's signature over the whole document as it is now, recorded as the party
+    sign-off work records one (a sign-off row with the party's organisation and the
+    capacity signed in, bound to the content hash, as ``SignOffService.sign`` binds)."""
+    template = await history.template_of(dpia_id)
+    current = await history.current(dpia_id)
+    row = SignOffRow(
+        dpia_id=dpia_id,
+        target=WHOLE,
+        kind="party_approval",
+        signer_user_id=signer.id,
+        signer_participant_id=0,
+        signer_name=signer.name,
+        signer_role="dpo",
+        signer_organisation=organisation[1],
+        party=organisation[1],
+        party_organisation_id=organisation[0],
+        capacity=capacity,
+        decision="approve",
+        conditions="",
+        reasons="",
+        seq=current.seq,
+        content_hash=target_hash(template, current.content, WHOLE),
+        state=SignOffState.VALID.value,
+        created_at=datetime.now(UTC),
+        stale_at=None,
+        replaced_by=None,
+    )
+    async with sessions.begin() as session:
+        session.add(row)
+    return row.id
