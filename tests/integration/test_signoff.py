@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.workflow import SectionState, SignOffState
@@ -247,8 +248,9 @@ async def test_an_approved_new_version_supersedes_the_one_it_was_cloned_from(
         w.owner, original, "Rough sleeping outreach v2", w.owner.organisation_ids[0]
     )
     assert (await w.dpias.access(w.owner, original)).status is DpiaStatus.IN_FORCE
-    await w.dpias.invite(w.owner, w.dpia_id, w.dpo.email, "dpo")
-    await w.dpias.invite(w.owner, w.dpia_id, w.editor.email, "editor")
+    # A new version takes the project's people in their roles (decision 98).
+    people = {p.email: p.role for p in await w.dpias.participants(w.owner, w.dpia_id)}
+    assert people[w.dpo.email] is Role.DPO and people[w.editor.email] is Role.EDITOR
     await approve(w, high_risk=False)
     assert (await w.dpias.access(w.owner, original)).status is DpiaStatus.SUPERSEDED
     assert await w.audit.verify(original) is None

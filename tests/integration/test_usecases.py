@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import AccessDenied, InvalidInput
 from server.services.notifications import NotificationService
@@ -121,8 +122,9 @@ async def test_an_approval_also_tells_the_room_of_the_version_it_supersedes(worl
     await w.workflow.move(w.owner, w.dpia_id, "in_force")
     original = w.dpia_id
     w.dpia_id = await w.dpias.clone(w.owner, original, "Version 2", w.owner.organisation_ids[0])
-    await w.dpias.invite(w.owner, w.dpia_id, w.dpo.email, "dpo")
-    await w.dpias.invite(w.owner, w.dpia_id, w.editor.email, "editor")
+    # A new version takes the project's people in their roles (decision 98).
+    people = {p.email: p.role for p in await w.dpias.participants(w.owner, w.dpia_id)}
+    assert people[w.dpo.email] is Role.DPO and people[w.editor.email] is Role.EDITOR
     await _ready_for_approval(w)
     rooms = Rooms(w)
     workflow = Workflow(w.workflow, w.dpias, rooms)  # type: ignore[arg-type]
