@@ -28,6 +28,7 @@ from server.services.admin_audit import AdminAuditTrail
 from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
+from server.services.dashboard import Dashboard
 from server.services.dpias import DpiaService
 from server.services.erasure import ErasureService
 from server.services.exports import ExportService
@@ -54,6 +55,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.project_people import ProjectPeople
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -209,6 +211,7 @@ async def open_runtime(
     administration = Administration(
         sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
     )
+    projects = ProjectService(sessions, dpias)
     runtime = Runtime(
         settings=settings,
         access=access,
@@ -216,7 +219,8 @@ async def open_runtime(
         committer=committer,
         accounts=accounts,
         dpias=dpias,
-        projects=ProjectService(sessions, dpias),
+        projects=projects,
+        dashboard=Dashboard(sessions, projects, history),
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -242,6 +246,7 @@ async def open_runtime(
             inbound=InboundMail(inbound, dpias),
             administer=Administer(administration, dpias, rooms),
             protection=protection,
+            project_people=ProjectPeople(projects, notifications, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

@@ -23,6 +23,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``inbound`` | owners' decisions about inbound mail (release, discard, resume) |
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
+| ``project_people`` | add a person or an organisation to every document of a project |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from server.usecases.comments import Comments
 from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
+from server.usecases.project_people import ProjectPeople
 from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
@@ -51,3 +53,4 @@ class UseCases:
     inbound: InboundMail
     administer: Administer
     protection: DataProtection
+    project_people: ProjectPeople  # adding a person or a party to a whole project

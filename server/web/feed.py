@@ -129,6 +129,7 @@ async def read_only(request: Request) -> Response:
         user_id=f"participant:{participant.id}",
         user_name=participant.name,
         token=token,
+        template_id=dpia.template_id,
     )
     # The link reads as a viewer whatever the role: say the role they take part as, and
     # how they take part from here (replying to the email), not "viewer".

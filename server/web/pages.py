@@ -35,7 +35,7 @@ PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#0
 
 async def home(request: Request) -> Response:
     user = await current_user(request)
-    return RedirectResponse("/dpias" if user else "/login", status_code=303)
+    return RedirectResponse("/projects" if user else "/login", status_code=303)
 
 
 async def login(request: Request) -> Response:
@@ -43,7 +43,7 @@ async def login(request: Request) -> Response:
 
 
 async def _login(request: Request) -> Response:
-    next_path = _local_path(request.query_params.get("next", "/dpias"))
+    next_path = _local_path(request.query_params.get("next", "/projects"))
     if request.method == "GET":
         return page(request, "login.html", next=next_path, email="")
     data = await form(request)
@@ -170,6 +170,7 @@ async def editor(context: DpiaRequest) -> Response:
         user_id=f"user:{user.id}",
         user_name=user.name,
         colour_seed=user.id,
+        template_id=access.template_id,
     )
     overview = await runtime.workflow.overview(user, dpia_id)
     config["locked"] = locked_message(access.status) if access.status.is_locked else None
@@ -186,8 +187,25 @@ async def editor(context: DpiaRequest) -> Response:
         access={"id": dpia_id, "title": access.title, "owner": access.role.can_manage},
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
+        project=await _project_context(context),
         **await retention_context(context),
     )
+
+
+async def _project_context(context: DpiaRequest) -> dict[str, str] | None:
+    """Which project and step the document is the record of, for the way back to it."""
+    runtime, dpia_id = context.runtime, context.dpia_id
+    project_id = await runtime.projects.project_of(dpia_id)
+    if project_id is None:
+        return None
+    view = await runtime.projects.view(context.user, project_id)
+    kind = next(d.kind for d in view.documents if d.id == dpia_id)
+    return {
+        "id": view.id,
+        "title": view.title,
+        "step": wording.step_of_seven(kind.step.number, kind.step.short_label),
+        "record": kind.label,
+    }
 
 
 def editor_config(
@@ -200,6 +218,7 @@ def editor_config(
     user_name: str,
     colour_seed: int = 0,
     token: str | None = None,
+    template_id: str = "uk-dpia",
 ) -> dict[str, Any]:
     """What the editor bundle reads from the page (frontend/README.md)."""
     scheme = "wss" if request.url.scheme == "https" else "ws"
@@ -215,7 +234,7 @@ def editor_config(
             "name": user_name,
             "color": PALETTE[colour_seed % len(PALETTE)],
         },
-        "template": load_template().content,
+        "template": load_template(template_id).content,  # the document's own (a step's)
         "commentsUrl": f"/api/dpias/{dpia_id}/comments",
         "csrfToken": csrf() if csrf else "",
     }

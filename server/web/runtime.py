@@ -14,6 +14,7 @@ from server.services.accounts import AccountService
 from server.services.administration import Administration
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
+from server.services.dashboard import Dashboard
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
 from server.services.health import Health
@@ -39,6 +40,7 @@ class Runtime:
     accounts: AccountService
     dpias: DpiaService
     projects: ProjectService
+    dashboard: Dashboard  # the projects dashboard: by step, waiting for me, overdue
     editing: DocumentEditing
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
