@@ -357,7 +357,7 @@ def _number(raw: str, what: str) -> int:
 def _local_path(raw: str) -> str:
     """Only same-site paths: no open redirect through ?next=."""
     if not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
-        return "/dpias"
+        return "/projects"
     return raw[:300]
 
 

@@ -53,7 +53,7 @@ async def sign_in_by_keyboard(browser: Any, base: str, email: str) -> Any:
     await tab_to(page, "#password")
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     return page
 
 
