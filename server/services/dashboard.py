@@ -78,6 +78,9 @@ class Dashboard:
         shown = every if not step else [p for p in every if p.step.value == step]
         async with self._sessions() as session:
             waiting = await self._waiting(session, user)
+            # SIGN-OFF: the per-party sign-off work adds what waits for the person's
+            # signature here (its service's ``outstanding_for(user)``), and the template
+            # shows it where projects.html says SIGN-OFF.
             approvals = await self._overdue_approvals(session, user, now)
             reviewed = await self._reviewable(session, user)
         return DashboardView(

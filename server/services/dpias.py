@@ -688,8 +688,9 @@ class DpiaService:
         self, user: CurrentUser, dpia_id: str, section: str, participant_id: int, assigned: bool
     ) -> None:
         """Owners ask a participant to review a section (or stop asking)."""
-        await self._require_owner(user, dpia_id)
-        if section not in load_template().section_ids():
+        access = await self.access(user, dpia_id)
+        manage_policy(access.role).require()
+        if section not in load_template(access.template_id).section_ids():
             raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
         async with self._sessions.begin() as session:
             await self._participant(session, dpia_id, participant_id)

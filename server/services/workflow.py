@@ -174,9 +174,11 @@ class WorkflowService:
             dpia = await session.get_one(Dpia, dpia_id)
             # The project's step is the one source of truth (decision 99): the DPIA's own
             # column keeps the step of its kind and is no longer read.
-            project = await session.get_one(Project, dpia.project_id)
-            old = project.step
-            project.step = chosen.value
+            project = await session.get(Project, dpia.project_id or "")
+            if project is None:  # a document outside any project (none since migration 0015)
+                old, dpia.ig_step = dpia.ig_step, chosen.value
+            else:
+                old, project.step = project.step, chosen.value
             await self._audit.append(
                 session,
                 dpia_id,

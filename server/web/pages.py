@@ -273,7 +273,7 @@ async def participants(context: DpiaRequest) -> Response:
             participant: [s for s, ids in reviewers.items() if participant in ids]
             for participant in {p.id for p in people}
         },
-        sections=load_template().sections,
+        sections=load_template(context.access.template_id).sections,
         organisations=await runtime.dpias.organisations(),
         error=error,
     )

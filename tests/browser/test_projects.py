@@ -76,9 +76,7 @@ async def test_a_project_goes_from_its_idea_written_together_to_its_dpia(
     assert await trust.get_by_role("button", name=re.compile("Start this step")).count() == 0
     await _open_idea(trust, base, project_id)
     await _open_idea(camden, base, project_id)
-    assert "Step 1 of 7: Generate ideas, in project" in await camden.inner_text(
-        "#project-context"
-    )
+    assert "Step 1 of 7: Generate ideas, in project" in await camden.inner_text("#project-context")
 
     await camden.locator(OUTCOME).click()
     await trust.locator(OUTCOME).click()
@@ -102,9 +100,7 @@ async def test_a_project_goes_from_its_idea_written_together_to_its_dpia(
     await camden.wait_for_url(re.compile(r"/dpias/DPIA-CAM-\d+-\d+$"))
     dpia_id = camden.url.rsplit("/", 1)[1]
     await camden.wait_for_selector('#connection-state[data-state="connected"]')
-    assert "Step 4 of 7: Co-create DPIA, in project" in await camden.inner_text(
-        "#project-context"
-    )
+    assert "Step 4 of 7: Co-create DPIA, in project" in await camden.inner_text("#project-context")
 
     # The trust's editor takes part in the DPIA too, and the project is at step 4.
     await trust.goto(f"{base}/projects/{project_id}")

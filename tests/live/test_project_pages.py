@@ -92,6 +92,9 @@ async def test_signing_in_leads_to_projects_and_a_new_project_opens_at_its_idea(
     editor = html.unescape((await owner.get(f"/dpias/{project_id}-IDEA")).text)
     assert "Step 1 of 7: Generate ideas, in project" in editor
     assert '"id": "project-idea"' in editor or '"id":"project-idea"' in editor
+    # Its reviewers are asked to review the idea's sections, not the DPIA's.
+    people = (await owner.get(f"/dpias/{project_id}-IDEA/participants")).text
+    assert 'value="outcome"' in people and 'value="risks"' not in people
     listed = (await owner.get("/projects")).text
     assert f'href="/projects/{project_id}"' in listed
 
