@@ -29,6 +29,7 @@ from server.services.administration import Administration
 from server.services.adoption import AdoptionService
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
+from server.services.dashboard import Dashboard
 from server.services.dpias import DpiaService
 from server.services.erasure import ErasureService
 from server.services.exports import ExportService
@@ -59,6 +60,7 @@ from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
 from server.usecases.parties import PartySignOffs
+from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
@@ -244,6 +246,7 @@ async def open_runtime(
         accounts=accounts,
         dpias=dpias,
         projects=projects,
+        dashboard=Dashboard(sessions, projects, history),
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -274,6 +277,7 @@ async def open_runtime(
             protection=protection,
             projects=Projects(projects, history, sources, rooms),
             parties=PartySignOffs(parties, rooms),
+            project_people=ProjectPeople(projects, notifications, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

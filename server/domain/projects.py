@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 
+from server.domain import wording
 from server.domain.errors import InvalidInput
 from server.domain.workflow import IgStep
 
@@ -29,6 +30,11 @@ class DocumentKind(enum.StrEnum):
     @property
     def step(self) -> IgStep:
         return _STEPS[self]
+
+    @property
+    def label(self) -> str:
+        """What the step's record is called ("Pre-screening")."""
+        return wording.DOCUMENT_KINDS[self.value]
 
     @property
     def template_id(self) -> str:

@@ -330,3 +330,47 @@ def not_your_party(party: str) -> str:
 
 
 # -- end of sign-off by every party -----------------------------------------------------------
+# -- projects: the project pages and the dashboard (issue 16) ---------------------------------
+# One block, so that the helpers of issue 16 add their words beside each other's.
+
+# What each step's record is called on the project page and in lists (DocumentKind values).
+DOCUMENT_KINDS = {
+    "idea": "Idea",
+    "prescreening": "Pre-screening",
+    "feasibility": "Feasibility assessment",
+    "dpia": "DPIA",
+    "isa": "Information sharing agreement",
+    "implementation": "Implementation record",
+    "evaluation": "Evaluation",
+}
+PROJECT_NOT_STARTED = "Not started"
+PROJECT_STEP_CURRENT = "Current step"
+
+
+def step_of_seven(number: int, label: str) -> str:
+    """ "Step 4 of 7: Co-create DPIA" (``label`` without its number)."""
+    return f"Step {number} of 7: {label}"
+
+
+def step_not_available(kind_label: str) -> str:
+    return (
+        f"This installation has no template for the {kind_label.lower()} yet: ask its administrator"
+    )
+
+
+def project_person_added(email: str, documents: int) -> str:
+    plural = "document" if documents == 1 else "documents"
+    return f"{email} now takes part in {documents} {plural} of this project."
+
+
+def project_party_added(name: str, documents: int) -> str:
+    plural = "document" if documents == 1 else "documents"
+    return f"{name} is now a party to the project and its {documents} {plural}."
+
+
+def review_overdue(date: str) -> str:
+    return f"Review was due on {date}"
+
+
+def approval_waiting(days: int) -> str:
+    return f"Sent for approval {days} days ago"

@@ -513,6 +513,11 @@ class IgStep(enum.StrEnum):
         return f"{self.number}. {_IG_LABELS[self]}"
 
     @property
+    def short_label(self) -> str:
+        """The step's name without its number ("Co-create DPIA")."""
+        return _IG_LABELS[self]
+
+    @property
     def involved(self) -> str:
         return _IG_INVOLVED[self]
 

@@ -54,7 +54,7 @@ from server.storage.models import (
 NEW_REFERENCE_ATTEMPTS = 5
 
 # Who stands highest when one person takes part in several documents of a project.
-_RANK = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.DPO: 2, Role.EDITOR: 3, Role.OWNER: 4}
+RANK = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.DPO: 2, Role.EDITOR: 3, Role.OWNER: 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,9 @@ class DpiaSummary:
     sections_reviewed: int
     last_activity: datetime | None
     origin_id: str | None
-    ig_step: IgStep = IgStep.CO_CREATE_DPIA
+    ig_step: IgStep = IgStep.CO_CREATE_DPIA  # the project's step
+    kind: DocumentKind = DocumentKind.DPIA  # which step's record the document is
+    project_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +273,7 @@ class DpiaService:
         for person in rows:
             key = normalise_email(person.email)
             known = people.get(key)
-            if known is None or _RANK[Role(person.role)] > _RANK[Role(known.role)]:
+            if known is None or RANK[Role(person.role)] > RANK[Role(known.role)]:
                 people[key] = person
         people.pop(normalise_email(user.email), None)
         session.add(
@@ -434,9 +436,11 @@ class DpiaService:
                 Organisation.name,
                 last_activity.label("last"),
                 reviewed.label("reviewed"),
+                Project.step,
             )
             .join(Participant, Participant.dpia_id == Dpia.id)
             .join(Organisation, Organisation.id == Dpia.lead_organisation_id)
+            .outerjoin(Project, Project.id == Dpia.project_id)
             .where(Participant.user_id == user.id)
         )
         if search.strip():
@@ -447,7 +451,8 @@ class DpiaService:
         if organisation_id is not None:
             query = query.where(Dpia.lead_organisation_id == organisation_id)
         if ig_step:
-            query = query.where(Dpia.ig_step == check_ig_step(ig_step).value)
+            # The project's step (decision 99); the document's own column is not read.
+            query = query.where(Project.step == check_ig_step(ig_step).value)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         summaries = [
@@ -462,9 +467,11 @@ class DpiaService:
                 sections_reviewed=reviewed or 0,
                 last_activity=last,
                 origin_id=dpia.origin_id,
-                ig_step=IgStep(dpia.ig_step),
+                ig_step=IgStep(step or dpia.ig_step),
+                kind=DocumentKind(dpia.kind),
+                project_id=dpia.project_id,
             )
-            for dpia, role, organisation, last, reviewed in rows
+            for dpia, role, organisation, last, reviewed, step in rows
         ]
         summaries.sort(
             key=lambda s: s.last_activity.timestamp() if s.last_activity else 0.0, reverse=True
@@ -499,6 +506,13 @@ class DpiaService:
     ) -> int:
         """Add a participant; a person with no account becomes an email-only participant."""
         await self._require_owner(user, dpia_id)
+        return await self.add_participant(user, dpia_id, email, role, name)
+
+    async def add_participant(
+        self, user: CurrentUser, dpia_id: str, email: str, role: str, name: str = ""
+    ) -> int:
+        """``invite`` once the caller has decided ``user`` may (a project's owners add a
+        person to every document of the project: ``ProjectService.add_person``)."""
         email = normalise_email(email)
         new_role = _role(role)
         async with self._sessions() as session:
@@ -629,6 +643,14 @@ class DpiaService:
     ) -> int:
         """An organisation taking part: a registered one, or another named body."""
         await self._require_owner(user, dpia_id)
+        return await self.add_party_unchecked(
+            dpia_id, role, organisation_id=organisation_id, name=name
+        )
+
+    async def add_party_unchecked(
+        self, dpia_id: str, role: str, *, organisation_id: int | None = None, name: str = ""
+    ) -> int:
+        """``add_party`` once the caller has decided who may (``ProjectService.add_party``)."""
         try:
             party_role = PartyRole(role)
         except ValueError:
@@ -673,10 +695,9 @@ class DpiaService:
         self, user: CurrentUser, dpia_id: str, section: str, participant_id: int, assigned: bool
     ) -> None:
         """Owners ask a participant to review a section (or stop asking)."""
-        await self._require_owner(user, dpia_id)
-        async with self._sessions() as session:
-            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
-        if section not in load_template(template_id or "uk-dpia").section_ids():
+        access = await self.access(user, dpia_id)
+        manage_policy(access.role).require()
+        if section not in load_template(access.template_id).section_ids():
             raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
         async with self._sessions.begin() as session:
             await self._participant(session, dpia_id, participant_id)

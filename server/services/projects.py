@@ -18,11 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole, check_title
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
+from server.domain.people import normalise_email
 from server.domain.projects import DocumentKind, project_reference
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
-from server.services.dpias import NEW_REFERENCE_ATTEMPTS, DpiaService
-from server.storage.models import Dpia, Organisation, Participant, Project, ProjectParty
+from server.services.dpias import NEW_REFERENCE_ATTEMPTS, RANK, DpiaService
+from server.storage.models import (
+    DocumentUpdate,
+    Dpia,
+    Organisation,
+    Participant,
+    Project,
+    ProjectParty,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,26 @@ class ProjectView:
         """The newest document of a kind (a later version replaces an earlier one)."""
         found = [d for d in self.documents if d.kind is kind]
         return found[-1] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPerson:
+    """Someone taking part in a project: the highest role they hold in any of its
+    documents, and in how many of them they take part."""
+
+    name: str
+    email: str
+    role: Role
+    has_account: bool
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What adding someone (or a party) to a whole project did, document by document."""
+
+    added: list[tuple[str, int]]  # (document, new participant or party id)
+    already: list[str]  # documents they already took part in
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +261,17 @@ class ProjectService:
             for project, lead, count in rows
         ]
 
+    async def last_activity(self, project_id: str) -> dict[str, datetime]:
+        """Document → when it last changed (its newest update), for the project page."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(DocumentUpdate.document_id, func.max(DocumentUpdate.created_at))
+                .join(Dpia, Dpia.id == DocumentUpdate.document_id)
+                .where(Dpia.project_id == project_id)
+                .group_by(DocumentUpdate.document_id)
+            )
+            return {document_id: at for document_id, at in rows}
+
     async def project_of(self, dpia_id: str) -> str | None:
         """The project a document belongs to."""
         async with self._sessions() as session:
@@ -284,6 +323,116 @@ class ProjectService:
         step = check_ig_step(raw)
         await self._move(project_id, step)
         return step
+
+    async def people(self, user: CurrentUser, project_id: str) -> list[ProjectPerson]:
+        """Everyone taking part in any document of the project, once each (by address),
+        in the highest role they hold there."""
+        await self.view(user, project_id)
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Participant)
+                .join(Dpia, Dpia.id == Participant.dpia_id)
+                .where(Dpia.project_id == project_id)
+                .order_by(Participant.created_at, Participant.id)
+            )
+            found: dict[str, ProjectPerson] = {}
+            for person in rows:
+                key = normalise_email(person.email)
+                known = found.get(key)
+                role = Role(person.role)
+                if known is None:
+                    found[key] = ProjectPerson(
+                        person.name, person.email, role, person.user_id is not None, 1
+                    )
+                    continue
+                highest = role if RANK[role] > RANK[known.role] else known.role
+                found[key] = ProjectPerson(
+                    known.name, known.email, highest, known.has_account, known.documents + 1
+                )
+        return list(found.values())
+
+    async def add_person(
+        self, user: CurrentUser, project_id: str, email: str, role: str, name: str = ""
+    ) -> Added:
+        """Add someone to every document of the project (owners), by today's invitation
+        rules: a person with no account takes part by email, and a lead organisation that
+        forbids outside partners is asked document by document."""
+        view = await self._managed(user, project_id)
+        address = normalise_email(email)
+        added: list[tuple[str, int]] = []
+        already: list[str] = []
+        for document in view.documents:
+            if await self._takes_part(document.id, address):
+                already.append(document.id)
+                continue
+            participant_id = await self._dpias.add_participant(
+                user, document.id, address, role, name
+            )
+            added.append((document.id, participant_id))
+        if not added:
+            raise Conflict(f"Someone with the address {address} already takes part in this project")
+        return Added(added, already)
+
+    async def add_party(
+        self,
+        user: CurrentUser,
+        project_id: str,
+        role: str,
+        *,
+        organisation_id: int | None = None,
+        name: str = "",
+    ) -> Added:
+        """An organisation taking part in the whole project: a party of the project (so
+        every step started later takes it) and of each document it has now (owners)."""
+        view = await self._managed(user, project_id)
+        added: list[tuple[str, int]] = []
+        already: list[str] = []
+        for document in view.documents:
+            try:
+                party_id = await self._dpias.add_party_unchecked(
+                    document.id, role, organisation_id=organisation_id, name=name
+                )
+            except Conflict:
+                already.append(document.id)
+                continue
+            added.append((document.id, party_id))
+        async with self._sessions.begin() as session:
+            if organisation_id is not None:
+                organisation = await session.get(Organisation, organisation_id)
+                name = organisation.name if organisation is not None else name
+            exists = await session.scalar(
+                select(ProjectParty.id).where(
+                    ProjectParty.project_id == project_id, ProjectParty.name == name.strip()
+                )
+            )
+            if exists is not None and not added:
+                raise Conflict(f"The organisation {name} is already a party to this project")
+            if exists is None:
+                session.add(
+                    ProjectParty(
+                        project_id=project_id,
+                        organisation_id=organisation_id,
+                        name=name.strip(),
+                        role=PartyRole(role).value,
+                    )
+                )
+        return Added(added, already)
+
+    async def _managed(self, user: CurrentUser, project_id: str) -> ProjectView:
+        view = await self.view(user, project_id)
+        if not view.can_manage:
+            raise AccessDenied("Only the project's owners can add people or organisations to it")
+        return view
+
+    async def _takes_part(self, document_id: str, address: str) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(Participant.id).where(
+                    Participant.dpia_id == document_id,
+                    func.lower(Participant.email) == address,
+                )
+            )
+        return found is not None
 
     async def _move(self, project_id: str, step: IgStep) -> None:
         async with self._sessions.begin() as session:

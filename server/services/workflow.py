@@ -38,7 +38,7 @@ from server.services.dpias import DpiaService
 from server.services.history import HistoryService
 from server.services.notifications import NotificationService
 from server.services.signoffs import SignOff, SignOffService, set_section_state
-from server.storage.models import Dpia, DpiaParty, Membership, Participant
+from server.storage.models import Dpia, DpiaParty, Membership, Participant, Project
 
 _APPROVING = {Decision.APPROVE.value, Decision.APPROVE_WITH_CONDITIONS.value}
 _STANDING = {
@@ -90,12 +90,13 @@ class WorkflowService:
         current = await self._history.current(dpia_id)
         async with self._sessions() as session:
             dpia = await session.get_one(Dpia, dpia_id)
+            step = await session.scalar(select(Project.step).where(Project.id == dpia.project_id))
         return Overview(
             dpia_id,
             access.title,
             access.status,
             access.role,
-            IgStep(dpia.ig_step),
+            IgStep(step or dpia.ig_step),
             await self._signoffs.section_states(dpia_id, template, current.content),
             await self._signoffs.of_dpia(dpia_id),
             next_steps(access.status, access.role),
@@ -165,8 +166,13 @@ class WorkflowService:
         chosen = ig_step_policy(access.role, step)
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
-            old = dpia.ig_step
-            dpia.ig_step = chosen.value
+            # The project's step is the one source of truth (decision 99): the DPIA's own
+            # column keeps the step of its kind and is no longer read.
+            project = await session.get(Project, dpia.project_id or "")
+            if project is None:  # a document outside any project (none since migration 0015)
+                old, dpia.ig_step = dpia.ig_step, chosen.value
+            else:
+                old, project.step = project.step, chosen.value
             await self._audit.append(
                 session,
                 dpia_id,

@@ -25,6 +25,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``administration`` | suspending and reinstating a person (their open connections follow) |
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
 | ``projects`` | start a step (drafting the DPIA and the ISA), fill empty DPIA fields, sources |
+| ``project_people`` | add a person or an organisation to every document of a project |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from server.usecases.history import History
 from server.usecases.inbound import InboundMail
 from server.usecases.participants import Participants
 from server.usecases.parties import PartySignOffs
+from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
 from server.usecases.signoffs import SignOffs
@@ -57,3 +59,4 @@ class UseCases:
     protection: DataProtection
     projects: Projects
     parties: PartySignOffs
+    project_people: ProjectPeople  # adding a person or a party to a whole project

@@ -35,7 +35,7 @@ PALETTE = ["#1f6fb4", "#b4451f", "#1f8a4c", "#7a3fb0", "#a8326a", "#8a6d00", "#0
 
 async def home(request: Request) -> Response:
     user = await current_user(request)
-    return RedirectResponse("/dpias" if user else "/login", status_code=303)
+    return RedirectResponse("/projects" if user else "/login", status_code=303)
 
 
 async def login(request: Request) -> Response:
@@ -43,7 +43,7 @@ async def login(request: Request) -> Response:
 
 
 async def _login(request: Request) -> Response:
-    next_path = _local_path(request.query_params.get("next", "/dpias"))
+    next_path = _local_path(request.query_params.get("next", "/projects"))
     if request.method == "GET":
         return page(request, "login.html", next=next_path, email="")
     data = await form(request)
@@ -194,8 +194,25 @@ async def editor(context: DpiaRequest) -> Response:
         filled=int(filled[:4])
         if (filled := request.query_params.get("filled", "")).isdigit()
         else None,
+        project=await _project_context(context),
         **await retention_context(context),
     )
+
+
+async def _project_context(context: DpiaRequest) -> dict[str, str] | None:
+    """Which project and step the document is the record of, for the way back to it."""
+    runtime, dpia_id = context.runtime, context.dpia_id
+    project_id = await runtime.projects.project_of(dpia_id)
+    if project_id is None:
+        return None
+    view = await runtime.projects.view(context.user, project_id)
+    kind = next(d.kind for d in view.documents if d.id == dpia_id)
+    return {
+        "id": view.id,
+        "title": view.title,
+        "step": wording.step_of_seven(kind.step.number, kind.step.short_label),
+        "record": kind.label,
+    }
 
 
 def editor_config(
@@ -347,7 +364,7 @@ def _number(raw: str, what: str) -> int:
 def _local_path(raw: str) -> str:
     """Only same-site paths: no open redirect through ?next=."""
     if not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
-        return "/dpias"
+        return "/projects"
     return raw[:300]
 
 

@@ -15,6 +15,7 @@ from server.services.administration import Administration
 from server.services.adoption import AdoptionService
 from server.services.audit import AuditTrail
 from server.services.collaboration import CollaborationAccess
+from server.services.dashboard import Dashboard
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
 from server.services.health import Health
@@ -42,6 +43,7 @@ class Runtime:
     accounts: AccountService
     dpias: DpiaService
     projects: ProjectService
+    dashboard: Dashboard  # the projects dashboard: by step, waiting for me, overdue
     editing: DocumentEditing
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService

@@ -99,7 +99,7 @@ async def callback(request: Request) -> Response:
         response = failed(request, error)
         response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
         return response
-    response = RedirectResponse(pending.next_path or "/dpias", status_code=303)
+    response = RedirectResponse(pending.next_path or "/projects", status_code=303)
     response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
     response.set_cookie(
         SESSION_COOKIE,

@@ -60,7 +60,7 @@ async def browser() -> AsyncIterator[object]:
 
 
 async def sign_in(browser: object, base: str, email: str, *, bypass_csp: bool = False) -> object:
-    """A new browser context signed in as ``email``, on its dashboard."""
+    """A new browser context signed in as ``email``, on the projects dashboard."""
     context = await browser.new_context(  # type: ignore[attr-defined]
         viewport={"width": 1400, "height": 1000}, bypass_csp=bypass_csp
     )
@@ -69,7 +69,7 @@ async def sign_in(browser: object, base: str, email: str, *, bypass_csp: bool = 
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     return page
 
 

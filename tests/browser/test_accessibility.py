@@ -80,7 +80,7 @@ async def _sign_in(page: Any, base: str, email: str) -> None:
     await page.locator("#email").fill(email)
     await page.locator("#password").fill(PASSWORD)
     await page.locator("#password").press("Enter")
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
 
 
 async def _editor(page: Any, base: str, dpia: str, section: str) -> None:
@@ -232,6 +232,30 @@ async def test_every_page_passes_axe_and_reflows_at_this_width(
     await owner.get_by_role("button", name="Import as a new draft").click()
     await owner.wait_for_selector(".error-summary")
     await check(owner, "import-error")
+    # Projects (issue 16): the dashboard, a new project, a project's page and its errors.
+    project = "PRJ-" + dpia.removeprefix("DPIA-")
+    for name, path in (
+        ("projects", "/projects"),
+        ("projects-filtered", "/projects?step=generate_ideas"),
+        ("new-project", "/projects/new"),
+        ("project", f"/projects/{project}"),
+    ):
+        await owner.goto(base + path)
+        await check(owner, name)
+    await owner.goto(f"{base}/projects/new")
+    await owner.locator("#title").evaluate("(input) => input.form.noValidate = true")
+    await owner.locator("#title").press("Enter")
+    await owner.wait_for_selector(".error-summary")
+    await check(owner, "new-project-error")
+    await owner.locator("#title").fill("Accessible project")
+    await owner.get_by_role("button", name="Create project").click()
+    await owner.wait_for_url(re.compile(r"/projects/PRJ-CAM-\d+-\d+$"))
+    await check(owner, "project-at-its-idea")
+    await owner.locator("#person-email").evaluate("(input) => input.form.noValidate = true")
+    await owner.locator("#person-email").fill("not an address")
+    await owner.locator("#person-email").press("Enter")
+    await owner.wait_for_selector(".error-summary")
+    await check(owner, "project-error")
 
     await owner.goto(f"{base}/dpias/{dpia}/workflow")
     # The page offers only the steps the owner may take; the refusal a stale page or a

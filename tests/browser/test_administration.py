@@ -212,7 +212,7 @@ async def _sign_in_as(page: Any, base: str, email: str, password: str = CHOSEN) 
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
 
 
 async def _invite_to_dpia(database_url: str, site: Site, email: str) -> None:

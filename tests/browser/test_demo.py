@@ -40,7 +40,7 @@ async def _open(browser: Any, base: str, email: str, dpia_id: str) -> Any:
     await page.locator("#email").fill(email)
     await page.locator("#password").fill(DEMO_PASSWORD)
     await page.locator("#password").press("Enter")
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     await page.goto(f"{base}/dpias/{dpia_id}#risks")
     await page.wait_for_selector('#connection-state[data-state="connected"]')
     return page

@@ -53,7 +53,7 @@ async def sign_in_by_keyboard(browser: Any, base: str, email: str) -> Any:
     await tab_to(page, "#password")
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     return page
 
 
@@ -123,6 +123,8 @@ async def test_the_main_journey_works_with_the_keyboard_alone(
 
     # The DPO reviews it and signs it off.
     dpo = await sign_in_by_keyboard(browser, base, seeded.emails["dpo"])
+    # Signing in lands on the projects; the DPIA is among the DPO's documents.
+    await _follow(dpo, 'a[href="/dpias"]', f"{base}/dpias")
     await _follow(dpo, f'a[href="/dpias/{dpia}"]', f"{base}/dpias/{dpia}")
     await _follow(dpo, f'a[href="/dpias/{dpia}/workflow"]', f"{base}/dpias/{dpia}/workflow")
     await _apply_section_step(dpo, "review", "reviewed")

@@ -48,7 +48,7 @@ async def test_a_person_signs_in_through_the_providers_real_login_page(
 ) -> None:
     base = f"http://127.0.0.1:{sso.live.port}"
     page = await _through_provider(browser, base, "owner@camden.example", "olive")
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     await page.wait_for_selector("text=Shared DPIA")
     assert "Olive Owner" in await page.inner_text("header")
     await page.screenshot(path=artifact("oidc-signed-in.png"))
@@ -74,7 +74,7 @@ async def test_the_sign_in_settings_page_passes_axe_and_saves_from_the_keyboard(
     # Carol is in Camden's administrator group at the provider: she administers Camden.
     # (axe is injected as a script, which the app's policy rightly forbids: bypassed here.)
     page = await _through_provider(browser, base, "carol@camden.example", "carol", bypass_csp=True)
-    await page.wait_for_url(f"{base}/dpias")
+    await page.wait_for_url(f"{base}/projects")
     await page.goto(f"{base}/admin/organisations/CAM/sign-in")
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate("async () => await axe.run(document)")

@@ -63,7 +63,7 @@ async def test_a_person_signs_in_through_their_provider_and_lands_signed_in(sso:
             assert part in first.headers["location"]
         answer, callback = await through_provider(client, first, "olive", "provider-password")
         assert callback.startswith(sso.callback + "?code=")
-        assert answer.status_code == 303 and answer.headers["location"] == "/dpias", answer.text
+        assert answer.status_code == 303 and answer.headers["location"] == "/projects", answer.text
         dashboard = await _page_as(client)
         assert dashboard.status_code == 200 and "Olive Owner" in dashboard.text
         assert "Shared DPIA" in dashboard.text  # the existing account, linked: its DPIAs

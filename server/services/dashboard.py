@@ -1,0 +1,188 @@
+"""The projects dashboard: projects by step, what waits for a person, what is overdue.
+
+Everything here is read for one signed-in user and only from the documents they take part
+in: a project they have no document of stays invisible (docs/projects.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.domain import wording
+from server.domain.access import Role
+from server.domain.dpias import DpiaStatus
+from server.domain.errors import DomainError
+from server.domain.projects import DocumentKind
+from server.domain.protection import CLOSED
+from server.domain.templates import load_template
+from server.domain.workflow import IgStep, SectionState
+from server.services.accounts import CurrentUser
+from server.services.history import HistoryService
+from server.services.projects import ProjectService, ProjectSummary
+from server.storage.models import AuditEvent, Dpia, Participant, SectionReviewer
+from server.storage.models import SectionState as SectionStateRow
+
+# A DPIA sent for approval is overdue when no one decided for this long.
+APPROVAL_OVERDUE_AFTER = timedelta(days=14)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """One thing that waits for the person: a document to look at, and why."""
+
+    document_id: str
+    title: str
+    what: str  # "dpo_review" or "section"
+    section_title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    document_id: str
+    title: str
+    since: date  # the review date that passed, or the day it was sent for approval
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardView:
+    counts: dict[IgStep, int]  # every step, 0 included, over all the person's projects
+    projects: list[ProjectSummary]  # filtered by the step asked for
+    waiting: list[Waiting]
+    overdue_reviews: list[Overdue]
+    overdue_approvals: list[Overdue]
+
+
+class Dashboard:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        projects: ProjectService,
+        history: HistoryService,
+    ) -> None:
+        self._sessions = sessions
+        self._projects = projects
+        self._history = history
+
+    async def for_user(
+        self, user: CurrentUser, *, step: str = "", now: datetime | None = None
+    ) -> DashboardView:
+        now = now or datetime.now(UTC)
+        every = await self._projects.list_for(user)
+        counts = dict.fromkeys(IgStep, 0)
+        for project in every:
+            counts[project.step] += 1
+        shown = every if not step else [p for p in every if p.step.value == step]
+        async with self._sessions() as session:
+            waiting = await self._waiting(session, user)
+            # SIGN-OFF: the per-party sign-off work adds what waits for the person's
+            # signature here (its service's ``outstanding_for(user)``), and the template
+            # shows it where projects.html says SIGN-OFF.
+            approvals = await self._overdue_approvals(session, user, now)
+            reviewed = await self._reviewable(session, user)
+        return DashboardView(
+            counts,
+            shown,
+            waiting,
+            await self._overdue_reviews(reviewed, now.date()),
+            approvals,
+        )
+
+    async def _waiting(self, session: AsyncSession, user: CurrentUser) -> list[Waiting]:
+        """Documents in DPO review where the person is the DPO, and sections submitted for
+        review that an owner asked them to review. (Sign-offs outstanding per party are
+        added by the sign-off work: ``SignOffService.outstanding_for``.)"""
+        dpo = await session.execute(
+            select(Dpia.id, Dpia.title)
+            .join(Participant, Participant.dpia_id == Dpia.id)
+            .where(
+                Participant.user_id == user.id,
+                Participant.role == Role.DPO.value,
+                Dpia.status == DpiaStatus.DPO_REVIEW.value,
+            )
+            .order_by(Dpia.id)
+        )
+        found = [Waiting(d, title, "dpo_review") for d, title in dpo]
+        sections = await session.execute(
+            select(Dpia.id, Dpia.title, Dpia.template_id, SectionReviewer.section)
+            .join(Participant, Participant.dpia_id == Dpia.id)
+            .join(SectionReviewer, SectionReviewer.participant_id == Participant.id)
+            .join(
+                SectionStateRow,
+                (SectionStateRow.dpia_id == Dpia.id)
+                & (SectionStateRow.section == SectionReviewer.section),
+            )
+            .where(
+                Participant.user_id == user.id,
+                SectionStateRow.state == SectionState.SUBMITTED.value,
+            )
+            .order_by(Dpia.id, SectionReviewer.section)
+        )
+        found += [
+            Waiting(
+                d,
+                title,
+                "section",
+                wording.section_title(load_template(template_id).sections, section),
+            )
+            for d, title, template_id, section in sections
+        ]
+        return found
+
+    async def _overdue_approvals(
+        self, session: AsyncSession, user: CurrentUser, now: datetime
+    ) -> list[Overdue]:
+        sent = (
+            select(AuditEvent.dpia_id, func.max(AuditEvent.at).label("at"))
+            .where(AuditEvent.kind == "status")
+            .group_by(AuditEvent.dpia_id)
+            .subquery()
+        )
+        rows = await session.execute(
+            select(Dpia.id, Dpia.title, sent.c.at)
+            .join(Participant, Participant.dpia_id == Dpia.id)
+            .join(sent, sent.c.dpia_id == Dpia.id)
+            .where(
+                Participant.user_id == user.id,
+                Dpia.status == DpiaStatus.AWAITING_APPROVAL.value,
+            )
+            .order_by(sent.c.at)
+        )
+        overdue = []
+        for document_id, title, at in rows:
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite forgets the zone
+            if now - at > APPROVAL_OVERDUE_AFTER:
+                overdue.append(Overdue(document_id, title, at.date()))
+        return overdue
+
+    async def _reviewable(self, session: AsyncSession, user: CurrentUser) -> list[tuple[str, str]]:
+        """The person's DPIAs that are still the record of processing (not closed)."""
+        rows = await session.execute(
+            select(Dpia.id, Dpia.title, Dpia.status)
+            .join(Participant, Participant.dpia_id == Dpia.id)
+            .where(Participant.user_id == user.id, Dpia.kind == DocumentKind.DPIA.value)
+            .order_by(Dpia.id)
+        )
+        return [(d, title) for d, title, status in rows if DpiaStatus(status) not in CLOSED]
+
+    async def _overdue_reviews(self, dpias: list[tuple[str, str]], today: date) -> list[Overdue]:
+        """DPIAs whose "Next review date" (``review.next_review``) has passed."""
+        overdue = []
+        for document_id, title in dpias:
+            try:
+                content = (await self._history.current(document_id)).content
+            except DomainError:
+                continue  # no stored content yet
+            raw = content.get("review", {}).get("next_review")
+            if not isinstance(raw, str) or not raw:
+                continue
+            try:
+                due = date.fromisoformat(raw[:10])
+            except ValueError:
+                continue  # a date someone typed that is not one: nothing to say is overdue
+            if due < today:
+                overdue.append(Overdue(document_id, title, due))
+        return sorted(overdue, key=lambda o: o.since)
