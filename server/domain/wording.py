@@ -329,6 +329,14 @@ def not_your_party(party: str) -> str:
     return sentence(f"you are not a member of {party}, so you cannot sign for it")
 
 
+def signature_waiting(document: str, party: str, capacity: str, stale: bool) -> str:
+    """A signature waiting for the reader, on the dashboard."""
+    document = document if document.isupper() else document[:1].lower() + document[1:]
+    if stale:
+        return f"sign the {document} again for {party} as {capacity}: it changed since you signed"
+    return f"sign the {document} for {party} as {capacity}"
+
+
 # -- end of sign-off by every party -----------------------------------------------------------
 # -- projects: the project pages and the dashboard (issue 16) ---------------------------------
 # One block, so that the helpers of issue 16 add their words beside each other's.

@@ -78,9 +78,8 @@ class Dashboard:
         shown = every if not step else [p for p in every if p.step.value == step]
         async with self._sessions() as session:
             waiting = await self._waiting(session, user)
-            # SIGN-OFF: the per-party sign-off work adds what waits for the person's
-            # signature here (its service's ``outstanding_for(user)``), and the template
-            # shows it where projects.html says SIGN-OFF.
+            # Signatures waiting for the person are the party sign-offs' to say
+            # (``PartySignOffService.outstanding_for``); the page asks it beside this.
             approvals = await self._overdue_approvals(session, user, now)
             reviewed = await self._reviewable(session, user)
         return DashboardView(
@@ -93,8 +92,8 @@ class Dashboard:
 
     async def _waiting(self, session: AsyncSession, user: CurrentUser) -> list[Waiting]:
         """Documents in DPO review where the person is the DPO, and sections submitted for
-        review that an owner asked them to review. (Sign-offs outstanding per party are
-        added by the sign-off work: ``SignOffService.outstanding_for``.)"""
+        review that an owner asked them to review. (Signatures outstanding per party
+        come from ``PartySignOffService.outstanding_for``.)"""
         dpo = await session.execute(
             select(Dpia.id, Dpia.title)
             .join(Participant, Participant.dpia_id == Dpia.id)

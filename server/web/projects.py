@@ -54,6 +54,7 @@ async def dashboard(context: UserRequest) -> Response:
         request,
         "projects.html",
         d=view,
+        signatures=await runtime.parties.outstanding_for(context.user),
         step=step,
         steps=list(IgStep),
         today=datetime.now(UTC).date(),
@@ -111,6 +112,7 @@ async def _project_page(
         p=view,
         rows=_rows(view, activity),
         people=await runtime.projects.people(user, project_id),
+        signoffs=await runtime.parties.status(user, project_id),
         roles=list(Role),
         party_roles=list(PartyRole),
         organisations=await runtime.dpias.organisations() if view.can_manage else [],
@@ -148,10 +150,9 @@ def _template_exists(kind: DocumentKind) -> bool:
 
 
 async def start_step(context: UserRequest, project_id: str, kind: DocumentKind) -> str:
-    """Start a step's document. The one place the pages start a step, so that drafting a
-    step from the earlier ones (the DPIA from steps 1-3, the ISA from the DPIA) is switched
-    on here: ``usecases.projects.start_step`` once it exists."""
-    return await context.runtime.projects.start_step(context.user, project_id, kind)
+    """Start a step's document, drafted from the earlier steps (the DPIA from steps 1-3, the
+    ISA from the DPIA)."""
+    return await context.runtime.usecases.projects.start_step(context.user, project_id, kind)
 
 
 @user_page

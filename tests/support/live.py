@@ -84,7 +84,12 @@ class LiveServer:
         self.app: object = None
 
     def start(self, timeout: float = 2 * WAIT_SECONDS) -> LiveServer:
-        config = uvicorn_config(self.settings, log_level="warning", timeout_graceful_shutdown=5)
+        # A test's client may sit idle longer than uvicorn's 5 s keep-alive on a busy
+        # machine, and then reuse the connection just as the server closes it ("Server
+        # disconnected without sending a response"): keep idle connections open longer.
+        config = uvicorn_config(
+            self.settings, log_level="warning", timeout_graceful_shutdown=5, timeout_keep_alive=300
+        )
         self.app = config.app
         server = self._server = uvicorn.Server(config)
         # uvicorn closes the sockets it served when it stops: give it a duplicate.
