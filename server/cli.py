@@ -268,13 +268,13 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
         seed_demo,
     )
     from server.storage.database import create_engine, migrate
+    from server.storage.updates import SqlUpdateStore
     from server.usecases.demo import (
         PROJECT_PEOPLE,
         PROJECT_TITLE,
         REVIEWING_BODY,
         seed_demo_project,
     )
-    from server.storage.updates import SqlUpdateStore
 
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate, settings.database_url)

@@ -7,8 +7,8 @@ tests/node/demo-accounts.json), so single sign-on works out of the box."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 

@@ -24,7 +24,6 @@ from server.services.demo import (
     seed_demo,
 )
 from server.services.dpias import DpiaService
-from server.services.parties import PartySignOffService
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
 from server.services.sources import SourceService
@@ -32,6 +31,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
 from server.usecases.demo import PROJECT_PEOPLE, REVIEWING_BODY, seed_demo_project
 from tests.support.live import ROOT
+from tests.support.parties import party_service
 from tests.support.review import record_services
 
 pytestmark = pytest.mark.asyncio
@@ -129,17 +129,7 @@ async def test_the_demo_project_runs_steps_1_to_5_with_one_party_signed(
         links = (await sources.sources(lead, seeded.isa_id)).links
         assert links and not any(link.changed for link in links)
         # The trust's DPO has signed the DPIA; Camden's DPO is the one it waits for.
-        parties = PartySignOffService(
-            sessions,
-            dpias=dpias,
-            projects=projects,
-            history=history,
-            signoffs=signoffs,
-            audit=audit,
-            store=store,
-            base_url="http://127.0.0.1:8000",
-            mail_from="OpenDPIA <n@dpia.test>",
-        )
+        parties = party_service(sessions, store, dpias, projects, history, signoffs, audit)
         status = await parties.status(lead, seeded.project_id)
         on_dpia = status.document(DocumentKind.DPIA)
         assert on_dpia is not None
