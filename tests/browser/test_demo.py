@@ -81,7 +81,7 @@ async def test_camdens_dpo_finds_the_demo_projects_dpia_waiting_and_signs_it(
     page = await _signed_in(browser, base, "dpo@camden.example")
     waiting = page.locator("#waiting li")
     await waiting.filter(has_text=project.isa_id).wait_for()
-    await waiting.filter(has_text=f"{project.dpia_id}:").first.click()
+    await waiting.filter(has_text=f"{project.dpia_id}:").get_by_role("link").click()
     await page.wait_for_url(f"{base}/projects/{project.project_id}/sign-off")
     await page.get_by_role("button", name=f"Sign {project.dpia_id} as Grace Okafor").click()
     await page.locator(".notice[role=status]", has_text=f"Signed {project.dpia_id}").wait_for()
