@@ -92,13 +92,7 @@ async def test_camdens_dpo_finds_the_demo_projects_dpia_waiting_and_signs_it(
 
 
 async def _open(browser: Any, base: str, email: str, dpia_id: str) -> Any:
-    context = await browser.new_context(viewport=DESKTOP)
-    page = await context.new_page()
-    await page.goto(f"{base}/login")
-    await page.locator("#email").fill(email)
-    await page.locator("#password").fill(DEMO_PASSWORD)
-    await page.locator("#password").press("Enter")
-    await page.wait_for_url(f"{base}/projects")
+    page = await _signed_in(browser, base, email)
     await page.goto(f"{base}/dpias/{dpia_id}#risks")
     await page.wait_for_selector('#connection-state[data-state="connected"]')
     return page

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.content import plain_text
 from server.domain.dpias import PartyRole
@@ -15,6 +18,7 @@ from server.domain.parties import SignatureState
 from server.domain.projects import DocumentKind
 from server.domain.workflow import IgStep
 from server.services.accounts import AccountService
+from server.services.audit import AuditTrail
 from server.services.demo import (
     DEMO_PASSWORD,
     JUST_IN_TIME,
@@ -24,8 +28,10 @@ from server.services.demo import (
     seed_demo,
 )
 from server.services.dpias import DpiaService
+from server.services.history import HistoryService
 from server.services.projects import ProjectService
 from server.services.signin import SignInDirectory
+from server.services.signoffs import SignOffService
 from server.services.sources import SourceService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
@@ -37,16 +43,41 @@ from tests.support.review import record_services
 pytestmark = pytest.mark.asyncio
 
 
-async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
-    database_url: str,
-) -> None:
+@dataclass
+class Seeding:
+    sessions: async_sessionmaker[AsyncSession]
+    store: SqlUpdateStore
+    dpias: DpiaService
+    audit: AuditTrail
+    history: HistoryService
+    signoffs: SignOffService
+
+
+@asynccontextmanager
+async def seeding(database_url: str) -> AsyncIterator[Seeding]:
+    """A migrated database and the services the demo is seeded with, as `opendpia demo`'s."""
     await asyncio.to_thread(migrate, database_url)
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     try:
         store = SqlUpdateStore(engine)
         dpias = DpiaService(sessions, store)
-        signoffs = record_services(sessions, store, dpias)[2]
+        audit, history, signoffs, _, _ = record_services(sessions, store, dpias)
+        yield Seeding(sessions, store, dpias, audit, history, signoffs)
+    finally:
+        await engine.dispose()
+
+
+async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
+    database_url: str,
+) -> None:
+    async with seeding(database_url) as seeded:
+        sessions, store, dpias, signoffs = (
+            seeded.sessions,
+            seeded.store,
+            seeded.dpias,
+            seeded.signoffs,
+        )
         dpia_id = await seed_demo(sessions, store, signoffs)
         assert dpia_id is not None
         owner = await AccountService(sessions).user_by_email(PEOPLE[0].email)
@@ -58,8 +89,6 @@ async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
         roles = {party.name: party.role for party in parties}
         assert roles["North London NHS Foundation Trust"] is PartyRole.JOINT_CONTROLLER
         assert await seed_demo(sessions, store, signoffs) is None  # once only
-    finally:
-        await engine.dispose()
 
 
 async def test_the_demo_signs_islington_in_through_the_provider_make_run_starts(
@@ -92,13 +121,9 @@ async def test_the_demo_signs_islington_in_through_the_provider_make_run_starts(
 async def test_the_demo_project_runs_steps_1_to_5_with_one_party_signed(
     database_url: str,
 ) -> None:
-    await asyncio.to_thread(migrate, database_url)
-    engine = create_engine(database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    try:
-        store = SqlUpdateStore(engine)
-        dpias = DpiaService(sessions, store)
-        audit, history, signoffs, _, _ = record_services(sessions, store, dpias)
+    async with seeding(database_url) as w:
+        sessions, store, dpias, signoffs = w.sessions, w.store, w.dpias, w.signoffs
+        audit, history = w.audit, w.history
         await seed_demo(sessions, store, signoffs)
         seeded = await seed_demo_project(sessions, store, signoffs, password=DEMO_PASSWORD)
         assert seeded is not None
@@ -152,5 +177,3 @@ async def test_the_demo_project_runs_steps_1_to_5_with_one_party_signed(
         assert (await parties.status(reviewer, seeded.project_id)).reviewing_party is not None
         # Once only.
         assert await seed_demo_project(sessions, store, signoffs) is None
-    finally:
-        await engine.dispose()
