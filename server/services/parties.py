@@ -1,7 +1,8 @@
 """Sign-off by every party, reviewing bodies' endorsements and reminders to sign (issue 16;
 docs/projects.md). Endorsed agreements and adopting one are ``services.adoption``'s; what
-the status reports is ``services.party_status``'s, and the reminders' emails
-``services.party_reminders``'.
+the status reports is ``services.party_status``'s, the reminders' emails
+``services.party_reminders``' and what inviting a reviewing body records
+``services.reviewing_bodies``'.
 
 A party signature and an endorsement are sign-off rows (``signoffs``) over the whole
 document (target ``dpia``), bound to its content hash and made stale by
