@@ -269,6 +269,12 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
     )
     from server.storage.database import create_engine, migrate
     from server.storage.updates import SqlUpdateStore
+    from server.usecases.demo import (
+        PROJECT_PEOPLE,
+        PROJECT_TITLE,
+        REVIEWING_BODY,
+        seed_demo_project,
+    )
 
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate, settings.database_url)
@@ -331,14 +337,23 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
         else:
             *_, signoffs = _record_services(settings, engine, sessions, AuditTrail(sessions))
             idp = args.idp or DEMO_IDP
-            dpia_id = await seed_demo(sessions, SqlUpdateStore(engine), signoffs, idp)
+            store = SqlUpdateStore(engine)
+            dpia_id = await seed_demo(sessions, store, signoffs, idp)
+            project = await seed_demo_project(
+                sessions,
+                store,
+                signoffs,
+                base_url=settings.base_url,
+                mail_from=settings.mail_from,
+                password=DEMO_PASSWORD,
+            )
             url = f"http://{settings.host}:{settings.port}/login"
-            if dpia_id is None:
+            if dpia_id is None and project is None:
                 print(f"The demo exists already. Sign in at {url}")
             else:
-                print(f"Demo ready: {dpia_id}. Sign in at {url} with any of:")
-            names = dict(ORGANISATIONS)
-            for person in PEOPLE:
+                print(f"Demo ready. Sign in at {url} with any of:")
+            names = dict(ORGANISATIONS) | {REVIEWING_BODY[0]: REVIEWING_BODY[1]}
+            for person in PEOPLE + PROJECT_PEOPLE:
                 if person.provider_login:
                     continue
                 admin = "  (administrator: /admin, /dev/mail)" if person.admin else ""
@@ -361,6 +376,12 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                     f"  {person.email:<32} login {person.provider_login:<4} "
                     f"password {DEMO_PASSWORD}  ({note})"
                 )
+            print(
+                f"The project {PROJECT_TITLE!r} is at step 5: its DPIA and ISA drafted from "
+                "steps 1-3, the trust's DPO has signed the DPIA. Sign in as "
+                "dpo@camden.example to sign it for Camden (Projects, then Sign-off); "
+                f"{PROJECT_PEOPLE[0].email} reviews it for the steering group."
+            )
             if settings.uses_dev_mailbox:
                 print(
                     f"Mail the app sends is caught, not delivered: read it at "

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pycrdt import Map
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -229,25 +228,8 @@ class AdoptionService:
     ) -> str:
         """A copy of a document's content (its comments left behind), as ``DpiaService.clone``
         makes, into another project; the adopter needs no access to the original."""
-        stored = await self._store.load(source_id)
-        if stored is None:
-            raise DocumentNotFound("There is no such document")
-        doc = stored.to_doc()
-        comments = doc.get("comments", type=Map)
-        with doc.transaction():
-            for key in list(comments.keys()):
-                del comments[key]
-        async with self._sessions() as session:
-            source = await session.get_one(Dpia, source_id)
-        return await self._dpias.create(
-            user,
-            source.title,
-            lead,
-            template_id=source.template_id,
-            initial_state=doc.get_update(),
-            origin_id=source_id,
-            project_id=project_id,
-            kind=kind,
+        return await self._dpias.copy_unchecked(
+            user, source_id, lead, project_id=project_id, kind=kind
         )
 
     async def changes_from_endorsed(

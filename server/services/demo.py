@@ -7,16 +7,19 @@ tests/node/demo-accounts.json), so single sign-on works out of the box."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from pycrdt import Array, Map, XmlFragment
+from pycrdt import Array, Doc, Map, XmlFragment
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
-from server.domain.documents import StoredDocument, UpdateRecord
-from server.domain.templates import append_paragraphs
+from server.domain.content import Content, write_content
+from server.domain.documents import UpdateRecord
+from server.domain.templates import append_paragraphs, load_template
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
 from server.services.signin import SignInDirectory
@@ -139,7 +142,7 @@ async def seed_demo(
     islington = await accounts.organisation_id("ISL")
     await dpias.add_party(owner, dpia_id, "joint_controller", organisation_id=islington)
     await dpias.invite(owner, dpia_id, "outreach@streetlink.example", "commenter", "Jo Martin")
-    await store.append([_part_written(dpia_id, await store.load(dpia_id), owner.id)])
+    await write_demo_change(store, dpia_id, owner.id, _part_written)
     dpo = next(p for p in PEOPLE if p.role is Role.DPO)
     await signoffs.sign(
         CurrentUser(
@@ -155,55 +158,77 @@ async def seed_demo(
     return dpia_id
 
 
-def _part_written(dpia_id: str, stored: StoredDocument | None, user_id: int) -> UpdateRecord:
+async def write_demo_content(
+    store: SqlUpdateStore, dpia_id: str, template_id: str, content: Content, user_id: int
+) -> None:
+    """Write ``content`` (its fields only) into a demo document, as one change by the user."""
+    template = load_template(template_id)
+    await write_demo_change(
+        store, dpia_id, user_id, lambda doc: write_content(doc, template, content)
+    )
+
+
+async def write_demo_change(
+    store: SqlUpdateStore, dpia_id: str, user_id: int, edit: Callable[[Doc[Any]], None]
+) -> None:
+    """One change to a demo document, made by ``edit`` and stored as the user's."""
+    stored = await store.load(dpia_id)
     assert stored is not None
     doc = stored.to_doc()
     before = doc.get_state()
     with doc.transaction():
-        values = doc.get("values", type=Map)
-        values["screening.outcome"] = "required"
-        values["screening.triggers"] = [
-            "vulnerable-subjects",
-            "matching-combining",
-            "special-category",
-        ]
-        values["processing.children_vulnerable"] = True
-        values["processing.novel_technology"] = False
-        append_paragraphs(
-            doc.get("field:screening.rationale", type=XmlFragment),
-            [
-                "The sharing matches records about people who sleep rough, who are vulnerable, "
-                "and includes health data: a DPIA is required."
-            ],
-        )
-        append_paragraphs(
-            doc.get("field:need.aims", type=XmlFragment),
-            [
-                "Outcome sought: fewer people sleeping rough for a second night in Camden.",
-                "Outreach workers and NHS street-health teams could act sooner if they knew "
-                "who had been seen by the other service in the last week.",
-            ],
-        )
-        risks = doc.get("table:risks.register", type=Array)
-        risks.append(
-            Map(
-                {
-                    "id": "demo-risk-1",
-                    "ref": "R1",
-                    "title": "Health details seen by outreach staff who do not need them",
-                    "likelihood": "2",
-                    "severity": "3",
-                    "harm_type": "loss-of-confidentiality",
-                    "status": "open",
-                }
+        edit(doc)
+    await store.append(
+        [
+            UpdateRecord(
+                dpia_id,
+                stored.last_seq + 1,
+                doc.get_update(before),
+                f"user:{user_id}",
+                "browser",
+                "demo",
+                datetime.now(UTC),
             )
+        ]
+    )
+
+
+def _part_written(doc: Doc[Any]) -> None:
+    values = doc.get("values", type=Map)
+    values["screening.outcome"] = "required"
+    values["screening.triggers"] = [
+        "vulnerable-subjects",
+        "matching-combining",
+        "special-category",
+    ]
+    values["processing.children_vulnerable"] = True
+    values["processing.novel_technology"] = False
+    append_paragraphs(
+        doc.get("field:screening.rationale", type=XmlFragment),
+        [
+            "The sharing matches records about people who sleep rough, who are vulnerable, "
+            "and includes health data: a DPIA is required."
+        ],
+    )
+    append_paragraphs(
+        doc.get("field:need.aims", type=XmlFragment),
+        [
+            "Outcome sought: fewer people sleeping rough for a second night in Camden.",
+            "Outreach workers and NHS street-health teams could act sooner if they knew "
+            "who had been seen by the other service in the last week.",
+        ],
+    )
+    risks = doc.get("table:risks.register", type=Array)
+    risks.append(
+        Map(
+            {
+                "id": "demo-risk-1",
+                "ref": "R1",
+                "title": "Health details seen by outreach staff who do not need them",
+                "likelihood": "2",
+                "severity": "3",
+                "harm_type": "loss-of-confidentiality",
+                "status": "open",
+            }
         )
-    return UpdateRecord(
-        dpia_id,
-        stored.last_seq + 1,
-        doc.get_update(before),
-        f"user:{user_id}",
-        "browser",
-        "demo",
-        datetime.now(UTC),
     )

@@ -303,6 +303,21 @@ class DpiaService:
     async def clone(self, user: CurrentUser, source_id: str, title: str, lead: int) -> str:
         """A new DPIA with the content of ``source_id`` (not its discussion), fresh history."""
         await self.access(user, source_id)
+        return await self.copy_unchecked(user, source_id, lead, title=title)
+
+    async def copy_unchecked(
+        self,
+        user: CurrentUser,
+        source_id: str,
+        lead: int,
+        *,
+        title: str | None = None,
+        project_id: str | None = None,
+        kind: DocumentKind | None = None,
+    ) -> str:
+        """A new document by ``user`` with the content of ``source_id``, its comments left
+        behind and a fresh history; its title, project and kind are the original's unless
+        given. The caller decides who may copy: ``user`` need not take part in the original."""
         stored = await self._store.load(source_id)
         if stored is None:
             raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
@@ -315,13 +330,13 @@ class DpiaService:
             source = await session.get_one(Dpia, source_id)
         return await self.create(
             user,
-            title,
+            source.title if title is None else title,
             lead,
             template_id=source.template_id,
             initial_state=doc.get_update(),
             origin_id=source_id,
-            project_id=source.project_id,
-            kind=DocumentKind(source.kind),
+            project_id=project_id or source.project_id,
+            kind=kind or DocumentKind(source.kind),
         )
 
     async def access(self, user: CurrentUser, dpia_id: str) -> Access:

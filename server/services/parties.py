@@ -1,5 +1,8 @@
 """Sign-off by every party, reviewing bodies' endorsements and reminders to sign (issue 16;
-docs/projects.md). Endorsed agreements and adopting one are ``services.adoption``'s.
+docs/projects.md). Endorsed agreements and adopting one are ``services.adoption``'s; what
+the status reports is ``services.party_status``'s, the reminders' emails
+``services.party_reminders``' and what inviting a reviewing body records
+``services.reviewing_bodies``'.
 
 A party signature and an endorsement are sign-off rows (``signoffs``) over the whole
 document (target ``dpia``), bound to its content hash and made stale by
@@ -13,11 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parseaddr
-from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,140 +28,47 @@ from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, DpiaLocked, InvalidInput
 from server.domain.parties import (
     REVIEWER,
-    REVIEWING_BODY,
     Capacity,
     Party,
-    RequiredSignature,
     Signature,
     SignatureState,
-    SigningChoice,
-    all_signed,
     choose_signing,
     endorsement_decision,
     health_data_of,
     parse_capacities,
     party_decision,
-    reminder_due,
     reviewing_member,
     signature_status,
     signing_options,
 )
 from server.domain.projects import DocumentKind
 from server.domain.workflow import SignOffKind, SignOffState, signable
-from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.services.history import HistoryService
-from server.services.outbox import enqueue
+from server.services.party_reminders import Reminded, SignOffReminders
+from server.services.party_status import (
+    SIGNED_KINDS,
+    DocumentSignOffs,
+    Outstanding,
+    ProjectSignOffs,
+    aware,
+    parties_of,
+)
 from server.services.projects import ProjectService, ProjectView
-from server.services.signoffs import SignOff, SignOffService
+from server.services.reviewing_bodies import add_reviewing_body, reviewing_bodies
+from server.services.signoffs import SignOffService
 from server.storage.models import (
     Dpia,
-    DpiaParty,
     Membership,
-    Organisation,
     Participant,
     Project,
     ProjectParty,
     SignOffReminder,
     SignOffRow,
-    User,
 )
 from server.storage.updates import SqlUpdateStore
-
-# The documents every party signs: the DPIA and the ISA.
-SIGNED_KINDS = (DocumentKind.DPIA, DocumentKind.ISA)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentSignOffs:
-    """One document's party signatures and endorsements, as ``status`` reports them."""
-
-    document_id: str
-    kind: DocumentKind
-    title: str
-    locked: bool
-    required: list[RequiredSignature]
-    endorsements: list[SignOff]  # valid or stale, newest last
-    reminded: dict[str, datetime]  # address → when last reminded
-
-    @property
-    def approved(self) -> bool:
-        return all_signed(self.required)
-
-    @property
-    def outstanding(self) -> list[RequiredSignature]:
-        return [r for r in self.required if r.state is not SignatureState.SIGNED]
-
-    @property
-    def endorsement(self) -> SignOff | None:
-        """The reviewing body's latest word (valid or stale)."""
-        return self.endorsements[-1] if self.endorsements else None
-
-    @property
-    def last_reminded(self) -> datetime | None:
-        return max(self.reminded.values(), default=None)
-
-    def for_party(self, organisation_id: int | None, name: str) -> list[RequiredSignature]:
-        return [
-            r
-            for r in self.required
-            if r.party.organisation_id == organisation_id and r.party.name == name
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectSignOffs:
-    """A project's sign-off status across its DPIA and ISA, and what the viewer may do."""
-
-    project_id: str
-    title: str
-    parties: list[Party]
-    documents: list[DocumentSignOffs]
-    can_remind: bool
-    options: list[SigningChoice]  # the party and capacity pairs the viewer may sign for
-    reviewing_party: Party | None  # the reviewing body the viewer endorses for
-    adopted_from: str | None
-    endorsement_origin: dict[str, Any] | None
-
-    @property
-    def approved(self) -> bool:
-        """Approved: it has a DPIA or an ISA, and every one it has is approved."""
-        return bool(self.documents) and all(d.approved for d in self.documents)
-
-    def document(self, kind: DocumentKind) -> DocumentSignOffs | None:
-        return next((d for d in self.documents if d.kind is kind), None)
-
-    @property
-    def signing_parties(self) -> list[Party]:
-        return [p for p in self.parties if p.role != REVIEWING_BODY]
-
-    @property
-    def reviewing_bodies(self) -> list[Party]:
-        return [p for p in self.parties if p.role == REVIEWING_BODY]
-
-
-@dataclass(frozen=True, slots=True)
-class Outstanding:
-    """A signature waiting for a person: the document, the party and the capacity."""
-
-    project_id: str
-    project_title: str
-    document_id: str
-    kind: DocumentKind
-    party: str
-    party_organisation_id: int
-    capacity: Capacity
-    stale: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Reminded:
-    # (document, address) pairs: written to now, or reminded in the last day already
-    sent: list[tuple[str, str]] = field(default_factory=list)
-    not_due: list[tuple[str, str]] = field(default_factory=list)
-    unreachable: list[str] = field(default_factory=list)  # parties with nobody to write to
 
 
 class PartySignOffService:
@@ -187,10 +93,9 @@ class PartySignOffService:
         self._signoffs = signoffs
         self._audit = audit
         self._store = store
-        self._base = base_url.rstrip("/")
-        self._mail_from = mail_from
-        self._domain = urlsplit(self._base).hostname or "opendpia.localhost"
-        self._on_queued = on_queued
+        self._reminders = SignOffReminders(
+            sessions, base_url=base_url, mail_from=mail_from, on_queued=on_queued
+        )
 
     # -- status ------------------------------------------------------------------------------
 
@@ -198,7 +103,7 @@ class PartySignOffService:
         """Who has signed what for every party of the project, on its DPIA and ISA, and what
         the viewer may sign; DocumentNotFound unless they take part in the project."""
         view = await self._projects.view(user, project_id)
-        parties = _parties(view)
+        parties = parties_of(view)
         documents = [await self._document(view, kind) for kind in SIGNED_KINDS]
         held = await self._held(user)
         bodies = await self._reviewing_bodies()
@@ -226,7 +131,7 @@ class PartySignOffService:
         current = view.current(kind)
         if current is None:
             return None
-        return await self._document_status(current.id, kind, _parties(view))
+        return await self._document_status(current.id, kind, parties_of(view))
 
     async def _document_status(
         self, document_id: str, kind: DocumentKind, parties: list[Party]
@@ -251,7 +156,7 @@ class PartySignOffService:
         async with self._sessions() as session:
             dpia = await session.get_one(Dpia, document_id)
             reminded = {
-                r.address: _aware(r.sent_at)
+                r.address: aware(r.sent_at)
                 for r in await session.scalars(
                     select(SignOffReminder).where(SignOffReminder.dpia_id == document_id)
                 )
@@ -317,7 +222,7 @@ class PartySignOffService:
                 current = view.current(kind)
                 if current is None or current.role is None or current.status.is_locked:
                     continue
-                document = await self._document_status(current.id, kind, _parties(view))
+                document = await self._document_status(current.id, kind, parties_of(view))
                 for required in document.outstanding:
                     org = required.party.organisation_id
                     if org in held and required.capacity in held[org]:
@@ -499,62 +404,17 @@ class PartySignOffService:
             raise InvalidInput("That organisation is not a reviewing body on this deployment")
         if any(p.organisation_id == organisation_id for p in view.parties):
             raise Conflict("That organisation takes part in this project already")
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
-            org = await session.get_one(Organisation, organisation_id)
-            session.add(
-                ProjectParty(
-                    project_id=project_id,
-                    organisation_id=org.id,
-                    name=org.name,
-                    role=REVIEWING_BODY,
-                )
-            )
-            members = (
-                await session.execute(
-                    select(User.id, User.email, User.name)
-                    .join(Membership, Membership.user_id == User.id)
-                    .where(Membership.organisation_id == org.id, User.active.is_(True))
-                )
-            ).all()
-            for document in view.documents:
-                session.add(
-                    DpiaParty(
-                        dpia_id=document.id,
-                        organisation_id=org.id,
-                        name=org.name,
-                        role=REVIEWING_BODY,
-                    )
-                )
-                present = set(
-                    await session.scalars(
-                        select(Participant.user_id).where(Participant.dpia_id == document.id)
-                    )
-                )
-                for member_id, email, name in members:
-                    if member_id in present:
-                        continue
-                    session.add(
-                        Participant(
-                            dpia_id=document.id,
-                            user_id=member_id,
-                            email=email,
-                            name=name,
-                            role=Role.COMMENTER.value,
-                            invited_by=user.id,
-                            created_at=now,
-                        )
-                    )
+        await add_reviewing_body(
+            self._sessions,
+            project_id,
+            organisation_id,
+            [document.id for document in view.documents],
+            invited_by=user.id,
+        )
 
     async def reviewing_bodies(self) -> list[tuple[int, str]]:
         """The organisations marked reviewing bodies (id, name), for an owner to invite."""
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(Organisation.id, Organisation.name)
-                .where(Organisation.reviewing_body.is_(True))
-                .order_by(Organisation.name)
-            )
-            return [(i, n) for i, n in rows]
+        return await reviewing_bodies(self._sessions)
 
     # -- reminders ---------------------------------------------------------------------------
 
@@ -564,82 +424,7 @@ class PartySignOffService:
         status = await self.status(user, project_id)
         if not status.can_remind:
             raise DocumentNotFound("There is no such project, or it is not shared with you")
-        result = Reminded()
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as session:
-            for document in status.documents:
-                if document.locked:
-                    continue
-                for required in document.outstanding:
-                    people = await _signatories(
-                        session, required.party.organisation_id, required.capacity
-                    )
-                    if not people:
-                        result.unreachable.append(required.party.name)
-                    for email, name in people:
-                        await self._remind_one(
-                            session, user, status, document, required, email, name, now, result
-                        )
-        if result.sent:
-            self._on_queued()
-        return result
-
-    async def _remind_one(
-        self,
-        session: AsyncSession,
-        user: CurrentUser,
-        status: ProjectSignOffs,
-        document: DocumentSignOffs,
-        required: RequiredSignature,
-        email: str,
-        name: str,
-        now: datetime,
-        result: Reminded,
-    ) -> None:
-        key = (document.document_id, email)
-        if key in result.sent or key in result.not_due:
-            return  # one email per person and document, whatever roles they hold
-        row = await session.get(SignOffReminder, key)
-        if row is not None and not reminder_due(_aware(row.sent_at), now):
-            result.not_due.append(key)
-            return
-        link = f"{self._base}/projects/{status.project_id}/sign-off"
-        text = (
-            f"Dear {name},\n\n{user.name} asks you to sign {document.title} "
-            f"({document.document_id}) for {required.party.name} as "
-            f"{required.capacity.label}.\n\nRead it and sign: {link}\n"
-        )
-        message_id = new_message_id(self._domain, "remind")
-        mail = Outgoing(
-            sender=self._mail_from,
-            recipient=email,
-            recipient_name=name,
-            subject=f"Please sign: {document.title}"[:200],
-            text=text,
-            html=None,
-            message_id=message_id,
-        )
-        enqueue(
-            session,
-            sender=parseaddr(self._mail_from)[1],
-            recipient=email,
-            message=compose(mail, installation=self._domain),
-            message_id=message_id,
-            dpia_id=document.document_id,
-            subject=mail.subject,
-        )
-        if row is None:
-            session.add(
-                SignOffReminder(
-                    dpia_id=document.document_id,
-                    address=email,
-                    sent_at=now,
-                    sent_by=f"user:{user.id}",
-                )
-            )
-        else:
-            row.sent_at, row.sent_by = now, f"user:{user.id}"
-        result.sent.append(key)
+        return await self._reminders.remind(user, status)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -654,12 +439,7 @@ class PartySignOffService:
             return {org: parse_capacities(raw) for org, raw in rows}
 
     async def _reviewing_bodies(self) -> set[int]:
-        async with self._sessions() as session:
-            return set(
-                await session.scalars(
-                    select(Organisation.id).where(Organisation.reviewing_body.is_(True))
-                )
-            )
+        return {organisation_id for organisation_id, _ in await reviewing_bodies(self._sessions)}
 
     async def _document_parties(self, document_id: str) -> list[Party]:
         async with self._sessions() as session:
@@ -670,26 +450,3 @@ class PartySignOffService:
                 .order_by(ProjectParty.id)
             )
             return [Party(p.id, p.organisation_id, p.name, p.role) for p in rows]
-
-
-async def _signatories(
-    session: AsyncSession, organisation_id: int | None, capacity: Capacity
-) -> list[tuple[str, str]]:
-    """The active members of an organisation who hold ``capacity`` (email, name)."""
-    if organisation_id is None:
-        return []
-    rows = await session.execute(
-        select(User.email, User.name, Membership.signatory_roles)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organisation_id == organisation_id, User.active.is_(True))
-        .order_by(User.email)
-    )
-    return [(email, name) for email, name, raw in rows if capacity in parse_capacities(raw)]
-
-
-def _parties(view: ProjectView) -> list[Party]:
-    return [Party(p.id, p.organisation_id, p.name, str(p.role)) for p in view.parties]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

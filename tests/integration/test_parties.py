@@ -37,10 +37,10 @@ from server.storage.models import (
     Membership,
     Organisation,
     OutboxMessage,
-    ProjectParty,
     SignOffReminder,
 )
 from server.storage.updates import SqlUpdateStore
+from tests.support.parties import joint_project, party_service
 from tests.support.review import FAST, PASSWORD, record_services, text
 from tests.support.review import edit as edit_world
 
@@ -105,36 +105,15 @@ async def w(database_url: str) -> AsyncIterator[World]:
     dpias = DpiaService(sessions, store)
     projects = ProjectService(sessions, dpias)
     audit, history, signoffs, _, _ = record_services(sessions, store, dpias)
-    parties = PartySignOffService(
-        sessions,
-        dpias=dpias,
-        projects=projects,
-        history=history,
-        signoffs=signoffs,
-        audit=audit,
-        store=store,
-        base_url="https://dpia.test",
-        mail_from="OpenDPIA <n@dpia.test>",
-    )
+    parties = party_service(sessions, store, dpias, projects, history, signoffs, audit)
     ann = people["ann"]
-    project_id = await projects.create(ann, "Rough sleeping data", orgs["CAM"])
-    async with sessions.begin() as session:
-        session.add(
-            ProjectParty(
-                project_id=project_id,
-                organisation_id=orgs["ISL"],
-                name="Islington",
-                role="joint_controller",
-            )
-        )
-    dpia_id = await projects.start_step(ann, project_id, DocumentKind.DPIA)
-    # The ISA's own template is another helper's; the DPIA's serves here (it names signatories).
-    isa_id = await dpias.create(
-        ann, "Rough sleeping data", orgs["CAM"], project_id=project_id, kind=DocumentKind.ISA
+    project_id, dpia_id, isa_id = await joint_project(
+        sessions,
+        dpias,
+        ann,
+        (orgs["ISL"], "Islington"),
+        [people[key].email for key in ("ian", "bo", "hal")],
     )
-    for document in (dpia_id, isa_id):
-        for key in ("ian", "bo", "hal"):
-            await dpias.invite(ann, document, people[key].email, "commenter")
     try:
         yield World(
             engine,

@@ -23,6 +23,21 @@ async def owner(server: tuple[LiveServer, Site]) -> AsyncIterator[httpx.AsyncCli
         await client.aclose()
 
 
+@pytest_asyncio.fixture
+async def clients(
+    server: tuple[LiveServer, Site],
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """A signed-in client for each of the site's people, by their role."""
+    live, site = server
+    base = f"http://127.0.0.1:{live.port}"
+    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
+    try:
+        yield signed
+    finally:
+        for client in signed.values():
+            await client.aclose()
+
+
 @pytest.fixture
 def database(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database at the newest schema (the scale-out tests)."""

@@ -19,15 +19,14 @@ from pycrdt import XmlFragment
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.domain.projects import DocumentKind
 from server.domain.templates import append_paragraphs
 from server.services.accounts import AccountService, CurrentUser
 from server.services.dpias import DpiaService
-from server.services.projects import ProjectService
 from server.storage.database import create_engine, migrate
-from server.storage.models import Membership, Organisation, OutboxMessage, ProjectParty
+from server.storage.models import Membership, Organisation, OutboxMessage
 from server.storage.updates import SqlUpdateStore
 from tests.support.live import WAIT_SECONDS, make_settings, serving
+from tests.support.parties import joint_project
 from tests.support.site import PASSWORD, csrf_field, session_socket, signed_in
 
 pytestmark = pytest.mark.asyncio
@@ -97,24 +96,13 @@ async def seed(database_url: str) -> World:
         )
     ann = CurrentUser(ids["ann"], "ann@example.org", "Ann Camden", (orgs["CAM"],))
     dpias = DpiaService(sessions, SqlUpdateStore(engine))
-    projects = ProjectService(sessions, dpias)
-    project_id = await projects.create(ann, "Rough sleeping data", orgs["CAM"])
-    async with sessions.begin() as session:
-        session.add(
-            ProjectParty(
-                project_id=project_id,
-                organisation_id=orgs["ISL"],
-                name="Islington",
-                role="joint_controller",
-            )
-        )
-    dpia_id = await projects.start_step(ann, project_id, DocumentKind.DPIA)
-    isa_id = await dpias.create(
-        ann, "Rough sleeping data", orgs["CAM"], project_id=project_id, kind=DocumentKind.ISA
+    project_id, dpia_id, isa_id = await joint_project(
+        sessions,
+        dpias,
+        ann,
+        (orgs["ISL"], "Islington"),
+        [f"{k}@example.org" for k in ("ian", "bo", "hal")],
     )
-    for document in (dpia_id, isa_id):
-        for key in ("ian", "bo", "hal"):
-            await dpias.invite(ann, document, f"{key}@example.org", "commenter")
     await engine.dispose()
     return World(database_url, project_id, dpia_id, isa_id, ids, orgs)
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import pytest_asyncio
 from pycrdt import Map
 from sqlalchemy import select, update
 
 from server.storage.database import create_engine
 from server.storage.models import AuditEvent, Dpia, Participant, SectionReviewer, SectionState
 from tests.support.live import LiveServer
-from tests.support.site import Site, csrf_field, seeded_server, session_socket, signed_in
+from tests.support.site import Site, csrf_field, seeded_server, session_socket
 
 pytestmark = pytest.mark.asyncio
 
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.asyncio
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     with seeded_server(sqlite_url) as served:
         yield served
-
-
-@pytest_asyncio.fixture
-async def clients(
-    server: tuple[LiveServer, Site],
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    live, site = server
-    base = f"http://127.0.0.1:{live.port}"
-    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
-    try:
-        yield signed
-    finally:
-        for client in signed.values():
-            await client.aclose()
 
 
 async def new_project(client: httpx.AsyncClient, title: str) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from pycrdt import Array, Doc, Map, XmlFragment
 
 from server.domain.access import Role
@@ -16,7 +15,7 @@ from server.domain.comments import NewComment
 from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
 from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
-from tests.support.site import Site, csrf_field, seeded_server, signed_in
+from tests.support.site import Site, csrf_field, seeded_server
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -27,20 +26,6 @@ ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "r
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     with seeded_server(sqlite_url, change_quiet_seconds=0.2) as served:
         yield served
-
-
-@pytest_asyncio.fixture
-async def clients(
-    server: tuple[LiveServer, Site],
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    live, site = server
-    base = f"http://127.0.0.1:{live.port}"
-    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
-    try:
-        yield signed
-    finally:
-        for client in signed.values():
-            await client.aclose()
 
 
 async def _ws(live: LiveServer, dpia_id: str, client: httpx.AsyncClient) -> YClient:

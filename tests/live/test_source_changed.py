@@ -5,18 +5,17 @@ confirming on the sources page clears the notice (owners and editors only)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from pycrdt import XmlFragment
 
 from server.domain.projects import DocumentKind
 from server.domain.templates import append_paragraphs
 from tests.support.live import WAIT_SECONDS, LiveServer
-from tests.support.site import Site, csrf_field, seeded_server, session_socket, signed_in
+from tests.support.site import Site, csrf_field, seeded_server, session_socket
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,20 +24,6 @@ pytestmark = pytest.mark.asyncio
 def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
     with seeded_server(sqlite_url, change_quiet_seconds=0.2) as served:
         yield served
-
-
-@pytest_asyncio.fixture
-async def clients(
-    server: tuple[LiveServer, Site],
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    live, site = server
-    base = f"http://127.0.0.1:{live.port}"
-    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
-    try:
-        yield signed
-    finally:
-        for client in signed.values():
-            await client.aclose()
 
 
 async def write_rights(live: LiveServer, site: Site, client: httpx.AsyncClient, text: str) -> None:

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import pytest_asyncio
 from pycrdt import XmlFragment
 
 from server.domain.templates import append_paragraphs
 from tests.support.live import LiveServer
-from tests.support.site import Site, seeded_server, session_socket, signed_in
+from tests.support.site import Site, seeded_server, session_socket
 
 pytestmark = pytest.mark.asyncio
 NEED = "Step 1: the need for a DPIA"
@@ -28,16 +27,10 @@ def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
         yield served
 
 
-@pytest_asyncio.fixture
-async def people(server: tuple[LiveServer, Site]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    live, site = server
-    base = f"http://127.0.0.1:{live.port}"
-    signed = {role: await signed_in(base, email) for role, email in site.emails.items()}
-    try:
-        yield signed
-    finally:
-        for client in signed.values():
-            await client.aclose()
+@pytest.fixture
+def people(clients: dict[str, httpx.AsyncClient]) -> dict[str, httpx.AsyncClient]:
+    """Everyone on the seeded site, signed in (``clients``, tests/live/conftest.py)."""
+    return clients
 
 
 async def post(client: httpx.AsyncClient, path: str, **data: str) -> httpx.Response:
