@@ -90,8 +90,25 @@ async def test_an_old_chain_is_relinked_and_verifies_and_a_broken_one_stays_brok
                 await connection.execute(
                     insert(Document).values(id=dpia_id, created_at=now, created_by="user:1")
                 )
+                # Columns as 0011 had them (the model's later ones, like ``kind``, are absent).
+                dpias = table(
+                    "dpias",
+                    *map(
+                        column,
+                        (
+                            "id",
+                            "title",
+                            "lead_organisation_id",
+                            "status",
+                            "template_id",
+                            "template_version",
+                            "created_by",
+                            "created_at",
+                        ),
+                    ),
+                )
                 await connection.execute(
-                    insert(Dpia).values(
+                    insert(dpias).values(
                         id=dpia_id,
                         title="T",
                         lead_organisation_id=1,
