@@ -79,7 +79,11 @@ async def test_every_page_of_the_demo_pdf_renders_and_is_not_blank(demo: Demo) -
     count = render_pages(data, "demo-record")
     assert count >= 3 and len(pages) == count
     first = " ".join(pages[0].split())
-    assert "Sign-offs" in first and "Grace Okafor" in first  # the README shows page 1
+    # The README shows page 1: the cover, then every party's signature block (the DPIA's
+    # template names its signatories, issue 16); the sign-off records follow on page 2.
+    assert "Not yet signed" in first
+    opening = " ".join(" ".join(page.split()) for page in pages[:2])
+    assert "Sign-offs" in opening and "Grace Okafor" in opening
 
 
 async def test_the_word_file_uses_heading_styles_header_rows_and_its_properties(
