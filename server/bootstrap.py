@@ -237,7 +237,9 @@ async def open_runtime(
         mail_from=settings.mail_from,
         on_queued=worker.wake if worker is not None else (lambda: None),
     )
-    adoption = AdoptionService(sessions, dpias=dpias, history=history, store=store)
+    adoption = AdoptionService(
+        sessions, dpias=dpias, projects=projects, history=history, store=store
+    )
     runtime = Runtime(
         settings=settings,
         access=access,

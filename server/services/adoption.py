@@ -13,24 +13,21 @@ compared field by field.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain import wording
 from server.domain.content import WHOLE, target_hash
-from server.domain.dpias import PartyRole
-from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
-from server.domain.projects import DocumentKind, project_reference
+from server.domain.errors import DocumentNotFound, InvalidInput
+from server.domain.projects import DocumentKind
 from server.domain.workflow import IgStep, SignOffKind, SignOffState
 from server.services.accounts import CurrentUser
-from server.services.dpias import NEW_REFERENCE_ATTEMPTS, DpiaService
+from server.services.dpias import DpiaService
 from server.services.history import FieldChange, HistoryService, field_changes
+from server.services.projects import ProjectService
 from server.storage.models import Dpia, Organisation, Project, ProjectParty, SignOffRow
 from server.storage.updates import SqlUpdateStore
 
@@ -58,11 +55,13 @@ class AdoptionService:
         sessions: async_sessionmaker[AsyncSession],
         *,
         dpias: DpiaService,
+        projects: ProjectService,
         history: HistoryService,
         store: SqlUpdateStore,
     ) -> None:
         self._sessions = sessions
         self._dpias = dpias
+        self._projects = projects
         self._history = history
         self._store = store
 
@@ -161,67 +160,20 @@ class AdoptionService:
             "seq": signed.seq,
             "endorsed_at": _aware(signed.created_at).isoformat(),
         }
-        new_id = await self._new_project(user, source, organisation_id, parties, origin)
+        new_id = await self._projects.create_empty(
+            user,
+            source.title,
+            organisation_id,
+            step=IgStep.COMPLETE_ISA,
+            parties=[(p.name, p.role, p.organisation_id) for p in parties],
+            adopted_from=source.id,
+            endorsement_origin=json.dumps(origin, sort_keys=True),
+        )
         for kind in COPIED_KINDS:
             source_document = documents[kind]
             if source_document is not None:
                 await self._copy(user, source_document, new_id, organisation_id, kind)
         return new_id
-
-    async def _new_project(
-        self,
-        user: CurrentUser,
-        source: Project,
-        organisation_id: int,
-        parties: Sequence[ProjectParty],
-        origin: dict[str, Any],
-    ) -> str:
-        now = datetime.now(UTC)
-        for attempt in range(NEW_REFERENCE_ATTEMPTS):
-            try:
-                async with self._sessions.begin() as session:
-                    org = await session.get_one(Organisation, organisation_id)
-                    prefix = f"PRJ-{org.code}-{now.year}-"
-                    taken = await session.scalar(
-                        select(func.count())
-                        .select_from(Project)
-                        .where(Project.id.like(f"{prefix}%"))
-                    )
-                    new_id = project_reference(org.code, now.year, (taken or 0) + 1 + attempt)
-                    session.add(
-                        Project(
-                            id=new_id,
-                            title=source.title,
-                            lead_organisation_id=org.id,
-                            step=IgStep.COMPLETE_ISA.value,
-                            created_by=user.id,
-                            created_at=now,
-                            adopted_from=source.id,
-                            endorsement_origin=json.dumps(origin, sort_keys=True),
-                        )
-                    )
-                    await session.flush()
-                    session.add(
-                        ProjectParty(
-                            project_id=new_id,
-                            organisation_id=org.id,
-                            name=org.name,
-                            role=PartyRole.CONTROLLER.value,
-                        )
-                    )
-                    for party in parties:
-                        session.add(
-                            ProjectParty(
-                                project_id=new_id,
-                                organisation_id=party.organisation_id,
-                                name=party.name,
-                                role=party.role,
-                            )
-                        )
-                return new_id
-            except IntegrityError:
-                continue
-        raise Conflict("Could not allocate a reference; try again")
 
     async def _copy(
         self, user: CurrentUser, source_id: str, project_id: str, lead: int, kind: DocumentKind

@@ -198,7 +198,7 @@ class ProjectExportService:
             project.title,
             lead_organisation_id,
             step=project.step,
-            parties=project.parties,
+            parties=[(name, role, None) for name, role in project.parties],
             adopted_from=project.adopted_from,
             endorsement_origin=project.endorsement_origin,
         )

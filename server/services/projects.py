@@ -101,6 +101,20 @@ class ProjectSummary:
     documents: int
 
 
+# A party of a new project: name, role, and its organisation here (None: by name only).
+NewParty = tuple[str, str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _NewProject:
+    title: str
+    lead: int
+    step: IgStep
+    parties: tuple[NewParty, ...]
+    adopted_from: str | None
+    endorsement_origin: str | None
+
+
 class ProjectService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], dpias: DpiaService) -> None:
         self._sessions = sessions
@@ -127,38 +141,30 @@ class ProjectService:
         lead_organisation_id: int,
         *,
         step: IgStep = IgStep.GENERATE_IDEAS,
-        parties: Sequence[tuple[str, str]] = (),
+        parties: Sequence[NewParty] = (),
         adopted_from: str | None = None,
         endorsement_origin: str | None = None,
     ) -> str:
         """A project with no document yet, at ``step``, its lead a controller and the other
-        ``parties`` (name, role) taking part by name (an import: no organisation here)."""
+        ``parties`` (name, role, organisation id: None for one taking part by name, as an
+        import's are; such an entry naming the lead is the lead itself and is skipped)."""
         title = check_title(title)
         if lead_organisation_id not in user.organisation_ids:
             raise InvalidInput("The lead organisation must be one of your organisations")
+        new = _NewProject(
+            title, lead_organisation_id, step, tuple(parties), adopted_from, endorsement_origin
+        )
         for attempt in range(NEW_REFERENCE_ATTEMPTS):
             try:
-                project_id = await self._insert(user, title, lead_organisation_id, attempt)
-                break
+                return await self._insert(user, new, attempt)
             except IntegrityError:
                 continue
-        else:
-            raise Conflict("Could not allocate a reference; try again")
-        async with self._sessions.begin() as session:
-            project = await session.get_one(Project, project_id)
-            project.step = step.value
-            project.adopted_from = adopted_from
-            project.endorsement_origin = endorsement_origin
-            lead = await session.get_one(Organisation, lead_organisation_id)
-            for name, role in parties:
-                if name != lead.name:
-                    session.add(ProjectParty(project_id=project_id, name=name, role=role))
-        return project_id
+        raise Conflict("Could not allocate a reference; try again")
 
-    async def _insert(self, user: CurrentUser, title: str, lead: int, skip: int) -> str:
+    async def _insert(self, user: CurrentUser, new: _NewProject, skip: int) -> str:
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
-            organisation = await session.get_one(Organisation, lead)
+            organisation = await session.get_one(Organisation, new.lead)
             prefix = f"PRJ-{organisation.code}-{now.year}-"
             taken = await session.scalar(
                 select(func.count()).select_from(Project).where(Project.id.like(f"{prefix}%"))
@@ -167,22 +173,32 @@ class ProjectService:
             session.add(
                 Project(
                     id=project_id,
-                    title=title,
-                    lead_organisation_id=lead,
-                    step=IgStep.GENERATE_IDEAS.value,
+                    title=new.title,
+                    lead_organisation_id=new.lead,
+                    step=new.step.value,
                     created_by=user.id,
                     created_at=now,
+                    adopted_from=new.adopted_from,
+                    endorsement_origin=new.endorsement_origin,
                 )
             )
             await session.flush()
             session.add(
                 ProjectParty(
                     project_id=project_id,
-                    organisation_id=lead,
+                    organisation_id=new.lead,
                     name=organisation.name,
                     role=PartyRole.CONTROLLER.value,
                 )
             )
+            for name, role, organisation_id in new.parties:
+                if organisation_id is None and name == organisation.name:
+                    continue
+                session.add(
+                    ProjectParty(
+                        project_id=project_id, organisation_id=organisation_id, name=name, role=role
+                    )
+                )
         return project_id
 
     async def view(self, user: CurrentUser, project_id: str) -> ProjectView:

@@ -121,7 +121,7 @@ async def w(database_url: str) -> AsyncIterator[World]:
             store,
             admin,
             parties,
-            AdoptionService(sessions, dpias=dpias, history=history, store=store),
+            AdoptionService(sessions, dpias=dpias, projects=projects, history=history, store=store),
             projects,
             dpias,
             orgs,
