@@ -8,13 +8,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import column, insert, select, table, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.audit import GENESIS, AuditRecord, encode_data
 from server.services.audit import AuditTrail
 from server.storage.database import create_engine, migrate
-from server.storage.models import AuditEvent, Document, Dpia
+from server.storage.models import AuditEvent, Dpia
+from tests.support.legacy import insert_dpia, seed_owner
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,59 +67,9 @@ async def test_an_old_chain_is_relinked_and_verifies_and_a_broken_one_stays_brok
     try:
         async with engine.begin() as connection:
             # Tables as 0011 left them: the models' later columns (with defaults) are absent.
-            organisations = table(
-                "organisations", *map(column, ("id", "code", "name", "created_at"))
-            )
-            await connection.execute(
-                insert(organisations).values(id=1, code="CAM", name="Camden", created_at=now)
-            )
-            users = table(
-                "users",
-                *map(column, ("id", "email", "name", "password_hash", "active", "created_at")),
-            )
-            await connection.execute(
-                insert(users).values(
-                    id=1,
-                    email="o@camden.example",
-                    name="O",
-                    password_hash="x",
-                    active=True,
-                    created_at=now,
-                )
-            )
+            await seed_owner(connection, now, "o@camden.example")
             for dpia_id, status in (("DPIA-CAM-2026-1", "draft"), ("DPIA-CAM-2026-2", "rejected")):
-                await connection.execute(
-                    insert(Document).values(id=dpia_id, created_at=now, created_by="user:1")
-                )
-                # Columns as 0011 had them (the model's later ones, like ``kind``, are absent).
-                dpias = table(
-                    "dpias",
-                    *map(
-                        column,
-                        (
-                            "id",
-                            "title",
-                            "lead_organisation_id",
-                            "status",
-                            "template_id",
-                            "template_version",
-                            "created_by",
-                            "created_at",
-                        ),
-                    ),
-                )
-                await connection.execute(
-                    insert(dpias).values(
-                        id=dpia_id,
-                        title="T",
-                        lead_organisation_id=1,
-                        status=status,
-                        template_id="uk-dpia",
-                        template_version=1,
-                        created_by=1,
-                        created_at=now,
-                    )
-                )
+                await insert_dpia(connection, now, dpia_id, status=status)
             old_head = await _old_chain(connection, "DPIA-CAM-2026-1", 4)
             await _old_chain(connection, "DPIA-CAM-2026-2", 3)
             # The second chain was tampered with before the upgrade.

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
-from sqlalchemy import column, insert, select, table
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from server.domain.access import Role
@@ -25,6 +25,7 @@ from server.services.projects import ProjectService
 from server.storage.database import create_engine, migrate
 from server.storage.models import Dpia, DpiaParty, Project, ProjectParty
 from server.storage.updates import SqlUpdateStore
+from tests.support.legacy import insert_dpia, insert_rows, seed_owner
 
 pytestmark = pytest.mark.asyncio
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -74,79 +75,29 @@ async def test_existing_dpias_become_projects_at_their_step_with_their_parties(
     now = datetime.now(UTC)
     try:
         async with engine.begin() as connection:
-            organisations = table(
-                "organisations", *map(column, ("id", "code", "name", "created_at"))
-            )
-            await connection.execute(
-                insert(organisations).values(id=1, code="CAM", name="Camden", created_at=now)
-            )
-            users = table(
-                "users",
-                *map(column, ("id", "email", "name", "password_hash", "active", "created_at")),
-            )
-            await connection.execute(
-                insert(users).values(
-                    id=1,
-                    email="o@c.example",
-                    name="O",
-                    password_hash="x",
-                    active=True,
-                    created_at=now,
-                )
-            )
-            documents = table("documents", *map(column, ("id", "created_at", "created_by")))
-            dpias = table(
-                "dpias",
-                *map(
-                    column,
-                    (
-                        "id",
-                        "title",
-                        "lead_organisation_id",
-                        "status",
-                        "template_id",
-                        "template_version",
-                        "created_by",
-                        "created_at",
-                        "ig_step",
-                    ),
-                ),
-            )
-            parties = table(
-                "dpia_parties", *map(column, ("dpia_id", "organisation_id", "name", "role"))
-            )
+            await seed_owner(connection, now, "o@c.example")
             for dpia_id, step in (
                 ("DPIA-CAM-2026-1", "co_create_dpia"),
                 ("DPIA-CAM-2026-2", "implement"),
             ):
-                await connection.execute(
-                    insert(documents).values(id=dpia_id, created_at=now, created_by="user:1")
+                await insert_dpia(
+                    connection, now, dpia_id, title=f"Title of {dpia_id}", ig_step=step
                 )
-                await connection.execute(
-                    insert(dpias).values(
-                        id=dpia_id,
-                        title=f"Title of {dpia_id}",
-                        lead_organisation_id=1,
-                        status="draft",
-                        template_id="uk-dpia",
-                        template_version=1,
-                        created_by=1,
-                        created_at=now,
-                        ig_step=step,
-                    )
+                await insert_rows(
+                    connection,
+                    "dpia_parties",
+                    dpia_id=dpia_id,
+                    organisation_id=1,
+                    name="Camden",
+                    role="controller",
                 )
-                await connection.execute(
-                    insert(parties).values(
-                        dpia_id=dpia_id, organisation_id=1, name="Camden", role="controller"
-                    )
-                )
-            await connection.execute(
-                insert(parties).values(
-                    dpia_id="DPIA-CAM-2026-2",
-                    organisation_id=None,
-                    name="Acme Analytics",
-                    role="processor",
-                )
+            await insert_rows(
+                connection,
+                "dpia_parties",
+                dpia_id="DPIA-CAM-2026-2",
+                organisation_id=None,
+                name="Acme Analytics",
+                role="processor",
             )
         await asyncio.to_thread(migrate, database_url)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
