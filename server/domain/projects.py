@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 
 from server.domain import wording
+from server.domain.access import Role
 from server.domain.errors import InvalidInput
 from server.domain.workflow import IgStep
 
@@ -104,3 +105,13 @@ def check_document_kind(raw: str) -> DocumentKind:
             f"There is no project step record {raw[:30]!r}: choose "
             + ", ".join(kind.value for kind in DocumentKind)
         ) from None
+
+
+# Who stands highest when one person takes part in several documents of a project.
+_RANK = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.DPO: 2, Role.EDITOR: 3, Role.OWNER: 4}
+
+
+def higher_role(first: Role, second: Role) -> Role:
+    """The higher of two roles one person holds in a project's documents (the first on a
+    tie): what a new document of the project gives them, and what the project page shows."""
+    return second if _RANK[second] > _RANK[first] else first

@@ -23,18 +23,16 @@ from server.domain.dpias import (
     check_title,
     manage_policy,
     owner_kept_policy,
-    reference,
 )
 from server.domain.errors import Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import check_name, normalise_email
 from server.domain.projects import (
     DocumentKind,
-    document_reference,
-    project_reference_of_dpia,
 )
 from server.domain.templates import Template, load_template, seed_update
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
+from server.services.project_documents import join_project, new_reference, own_project
 from server.storage.models import (
     Document,
     DocumentUpdate,
@@ -45,16 +43,12 @@ from server.storage.models import (
     OrganisationDomain,
     Participant,
     Project,
-    ProjectParty,
     SectionReviewer,
     SectionState,
     User,
 )
 
 NEW_REFERENCE_ATTEMPTS = 5
-
-# Who stands highest when one person takes part in several documents of a project.
-RANK = {Role.VIEWER: 0, Role.COMMENTER: 1, Role.DPO: 2, Role.EDITOR: 3, Role.OWNER: 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +59,6 @@ class _NewDocument:
     first_update: bytes
     origin_id: str | None
     kind: DocumentKind
-
-
-async def _new_reference(
-    session: AsyncSession,
-    code: str,
-    now: datetime,
-    kind: DocumentKind,
-    project_id: str | None,
-    skip: int,
-) -> str:
-    """A DPIA's ``DPIA-<ORG>-<YEAR>-<N>``; another step's ``<project>-<STEP>`` (``-2`` and
-    on for a later version of it)."""
-    if kind is DocumentKind.DPIA or project_id is None:
-        prefix = f"DPIA-{code}-{now.year}-"
-        taken = await session.scalar(
-            select(func.count()).select_from(Dpia).where(Dpia.id.like(f"{prefix}%"))
-        )
-        return reference(code, now.year, (taken or 0) + 1 + skip)
-    base = document_reference(project_id, kind)
-    taken = await session.scalar(
-        select(func.count())
-        .select_from(Dpia)
-        .where(Dpia.project_id == project_id, Dpia.kind == kind.value)
-    )
-    number = (taken or 0) + 1 + skip
-    return base if number == 1 else f"{base}-{number}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,29 +156,11 @@ class DpiaService:
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
             organisation = await session.get_one(Organisation, new.lead_organisation_id)
-            dpia_id = await _new_reference(
+            dpia_id = await new_reference(
                 session, organisation.code, now, new.kind, project_id, skip
             )
             if project_id is None:
-                project_id = project_reference_of_dpia(dpia_id)
-                session.add(
-                    Project(
-                        id=project_id,
-                        title=new.title,
-                        lead_organisation_id=organisation.id,
-                        step=IgStep.CO_CREATE_DPIA.value,
-                        created_by=user.id,
-                        created_at=now,
-                    )
-                )
-                session.add(
-                    ProjectParty(
-                        project_id=project_id,
-                        organisation_id=organisation.id,
-                        name=organisation.name,
-                        role=PartyRole.CONTROLLER.value,
-                    )
-                )
+                project_id = own_project(session, user, dpia_id, new.title, organisation, now)
             session.add(Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}"))
             await session.flush()
             session.add(
@@ -229,7 +179,7 @@ class DpiaService:
                     ig_step=new.kind.step.value,
                 )
             )
-            await self._join_project(session, user, dpia_id, project_id, now)
+            await join_project(session, user, dpia_id, project_id, now)
             # The document is seeded exactly once, as the first entry of its log.
             await session.execute(
                 insert(DocumentUpdate).values(
@@ -245,60 +195,6 @@ class DpiaService:
                 )
             )
         return dpia_id
-
-    async def _join_project(
-        self, session: AsyncSession, user: CurrentUser, dpia_id: str, project_id: str, now: datetime
-    ) -> None:
-        """The new document's parties are the project's; its people are everyone taking part
-        in the project's other documents, each in the highest role they hold there, and the
-        creator is an owner."""
-        for party in await session.scalars(
-            select(ProjectParty).where(ProjectParty.project_id == project_id)
-        ):
-            session.add(
-                DpiaParty(
-                    dpia_id=dpia_id,
-                    organisation_id=party.organisation_id,
-                    name=party.name,
-                    role=party.role,
-                )
-            )
-        people: dict[str, Participant] = {}
-        rows = await session.scalars(
-            select(Participant)
-            .join(Dpia, Dpia.id == Participant.dpia_id)
-            .where(Dpia.project_id == project_id, Participant.dpia_id != dpia_id)
-            .order_by(Participant.created_at)
-        )
-        for person in rows:
-            key = normalise_email(person.email)
-            known = people.get(key)
-            if known is None or RANK[Role(person.role)] > RANK[Role(known.role)]:
-                people[key] = person
-        people.pop(normalise_email(user.email), None)
-        session.add(
-            Participant(
-                dpia_id=dpia_id,
-                user_id=user.id,
-                email=user.email,
-                name=user.name,
-                role=Role.OWNER.value,
-                invited_by=None,
-                created_at=now,
-            )
-        )
-        for person in people.values():
-            session.add(
-                Participant(
-                    dpia_id=dpia_id,
-                    user_id=person.user_id,
-                    email=person.email,
-                    name=person.name,
-                    role=person.role,
-                    invited_by=user.id,
-                    created_at=now,
-                )
-            )
 
     async def clone(self, user: CurrentUser, source_id: str, title: str, lead: int) -> str:
         """A new DPIA with the content of ``source_id`` (not its discussion), fresh history."""

@@ -19,10 +19,10 @@ from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole, check_title
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
 from server.domain.people import normalise_email
-from server.domain.projects import DocumentKind, project_reference
+from server.domain.projects import DocumentKind, higher_role, project_reference
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
-from server.services.dpias import NEW_REFERENCE_ATTEMPTS, RANK, DpiaService
+from server.services.dpias import NEW_REFERENCE_ATTEMPTS, DpiaService
 from server.storage.models import (
     DocumentUpdate,
     Dpia,
@@ -361,7 +361,7 @@ class ProjectService:
                         person.name, person.email, role, person.user_id is not None, 1
                     )
                     continue
-                highest = role if RANK[role] > RANK[known.role] else known.role
+                highest = higher_role(known.role, role)
                 found[key] = ProjectPerson(
                     known.name, known.email, highest, known.has_account, known.documents + 1
                 )
