@@ -76,6 +76,10 @@ class CollaborationAccess:
         if grant.session is not None:
             user = await self._accounts.user_for_session(grant.session)
             if user is None or user.id != person:
+                # Suspending ends the sessions in the same transaction, so a session found
+                # gone may be a suspension made between the two reads: that is the reason.
+                if kind == "user" and not await self._accounts.is_active(person):
+                    raise AccessDenied(SUSPENDED)
                 raise InvalidToken("Your session has ended: sign in again")
         if kind == "user":
             role = await self._dpias.current_role(grant.document_id, user_id=person)

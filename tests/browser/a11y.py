@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import AXE, artifact
+from tests.browser.conftest import AXE, keep_screenshot
 from tests.support.live import LiveServer
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -54,7 +54,7 @@ async def audit(page: Any, name: str) -> list[str]:
             f"scrolls sideways: {width['scroll']}px wide in {width['client']}px: {width['wide']}"
         )
     viewport = page.viewport_size or DESKTOP
-    await page.screenshot(path=artifact(f"a11y-{name}-{viewport['width']}.png"), full_page=True)
+    await keep_screenshot(page, f"a11y-{name}-{viewport['width']}.png", full_page=True)
     return problems
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -76,3 +78,23 @@ async def sign_in(browser: object, base: str, email: str, *, bypass_csp: bool = 
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+# A screenshot is evidence kept for a reviewer, not a check: what a test asserts is read from
+# the page. On a loaded machine Chromium may take long to composite a tall page, so the
+# screenshot gets a generous time and, if it still cannot be taken, a note says so in its
+# place (and a warning in the test summary) instead of failing the test.
+SCREENSHOT_TIMEOUT_MS = 90_000
+
+
+async def keep_screenshot(target: Any, name: str, **options: Any) -> None:
+    """Save a screenshot of ``target`` (a page or a locator) as the artefact ``name``."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    path = artifact(name)
+    try:
+        await target.screenshot(path=path, timeout=SCREENSHOT_TIMEOUT_MS, **options)
+    except PlaywrightTimeout as error:
+        note = f"No screenshot: Chromium did not take it in {SCREENSHOT_TIMEOUT_MS} ms.\n"
+        path.with_suffix(".txt").write_text(note + str(error) + "\n")
+        warnings.warn(f"screenshot {name} not taken: {error}", stacklevel=2)

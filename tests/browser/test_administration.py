@@ -27,7 +27,7 @@ from server.storage.database import create_engine
 from server.storage.models import OutboxMessage
 from server.storage.updates import SqlUpdateStore
 from tests.browser.a11y import DESKTOP, PHONE, audit
-from tests.browser.conftest import EDITOR_BUNDLE, _require, artifact, sign_in
+from tests.browser.conftest import EDITOR_BUNDLE, _require, keep_screenshot, sign_in
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, Site, prepare, seed_site
 
@@ -156,7 +156,7 @@ async def test_organisations_and_people_are_administered_in_the_browser(
     await wendy.get_by_role("button", name="Yes, suspend").click()
     await wendy.locator("#person-state", has_text="Suspended").wait_for()
     await walt.wait_for_selector('#connection-state[data-state="closed"]', timeout=15_000)
-    await walt.screenshot(path=artifact("admin-suspended-editor.png"))
+    await keep_screenshot(walt, "admin-suspended-editor.png")
     await _confirm(wendy, "Reinstate Walt Wood", "Reinstate Walt Wood?")
     await wendy.locator("#person-state", has_text="Active").wait_for()
     assert wendy.url.startswith(person_page)

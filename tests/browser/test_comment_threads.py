@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.browser.a11y import audit
-from tests.browser.conftest import artifact, sign_in
+from tests.browser.conftest import keep_screenshot, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site
 
@@ -70,7 +70,7 @@ async def test_a_reply_and_a_resolution_in_one_editor_appear_live_in_another(
     assert "Resolved by Commenter Person" in await collapsed.inner_text()
     assert await collapsed.locator("ol.comment-replies").count() == 0  # the thread is folded
     await commenter.locator("#comment-list > li.is-collapsed").first.wait_for()
-    await commenter.screenshot(path=artifact("comment-thread-resolved.png"), full_page=True)
+    await keep_screenshot(commenter, "comment-thread-resolved.png", full_page=True)
 
     # It can be shown again, with its replies, and reopened by the editor.
     show = collapsed.get_by_role("button", name="Show resolved comment")
@@ -78,14 +78,14 @@ async def test_a_reply_and_a_resolution_in_one_editor_appear_live_in_another(
     await show.click()
     shown = editor.locator("#comment-list > li.comment.is-resolved", has_text=QUESTION)
     await shown.locator("li.comment-reply", has_text=ANSWER).wait_for()
-    await editor.screenshot(path=artifact("comment-thread-shown.png"), full_page=True)
+    await keep_screenshot(editor, "comment-thread-shown.png", full_page=True)
     # A resolved thread shown again, with its replies: the whole page meets WCAG 2.2 AA.
     assert await audit(editor, "comment-thread-shown") == []
     await shown.get_by_role("button", name="Reopen").click()
     await mine.locator(".comment-resolved").wait_for(state="detached")
     assert await mine.get_by_role("button", name="Resolve").is_visible()
     assert await mine.locator("li.comment-reply", has_text=ANSWER).is_visible()
-    await commenter.screenshot(path=artifact("comment-thread-reopened.png"), full_page=True)
+    await keep_screenshot(commenter, "comment-thread-reopened.png", full_page=True)
 
 
 async def test_a_commenter_sees_no_resolve_button_on_someone_else_s_comment(

@@ -17,7 +17,7 @@ from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.updates import SqlUpdateStore
-from tests.browser.conftest import EDITOR_BUNDLE, _require, artifact, sign_in
+from tests.browser.conftest import EDITOR_BUNDLE, _require, keep_screenshot, sign_in
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.protection import PARTNER_EMAIL, PARTNER_NAME, leave_traces
 from tests.support.site import Site, prepare, seed_site
@@ -64,7 +64,7 @@ async def test_an_owner_erases_a_partner_then_deletes_the_draft_in_the_browser(
     await owner.wait_for_selector("text=takes part in 1 DPIA")
     await owner.get_by_role("button", name=f"Yes, erase {PARTNER_EMAIL}").click()
     await owner.wait_for_selector("text=Erased. They are now")
-    await owner.screenshot(path=artifact("data-protection-erased.png"), full_page=True)
+    await keep_screenshot(owner, "data-protection-erased.png", full_page=True)
     await owner.goto(f"{base}/dpias/{dpia}/participants")
     assert PARTNER_NAME not in await owner.content()
     assert "Former participant" in await owner.content()

@@ -20,7 +20,7 @@ from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
 from server.usecases.demo import DemoProject, seed_demo_project
 from tests.browser.a11y import DESKTOP
-from tests.browser.conftest import artifact
+from tests.browser.conftest import keep_screenshot
 from tests.support.exports import demo_world
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.review import record_services
@@ -118,4 +118,4 @@ async def test_the_demo_opens_with_two_organisations_writing_it_together(
     await trust.keyboard.type(" Outreach workers see the same list each morning.")
     await camden.locator(".collaboration-carets__label", has_text="Sam Whitfield").wait_for()
     await camden.evaluate("() => document.activeElement.blur()")  # no focus ring in the picture
-    await camden.screenshot(path=artifact("readme-editor.png"))
+    await keep_screenshot(camden, "readme-editor.png")

@@ -12,7 +12,7 @@ from pycrdt import Doc, Text, XmlFragment, write_var_uint
 
 from server.domain.access import Role
 from tests.browser.a11y import audit, read_link
-from tests.browser.conftest import artifact, sign_in
+from tests.browser.conftest import keep_screenshot, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site, seeded_server
 from tests.support.yclient import YClient
@@ -84,8 +84,8 @@ async def test_two_organisations_type_into_one_field_at_once_and_converge(
     # Each sees the other's named caret.
     await camden.wait_for_selector(".collaboration-carets__label:has-text('Editor Person')")
     await trust.wait_for_selector(".collaboration-carets__label:has-text('Olive Owner')")
-    await camden.screenshot(path=artifact("editor-camden.png"), full_page=False)
-    await trust.screenshot(path=artifact("editor-trust.png"), full_page=False)
+    await keep_screenshot(camden, "editor-camden.png", full_page=False)
+    await keep_screenshot(trust, "editor-trust.png", full_page=False)
 
 
 async def test_a_reload_shows_the_saved_content(
@@ -206,7 +206,7 @@ async def test_a_personal_link_opens_the_dpia_read_only_without_an_account(
     await page.wait_for_selector('#connection-state[data-state="connected"]')
     assert await page.locator(FIELD).get_attribute("contenteditable") == "false"
     assert await page.locator("#notifications-link").count() == 0  # not signed in
-    await page.screenshot(path=artifact("read-only-link.png"))
+    await keep_screenshot(page, "read-only-link.png")
     forged = await (await browser.new_context()).new_page()
     response = await forged.goto(base + link[:-3] + "xyz")
     assert response is not None and response.status == 401
@@ -232,7 +232,7 @@ async def test_a_change_over_the_field_cap_is_refused_and_the_editor_says_why(
     await refusal.wait_for(state="visible")
     assert "over the limit" in (await refusal.inner_text())
     assert await page.locator("#connection-state").get_attribute("data-state") == "connected"
-    await page.screenshot(path=artifact("editor-refused.png"), full_page=False)
+    await keep_screenshot(page, "editor-refused.png", full_page=False)
     check = await YClient.connect(live.url(seeded.dpia_id, role=Role.VIEWER))
     try:
         assert "A long paste." not in str(check.doc.get("field:need.aims", type=XmlFragment))

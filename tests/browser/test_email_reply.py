@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import EDITOR_BUNDLE, _require, artifact, sign_in
+from tests.browser.conftest import EDITOR_BUNDLE, _require, keep_screenshot, sign_in
 from tests.support.bridge import (
     PARTNER,
     PARTNER_NAME,
@@ -77,4 +77,4 @@ async def test_an_email_reply_appears_live_with_its_attachment_and_a_folded_sign
         await comment.locator(".comment-attachments a").click()
     download = await download_info.value
     assert download.suggested_filename == "agreement.pdf"
-    await page.screenshot(path=artifact("email-reply.png"))
+    await keep_screenshot(page, "email-reply.png")

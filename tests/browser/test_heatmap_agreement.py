@@ -18,7 +18,7 @@ from pycrdt import Array, Map
 
 from server.domain.risk import RiskMatrix
 from server.domain.templates import load_template
-from tests.browser.conftest import AXE, artifact, sign_in
+from tests.browser.conftest import AXE, artifact, keep_screenshot, sign_in
 from tests.support.heatmaps import Cell, CellKey, Drawn, read_docx, read_dom, read_pdf
 from tests.support.live import LiveServer
 from tests.support.site import Site, signed_in
@@ -164,9 +164,9 @@ async def _renderings(
     version = await page.context.new_page()
     await version.goto(f"{str(client.base_url).rstrip('/')}/dpias/{dpia_id}/versions/{seq}")
     shown["version"] = await read_dom(version, MATRIX)
-    await version.locator(".heatmaps").screenshot(path=artifact(f"heatmap-version-{tag}.png"))
+    await keep_screenshot(version.locator(".heatmaps"), f"heatmap-version-{tag}.png")
     await version.locator("#h-risks").scroll_into_view_if_needed()
-    await version.screenshot(path=artifact(f"version-risks-{tag}.png"))
+    await keep_screenshot(version, f"version-risks-{tag}.png")
     await version.close()
     return shown
 
@@ -193,7 +193,7 @@ async def test_editor_pdf_word_and_past_version_draw_the_same_heat_maps_cell_by_
         first = await _seq(client, dpia)
 
         shown = await _renderings(page, client, dpia, first, "before-change")
-        await page.locator("#risk-heatmaps").screenshot(path=artifact("heatmap-editor.png"))
+        await keep_screenshot(page.locator("#risk-heatmaps"), "heatmap-editor.png")
         want = expected(EXPECTED)
         problems = [p for name, got in shown.items() for p in differences(name, got, want)]
         assert problems == [], "\n".join(problems)
@@ -204,9 +204,7 @@ async def test_editor_pdf_word_and_past_version_draw_the_same_heat_maps_cell_by_
         latest = await _seq(client, dpia)
         assert latest > first
         shown = await _renderings(page, client, dpia, latest, "after-change")
-        await page.locator("#risk-heatmaps").screenshot(
-            path=artifact("heatmap-editor-after-change.png")
-        )
+        await keep_screenshot(page.locator("#risk-heatmaps"), "heatmap-editor-after-change.png")
         want = expected(EXPECTED_AFTER)
         problems = [p for name, got in shown.items() for p in differences(name, got, want)]
         assert problems == [], "\n".join(problems)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.browser.a11y import DESKTOP, PHONE
-from tests.browser.conftest import artifact
+from tests.browser.conftest import artifact, keep_screenshot
 from tests.support.live import LiveServer
 from tests.support.site import PASSWORD, Site
 
@@ -146,7 +146,7 @@ async def test_the_main_journey_works_with_the_keyboard_alone(
     path = artifact("keyboard-journey.pdf")
     await download.save_as(path)
     assert path.read_bytes().startswith(b"%PDF")
-    await dpo.screenshot(path=artifact("keyboard-journey-signed.png"), full_page=True)
+    await keep_screenshot(dpo, "keyboard-journey-signed.png", full_page=True)
 
 
 # Whether the focused element is the one seen at the centre of its box (2.4.11), and shows
@@ -233,4 +233,4 @@ async def test_on_a_phone_the_menu_and_the_section_list_fold_and_open_from_the_k
     await page.wait_for_selector('section.dpia-section[data-section="need"]')
     assert await sections.get_attribute("open") is None  # folded again once chosen
     assert "1. Need" in await page.locator(".sidebar-summary").inner_text()
-    await page.screenshot(path=artifact("phone-editor-menus.png"))
+    await keep_screenshot(page, "phone-editor-menus.png")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import AXE, artifact
+from tests.browser.conftest import AXE, keep_screenshot
 from tests.support.oidc import PROVIDER_PASSWORD
 from tests.support.sso import Sso, sso_site
 
@@ -51,7 +51,7 @@ async def test_a_person_signs_in_through_the_providers_real_login_page(
     await page.wait_for_url(f"{base}/projects")
     await page.wait_for_selector("text=Shared DPIA")
     assert "Olive Owner" in await page.inner_text("header")
-    await page.screenshot(path=artifact("oidc-signed-in.png"))
+    await keep_screenshot(page, "oidc-signed-in.png")
     # Signing out ends the app's session.
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url(f"{base}/login")
@@ -64,7 +64,7 @@ async def test_a_refusal_is_a_page_that_says_why(sso: Sso, browser: Any) -> None
     page = await _through_provider(browser, base, "stranger@camden.example", "stranger")
     await page.wait_for_selector("text=another organisation's directory")
     assert await page.title() == "Sign-in did not work · OpenDPIA"
-    await page.screenshot(path=artifact("oidc-refused.png"))
+    await keep_screenshot(page, "oidc-refused.png")
 
 
 async def test_the_sign_in_settings_page_passes_axe_and_saves_from_the_keyboard(
@@ -86,4 +86,4 @@ async def test_the_sign_in_settings_page_passes_axe_and_saves_from_the_keyboard(
     assert await page.get_by_label("Administrator group (optional)").input_value() == (
         "new-admin-group"
     )
-    await page.screenshot(path=artifact("oidc-settings.png"), full_page=True)
+    await keep_screenshot(page, "oidc-settings.png", full_page=True)

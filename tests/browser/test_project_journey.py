@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.services.accounts import AccountService
 from server.storage.database import create_engine
 from server.storage.models import Membership, Organisation, Participant, User
-from tests.browser.conftest import EDITOR_BUNDLE, _require, artifact, sign_in
+from tests.browser.conftest import EDITOR_BUNDLE, _require, keep_screenshot, sign_in
 from tests.support.bridge import deliver, reply_address
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, prepare
@@ -368,4 +368,4 @@ async def test_a_project_goes_from_its_idea_to_a_signed_agreement_and_back_to_so
     assert len(isa_states) == 6
     stale = signature(olive, isa_id, TRUST, "dpo")
     assert "Nia Trust" in await stale.inner_text()
-    await olive.screenshot(path=artifact("project-journey.png"), full_page=True)
+    await keep_screenshot(olive, "project-journey.png", full_page=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import artifact, sign_in
+from tests.browser.conftest import keep_screenshot, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site
 
@@ -111,4 +111,4 @@ async def test_a_project_goes_from_its_idea_written_together_to_its_dpia(
 
     await camden.goto(f"{base}/projects/{project_id}")
     await camden.set_viewport_size({"width": 1100, "height": 1200})
-    await camden.screenshot(path=artifact("readme-project.png"))
+    await keep_screenshot(camden, "readme-project.png")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.browser.a11y import audit
-from tests.browser.conftest import artifact, sign_in
+from tests.browser.conftest import keep_screenshot, sign_in
 from tests.support.live import LiveServer
 from tests.support.site import Site
 
@@ -101,7 +101,7 @@ async def test_the_editor_shows_sign_off_and_staleness_in_its_section_list(
         await page.reload()
         assert await review.get_attribute("data-review") == "stale"
         assert (await review.inner_text()).endswith("Changed since sign-off")
-        await page.screenshot(path=artifact("editor-stale-section.png"))
+        await keep_screenshot(page, "editor-stale-section.png")
     finally:
         await writer.close()
         for client in clients.values():
