@@ -32,9 +32,17 @@ MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 MAX_ATTACHMENTS = 10
 MAX_TEXT_CHARS = 200_000
 
-# Characters that change how text reads without being seen: bidi overrides and isolates,
-# zero-width characters, the BOM, and other format characters (category Cf).
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\u00ad]")
+# Characters that change how text reads without being seen: every format character
+# (Unicode category Cf): bidi marks, overrides and isolates (U+061C, U+200E, U+202A-E,
+# U+2066-9), zero-width characters, the BOM, the soft hyphen, interlinear annotation marks,
+# and the tag characters (U+E0000 block) that can carry text no reader sees.
+# tests/unit/test_bridge_fuzz.py checks this class against the running Python's Unicode.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SCRIPT = re.compile(r"<(script|style)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")

@@ -27,7 +27,12 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-BIDI_AND_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# Every format character (category Cf) of the running Python's Unicode: bidi controls,
+# zero-width characters, the BOM, tag characters.
+FORMAT_CHARACTERS = "".join(
+    chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"
+)
+BIDI_AND_INVISIBLE = re.compile(f"[{re.escape(FORMAT_CHARACTERS)}]")
 # A tag as html2text could only have copied it from markup (its own "<https://…>" link
 # protection and "<mailto:…>" are not tags).
 TAG = re.compile(r"<\s*/?\s*(?!https?:|mailto:)[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>")
@@ -425,3 +430,9 @@ def test_every_word_the_partner_wrote_is_posted_wherever_it_stands(
     assert REPLY_MARKER not in reply.text
     if place in ("above", "below"):  # and exactly as written, blank lines included
         assert reply.text == "\n".join(body).strip("\n")
+
+
+def test_every_format_character_is_removed_from_mail_text() -> None:
+    text = "before" + FORMAT_CHARACTERS + "after"
+    mail = read(f"From: a@b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}".encode())
+    assert mail.text.strip() == "beforeafter"
