@@ -32,9 +32,7 @@ def upgrade() -> None:
             name=op.f("fk_review_reminders_dpia_id_dpias"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "dpia_id", "due", "days_before", name=op.f("pk_review_reminders")
-        ),
+        sa.PrimaryKeyConstraint("dpia_id", "due", "days_before", name=op.f("pk_review_reminders")),
     )
     op.create_table(
         "overdue_review_digests",

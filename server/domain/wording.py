@@ -155,6 +155,7 @@ INBOUND_OUTCOMES = {
     "posted": "Posted",
     "applied": "Posted",
     "merged": "Added to a comment",
+    "trigger": "Raised a review trigger",
     "held": "Held for an owner",
     "released": "Posted by an owner",
     "discarded": "Discarded",
