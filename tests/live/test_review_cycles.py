@@ -26,6 +26,8 @@ from server.storage.models import (
     OutboxMessage,
     Participant,
     ReviewReminder,
+    User,
+    UserMailPreference,
 )
 from server.storage.updates import SqlUpdateStore
 from tests.support.bridge import (
@@ -97,6 +99,9 @@ async def _seed(database_url: str) -> BridgeSite:
             await session.execute(
                 update(Dpia).where(Dpia.id == site.site.dpia_id).values(status="in_force")
             )
+            # The DPO takes a daily digest: their reminders wait for it, as any notice does.
+            dpo = await session.scalar(select(User.id).where(User.email == site.site.emails["dpo"]))
+            session.add(UserMailPreference(user_id=dpo, mode="daily"))
     finally:
         await engine.dispose()
     return site
@@ -177,6 +182,19 @@ async def test_reminders_go_at_each_offset_once_and_only_once_across_a_restart(
     assert len(subjects) == 3
     assert any("1 March 2027 (in 30 days)" in s for (s,) in subjects)
     assert any("(tomorrow)" in s for (s,) in subjects)
+    # The DPO chose a daily digest: no email of its own, three notices for the digest.
+    to_dpo = world.query(
+        select(OutboxMessage.id).where(
+            OutboxMessage.recipient == dpo, OutboxMessage.subject.contains("review is due")
+        )
+    )
+    assert to_dpo == []
+    states = world.query(
+        select(Notification.email)
+        .join(Participant, Participant.id == Notification.participant_id)
+        .where(Notification.kind == "review", Participant.email == dpo)
+    )
+    assert [e for (e,) in states] == ["digest"] * 3
     # Editors are not reminded: reviews are the owners' and the DPO's.
     assert world.site.site.emails["editor"] not in _reminders(world)
 
