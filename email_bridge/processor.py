@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from server.domain.errors import (
     DpiaLocked,
     InvalidToken,
 )
+from server.domain.reviews import TRIGGERABLE, review_cycle_of, trigger_in_reply
 from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import load_template
 from server.mail.compose import LOOP_HEADER
@@ -48,6 +49,7 @@ from server.services.notification_mail import REPLY_MARKER
 from server.services.notifications import CommentNotice, NotificationService
 from server.storage.models import InboundMessage
 from server.usecases.comments import Comments, EmailParticipant
+from server.usecases.reviews import Reviews
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -88,8 +90,10 @@ class ReplyProcessor:
         concurrency: int = 16,
         poll_seconds: float = 5.0,
         on_outcome: Callable[[str], None] = lambda outcome: None,
+        reviews: Reviews | None = None,
     ) -> None:
         self._store = store
+        self._reviews = reviews
         self._comments = comments
         self._notifications = notifications
         self._answerer = answerer
@@ -336,6 +340,9 @@ class ReplyProcessor:
             datetime.now(UTC)
         ):
             return await refuse("expired", "This reply address has expired")
+        raised = self._raised_trigger(mail, context)
+        if raised is not None:
+            return await self._trigger(raised, row, situation, context, values, refuse)
         # The comment rule, asked before deduplication and extraction so that a refused
         # reply is answered as such; the use case decides again when it posts.
         refusal = comment_policy(Role(participant.role), context.status).refusal
@@ -368,6 +375,53 @@ class ReplyProcessor:
             text = f"{text}\n\n" + "\n".join(f"[{note}]" for note in notes)
             text = text[:MAX_COMMENT]  # many refused attachments: their notes are cut short
         return await self._merge(mail, row, context, values, text.strip(), reply.signature)
+
+    def _raised_trigger(self, mail: ReadMail, context: ReplyContext) -> tuple[str, str] | None:
+        """(trigger id, what changed) when the reply raises a review trigger on an approved
+        document ("This has changed: …", or a trigger's name and a colon; issue 17)."""
+        if self._reviews is None or context.dpia is None:
+            return None
+        if context.status not in TRIGGERABLE:
+            return None  # the content can still change: a reply is a comment
+        found = trigger_in_reply(
+            review_cycle_of(load_template(context.dpia.template_id).content),
+            extract(mail.text, REPLY_MARKER).text,
+        )
+        return (found[0].id, found[1]) if found is not None else None
+
+    async def _trigger(
+        self,
+        raised: tuple[str, str],
+        row: InboundMessage,
+        situation: Situation,
+        context: ReplyContext,
+        values: dict[str, Any],
+        refuse: Callable[[str, str], Awaitable[Outcome]],
+    ) -> Outcome:
+        assert self._reviews is not None and context.participant is not None
+        if situation.earlier is not None:
+            return Outcome(
+                "duplicate", f"The same message was processed as #{situation.earlier.id}", values
+            )
+        if situation.merged_last_hour >= self._policy.replies_per_hour:
+            return await refuse(
+                "rate",
+                f"More than {self._policy.replies_per_hour} replies in an hour; try again later",
+            )
+        trigger, what = raised
+        try:
+            label = await self._reviews.raise_trigger(
+                EmailParticipant(context.participant.id),
+                trigger,
+                what,
+                dpia_id=context.token.dpia_id,
+            )
+        except DomainError as refused:
+            return await refuse(_answer_code(refused), str(refused))
+        values.update(text=what)
+        # Told already (the owners and the DPO, as the trigger is recorded).
+        values["notified_at"] = datetime.now(UTC)
+        return Outcome("trigger", f"Raised a review trigger: {label}", values)
 
     async def _merge(
         self,

@@ -19,6 +19,7 @@ from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.settings import Settings
 from server.usecases.comments import Comments
+from server.usecases.reviews import Reviews
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -34,6 +35,7 @@ class Bridge:
         on_queued: Callable[[], None] = lambda: None,
         on_outcome: Callable[[str], None] = lambda outcome: None,
         embedded: bool = False,
+        reviews: Reviews | None = None,
     ) -> None:
         self.settings = settings
         self._embedded = embedded
@@ -60,6 +62,7 @@ class Bridge:
                 replies_per_hour=settings.bridge_replies_per_hour,
             ),
             on_outcome=on_outcome,
+            reviews=reviews,
         )
         store.on_pending(self.processor.wake)
 

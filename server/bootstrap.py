@@ -44,6 +44,7 @@ from server.services.passwords import PasswordResets
 from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
+from server.services.reviews import ReviewService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.sources import SourceService
@@ -63,6 +64,7 @@ from server.usecases.parties import PartySignOffs
 from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
+from server.usecases.reviews import Reviews
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 from server.web.app import make_app
@@ -237,6 +239,18 @@ async def open_runtime(
         mail_from=settings.mail_from,
         on_queued=worker.wake if worker is not None else (lambda: None),
     )
+    reviews = ReviewService(
+        sessions,
+        dpias,
+        history,
+        audit,
+        notifications,
+        offsets=settings.review_offsets,
+        clock=settings.clock,
+        base_url=settings.base_url,
+        mail_from=settings.mail_from,
+        on_queued=worker.wake if worker is not None else (lambda: None),
+    )
     adoption = AdoptionService(
         sessions, dpias=dpias, projects=projects, history=history, store=store
     )
@@ -248,7 +262,7 @@ async def open_runtime(
         accounts=accounts,
         dpias=dpias,
         projects=projects,
-        dashboard=Dashboard(sessions, projects, history),
+        dashboard=Dashboard(sessions, projects, reviews, clock=settings.clock),
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -264,6 +278,7 @@ async def open_runtime(
         administration=administration,
         parties=parties,
         adoption=adoption,
+        reviews=reviews,
         signin=signin,
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
@@ -280,6 +295,7 @@ async def open_runtime(
             projects=Projects(projects, history, sources, rooms),
             parties=PartySignOffs(parties, rooms),
             project_people=ProjectPeople(projects, notifications, rooms),
+            reviews=Reviews(reviews, dpias, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None
@@ -296,6 +312,10 @@ async def open_runtime(
                 started.append(asyncio.Event())
                 keeper = RetentionKeeper(protection, settings.retention_check_seconds)
                 running.append(tasks.create_task(keeper.run(started[-1])))
+                started.append(asyncio.Event())
+                running.append(
+                    tasks.create_task(reviews.run(started[-1], settings.review_check_seconds))
+                )
             if worker is not None:
                 started += [asyncio.Event(), asyncio.Event()]
                 running.append(tasks.create_task(worker.run(started[-2])))

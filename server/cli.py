@@ -561,6 +561,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
             on_queued=runtime.notifications.queued,
             embedded=embedded,
             on_outcome=lambda outcome: BRIDGE_MESSAGES.labels(outcome=outcome).inc(),
+            reviews=runtime.usecases.reviews,
         )
         return bridge.run
 

@@ -9,8 +9,9 @@ down.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 # The editor bundle ``make setup`` builds, beside the server in a checkout (and in the image).
@@ -18,6 +19,11 @@ EDITOR_BUILD = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "test", "production")
 LOG_FORMATS = ("text", "json")
+
+
+def system_clock() -> datetime:
+    """The time now, in UTC: what every scheduled job reads unless a test injects a clock."""
+    return datetime.now(UTC)
 
 
 class SettingsError(ValueError):
@@ -129,12 +135,24 @@ class Settings:
     )
     controller_name: str = field(default="", metadata={"env": "OPENDPIA_CONTROLLER_NAME"})
     dpo_contact: str = field(default="", metadata={"env": "OPENDPIA_DPO_CONTACT"})
+    # Days before a review date at which its owners and DPO are reminded (issue 17).
+    review_reminder_days: str = field(
+        default="30,7,1", metadata={"env": "OPENDPIA_REVIEW_REMINDER_DAYS"}
+    )
+    review_check_seconds: float = field(
+        default=300.0, metadata={"env": "OPENDPIA_REVIEW_CHECK_SECONDS"}
+    )
+    # The time now for scheduled work (review reminders, the dashboard's "overdue"). Not an
+    # environment variable: only a test injects another clock, to move time without sleeping.
+    clock: Callable[[], datetime] = field(default=system_clock, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build the settings from ``environ``, refusing unsafe or malformed values."""
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
+            if "env" not in f.metadata:
+                continue  # injected by code (the clock), never read from the environment
             name = f.metadata["env"]
             raw = environ.get(name)
             if raw is None or raw == "":
@@ -204,8 +222,26 @@ class Settings:
             raise SettingsError("OPENDPIA_OIDC_TIMEOUT_SECONDS must be above 0 and at most 120")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"OPENDPIA_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        if self.review_check_seconds < 1:
+            raise SettingsError("OPENDPIA_REVIEW_CHECK_SECONDS must be at least 1")
+        try:
+            _ = self.review_offsets
+        except ValueError:
+            raise SettingsError(
+                "OPENDPIA_REVIEW_REMINDER_DAYS must be whole numbers of days from 1 to 366 "
+                "separated by commas, e.g. 30,7,1"
+            ) from None
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("OPENDPIA_SMTP_URL must start with smtp:// or smtps://")
+
+    @property
+    def review_offsets(self) -> tuple[int, ...]:
+        """The days before a review date at which reminders go, largest first (ValueError
+        if the setting is not a list of whole numbers of days)."""
+        days = {int(part) for part in self.review_reminder_days.split(",") if part.strip()}
+        if not days or any(not 1 <= d <= 366 for d in days):
+            raise ValueError(self.review_reminder_days)
+        return tuple(sorted(days, reverse=True))
 
     @property
     def is_sqlite(self) -> bool:
@@ -245,7 +281,7 @@ class Settings:
 
     @classmethod
     def env_names(cls) -> list[str]:
-        return [f.metadata["env"] for f in dataclasses.fields(cls)]
+        return [f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata]
 
 
 def _convert(name: str, raw: str, default: object) -> object:

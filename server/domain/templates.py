@@ -15,6 +15,8 @@ from typing import Any
 
 from pycrdt import Doc, Map, XmlElement, XmlFragment, XmlText
 
+from server.domain.reviews import check_review_cycle
+
 DEFAULT_TEMPLATE = "uk-dpia"
 
 
@@ -116,6 +118,10 @@ def check_template(content: Any, expected_id: str | None = None) -> None:
                         raise fail(where, "the id is used twice in its table (or is id or ref)")
                     column_ids.add(cid)
                     _check_field(column, where, COLUMN_KINDS, fail, tables, scales)
+    kinds = {
+        f"{s['id']}.{f['id']}": str(f["kind"]) for s in content["sections"] for f in s["fields"]
+    }
+    check_review_cycle(content, kinds, fail)
 
 
 def _check_field(

@@ -155,6 +155,7 @@ INBOUND_OUTCOMES = {
     "posted": "Posted",
     "applied": "Posted",
     "merged": "Added to a comment",
+    "trigger": "Raised a review trigger",
     "held": "Held for an owner",
     "released": "Posted by an owner",
     "discarded": "Discarded",
@@ -200,6 +201,8 @@ NOTICE_VERBS = {
     "invitation": "invited you to",
     "status": "changed the status of",
     "stale": "changed, after your sign-off,",
+    "review": "reminds you of the review of",
+    "trigger": "raised a review trigger on",
 }
 
 
@@ -378,6 +381,60 @@ def project_party_added(name: str, documents: int) -> str:
 
 def review_overdue(date: str) -> str:
     return f"Review was due on {date}"
+
+
+# -- review cycles (issue 17) --------------------------------------------------------------
+
+REVIEW_PAGE_TITLE = "Review"
+START_REVIEW = "Start review"
+RAISE_TRIGGER = "Raise a review trigger"
+REVIEW_BECAUSE_DATE = "Its review date"
+NO_REVIEW_DATE = "No review date is set: set the next review date (or a review frequency)."
+
+
+def _in_days(days: int) -> str:
+    return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+
+
+def review_due_what(when: str, days: int) -> str:
+    return f"reminds you: the review is due on {when} ({_in_days(days)})"
+
+
+def review_due_excerpt(when: str, days: int) -> str:
+    return (
+        f"The review of this document is due on {when}, {_in_days(days)}. An owner or the "
+        "DPO starts it from the document's review page."
+    )
+
+
+def trigger_raised(label: str, what: str) -> str:
+    return f"Review trigger raised: {label}" + (f". {what}" if what else "")
+
+
+def trigger_what(label: str) -> str:
+    return f"raised a review trigger ({label.lower()})"
+
+
+def review_started(reason: str, new_id: str) -> str:
+    return f"Review started ({reason}); the new version is {new_id}"
+
+
+def review_of(reason: str, old_id: str) -> str:
+    return f"New version opened by a review of {old_id} ({reason})"
+
+
+def review_started_notice(new_id: str) -> str:
+    return (
+        f"A review has started: the changes are made in {new_id}. This version stays in "
+        "force, with its sign-offs and exports, until the new one is approved."
+    )
+
+
+def in_force_notice(old_id: str) -> str:
+    return (
+        f"This is a review's new version. The approved version in force is {old_id}, "
+        "until this one is approved."
+    )
 
 
 def approval_waiting(days: int) -> str:

@@ -208,7 +208,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         _OWNER,
         name="put in force",
     ),
-    Transition(frozenset({S.IN_FORCE}), S.UNDER_REVIEW, _OWNER | _DPO, name="start a review"),
+    # Into "under review" only by starting a review (``domain.reviews``), which opens the
+    # new version at the same time: never as a bare status change.
     Transition(frozenset({S.IN_FORCE, S.UNDER_REVIEW}), S.ARCHIVED, _OWNER, True, "archive"),
     Transition(_OPEN, S.ABANDONED, _OWNER, True, "abandon"),
 )
@@ -224,6 +225,11 @@ def transition(current: S, target: str, role: Role, reasons: str) -> Transition:
     except ValueError:
         raise InvalidInput(f"There is no DPIA status {target[:30]!r}") from None
     candidates = [t for t in TRANSITIONS if t.target is wanted and current in t.source]
+    if wanted is S.UNDER_REVIEW:
+        raise InvalidInput(
+            "A review starts with “Start review” on the document's review page: it opens a "
+            "new version and keeps this one in force"
+        )
     if not candidates:
         raise InvalidInput(
             f"A DPIA that is {current.label.lower()} cannot become {wanted.label.lower()}"

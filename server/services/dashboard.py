@@ -6,6 +6,7 @@ in: a project they have no document of stays invisible (docs/projects.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,14 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain import wording
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
-from server.domain.errors import DomainError
-from server.domain.projects import DocumentKind
-from server.domain.protection import CLOSED
 from server.domain.templates import load_template
 from server.domain.workflow import IgStep, SectionState
 from server.services.accounts import CurrentUser
-from server.services.history import HistoryService
 from server.services.projects import ProjectService, ProjectSummary
+from server.services.reviews import ReviewService
 from server.storage.models import AuditEvent, Dpia, Participant, SectionReviewer
 from server.storage.models import SectionState as SectionStateRow
 
@@ -61,16 +59,19 @@ class Dashboard:
         self,
         sessions: async_sessionmaker[AsyncSession],
         projects: ProjectService,
-        history: HistoryService,
+        reviews: ReviewService,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
         self._projects = projects
-        self._history = history
+        self._reviews = reviews
+        self._clock = clock
 
     async def for_user(
         self, user: CurrentUser, *, step: str = "", now: datetime | None = None
     ) -> DashboardView:
-        now = now or datetime.now(UTC)
+        now = now or self._clock()
         every = await self._projects.list_for(user)
         counts = dict.fromkeys(IgStep, 0)
         for project in every:
@@ -81,13 +82,8 @@ class Dashboard:
             # Signatures waiting for the person are the party sign-offs' to say
             # (``PartySignOffService.outstanding_for``); the page asks it beside this.
             approvals = await self._overdue_approvals(session, user, now)
-            reviewed = await self._reviewable(session, user)
         return DashboardView(
-            counts,
-            shown,
-            waiting,
-            await self._overdue_reviews(reviewed, now.date()),
-            approvals,
+            counts, shown, waiting, await self._overdue_reviews(user, now.date()), approvals
         )
 
     async def _waiting(self, session: AsyncSession, user: CurrentUser) -> list[Waiting]:
@@ -157,31 +153,16 @@ class Dashboard:
                 overdue.append(Overdue(document_id, title, at.date()))
         return overdue
 
-    async def _reviewable(self, session: AsyncSession, user: CurrentUser) -> list[tuple[str, str]]:
-        """The person's DPIAs that are still the record of processing (not closed)."""
-        rows = await session.execute(
-            select(Dpia.id, Dpia.title, Dpia.status)
-            .join(Participant, Participant.dpia_id == Dpia.id)
-            .where(Participant.user_id == user.id, Dpia.kind == DocumentKind.DPIA.value)
-            .order_by(Dpia.id)
-        )
-        return [(d, title) for d, title, status in rows if DpiaStatus(status) not in CLOSED]
-
-    async def _overdue_reviews(self, dpias: list[tuple[str, str]], today: date) -> list[Overdue]:
-        """DPIAs whose "Next review date" (``review.next_review``) has passed."""
-        overdue = []
-        for document_id, title in dpias:
-            try:
-                content = (await self._history.current(document_id)).content
-            except DomainError:
-                continue  # no stored content yet
-            raw = content.get("review", {}).get("next_review")
-            if not isinstance(raw, str) or not raw:
-                continue
-            try:
-                due = date.fromisoformat(raw[:10])
-            except ValueError:
-                continue  # a date someone typed that is not one: nothing to say is overdue
-            if due < today:
-                overdue.append(Overdue(document_id, title, due))
+    async def _overdue_reviews(self, user: CurrentUser, today: date) -> list[Overdue]:
+        """The person's approved documents (DPIAs and ISAs, approved or in force, and not
+        yet under review) whose review date, by their template's review cycle, has passed.
+        A draft's date is not due yet, a document under review is being reviewed, and a
+        closed one is no longer the record: none of them is overdue."""
+        mine = select(Participant.dpia_id).where(Participant.user_id == user.id)
+        schedules = await self._reviews.scheduled(Dpia.id.in_(mine))
+        overdue = [
+            Overdue(s.dpia_id, s.title, s.due)
+            for s in schedules
+            if s.due is not None and s.overdue(today)
+        ]
         return sorted(overdue, key=lambda o: o.since)

@@ -129,7 +129,7 @@ class DigestSender:
                 "items": [
                     {
                         "actor": n.actor_name,
-                        "what": "commented on" if n.kind == "comment" else "changed",
+                        "what": _DIGEST_VERBS.get(n.kind, "changed"),
                         "section": self._section_title(dpia, n.section),
                         "excerpt": n.excerpt,
                         "link": f"{link}#{n.section}",
@@ -154,6 +154,14 @@ class DigestSender:
             except Exception:
                 log.exception("sending digests failed; trying again later")
             await asyncio.sleep(every_seconds)
+
+
+# How a digest line reads "{actor} {what} {section}: {excerpt}" for each kind of notice.
+_DIGEST_VERBS = {
+    "comment": "commented on",
+    "review": "reminded you about",  # "OpenDPIA reminded you about Review: …"
+    "trigger": "raised a review trigger on",
+}
 
 
 def _utc(moment: datetime) -> datetime:

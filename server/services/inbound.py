@@ -44,6 +44,7 @@ from server.storage.models import (
 HARD_BOUNCES_TO_PAUSE = 3
 OUTCOMES = (
     "merged",
+    "trigger",  # raised a review trigger (issue 17)
     "duplicate",
     "dropped",
     "refused",
@@ -496,7 +497,7 @@ def _earlier(row: InboundMessage) -> Select[InboundMessage]:
             InboundMessage.message_key == row.message_key,
             InboundMessage.recipient == row.recipient,
             InboundMessage.id != row.id,
-            InboundMessage.outcome.in_(("merged", "held")),
+            InboundMessage.outcome.in_(("merged", "held", "trigger")),
         )
         .order_by(InboundMessage.id)
         .limit(1)

@@ -22,6 +22,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain import wording
+from server.domain.access import Role
 from server.domain.changes import ChangeEvent
 from server.domain.mailprefs import MailMode, effective
 from server.domain.replies import ReplyKeys
@@ -328,6 +329,53 @@ class NotificationService:
             )
         self._tell(told)
         self._on_queued()
+
+    async def notify_roles(
+        self,
+        session: AsyncSession,
+        dpia: Dpia,
+        roles: Iterable[Role],
+        *,
+        kind: str,
+        section: str,
+        actor_name: str,
+        channel: str,
+        excerpt: str,
+        what: str,
+        actor: str = "",
+    ) -> tuple[bool, set[int]]:
+        """Notify the DPIA's participants in ``roles`` (but ``actor``) inside the caller's
+        transaction, each as their email settings say (immediate, digest, none); the
+        caller passes the result to ``announce`` once committed (review cycles, issue 17)."""
+        rows = await session.execute(
+            _with_mail_modes(dpia.id)
+            .where(Participant.role.in_([r.value for r in roles]))
+            .order_by(Participant.id)
+        )
+        recipients = [
+            _recipient(p, own, mine, paused)
+            for p, own, mine, paused in rows
+            if not _is_actor(p, actor)
+        ]
+        return self._notify(
+            session,
+            dpia,
+            recipients,
+            kind=kind,
+            section=section,
+            field=None,
+            actor_name=actor_name,
+            channel=channel,
+            excerpt=excerpt,
+            what=what,
+        )
+
+    def announce(self, result: tuple[bool, set[int]]) -> None:
+        """After the transaction of ``notify_roles`` committed: wake the feeds and the mail."""
+        queued, told = result
+        self._tell(told)
+        if queued:
+            self._on_queued()
 
     def listen(self, user_id: int) -> asyncio.Queue[None]:
         """A queue that receives an item whenever the user gets a notification (this process)."""

@@ -571,6 +571,33 @@ class SignOffReminder(Base):
     sent_by: Mapped[str] = mapped_column(String(200))
 
 
+class ReviewReminder(Base):
+    """A reminder of a document's review date, ``days_before`` it, went out (0017): once
+    per document, review date and offset, whichever process or restart looks again.
+    ``emailed`` is False for an offset passed while a nearer one was due (covered by it)."""
+
+    __tablename__ = "review_reminders"
+
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    due: Mapped[date] = mapped_column(Date, primary_key=True)
+    days_before: Mapped[int] = mapped_column(primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    emailed: Mapped[bool]
+
+
+class OverdueReviewDigest(Base):
+    """The day an organisation's DPO (by address) had the list of overdue reviews (0017)."""
+
+    __tablename__ = "overdue_review_digests"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    documents: Mapped[int]
+
+
 class AuditEvent(Base):
     """One link of a DPIA's audit chain: ``hash`` covers the frame, ``content_hash`` and
     ``prev_hash`` (``domain.audit``)."""

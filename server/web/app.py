@@ -32,6 +32,7 @@ from server.web import (
     protection,
     public,
     review,
+    reviews,
     signin,
     sources,
 )
@@ -117,6 +118,7 @@ def make_app(
             Route("/metrics", metrics),
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
+            *reviews.routes,
             *sources.routes,
             *projects_signoff.routes,
             *pages.routes,

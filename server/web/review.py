@@ -20,6 +20,7 @@ from server.domain.content import changed_fields, restore_policy
 from server.domain.errors import AccessDenied, DomainError, InvalidInput, TooLarge
 from server.domain.inputs import MAX_SEQ, whole_number
 from server.domain.readable import read_content
+from server.domain.reviews import DATE_REASON
 from server.domain.risk import RiskMatrix, register_rows
 from server.domain.workflow import IgStep, SignOffState, transition
 from server.services.exports import ACTION_PLAN, has_field
@@ -37,6 +38,7 @@ from server.web.context import (
 from server.web.errors import http_status_for
 from server.web.middleware import describe_size
 from server.web.rendering import field, form, json_value, page, read_json
+from server.web.reviews import review_context
 
 IMPORT_PATH = "/dpias/import"
 API_IMPORT_PATH = "/api/dpias/import"
@@ -158,6 +160,8 @@ async def workflow_page(context: DpiaRequest) -> Response:
         party_signoffs=await runtime.parties.of_document(context.user, dpia_id),
         endorsed_changes=await runtime.adoption.changes_from_endorsed(context.user, dpia_id),
         **await retention_context(context),
+        **await review_context(context),
+        date_reason=DATE_REASON,
     )
 
 

@@ -279,6 +279,18 @@ async def test_waiting_for_me_and_overdue_on_the_dashboard(
         await writer.wait_saved()
     finally:
         await writer.close()
+    # Not due while the DPIA is still being written (issue 17): a review date is the
+    # approved record's, and the dashboard says so once it is in force.
+    not_yet = html.unescape((await clients["owner"].get("/projects")).text)
+    assert "Review was due on 01 February 2020" not in not_yet
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Dpia).where(Dpia.id == dpia_id).values(status="in_force")
+            )
+    finally:
+        await engine.dispose()
     overdue = html.unescape((await clients["owner"].get("/projects")).text)
     assert "Review was due on 01 February 2020" in overdue
 
