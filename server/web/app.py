@@ -32,6 +32,7 @@ from server.web import (
     protection,
     public,
     review,
+    ropa,
     signin,
     sources,
 )
@@ -127,6 +128,7 @@ def make_app(
             *api.routes,
             *devmail.routes,
             *admin.routes,
+            *ropa.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *public.routes,
