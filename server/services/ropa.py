@@ -319,7 +319,7 @@ class RopaService:
         if not wanted:
             return {}
         rows = await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
-        return dict(rows.tuples().all())
+        return {user_id: name for user_id, name in rows}
 
     async def entry(self, user: CurrentUser, code: str, key: str) -> tuple[Keeper, EntryView]:
         keeper = await self.keeper(user, code)
