@@ -14,15 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Array, Map
 
-from server.domain.content import write_content
 from server.domain.ropa import COLUMNS
-from server.domain.templates import load_template
-from server.services.admin_records import Actor
 from tests.support.live import WAIT_SECONDS, LiveServer
-from tests.support.ropa import FILLED
-from tests.support.site import PASSWORD, Site, csrf_field, seeded_server, session_socket, signed_in
+from tests.support.ropa import add_keepers, fill, set_retention
+from tests.support.site import Site, csrf_field, seeded_server, signed_in
 
 pytestmark = pytest.mark.asyncio
 ROPA = "/organisations/CAM/ropa"
@@ -32,50 +28,6 @@ ROPA = "/organisations/CAM/ropa"
 def server(database_url: str) -> Iterator[tuple[LiveServer, Site]]:
     with seeded_server(database_url, change_quiet_seconds=0.2) as served:
         yield served
-
-
-def add_keepers(live: LiveServer) -> None:
-    """Camden's DPO (a member who signs as DPO) and an administrator of the trust."""
-    runtime = live.runtime
-
-    async def add() -> None:
-        dee = await runtime.accounts.create_user("dee@camden.example", "Dee Dpo", PASSWORD, "CAM")
-        cam = await runtime.accounts.organisation_id("CAM")
-        await runtime.administration.set_signatory_roles(
-            Actor.command_line("test"), cam, dee, ["dpo"]
-        )
-        await runtime.accounts.create_user(
-            "nadia@nlft.example", "Nadia Admin", PASSWORD, "NLFT", admin=True
-        )
-
-    live.call(add())
-
-
-async def fill(live: LiveServer, site: Site, owner: httpx.AsyncClient) -> None:
-    """The owner writes the DPIA's processing operations and measures in the editor."""
-    socket = await session_socket(live.port, site.dpia_id, owner)
-    try:
-        await socket.wait_synced()
-        with socket.doc.transaction():
-            write_content(socket.doc, load_template("uk-dpia"), FILLED)
-        await socket.wait_saved()
-    finally:
-        await socket.close()
-
-
-async def set_retention(
-    live: LiveServer, site: Site, owner: httpx.AsyncClient, retention: str
-) -> None:
-    socket = await session_socket(live.port, site.dpia_id, owner)
-    try:
-        await socket.wait_synced()
-        rows = socket.doc.get("table:processing.operations", type=Array)
-        row = rows[0]
-        assert isinstance(row, Map) and row["id"] == "op-outreach"
-        row["retention"] = retention
-        await socket.wait_saved()
-    finally:
-        await socket.close()
 
 
 async def record(client: httpx.AsyncClient, query: str = "") -> dict[str, Any]:
