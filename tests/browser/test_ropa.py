@@ -79,6 +79,13 @@ async def test_the_record_of_processing_passes_the_audit_in_every_state_at_both_
                 await axe_page.goto(base + path)
                 found[f"{name}-{viewport['width']}"] = await audit(axe_page, f"ropa-{name}")
             await axe_page.context.close()
+            # A member who keeps no record is told who does.
+            other = await (await browser.new_context(viewport=viewport, bypass_csp=True)).new_page()
+            await _sign_in_as(other, base, seeded.emails["owner"])
+            await other.goto(f"{base}/ropa")
+            await other.get_by_text("kept by its administrators").wait_for()
+            found[f"none-{viewport['width']}"] = await audit(other, "ropa-none")
+            await other.context.close()
         assert all(v == [] for v in found.values()), json.dumps(found, indent=1)
     finally:
         await owner.aclose()

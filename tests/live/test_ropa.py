@@ -160,6 +160,15 @@ async def test_a_hand_entry_is_added_edited_and_only_its_organisation_sees_it(
         )
         assert post.status_code == 403
         assert "Theirs" not in (await dee.get(ROPA)).text
+        # Nonsense in the address or the filters is a clear answer, never a 500.
+        for path, status in (
+            ("/organisations/no%20such!/ropa", 404),
+            ("/organisations/ZZZ/ropa.json", 404),
+            (f"{ROPA}/entries/hand%3A999", 404),
+            (f"{ROPA}/entries/dpia%3A%00%3Ax", 404),
+            (f"{ROPA}?state=bogus&source=bogus&q=" + "x" * 5000, 200),
+        ):
+            assert (await dee.get(path)).status_code == status, path
     finally:
         await dee.aclose()
         await nadia.aclose()
