@@ -45,6 +45,7 @@ from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.reviews import ReviewService
+from server.services.ropa import RopaService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.sources import SourceService
@@ -280,6 +281,7 @@ async def open_runtime(
         adoption=adoption,
         reviews=reviews,
         signin=signin,
+        ropa=RopaService(sessions, history, admin_audit, settings.base_url),
         oidc=OpenIdClient(
             settings.base_url.rstrip("/") + CALLBACK_PATH, timeout=settings.oidc_timeout_seconds
         ),

@@ -148,6 +148,16 @@ ADMIN_EVENTS = {
     "retention_changed": "Retention changed",
     "signatory_roles_changed": "Signatory roles changed",
     "reviewing_body_changed": "Reviewing body changed",
+    "ropa_entry_added": "Record of processing: entry added",
+    "ropa_entry_changed": "Record of processing: entry changed",
+    "ropa_entry_confirmed": "Record of processing: entry confirmed",
+}
+# The standing of an entry of the record of processing activities.
+ROPA_STATES = {
+    "hand": "Added by hand",
+    "unconfirmed": "Not yet confirmed",
+    "confirmed": "Confirmed",
+    "changed": "DPIA changed since confirmed",
 }
 # What became of an email reply (the inbound mail page).
 INBOUND_OUTCOMES = {

@@ -742,3 +742,42 @@ class Erasure(Base):
     erased_by: Mapped[str] = mapped_column(String(200))
     erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     records: Mapped[str] = mapped_column(Text)  # JSON: table → rows rewritten
+
+
+class RopaEntry(Base):
+    """An entry of an organisation's record of processing activities added by hand (one
+    not backed by a DPIA): its columns as JSON, keyed by ``domain.ropa.EDITABLE`` (0017)."""
+
+    __tablename__ = "ropa_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    entry: Mapped[str] = mapped_column(Text)  # JSON: column → text
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RopaConfirmation(Base):
+    """A person's confirmation that a RoPA entry drawn from a DPIA's processing activity is
+    right: what the columns said (and their fingerprint), the DPIA's version and status
+    then, who and when. A later DPIA whose columns differ shows "changed since" (0017)."""
+
+    __tablename__ = "ropa_confirmations"
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    activity: Mapped[str] = mapped_column(String(100), primary_key=True)
+    entry: Mapped[str] = mapped_column(Text)  # JSON: column → text, as confirmed
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(30))
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

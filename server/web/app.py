@@ -33,6 +33,7 @@ from server.web import (
     public,
     review,
     reviews,
+    ropa,
     signin,
     sources,
 )
@@ -129,6 +130,7 @@ def make_app(
             *api.routes,
             *devmail.routes,
             *admin.routes,
+            *ropa.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *public.routes,

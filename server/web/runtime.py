@@ -28,6 +28,7 @@ from server.services.passwords import PasswordResets
 from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.reviews import ReviewService
+from server.services.ropa import RopaService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
@@ -63,6 +64,7 @@ class Runtime:
     parties: PartySignOffService  # every party's sign-off, endorsement, reminders
     adoption: AdoptionService  # endorsed agreements, adopting one, changes from it
     reviews: ReviewService  # review schedules, reminders, triggers (issue 17)
+    ropa: RopaService  # organisations' records of processing activities (Article 30)
     usecases: UseCases  # every action on a DPIA: what handlers call to change anything
 
     async def access_token(self, token: str, document_id: str) -> Grant:
