@@ -715,3 +715,40 @@ class Erasure(Base):
     erased_by: Mapped[str] = mapped_column(String(200))
     erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     records: Mapped[str] = mapped_column(Text)  # JSON: table → rows rewritten
+
+
+class SearchIndexRow(Base):
+    """A document's searchable text as it was at ``indexed_seq`` of its update log.
+
+    The full-text index over it is each database's own and is not mapped here (migration
+    0017): on SQLite the FTS5 table ``search_fts`` (kept in step by triggers), on
+    PostgreSQL the generated ``vector`` column and its GIN index."""
+
+    __tablename__ = "search_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("dpias.id", ondelete="CASCADE"), unique=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    comments: Mapped[str] = mapped_column(Text)
+    next_review: Mapped[date | None] = mapped_column(Date, index=True)
+    indexed_seq: Mapped[int] = mapped_column(BigInteger)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Made by migration 0017 with each database's own full-text search, not by these models:
+# what a comparison of the models with the database leaves out.
+FULL_TEXT_OBJECTS = frozenset(
+    {
+        "search_fts",
+        "search_fts_data",
+        "search_fts_idx",
+        "search_fts_docsize",
+        "search_fts_config",
+        "search_fts_content",
+        "vector",
+        "ix_search_index_vector",
+    }
+)

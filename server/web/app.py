@@ -32,6 +32,7 @@ from server.web import (
     protection,
     public,
     review,
+    search,
     signin,
     sources,
 )
@@ -121,6 +122,7 @@ def make_app(
             *projects_signoff.routes,
             *pages.routes,
             *projects.routes,
+            *search.routes,
             *passwords.routes,
             *signin.routes,
             *protection.routes,
