@@ -121,8 +121,9 @@ async def seed(url: str, documents: int) -> tuple[CurrentUser, float]:
             title = " ".join(rng.choices(WORDS, weights=WEIGHTS, k=5)).capitalize()
             content = {
                 "need": {"aims": [], "why_needed": []},
-                "review": {"next_review": (date(2026, 1, 1) + timedelta(days=number % 700))
-                .isoformat()},
+                "review": {
+                    "next_review": (date(2026, 1, 1) + timedelta(days=number % 700)).isoformat()
+                },
             }
             text_lines = _answers(rng, 600)
             content_nodes = [
@@ -291,8 +292,10 @@ async def typing_figures(
     engine = create_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     dpias = DpiaService(sessions, SqlUpdateStore(engine))
-    ids = [await dpias.create(reader, f"Typed document {n}", reader.organisation_ids[0])
-           for n in range(editors)]
+    ids = [
+        await dpias.create(reader, f"Typed document {n}", reader.organisation_ids[0])
+        for n in range(editors)
+    ]
     client = await signed_in(served.base, reader.email, PASSWORD)
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     clients = []
@@ -407,7 +410,9 @@ async def main() -> None:
             "search, SearchService.search alone: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
             "p99 {p99:.1f} ms, max {max:.1f} ms".format(**found["alone"])
         )
-        print(f"  queries with no result: {found['empty']}, mean results {found['mean_results']:.1f}")
+        print(
+            f"  queries with no result: {found['empty']}, mean results {found['mean_results']:.1f}"
+        )
         verdict = "met" if found["http"]["p95"] < TARGET_P95_MS else "MISSED"
         print(f"  target p95 < {TARGET_P95_MS:.0f} ms through HTTP: {verdict}")
         typed = await typing_figures(url, served, reader, args.editors, args.typing_seconds)

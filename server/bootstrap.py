@@ -35,8 +35,8 @@ from server.services.erasure import ErasureService
 from server.services.exports import ExportService
 from server.services.health import Health
 from server.services.history import HistoryService
-from server.services.indexing import SearchIndexer
 from server.services.inbound import InboundStore
+from server.services.indexing import SearchIndexer
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
@@ -44,8 +44,8 @@ from server.services.parties import PartySignOffService
 from server.services.passwords import PasswordResets
 from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
-from server.services.search import SearchIndex, SearchService
 from server.services.retention import RetentionService
+from server.services.search import SearchIndex, SearchService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.sources import SourceService

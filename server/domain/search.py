@@ -83,9 +83,7 @@ class SearchQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(
-            self.status or self.template or self.organisation_id is not None or self.review
-        )
+        return bool(self.status or self.template or self.organisation_id is not None or self.review)
 
     @property
     def offset(self) -> int:

@@ -112,9 +112,7 @@ class GroupCommitter:
         self.commits += 1
         if self._on_committed is not None and records:
             try:
-                self._on_committed(
-                    {r.document_id for r in records if r.document_id not in failed}
-                )
+                self._on_committed({r.document_id for r in records if r.document_id not in failed})
             except Exception:
                 log.exception("could not pass on the documents just committed")
         for room, entries in done.items():

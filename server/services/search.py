@@ -333,7 +333,7 @@ class SearchService:
         """The templates and lead organisations of the documents the person takes part in
         (what the filters offer)."""
         sql = text(
-            f"""
+            """
             SELECT DISTINCT d.template_id, o.id, o.name FROM dpias d
             JOIN organisations o ON o.id = d.lead_organisation_id
             WHERE EXISTS (SELECT 1 FROM participants p
@@ -348,9 +348,7 @@ class SearchService:
 
 
 # The person takes part in the document: checked inside the ranked query, before the limit.
-_VISIBLE = (
-    "EXISTS (SELECT 1 FROM participants p WHERE p.dpia_id = d.id AND p.user_id = :user_id)"
-)
+_VISIBLE = "EXISTS (SELECT 1 FROM participants p WHERE p.dpia_id = d.id AND p.user_id = :user_id)"
 
 
 def _filters(query: SearchQuery, today: date, params: dict[str, Any], *, postgres: bool) -> str:

@@ -20,8 +20,8 @@ from server.services.dpias import DpiaService
 from server.services.exports import ExportService
 from server.services.health import Health
 from server.services.history import HistoryService
-from server.services.indexing import SearchIndexer
 from server.services.inbound import InboundStore
+from server.services.indexing import SearchIndexer
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.parties import PartySignOffService

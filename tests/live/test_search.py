@@ -169,7 +169,7 @@ async def test_hostile_text_is_shown_as_text_and_no_query_fails(
         # reads "<script>"-like runs as tags and leaves them out of the passage: fine.)
         assert "onerror=alert(1)&gt; <mark>quokka</mark> sighting" in passage.group(1)
         assert HOSTILE.endswith(html.unescape(re.sub(r"</?mark>", "", passage.group(1))).strip())
-        assert 'Wildlife &lt;b&gt;survey&lt;/b&gt; &amp; &#34;counts&#34;' in page.text
+        assert "Wildlife &lt;b&gt;survey&lt;/b&gt; &amp; &#34;counts&#34;" in page.text
         for query in ('"', "*", "NEAR(a b)", "a OR", "-x", "title:x", "x:*", "(((", "\\", "'"):
             response = await ann.get("/api/search", params={"q": query})
             assert response.status_code == 200, (query, response.text)
