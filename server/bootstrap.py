@@ -36,6 +36,7 @@ from server.services.exports import ExportService
 from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
+from server.services.indexing import SearchIndexer
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.outbox import OutboxWorker
@@ -46,6 +47,7 @@ from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.reviews import ReviewService
 from server.services.ropa import RopaService
+from server.services.search import SearchIndex, SearchService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.sources import SourceService
@@ -160,8 +162,15 @@ async def open_runtime(
     )
     shared = bool(settings.redis_url)  # several processes write the same documents
     store = SqlUpdateStore(engine, assign_seq=shared)
-    committer = GroupCommitter(store, window_seconds=settings.commit_window_ms / 1000)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    indexer = SearchIndexer(
+        SearchIndex(sessions, store),
+        delay_seconds=settings.search_index_delay_seconds,
+        sweep_seconds=settings.search_sweep_seconds,
+    )
+    committer = GroupCommitter(
+        store, window_seconds=settings.commit_window_ms / 1000, on_committed=indexer.notify
+    )
     worker = outbox_worker(settings, sessions) if web and settings.worker_in_process else None
     the_bus = bus(settings)
     notifications = notification_service(settings, sessions, worker, the_bus)
@@ -264,6 +273,8 @@ async def open_runtime(
         dpias=dpias,
         projects=projects,
         dashboard=Dashboard(sessions, projects, reviews, clock=settings.clock),
+        search=SearchService(sessions),
+        indexer=indexer,
         editing=editing,
         sessions=sessions,
         notifications=notifications,
@@ -303,8 +314,9 @@ async def open_runtime(
     mailbox = await start_dev_mailbox(settings, engine) if web else None
     try:
         async with asyncio.TaskGroup() as tasks:
-            started = [asyncio.Event() for _ in range(4)]
+            started = [asyncio.Event() for _ in range(5)]
             running = [
+                tasks.create_task(indexer.run(started[4])),
                 tasks.create_task(committer.run(started[0])),
                 tasks.create_task(rooms.run(started[1])),
                 tasks.create_task(recorder.run(started[2])),

@@ -50,6 +50,12 @@ class Settings:
     room_grace_seconds: float = field(default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"})
     compact_every: int = field(default=500, metadata={"env": "OPENDPIA_COMPACT_EVERY"})
     commit_window_ms: float = field(default=20.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
+    search_index_delay_seconds: float = field(
+        default=1.0, metadata={"env": "OPENDPIA_SEARCH_INDEX_DELAY_SECONDS"}
+    )
+    search_sweep_seconds: float = field(
+        default=60.0, metadata={"env": "OPENDPIA_SEARCH_SWEEP_SECONDS"}
+    )
     ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})
     send_queue_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_SEND_QUEUE_BYTES"}

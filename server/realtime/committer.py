@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,8 +43,16 @@ class CommitEntry:
 class GroupCommitter:
     """Writes rooms' changes in batches. Runs as one task; ``submit`` never blocks."""
 
-    def __init__(self, store: UpdateStore, *, window_seconds: float = 0.002) -> None:
+    def __init__(
+        self,
+        store: UpdateStore,
+        *,
+        window_seconds: float = 0.002,
+        on_committed: Callable[[Iterable[str]], None] | None = None,
+    ) -> None:
         self._store = store
+        # Told which documents were just committed (the search index); must not block.
+        self._on_committed = on_committed
         self._window = window_seconds
         self._pending: list[CommitEntry] = []
         self._wake = asyncio.Event()
@@ -101,6 +110,11 @@ class GroupCommitter:
         else:
             self._retry_delay = 0.0
         self.commits += 1
+        if self._on_committed is not None and records:
+            try:
+                self._on_committed({r.document_id for r in records if r.document_id not in failed})
+            except Exception:
+                log.exception("could not pass on the documents just committed")
         for room, entries in done.items():
             try:
                 room.committed(entries)

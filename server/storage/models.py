@@ -746,7 +746,7 @@ class Erasure(Base):
 
 class RopaEntry(Base):
     """An entry of an organisation's record of processing activities added by hand (one
-    not backed by a DPIA): its columns as JSON, keyed by ``domain.ropa.EDITABLE`` (0017)."""
+    not backed by a DPIA): its columns as JSON, keyed by ``domain.ropa.EDITABLE`` (0018)."""
 
     __tablename__ = "ropa_entries"
 
@@ -764,7 +764,7 @@ class RopaEntry(Base):
 class RopaConfirmation(Base):
     """A person's confirmation that a RoPA entry drawn from a DPIA's processing activity is
     right: what the columns said (and their fingerprint), the DPIA's version and status
-    then, who and when. A later DPIA whose columns differ shows "changed since" (0017)."""
+    then, who and when. A later DPIA whose columns differ shows "changed since" (0018)."""
 
     __tablename__ = "ropa_confirmations"
 
@@ -781,3 +781,40 @@ class RopaConfirmation(Base):
     status: Mapped[str] = mapped_column(String(30))
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SearchIndexRow(Base):
+    """A document's searchable text as it was at ``indexed_seq`` of its update log.
+
+    The full-text index over it is each database's own and is not mapped here (migration
+    0019): on SQLite the FTS5 table ``search_fts`` (kept in step by triggers), on
+    PostgreSQL the generated ``vector`` column and its GIN index."""
+
+    __tablename__ = "search_index"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("dpias.id", ondelete="CASCADE"), unique=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    comments: Mapped[str] = mapped_column(Text)
+    next_review: Mapped[date | None] = mapped_column(Date, index=True)
+    indexed_seq: Mapped[int] = mapped_column(BigInteger)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Made by migration 0019 with each database's own full-text search, not by these models:
+# what a comparison of the models with the database leaves out.
+FULL_TEXT_OBJECTS = frozenset(
+    {
+        "search_fts",
+        "search_fts_data",
+        "search_fts_idx",
+        "search_fts_docsize",
+        "search_fts_config",
+        "search_fts_content",
+        "vector",
+        "ix_search_index_vector",
+    }
+)

@@ -34,6 +34,7 @@ from server.web import (
     review,
     reviews,
     ropa,
+    search,
     signin,
     sources,
 )
@@ -124,6 +125,7 @@ def make_app(
             *projects_signoff.routes,
             *pages.routes,
             *projects.routes,
+            *search.routes,
             *passwords.routes,
             *signin.routes,
             *protection.routes,

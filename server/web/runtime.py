@@ -21,6 +21,7 @@ from server.services.exports import ExportService
 from server.services.health import Health
 from server.services.history import HistoryService
 from server.services.inbound import InboundStore
+from server.services.indexing import SearchIndexer
 from server.services.notifications import NotificationService
 from server.services.oidc import OpenIdClient
 from server.services.parties import PartySignOffService
@@ -29,6 +30,7 @@ from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.reviews import ReviewService
 from server.services.ropa import RopaService
+from server.services.search import SearchService
 from server.services.signin import SignInDirectory
 from server.services.signoffs import SignOffService
 from server.services.workflow import WorkflowService
@@ -46,6 +48,8 @@ class Runtime:
     dpias: DpiaService
     projects: ProjectService
     dashboard: Dashboard  # the projects dashboard: by step, waiting for me, overdue
+    search: SearchService  # the searchable library across the documents a person sees
+    indexer: SearchIndexer  # keeps the search index up to date after commits
     editing: DocumentEditing
     sessions: async_sessionmaker[AsyncSession]
     notifications: NotificationService
