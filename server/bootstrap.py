@@ -64,6 +64,7 @@ from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.signoffs import SignOffs
+from server.usecases.templates import TemplateMoves
 from server.usecases.workflow import Workflow
 from server.web.app import make_app
 from server.web.errors import close_code_for
@@ -164,6 +165,7 @@ async def open_runtime(
     notifications = notification_service(settings, sessions, worker, the_bus)
     accounts = AccountService(sessions)
     dpias = DpiaService(sessions, store)
+    await dpias.templates.preload()  # organisations' published templates (and as used)
     audit = AuditTrail(sessions)
     history = HistoryService(sessions, store, audit)
     signoffs = SignOffService(sessions, dpias, history, audit, notifications)
@@ -280,6 +282,7 @@ async def open_runtime(
             projects=Projects(projects, history, sources, rooms),
             parties=PartySignOffs(parties, rooms),
             project_people=ProjectPeople(projects, notifications, rooms),
+            templates=TemplateMoves(dpias, history, rooms, audit),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

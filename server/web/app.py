@@ -34,6 +34,7 @@ from server.web import (
     review,
     signin,
     sources,
+    template_library,
 )
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
@@ -127,6 +128,7 @@ def make_app(
             *api.routes,
             *devmail.routes,
             *admin.routes,
+            *template_library.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *public.routes,
