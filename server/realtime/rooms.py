@@ -375,15 +375,19 @@ class RoomManager:
             if early is not None:  # still loading
                 early.extend(messages)
             return
+        moved = False
         for message in messages:
             if message.kind is BusKind.UPDATE:
                 room.apply_remote(message.payload)
+                moved = moved or _named_template(room) != self._template_refs.get(document_id)
             elif message.kind is BusKind.AWARENESS:
                 room.apply_remote_awareness(message.payload)
             elif message.kind is BusKind.LOCK:
                 room.read_only = message.payload.decode(errors="replace") or None
             elif message.kind is BusKind.ACCESS:
                 self._decide_again_soon(document_id)
+        if moved:  # the DPIA moved to another template version (its guard follows)
+            self._decide_again_soon(document_id)
 
     def catch_up(self, document_id: str) -> None:
         if document_id in self._rooms:
@@ -414,6 +418,15 @@ class RoomManager:
 def _missing_from(stored: StoredDocument, state_vector: bytes) -> bytes:
     """What the stored document has that a document at ``state_vector`` lacks."""
     return stored.to_doc().get_update(state_vector)
+
+
+def _named_template(room: Room) -> tuple[str, int] | None:
+    """The template and version the room's document names (``meta``), without loading it."""
+    meta = room.doc.get("meta", type=Map)
+    template_id, version = meta.get("template"), meta.get("template_version")
+    if not isinstance(template_id, str) or not isinstance(version, int | float):
+        return None
+    return template_id, int(version)
 
 
 def _template_of(room: Room) -> Template | None:

@@ -92,15 +92,20 @@ class TemplateMoves:
             meta = doc.get("meta", type=Map)  # type: ignore[attr-defined]
             meta["template_version"] = new.version
 
-        async with self.rooms.borrow(by.dpia_id) as room:
-            room.edit(
-                write,
-                actor=actor,
-                channel=Channel.BROWSER.value,
-                origin=f"template:{new.id}@{new.version}",
-            )
-            await room.all_saved()
+        # The record first: a process that sees the document's new version reads it there.
         await self.dpias.set_template_version(by.dpia_id, new.version)
+        try:
+            async with self.rooms.borrow(by.dpia_id) as room:
+                room.edit(
+                    write,
+                    actor=actor,
+                    channel=Channel.BROWSER.value,
+                    origin=f"template:{new.id}@{new.version}",
+                )
+                await room.all_saved()
+        except BaseException:
+            await self.dpias.set_template_version(by.dpia_id, plan.recorded)
+            raise
         kept = [plan.labels.get(p, p) for p in plan.changes.orphaned]
         await self.audit.record(
             by.dpia_id,

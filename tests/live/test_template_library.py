@@ -27,7 +27,7 @@ from server.services.admin_records import Actor
 from server.services.administration import Administration
 from server.services.passwords import PasswordResets
 from server.storage.database import create_engine
-from server.storage.models import Dpia, DocumentUpdate
+from server.storage.models import DocumentUpdate, Dpia
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, csrf_field, prepare, session_socket, signed_in
 
