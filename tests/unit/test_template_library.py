@@ -34,7 +34,7 @@ def test_a_draft_is_checked_and_the_field_at_fault_named() -> None:
     content["sections"][0]["fields"][1]["kind"] = "slider"  # type: ignore[index]
     with pytest.raises(InvalidInput, match=r"field screening.outcome: kind 'slider'"):
         parse_draft(json.dumps(content), "t-unit-a", 1)
-    with pytest.raises(InvalidInput, match="not valid JSON: .* line 1, column 2"):
+    with pytest.raises(InvalidInput, match=r"not valid JSON: .* line 1, column 2"):
         parse_draft("{x", "t-unit-a", 1)
     with pytest.raises(InvalidInput, match="JSON object"):
         parse_draft("[]", "t-unit-a", 1)
