@@ -69,6 +69,7 @@ from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.reviews import Reviews
 from server.usecases.signoffs import SignOffs
+from server.usecases.templates import TemplateMoves
 from server.usecases.workflow import Workflow
 from server.web.app import make_app
 from server.web.errors import close_code_for
@@ -176,6 +177,7 @@ async def open_runtime(
     notifications = notification_service(settings, sessions, worker, the_bus)
     accounts = AccountService(sessions)
     dpias = DpiaService(sessions, store)
+    await dpias.templates.preload()  # organisations' published templates (and as used)
     audit = AuditTrail(sessions)
     history = HistoryService(sessions, store, audit)
     signoffs = SignOffService(sessions, dpias, history, audit, notifications)
@@ -309,6 +311,7 @@ async def open_runtime(
             parties=PartySignOffs(parties, rooms),
             project_people=ProjectPeople(projects, notifications, rooms),
             reviews=Reviews(reviews, dpias, rooms),
+            templates=TemplateMoves(dpias, history, rooms, audit),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

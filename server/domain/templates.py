@@ -162,16 +162,68 @@ def _check_field(
 
 
 @cache
-def load_template(template_id: str = DEFAULT_TEMPLATE) -> Template:
-    """The template named ``template_id`` from ``server/domain/templates``."""
+def _shipped(template_id: str) -> Template | None:
+    """A template shipped as ``server/domain/templates/<id>.json``; None if there is none."""
     if not template_id.replace("-", "").isalnum():
-        raise UnknownTemplate(template_id)
+        return None
     path = resources.files("server.domain").joinpath("templates", f"{template_id}.json")
     if not path.is_file():
-        raise UnknownTemplate(template_id)
+        return None
     content = json.loads(path.read_text(encoding="utf-8"))
     check_template(content, template_id)
     return Template(content["id"], int(content["version"]), content["title"], content)
+
+
+# Organisations' published template versions known to this process, by (id, version).
+# A published version never changes (docs/template-library.md), so an entry is never stale:
+# a process only ever lacks a version, and ``services.template_library`` fills it from the
+# database before a DPIA's template is read.
+_registered: dict[tuple[str, int], Template] = {}
+
+
+def is_shipped(template_id: str) -> bool:
+    return _shipped(template_id) is not None
+
+
+def register_template(content: Any) -> Template:
+    """Check an organisation's published template version and make it loadable here."""
+    check_template(content)
+    if is_shipped(str(content["id"])):
+        raise MalformedTemplate(
+            f"Template {content['id']!r}, top level: the id is a shipped template's"
+        )
+    template = Template(content["id"], int(content["version"]), content["title"], content)
+    _registered[(template.id, template.version)] = template
+    return template
+
+
+def is_registered(template_id: str, version: int | None) -> bool:
+    if is_shipped(template_id):
+        return True
+    if version is None:
+        return any(key[0] == template_id for key in _registered)
+    return (template_id, version) in _registered
+
+
+def load_template(template_id: str = DEFAULT_TEMPLATE, version: int | None = None) -> Template:
+    """The template ``template_id`` at ``version`` (None: its newest version here).
+
+    A shipped template (``server/domain/templates``) has one version, its file's, and
+    answers every version asked of it (a DPIA made before the file's last change reads the
+    file as it is now, as before templates were data). An organisation's template answers
+    only the published versions registered in this process."""
+    shipped = _shipped(template_id)
+    if shipped is not None:
+        return shipped
+    if version is not None:
+        found = _registered.get((template_id, version))
+        if found is None:
+            raise UnknownTemplate(f"{template_id} version {version}")
+        return found
+    versions = [v for (i, v) in _registered if i == template_id]
+    if not versions:
+        raise UnknownTemplate(template_id)
+    return _registered[(template_id, max(versions))]
 
 
 def template_ids() -> list[str]:

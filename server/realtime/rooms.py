@@ -64,6 +64,7 @@ class RoomManager:
         self._grace = grace_seconds
         self._compact_every = compact_every
         self._rooms: dict[str, Room] = {}
+        self._template_refs: dict[str, tuple[str, int]] = {}  # the template each room follows
         # Weak: a lock lives while someone waits on it, so unloaded documents leave none.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._tasks: asyncio.TaskGroup | None = None
@@ -158,6 +159,8 @@ class RoomManager:
 
     def _track(self, room: Room, template: Template | None) -> None:
         """Derive change events for documents made from a template (DPIAs)."""
+        if template is not None:
+            self._template_refs[room.document_id] = (template.id, template.version)
         if self._on_change is None or template is None:
             return
         room.tracker = ChangeTracker(
@@ -168,6 +171,24 @@ class RoomManager:
             emit=self._on_change,
         )
         room.tracker.attach(room.doc)
+
+    async def _follow_template(self, room: Room) -> None:
+        """The DPIA may have moved to another version of its template (announced, as any
+        change of what may be done, by ``access_changed``): the room's guard and change
+        tracking follow the version its document names now. Reading the lock first also
+        makes that version loadable in this process (``DpiaService.state``)."""
+        if self._read_only is not None:
+            room.read_only = await self._read_only(room.document_id)
+        template = _template_of(room)
+        now = None if template is None else (template.id, template.version)
+        if now is None or self._template_refs.get(room.document_id) == now:
+            return
+        if self._limits is not None:
+            room.guard = UpdateGuard(shape_of(template), self._limits, room.doc.get_update)
+        if room.tracker is not None:
+            room.tracker.close()
+            room.tracker = None
+        self._track(room, template)
 
     def set_read_only(self, document_id: str, reason: str | None) -> None:
         """A DPIA was locked or unlocked (and committed): its room follows at once, here
@@ -196,6 +217,7 @@ class RoomManager:
         Other processes are told to decide their connections again."""
         async with self._lock(document_id):
             room = self._rooms.pop(document_id, None)
+            self._template_refs.pop(document_id, None)
             if room is not None:
                 for peer in list(room.peers):
                     peer.close(self._close_code(error), str(error))
@@ -260,7 +282,10 @@ class RoomManager:
     async def _decide_again(self, document_id: str) -> None:
         """Decide every connection of this process to ``document_id`` again, now."""
         room = self._rooms.get(document_id)
-        if room is None or self._recheck is None:
+        if room is None:
+            return
+        await self._follow_template(room)
+        if self._recheck is None:
             return
         decided: dict[tuple[str, str | None, str], Grant | DomainError] = {}
         for peer in list(room.peers):
@@ -330,6 +355,7 @@ class RoomManager:
                     continue  # written to meanwhile (a server-side edit): wait again
                 room.close()
                 del self._rooms[room.document_id]
+                self._template_refs.pop(room.document_id, None)
                 if self._bus is not None:
                     self._bus.unfollow(room.document_id)
                 log.debug("room %s unloaded", room.document_id)
@@ -349,15 +375,19 @@ class RoomManager:
             if early is not None:  # still loading
                 early.extend(messages)
             return
+        moved = False
         for message in messages:
             if message.kind is BusKind.UPDATE:
                 room.apply_remote(message.payload)
+                moved = moved or _named_template(room) != self._template_refs.get(document_id)
             elif message.kind is BusKind.AWARENESS:
                 room.apply_remote_awareness(message.payload)
             elif message.kind is BusKind.LOCK:
                 room.read_only = message.payload.decode(errors="replace") or None
             elif message.kind is BusKind.ACCESS:
                 self._decide_again_soon(document_id)
+        if moved:  # the DPIA moved to another template version (its guard follows)
+            self._decide_again_soon(document_id)
 
     def catch_up(self, document_id: str) -> None:
         if document_id in self._rooms:
@@ -390,12 +420,24 @@ def _missing_from(stored: StoredDocument, state_vector: bytes) -> bytes:
     return stored.to_doc().get_update(state_vector)
 
 
+def _named_template(room: Room) -> tuple[str, int] | None:
+    """The template and version the room's document names (``meta``), without loading it."""
+    meta = room.doc.get("meta", type=Map)
+    template_id, version = meta.get("template"), meta.get("template_version")
+    if not isinstance(template_id, str) or not isinstance(version, int | float):
+        return None
+    return template_id, int(version)
+
+
 def _template_of(room: Room) -> Template | None:
-    template_id = room.doc.get("meta", type=Map).get("template")
+    meta = room.doc.get("meta", type=Map)
+    template_id, version = meta.get("template"), meta.get("template_version")
     if not isinstance(template_id, str):
         return None
     try:
-        return load_template(template_id)
+        return load_template(
+            template_id, int(version) if isinstance(version, int | float) else None
+        )
     except UnknownTemplate:
         log.warning("document %s names unknown template %r", room.document_id, template_id)
         return None

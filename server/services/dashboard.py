@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain import wording
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
-from server.domain.templates import load_template
 from server.domain.workflow import IgStep, SectionState
 from server.services.accounts import CurrentUser
 from server.services.projects import ProjectService, ProjectSummary
 from server.services.reviews import ReviewService
+from server.services.template_library import TemplateLibrary
 from server.storage.models import AuditEvent, Dpia, Participant, SectionReviewer
 from server.storage.models import SectionState as SectionStateRow
 
@@ -102,7 +102,13 @@ class Dashboard:
         )
         found = [Waiting(d, title, "dpo_review") for d, title in dpo]
         sections = await session.execute(
-            select(Dpia.id, Dpia.title, Dpia.template_id, SectionReviewer.section)
+            select(
+                Dpia.id,
+                Dpia.title,
+                Dpia.template_id,
+                Dpia.template_version,
+                SectionReviewer.section,
+            )
             .join(Participant, Participant.dpia_id == Dpia.id)
             .join(SectionReviewer, SectionReviewer.participant_id == Participant.id)
             .join(
@@ -116,15 +122,12 @@ class Dashboard:
             )
             .order_by(Dpia.id, SectionReviewer.section)
         )
-        found += [
-            Waiting(
-                d,
-                title,
-                "section",
-                wording.section_title(load_template(template_id).sections, section),
+        library = TemplateLibrary(self._sessions)
+        for d, title, template_id, version, section in sections:
+            template = await library.template(template_id, version)
+            found.append(
+                Waiting(d, title, "section", wording.section_title(template.sections, section))
             )
-            for d, title, template_id, section in sections
-        ]
         return found
 
     async def _overdue_approvals(

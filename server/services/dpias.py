@@ -33,6 +33,7 @@ from server.domain.templates import Template, load_template, seed_update
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
 from server.services.project_documents import join_project, new_reference, own_project
+from server.services.template_library import TemplateLibrary
 from server.storage.models import (
     Document,
     DocumentUpdate,
@@ -106,6 +107,7 @@ class Access:
     status: DpiaStatus
     name: str = ""  # the participant's name as shown on the DPIA
     template_id: str = "uk-dpia"
+    template_version: int | None = None  # None: the template's newest version here
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +116,16 @@ class DpiaState:
 
     status: DpiaStatus
     template_id: str
+    template_version: int | None = None
 
 
 class DpiaService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: UpdateStore) -> None:
         self._sessions = sessions
         self._store = store
+        # The template library (its own service) fills this process's registry of
+        # organisations' templates before any DPIA's template is read (decision on it).
+        self.templates = TemplateLibrary(sessions)
 
     async def create(
         self,
@@ -128,6 +134,7 @@ class DpiaService:
         lead_organisation_id: int,
         *,
         template_id: str = "uk-dpia",
+        template_version: int | None = None,
         initial_state: bytes | None = None,
         origin_id: str | None = None,
         project_id: str | None = None,
@@ -140,7 +147,7 @@ class DpiaService:
         title = check_title(title)
         if lead_organisation_id not in user.organisation_ids:
             raise InvalidInput("The lead organisation must be one of your organisations")
-        template = load_template(template_id)
+        template = await self.templates.template(template_id, template_version)
         first_update = initial_state if initial_state is not None else seed_update(template)
         new = _NewDocument(title, lead_organisation_id, template, first_update, origin_id, kind)
         for attempt in range(NEW_REFERENCE_ATTEMPTS):
@@ -229,11 +236,19 @@ class DpiaService:
             source.title if title is None else title,
             lead,
             template_id=source.template_id,
+            template_version=source.template_version,
             initial_state=doc.get_update(),
             origin_id=source_id,
             project_id=project_id or source.project_id,
             kind=kind or DocumentKind(source.kind),
         )
+
+    async def set_template_version(self, dpia_id: str, version: int) -> None:
+        """Record that the DPIA now follows ``version`` of its template (the use case
+        ``TemplateMoves`` checks who may, and writes the document's own record of it)."""
+        async with self._sessions.begin() as session:
+            dpia = await session.get_one(Dpia, dpia_id)
+            dpia.template_version = version
 
     async def access(self, user: CurrentUser, dpia_id: str) -> Access:
         """The user's role on a DPIA; DocumentNotFound if they are not a participant."""
@@ -259,6 +274,7 @@ class DpiaService:
                         Dpia.title,
                         Dpia.status,
                         Dpia.template_id,
+                        Dpia.template_version,
                     )
                     .join(Dpia, Dpia.id == Participant.dpia_id)
                     .where(*where)
@@ -266,6 +282,7 @@ class DpiaService:
             ).first()
         if row is None:
             return None
+        await self.templates.ensure(row.template_id, row.template_version)
         return Access(
             row.dpia_id,
             row.title,
@@ -274,6 +291,7 @@ class DpiaService:
             DpiaStatus(row.status),
             row.name,
             row.template_id,
+            row.template_version,
         )
 
     async def state(self, dpia_id: str) -> DpiaState | None:
@@ -282,10 +300,15 @@ class DpiaService:
         async with self._sessions() as session:
             row = (
                 await session.execute(
-                    select(Dpia.status, Dpia.template_id).where(Dpia.id == dpia_id)
+                    select(Dpia.status, Dpia.template_id, Dpia.template_version).where(
+                        Dpia.id == dpia_id
+                    )
                 )
             ).first()
-        return None if row is None else DpiaState(DpiaStatus(row.status), row.template_id)
+        if row is None:
+            return None
+        await self.templates.ensure(row.template_id, row.template_version)
+        return DpiaState(DpiaStatus(row.status), row.template_id, row.template_version)
 
     async def origin_of(self, dpia_id: str) -> str | None:
         """The DPIA this one is a new version of, if any."""
@@ -366,6 +389,8 @@ class DpiaService:
             query = query.where(Project.step == check_ig_step(ig_step).value)
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
+        for row in rows:
+            await self.templates.ensure(row[0].template_id, row[0].template_version)
         summaries = [
             DpiaSummary(
                 id=dpia.id,
@@ -373,7 +398,7 @@ class DpiaService:
                 status=DpiaStatus(dpia.status),
                 lead_organisation=organisation,
                 role=Role(role),
-                sections_total=len(load_template(dpia.template_id).sections),
+                sections_total=len(load_template(dpia.template_id, dpia.template_version).sections),
                 # As recorded by the review workflow; an edit since shows on the DPIA's page.
                 sections_reviewed=reviewed or 0,
                 last_activity=last,
@@ -608,7 +633,7 @@ class DpiaService:
         """Owners ask a participant to review a section (or stop asking)."""
         access = await self.access(user, dpia_id)
         manage_policy(access.role).require()
-        if section not in load_template(access.template_id).section_ids():
+        if section not in load_template(access.template_id, access.template_version).section_ids():
             raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
         async with self._sessions.begin() as session:
             await self._participant(session, dpia_id, participant_id)

@@ -34,11 +34,11 @@ from server.domain.protection import (
     pseudonymous_address,
     redactor,
 )
-from server.domain.templates import load_template
 from server.domain.yupdates import rewrite_strings
 from server.mail.redact import redact_message
 from server.services.admin_audit import AdminAuditTrail
 from server.services.audit import AuditTrail
+from server.services.template_library import TemplateLibrary
 from server.storage.models import (
     AuditEvent,
     AutoAnswer,
@@ -185,10 +185,14 @@ class ErasureService:
         erasure leaves to the owners), as ``section.field``."""
         stored = await self._store.load(dpia_id)
         async with self._sessions() as session:
-            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
-        if stored is None or template_id is None:
+            row = (
+                await session.execute(
+                    select(Dpia.template_id, Dpia.template_version).where(Dpia.id == dpia_id)
+                )
+            ).first()
+        if stored is None or row is None:
             return []
-        template = load_template(template_id)
+        template = await TemplateLibrary(self._sessions).template(row[0], row[1])
         content = document_content(stored.to_doc(), template)
         return [
             f"{section}.{name}"

@@ -22,9 +22,10 @@ from server.domain.content import Content, changed_fields, document_content
 from server.domain.documents import UpdateRecord
 from server.domain.errors import DocumentNotFound, InvalidInput
 from server.domain.readable import field_text
-from server.domain.templates import Template, load_template
+from server.domain.templates import Template
 from server.domain.wording import ROLES_IN_TEXT, label
 from server.services.audit import AuditTrail
+from server.services.template_library import TemplateLibrary
 from server.storage.models import Dpia, Participant, User
 from server.storage.updates import SqlUpdateStore
 
@@ -73,10 +74,14 @@ class HistoryService:
 
     async def template_of(self, dpia_id: str) -> Template:
         async with self._sessions() as session:
-            template_id = await session.scalar(select(Dpia.template_id).where(Dpia.id == dpia_id))
-        if template_id is None:
+            row = (
+                await session.execute(
+                    select(Dpia.template_id, Dpia.template_version).where(Dpia.id == dpia_id)
+                )
+            ).first()
+        if row is None:
             raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
-        return load_template(template_id)
+        return await TemplateLibrary(self._sessions).template(row[0], row[1])
 
     async def current(self, dpia_id: str) -> Version:
         """The committed document now."""

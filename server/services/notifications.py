@@ -26,7 +26,7 @@ from server.domain.access import Role
 from server.domain.changes import ChangeEvent
 from server.domain.mailprefs import MailMode, effective
 from server.domain.replies import ReplyKeys
-from server.domain.templates import load_template
+from server.domain.templates import UnknownTemplate, load_template
 from server.services.digests import DigestSender
 from server.services.inbox import Inbox
 from server.services.notification_mail import Addressee, NotificationMail
@@ -521,7 +521,7 @@ class NotificationService:
         return actor
 
     def _section_title(self, dpia: Dpia, section: str) -> str:
-        return wording.section_title(load_template(dpia.template_id).sections, section)
+        return wording.section_title(_sections(dpia), section)
 
     def _label(self, dpia: Dpia, field: str | None) -> str:
         """A field by its label in quotes; a field the template lacks by its section's title
@@ -529,7 +529,7 @@ class NotificationService:
         if not field:
             return ""
         section, _, name = field.partition(".")
-        for candidate in load_template(dpia.template_id).sections:
+        for candidate in _sections(dpia):
             if candidate["id"] == section:
                 for item in candidate["fields"]:
                     if item["id"] == name:
@@ -598,3 +598,12 @@ def _joined(names: list[str]) -> str:
     if len(names) <= 2:
         return " and ".join(names)
     return f"{', '.join(names[:2])} and {len(names) - 2} more"
+
+
+def _sections(dpia: Dpia) -> list[dict[str, Any]]:
+    """The sections of the DPIA's template version; none if this process has not loaded it
+    (an organisation's template published since it started: the words fall back to ids)."""
+    try:
+        return load_template(dpia.template_id, dpia.template_version).sections
+    except UnknownTemplate:
+        return []

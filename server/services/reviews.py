@@ -40,7 +40,6 @@ from server.domain.reviews import (
     start_review_policy,
 )
 from server.domain.tasks import stop_if_cancelled
-from server.domain.templates import load_template
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
@@ -48,6 +47,7 @@ from server.services.dpias import DpiaService
 from server.services.history import HistoryService
 from server.services.notifications import NotificationService
 from server.services.outbox import enqueue
+from server.services.template_library import TemplateLibrary
 from server.storage.models import (
     AuditEvent,
     Dpia,
@@ -103,6 +103,7 @@ class ReviewService:
         on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
+        self._templates = TemplateLibrary(sessions)
         self._dpias = dpias
         self._history = history
         self._audit = audit
@@ -123,7 +124,9 @@ class ReviewService:
 
     async def _schedule(self, session: AsyncSession, dpia: Dpia) -> Schedule:
         status = DpiaStatus(dpia.status)
-        cycle = review_cycle_of(load_template(dpia.template_id).content)
+        cycle = review_cycle_of(
+            (await self._templates.template(dpia.template_id, dpia.template_version)).content
+        )
         due = None
         if cycle is not None:
             try:
@@ -341,12 +344,13 @@ class ReviewService:
                     "by": actor_name,
                 },
             )
+            template = await self._templates.template(dpia.template_id, dpia.template_version)
             told = await self._notifications.notify_roles(
                 session,
                 dpia,
                 (Role.OWNER, Role.DPO),
                 kind="trigger",
-                section=_section_of(review_cycle_of(load_template(dpia.template_id).content)),
+                section=_section_of(review_cycle_of(template.content)),
                 actor_name=actor_name,
                 channel=channel,
                 excerpt=f"{trigger.label}: {what}"[:200],

@@ -44,8 +44,9 @@ from server.domain.search import (
     passage,
     searchable,
 )
-from server.domain.templates import load_template
+from server.domain.templates import Template, load_template
 from server.services.accounts import CurrentUser
+from server.services.template_library import TemplateLibrary
 from server.storage.database import writer_turn
 from server.storage.models import Dpia, Organisation, SearchIndexRow
 from server.storage.updates import SqlUpdateStore
@@ -79,6 +80,7 @@ class SearchIndex:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: SqlUpdateStore) -> None:
         self._sessions = sessions
         self._store = store
+        self._templates = TemplateLibrary(sessions)
         engine = sessions.kw["bind"]
         self._postgres = engine.dialect.name == "postgresql"
         self.indexed = 0
@@ -92,15 +94,19 @@ class SearchIndex:
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(Dpia.id, Dpia.title, Dpia.template_id).where(Dpia.id.in_(ids))
+                    select(Dpia.id, Dpia.title, Dpia.template_id, Dpia.template_version).where(
+                        Dpia.id.in_(ids)
+                    )
                 )
             ).all()
         readings: list[tuple[str, int, Searchable]] = []
-        for document_id, title, template_id in rows:
+        for document_id, title, template_id, version in rows:
             stored = await self._store.load(document_id)
             if stored is None:
                 continue
-            found = await asyncio.to_thread(_read, stored, template_id, title)
+            # An organisation's template may have been published by another process.
+            template = await self._templates.template(template_id, version)
+            found = await asyncio.to_thread(_read, stored, template, title)
             readings.append((document_id, stored.last_seq, found))
         await self.write(readings)
         return len(readings)
@@ -160,8 +166,7 @@ class SearchIndex:
             return list((await session.scalars(query, {"limit": limit})).all())
 
 
-def _read(stored: StoredDocument, template_id: str, title: str) -> Searchable:
-    template = load_template(template_id)
+def _read(stored: StoredDocument, template: Template, title: str) -> Searchable:
     doc = stored.to_doc()
     content = document_content(doc, template)
     comments: dict[str, Any] = {}

@@ -115,12 +115,12 @@ class WorkflowService:
         )
 
     async def lock_reason(self, dpia_id: str) -> str | None:
-        """Why the DPIA's content may not change, or None (rooms ask when they load)."""
-        async with self._sessions() as session:
-            status = await session.scalar(select(Dpia.status).where(Dpia.id == dpia_id))
-        if status is None or not DpiaStatus(status).is_locked:
+        """Why the DPIA's content may not change, or None (rooms ask when they load; reading
+        the state also makes the DPIA's template loadable in this process)."""
+        state = await self._dpias.state(dpia_id)
+        if state is None or not state.status.is_locked:
             return None
-        return locked_message(DpiaStatus(status))
+        return locked_message(state.status)
 
     async def section(
         self, user: CurrentUser, dpia_id: str, section: str, action: str, reasons: str = ""

@@ -818,3 +818,35 @@ FULL_TEXT_OBJECTS = frozenset(
         "ix_search_index_vector",
     }
 )
+
+
+class OrganisationTemplate(Base):
+    """One version of an organisation's own template (0020): a draft its administrators
+    edit, or a published version that never changes again (docs/template-library.md)."""
+
+    __tablename__ = "organisation_templates"
+
+    template_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)  # the template's JSON, checked on save
+    based_on: Mapped[str] = mapped_column(String(80))  # "<template id>@<version>"
+    state: Mapped[str] = mapped_column(String(12))  # "draft" or "published"
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TemplateAdoption(Base):
+    """An organisation's use of another organisation's published template (0020): a
+    reference, so that its new versions reach the adopter (decision on adoption)."""
+
+    __tablename__ = "template_adoptions"
+
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True
+    )
+    template_id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    adopted_by: Mapped[str] = mapped_column(String(200))
+    adopted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -27,6 +27,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``projects`` | start a step (drafting the DPIA and the ISA), fill empty DPIA fields, sources |
 | ``project_people`` | add a person or an organisation to every document of a project |
 | ``reviews`` | start a review (a new version; the approved one stays in force); raise a trigger |
+| ``templates`` | move a DPIA to its template's newest version, after seeing what changes |
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
 from server.usecases.reviews import Reviews
 from server.usecases.signoffs import SignOffs
+from server.usecases.templates import TemplateMoves
 from server.usecases.workflow import Workflow
 
 
@@ -63,3 +65,4 @@ class UseCases:
     parties: PartySignOffs
     project_people: ProjectPeople  # adding a person or a party to a whole project
     reviews: Reviews  # review cycles: start a review, raise a trigger (issue 17)
+    templates: TemplateMoves  # moving a DPIA to the newest version of its template

@@ -68,6 +68,7 @@ class _Standing:
     role: Role
     status: DpiaStatus | None  # None: a tooling document with no DPIA record
     template_id: str
+    template_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,9 @@ class Comments:
         """
         who = await self._standing(dpia_id, by)
         comment_policy(who.role, who.status).require()
-        cleaned = check_comment(load_template(who.template_id), section, field, text)
+        cleaned = check_comment(
+            load_template(who.template_id, who.template_version), section, field, text
+        )
         comment = NewComment(
             section, field, cleaned, who.participant_id, who.name, who.channel.value, who.actor
         )
@@ -204,6 +207,7 @@ class Comments:
                 access.role,
                 access.status,
                 access.template_id,
+                access.template_version,
             )
         if isinstance(by, Grant):
             if by.document_id != dpia_id:
@@ -217,6 +221,7 @@ class Comments:
                 by.role,
                 state.status if state is not None else None,
                 state.template_id if state is not None else "uk-dpia",
+                state.template_version if state is not None else None,
             )
         participant = await self.dpias.participant_access(by.participant_id)
         if participant is None or participant.dpia_id != dpia_id:
@@ -229,4 +234,5 @@ class Comments:
             participant.role,
             participant.status,
             participant.template_id,
+            participant.template_version,
         )

@@ -81,5 +81,7 @@ class Participants:
     async def set_reviews(self, by: Member, participant_id: int, sections: Iterable[str]) -> None:
         """The sections a participant reviews: exactly ``sections``."""
         chosen = set(sections)
-        for section in load_template(by.access.template_id).section_ids():
+        for section in load_template(
+            by.access.template_id, by.access.template_version
+        ).section_ids():
             await self.set_reviewer(by, section, participant_id, section in chosen)

@@ -100,7 +100,7 @@ class Projects:
         drafted = prefill_dpia(
             earlier, templates={k: load_template(DocumentKind(k).template_id) for k in earlier}
         )
-        template = load_template(by.access.template_id)
+        template = load_template(by.access.template_id, by.access.template_version)
         written: list[str] = []
 
         def write(doc: Doc[Any]) -> None:

@@ -95,7 +95,12 @@ async def watch(context: DpiaRequest) -> Response:
     data = await read_json(context.request)
     section = _text(data, "section") or ""
     watching = json_value(data, "watching", bool, "watching must be true or false")
-    if section not in load_template(context.access.template_id).section_ids():
+    if (
+        section
+        not in load_template(
+            context.access.template_id, context.access.template_version
+        ).section_ids()
+    ):
         raise InvalidInput(f"This DPIA has no section {section[:40]!r}")
     await context.runtime.notifications.inbox.set_watch(
         context.access.participant_id, section, watching

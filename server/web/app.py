@@ -37,6 +37,7 @@ from server.web import (
     search,
     signin,
     sources,
+    template_library,
 )
 from server.web.collab import CollaborationEndpoint
 from server.web.middleware import BodyLimit, RequestIds, SecurityHeaders
@@ -133,6 +134,7 @@ def make_app(
             *devmail.routes,
             *admin.routes,
             *ropa.routes,
+            *template_library.routes,
             *(devmail.development_routes if settings.env == "development" else []),
             *feed.routes,
             *public.routes,

@@ -52,7 +52,9 @@ async def watch_sections(context: UserRequest) -> Response:
         context.user, field(data, "dpia", 100)
     )
     ticked = set(data.getlist("watch"))
-    for section in load_template(member.access.template_id).section_ids():
+    for section in load_template(
+        member.access.template_id, member.access.template_version
+    ).section_ids():
         await context.runtime.notifications.inbox.set_watch(
             member.access.participant_id, section, section in ticked
         )
@@ -130,6 +132,7 @@ async def read_only(request: Request) -> Response:
         user_name=participant.name,
         token=token,
         template_id=dpia.template_id,
+        template_version=dpia.template_version,
     )
     # The link reads as a viewer whatever the role: say the role they take part as, and
     # how they take part from here (replying to the email), not "viewer".

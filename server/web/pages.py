@@ -130,13 +130,21 @@ async def new_dpia(context: UserRequest) -> Response:
     request, runtime, user = context.request, context.runtime, context.user
     mine = await runtime.accounts.organisations_of(user)
     reusable = await runtime.dpias.list_for(user)
+    # The templates any of the person's organisations may use; the lead's are checked.
+    choices = await runtime.dpias.templates.choices([id for id, _code, _name in mine])
     if request.method == "GET":
         origin = request.query_params.get("origin", "")[:100]
+        chosen = request.query_params.get("template", DEFAULT_TEMPLATE)[:50]
         return page(
-            request, "new.html", organisations=mine, reusable=reusable, values={"origin": origin}
+            request,
+            "new.html",
+            organisations=mine,
+            reusable=reusable,
+            templates=choices,
+            values={"origin": origin, "template": chosen},
         )
     data = await form(request)
-    values = {k: field(data, k) for k in ("title", "lead", "origin")}
+    values = {k: field(data, k) for k in ("title", "lead", "origin", "template")}
     try:
         if not values["lead"]:
             raise InvalidInput("Choose the lead organisation")
@@ -144,7 +152,18 @@ async def new_dpia(context: UserRequest) -> Response:
         if values["origin"]:
             dpia_id = await runtime.dpias.clone(user, values["origin"], values["title"], lead)
         else:
-            dpia_id = await runtime.dpias.create(user, values["title"], lead)
+            if lead not in user.organisation_ids:
+                raise InvalidInput("The lead organisation must be one of your organisations")
+            template = await runtime.dpias.templates.choose(
+                [lead], values["template"][:50] or DEFAULT_TEMPLATE
+            )
+            dpia_id = await runtime.dpias.create(
+                user,
+                values["title"],
+                lead,
+                template_id=template.id,
+                template_version=template.version,
+            )
     except DomainError as error:
         return page(
             request,
@@ -152,6 +171,7 @@ async def new_dpia(context: UserRequest) -> Response:
             http_status_for(error),
             organisations=mine,
             reusable=reusable,
+            templates=choices,
             values=values,
             error=str(error),
         )
@@ -171,6 +191,7 @@ async def editor(context: DpiaRequest) -> Response:
         user_name=user.name,
         colour_seed=user.id,
         template_id=access.template_id,
+        template_version=access.template_version,
     )
     overview = await runtime.workflow.overview(user, dpia_id)
     config["locked"] = locked_message(access.status) if access.status.is_locked else None
@@ -195,8 +216,22 @@ async def editor(context: DpiaRequest) -> Response:
         if (filled := request.query_params.get("filled", "")).isdigit()
         else None,
         project=await _project_context(context),
+        template=await _template_context(context),
         **await retention_context(context),
     )
+
+
+async def _template_context(context: DpiaRequest) -> dict[str, Any]:
+    """The template and version the DPIA follows, and the newest published version."""
+    access = context.access
+    current = load_template(access.template_id, access.template_version)
+    newest = await context.runtime.dpias.templates.template(access.template_id)
+    recorded = access.template_version or current.version
+    return {
+        "title": current.title,
+        "version": recorded,
+        "newer": newest.version if newest.version > recorded else None,
+    }
 
 
 async def _project_context(context: DpiaRequest) -> dict[str, str] | None:
@@ -226,6 +261,7 @@ def editor_config(
     colour_seed: int = 0,
     token: str | None = None,
     template_id: str = DEFAULT_TEMPLATE,
+    template_version: int | None = None,
 ) -> dict[str, Any]:
     """What the editor bundle reads from the page (frontend/README.md)."""
     scheme = "wss" if request.url.scheme == "https" else "ws"
@@ -241,7 +277,7 @@ def editor_config(
             "name": user_name,
             "color": PALETTE[colour_seed % len(PALETTE)],
         },
-        "template": load_template(template_id).content,
+        "template": load_template(template_id, template_version).content,
         "commentsUrl": f"/api/dpias/{dpia_id}/comments",
         "csrfToken": csrf() if csrf else "",
     }
@@ -280,7 +316,9 @@ async def participants(context: DpiaRequest) -> Response:
             participant: [s for s, ids in reviewers.items() if participant in ids]
             for participant in {p.id for p in people}
         },
-        sections=load_template(context.access.template_id).sections,
+        sections=load_template(
+            context.access.template_id, context.access.template_version
+        ).sections,
         organisations=await runtime.dpias.organisations(),
         error=error,
     )
