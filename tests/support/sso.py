@@ -107,9 +107,10 @@ def sso_site(database_url: str, directory: Path, **settings: object) -> Iterator
     require_node()
     prepare(database_url)
     site = asyncio.run(seed_site(database_url))
-    base = make_settings(
-        database_url, access_recheck_seconds=0.5, oidc_timeout_seconds=2.0, **settings
-    )
+    # A provider on a loaded machine may take seconds to answer: the timeout is generous
+    # unless a test of a provider that never answers asks for a short one.
+    settings.setdefault("oidc_timeout_seconds", 30.0)
+    base = make_settings(database_url, access_recheck_seconds=0.5, **settings)
     live = LiveServer(base)
     live.settings = replace(base, base_url=f"http://127.0.0.1:{live.port}")
     callback = f"http://127.0.0.1:{live.port}/login/oidc/callback"
