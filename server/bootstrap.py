@@ -63,6 +63,7 @@ from server.usecases.parties import PartySignOffs
 from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
+from server.usecases.risk_proposals import RiskProposals
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 from server.web.app import make_app
@@ -280,6 +281,7 @@ async def open_runtime(
             projects=Projects(projects, history, sources, rooms),
             parties=PartySignOffs(parties, rooms),
             project_people=ProjectPeople(projects, notifications, rooms),
+            risk_proposals=RiskProposals(history, audit, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

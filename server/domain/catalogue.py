@@ -311,13 +311,14 @@ def accepted_rows(template: Template, risk: CatalogueRisk, content: Mapping[str,
                 "id": secrets.token_hex(12),
                 "ref": next_ref(plan_rows, plan_spec["row_prefix"]),
             }
-            for column, value in (
+            values: tuple[tuple[str, Any], ...] = (
                 ("title", suggested.title),
                 ("description", suggested.description or None),
                 ("type", suggested.type),
                 ("status", "planned"),
                 ("risks", [risk_id]),
-            ):
+            )
+            for column, value in values:
                 if column in plan_columns and value is not None:
                     measure[column] = value
             plan_rows.append(measure)

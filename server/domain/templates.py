@@ -301,6 +301,14 @@ def template_ids() -> list[str]:
     )
 
 
+def assessment_templates() -> list[Template]:
+    """The shipped templates a new DPIA can be made from: those with a risk register (the
+    default first), as opposed to a project's other step documents."""
+    found = [load_template(t) for t in template_ids()]
+    found = [t for t in found if register_of(t.content) is not None]
+    return sorted(found, key=lambda t: (t.id != DEFAULT_TEMPLATE, t.title))
+
+
 @cache
 def richtext_schema() -> dict[str, list[Any]]:
     path = resources.files("server.domain").joinpath("templates", "richtext-schema.json")

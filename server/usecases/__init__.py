@@ -26,6 +26,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``protection`` | delete a DPIA, archive the expired, erase a person |
 | ``projects`` | start a step (drafting the DPIA and the ISA), fill empty DPIA fields, sources |
 | ``project_people`` | add a person or an organisation to every document of a project |
+| ``risk_proposals`` | risks proposed from the catalogue: accept, or dismiss with a reason |
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from server.usecases.parties import PartySignOffs
 from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
+from server.usecases.risk_proposals import RiskProposals
 from server.usecases.signoffs import SignOffs
 from server.usecases.workflow import Workflow
 
@@ -60,3 +62,4 @@ class UseCases:
     projects: Projects
     parties: PartySignOffs
     project_people: ProjectPeople  # adding a person or a party to a whole project
+    risk_proposals: RiskProposals  # the template's risk catalogue, proposed from the answers

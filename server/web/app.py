@@ -32,6 +32,7 @@ from server.web import (
     protection,
     public,
     review,
+    risk_proposals,
     signin,
     sources,
 )
@@ -118,6 +119,7 @@ def make_app(
             WebSocketRoute("/ws/dpia/{dpia_id}", CollaborationEndpoint()),
             *review.routes,
             *sources.routes,
+            *risk_proposals.routes,
             *projects_signoff.routes,
             *pages.routes,
             *projects.routes,

@@ -21,7 +21,7 @@ from server.domain.access import Role
 from server.domain.dpias import DpiaStatus, PartyRole, locked_message, manage_policy
 from server.domain.errors import DomainError, InvalidInput, TooManyAttempts
 from server.domain.inputs import whole_number
-from server.domain.templates import DEFAULT_TEMPLATE, load_template
+from server.domain.templates import DEFAULT_TEMPLATE, assessment_templates, load_template
 from server.domain.workflow import IgStep
 from server.services.accounts import SESSION_LIFETIME
 from server.web.auth import SESSION_COOKIE, current_user, runtime_of, sessions_ended
@@ -133,10 +133,15 @@ async def new_dpia(context: UserRequest) -> Response:
     if request.method == "GET":
         origin = request.query_params.get("origin", "")[:100]
         return page(
-            request, "new.html", organisations=mine, reusable=reusable, values={"origin": origin}
+            request,
+            "new.html",
+            organisations=mine,
+            reusable=reusable,
+            templates=assessment_templates(),
+            values={"origin": origin, "template": DEFAULT_TEMPLATE},
         )
     data = await form(request)
-    values = {k: field(data, k) for k in ("title", "lead", "origin")}
+    values = {k: field(data, k) for k in ("title", "lead", "origin", "template")}
     try:
         if not values["lead"]:
             raise InvalidInput("Choose the lead organisation")
@@ -144,7 +149,9 @@ async def new_dpia(context: UserRequest) -> Response:
         if values["origin"]:
             dpia_id = await runtime.dpias.clone(user, values["origin"], values["title"], lead)
         else:
-            dpia_id = await runtime.dpias.create(user, values["title"], lead)
+            dpia_id = await runtime.dpias.create(
+                user, values["title"], lead, template_id=_assessment(values["template"])
+            )
     except DomainError as error:
         return page(
             request,
@@ -152,10 +159,20 @@ async def new_dpia(context: UserRequest) -> Response:
             http_status_for(error),
             organisations=mine,
             reusable=reusable,
+            templates=assessment_templates(),
             values=values,
             error=str(error),
         )
     return RedirectResponse(f"/dpias/{dpia_id}", status_code=303)
+
+
+def _assessment(template_id: str) -> str:
+    """The template chosen for a new DPIA: the default, or one of the shipped assessments."""
+    if not template_id:
+        return DEFAULT_TEMPLATE
+    if template_id not in {t.id for t in assessment_templates()}:
+        raise InvalidInput("Choose one of the templates offered")
+    return template_id
 
 
 @dpia_page
@@ -188,6 +205,9 @@ async def editor(context: DpiaRequest) -> Response:
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
         sources_changed=await runtime.usecases.projects.changed_sources(dpia_id),
+        proposed_risks=await runtime.usecases.risk_proposals.pending_count(context.member)
+        if load_template(access.template_id).content.get("risk_catalogue")
+        else None,
         can_prefill=access.template_id == "uk-dpia"
         and access.role.can_write
         and not access.status.is_locked,
