@@ -243,3 +243,33 @@ def test_a_catalogue_needs_a_register_and_unique_ids() -> None:
     twice["risk_catalogue"].append(twice["risk_catalogue"][0])
     with pytest.raises(MalformedTemplate, match="the id is used twice"):
         check_template(twice, "uk-dpia")
+
+
+def test_a_sign_off_bound_to_a_section_the_template_lacks_binds_the_whole_document() -> None:
+    """The new assessments have no "dpo_advice" or "review" section: DPO advice (which
+    approval needs) and "kept under review" bind the whole document there, and still bind
+    their own section in the UK DPIA."""
+    from pycrdt import Doc
+
+    from server.domain.access import Role
+    from server.domain.content import document_content
+    from server.domain.dpias import DpiaStatus
+    from server.domain.workflow import SectionState, signing_policy
+
+    for template_id, expected in (("surveillance-dpia", "dpia"), ("uk-dpia", "dpo_advice")):
+        template = load_template(template_id)
+        signing = signing_policy(
+            "dpo_advice",
+            "advise",
+            "",
+            role=Role.DPO,
+            status=DpiaStatus.DPO_REVIEW,
+            template=template,
+            content=document_content(Doc(), template),
+            states={s: SectionState.REVIEWED for s in template.section_ids()},
+            conditions="",
+            reasons="",
+            is_author=False,
+            party="London Borough of Camden",
+        )
+        assert signing.target == expected
