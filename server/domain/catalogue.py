@@ -242,7 +242,7 @@ def proposal_for(found: Sequence[Proposal], risk_id: str) -> Proposal:
     for proposal in found:
         if proposal.risk.id == risk_id:
             if proposal.state != PROPOSED:
-                raise InvalidInput(f"“{proposal.risk.title}” was already {proposal.state}")
+                raise InvalidInput(f"This risk was already {proposal.state}: {proposal.risk.title}")
             return proposal
     raise InvalidInput("That risk is not proposed for this DPIA's answers")
 
