@@ -139,7 +139,7 @@ async def test_a_document_from_every_template_seeds_opens_and_exports(
         .replace("&gt;", ">")
     )
     assert config["template"]["id"] == template_id
-    for page in ("history", "workflow", "participants"):
+    for page in ("history", "workflow", "participants", "versions/1"):
         shown = await owner.get(f"/dpias/{dpia_id}/{page}")
         assert shown.status_code == 200, (page, shown.text[:500])
     proposed = await owner.get(f"/dpias/{dpia_id}/risks/proposed")
@@ -165,6 +165,12 @@ async def test_a_document_from_every_template_seeds_opens_and_exports(
     for spec in choices:
         assert _flat(spec["options"][-1]["label"]) in text, spec["id"]
         assert _flat(spec["options"][-1]["label"]) in word_all, spec["id"]
+
+    csv = await owner.get(f"/dpias/{dpia_id}/export.csv")
+    has_plan = any(
+        f"{s['id']}.{f['id']}" == "measures.plan" for s in template.sections for f in s["fields"]
+    )
+    assert csv.status_code == (200 if has_plan else 400)
 
     exported = await owner.get(f"/dpias/{dpia_id}/export.json")
     assert exported.status_code == 200
