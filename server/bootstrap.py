@@ -68,6 +68,7 @@ from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection, RetentionKeeper
 from server.usecases.reviews import Reviews
+from server.usecases.risk_proposals import RiskProposals
 from server.usecases.signoffs import SignOffs
 from server.usecases.templates import TemplateMoves
 from server.usecases.workflow import Workflow
@@ -312,6 +313,7 @@ async def open_runtime(
             project_people=ProjectPeople(projects, notifications, rooms),
             reviews=Reviews(reviews, dpias, rooms),
             templates=TemplateMoves(dpias, history, rooms, audit),
+            risk_proposals=RiskProposals(history, audit, rooms),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

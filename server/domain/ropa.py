@@ -185,7 +185,7 @@ def check_entry(form: Mapping[str, str]) -> dict[str, str]:
         text = str(form.get(column, "")).replace("\r\n", "\n").strip()
         if len(text) > MAX_VALUE:
             label = next(c.label for c in COLUMNS if c.id == column)
-            raise InvalidInput(f"Shorten \"{label}\" to {MAX_VALUE} characters or fewer")
+            raise InvalidInput(f'Shorten "{label}" to {MAX_VALUE} characters or fewer')
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
             raise InvalidInput("The entry contains control characters")
         values[column] = text

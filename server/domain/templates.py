@@ -122,6 +122,8 @@ def check_template(content: Any, expected_id: str | None = None) -> None:
         f"{s['id']}.{f['id']}": str(f["kind"]) for s in content["sections"] for f in s["fields"]
     }
     check_review_cycle(content, kinds, fail)
+    if "risk_catalogue" in content:
+        _check_catalogue(content, name)
 
 
 def _check_field(
@@ -159,6 +161,127 @@ def _check_field(
             values.add(option["value"])
         if "scale" in field and field["scale"] not in scales:
             raise fail(where, f"scale {field['scale']!r} is not in the risk matrix")
+
+
+_CATALOGUE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
+_TESTS = ("is", "includes", "answered")
+
+
+def template_fields(content: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every field a condition may name: ``section.field`` and, for a table's columns,
+    ``section.table.column`` (docs/document-model.md, "Risk catalogue")."""
+    found: dict[str, dict[str, Any]] = {}
+    for section in content["sections"]:
+        for field in section["fields"]:
+            path = f"{section['id']}.{field['id']}"
+            found[path] = field
+            for column in field.get("columns") or [] if field["kind"] == "table" else []:
+                found[f"{path}.{column['id']}"] = column
+    return found
+
+
+def register_of(content: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``section.field`` and spec of the risk register: the first table marked ``heatmap``."""
+    for section in content["sections"]:
+        for field in section["fields"]:
+            if field["kind"] == "table" and field.get("heatmap"):
+                return f"{section['id']}.{field['id']}", field
+    return None
+
+
+def _check_catalogue(content: dict[str, Any], name: str) -> None:
+    """The ``risk_catalogue``: each entry's id, words, ratings on the template's risk
+    matrix, suggested measures, and conditions naming the template's own fields and
+    option values."""
+
+    def fail(where: str, problem: str) -> MalformedTemplate:
+        return MalformedTemplate(f"Template {name!r}, risk catalogue {where}: {problem}")
+
+    catalogue = content["risk_catalogue"]
+    if not isinstance(catalogue, list) or not catalogue:
+        raise fail("", "it must be a list of at least one risk")
+    register = register_of(content)
+    matrix = content.get("risk_matrix")
+    if register is None or not isinstance(matrix, dict):
+        raise fail("", "the template needs a risk register (a table with heatmap) and a matrix")
+    columns = {c["id"]: c for c in register[1]["columns"]}
+    fields = template_fields(content)
+    plan_path = columns.get("measures", {}).get("options_from")
+    plan = {c["id"]: c for c in fields[plan_path].get("columns", [])} if plan_path else {}
+    seen: set[str] = set()
+    for number, entry in enumerate(catalogue, 1):
+        rid = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(rid, str) or not _CATALOGUE_ID.match(rid):
+            raise fail(f"entry {number}", "its id must be lower case letters, digits and -")
+        where = f"entry {rid!r}"
+        if rid in seen:
+            raise fail(where, "the id is used twice")
+        seen.add(rid)
+        for key in ("title", "description"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise fail(where, f"it has no {key}")
+        for scale in ("likelihood", "severity"):
+            values = [str(p.get("value")) for p in matrix.get(scale) or []]
+            if entry.get(scale) not in values:
+                raise fail(
+                    where,
+                    f"{scale} {entry.get(scale)!r} is not on the matrix ({', '.join(values)})",
+                )
+        if "harm_type" in entry and not _is_option(columns.get("harm_type"), entry["harm_type"]):
+            raise fail(where, f"harm_type {entry['harm_type']!r} is not an option of the register")
+        measures = entry.get("measures")
+        if not isinstance(measures, list) or not measures:
+            raise fail(where, "it needs at least one suggested measure")
+        for measure in measures:
+            if not isinstance(measure, dict) or not str(measure.get("title") or "").strip():
+                raise fail(where, "every suggested measure needs a title")
+            if "type" in measure and not _is_option(plan.get("type"), measure["type"]):
+                raise fail(where, f"measure type {measure['type']!r} is not an option of the plan")
+        when = entry.get("when")
+        if not isinstance(when, list) or not when:
+            raise fail(where, "'when' must list at least one condition")
+        for alternative in when:
+            tests = alternative.get("all") if isinstance(alternative, dict) else None
+            for test in tests if isinstance(tests, list) and tests else [alternative]:
+                _check_condition(test, fields, where, fail)
+
+
+def _is_option(spec: dict[str, Any] | None, value: Any) -> bool:
+    return spec is not None and any(o["value"] == value for o in spec.get("options") or [])
+
+
+def _check_condition(test: Any, fields: dict[str, dict[str, Any]], where: str, report: Any) -> None:
+    def fail(problem: str) -> MalformedTemplate:
+        error: MalformedTemplate = report(where, problem)
+        return error
+
+    if not isinstance(test, dict) or not isinstance(test.get("field"), str):
+        raise fail("a condition must name a 'field' (or be {'all': [conditions]})")
+    path = test["field"]
+    spec = fields.get(path)
+    if spec is None or spec["kind"] == "table":
+        raise fail(f"condition on {path!r}: the template has no such field or column")
+    given = [key for key in _TESTS if key in test]
+    if len(given) != 1 or set(test) != {"field", given[0]}:
+        raise fail(f"condition on {path!r}: it needs exactly one of {', '.join(_TESTS)}")
+    value = test[given[0]]
+    kind = spec["kind"]
+    if given[0] == "answered":
+        if value is not True:
+            raise fail(f"condition on {path!r}: 'answered' must be true")
+    elif given[0] == "includes":
+        if kind != "multichoice" or not _is_option(spec, value):
+            raise fail(
+                f"condition on {path!r}: 'includes' needs a multichoice and one of its options"
+            )
+    elif kind == "yesno":
+        if not isinstance(value, bool):
+            raise fail(f"condition on {path!r}: a yes/no answer is true or false")
+    elif kind == "choice":
+        if not _is_option(spec, value):
+            raise fail(f"condition on {path!r}: {value!r} is not one of its options")
+    else:
+        raise fail(f"condition on {path!r}: 'is' applies to a choice or a yes/no answer")
 
 
 @cache
@@ -234,6 +357,14 @@ def template_ids() -> list[str]:
         for entry in folder.iterdir()
         if entry.name.endswith(".json") and entry.name != "richtext-schema.json"
     )
+
+
+def assessment_templates() -> list[Template]:
+    """The shipped templates a new DPIA can be made from: those with a risk register (the
+    default first), as opposed to a project's other step documents."""
+    found = [load_template(t) for t in template_ids()]
+    found = [t for t in found if register_of(t.content) is not None]
+    return sorted(found, key=lambda t: (t.id != DEFAULT_TEMPLATE, t.title))
 
 
 @cache

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from server.domain import wording
 from server.domain.access import Role
-from server.domain.content import Content, check_target
+from server.domain.content import WHOLE, Content, check_target
 from server.domain.dpias import DpiaStatus as S
 from server.domain.dpias import locked_message
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
@@ -453,7 +453,11 @@ def signing_policy(
         # Given only by a reviewing body's member, on the project's sign-off page
         # (``domain.parties.endorsement_policy``), never as a DPIA's own sign-off.
         raise AccessDenied(wording.NOT_A_REVIEWER)
-    target = signoff_kind.fixed_target or target
+    fixed = signoff_kind.fixed_target
+    if fixed is not None:
+        # A kind bound to a section the template lacks (a surveillance DPIA has no
+        # "dpo_advice" section) binds the whole document instead.
+        target = fixed if fixed == WHOLE or fixed in template.section_ids() else WHOLE
     check_target(template, content, target)  # refuses unknown targets
     if signoff_kind is SignOffKind.SECTION and states.get(target) not in (
         SectionState.REVIEWED,

@@ -24,6 +24,7 @@ from server.domain.dpias import PartyRole
 from server.domain.parties import health_data_of, required_capacities
 from server.domain.projects import DocumentKind
 from server.domain.readable import Card, Grid, column_cells, long_date, long_time, target_label
+from server.domain.risk import register_path
 from server.domain.signatures import (
     ENDORSEMENT,
     REVIEWING_BODY,
@@ -54,8 +55,8 @@ KIND_LABELS = {
     DocumentKind.IMPLEMENTATION: "Implementation record",
     DocumentKind.EVALUATION: "Evaluation",
 }
-# The risk parts print only where the template has them (the DPIA's).
-RISK_REGISTER = "risks.register"
+# The action plan prints only where the template has one (a screening form has none).
+PLAN = "measures.plan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,17 @@ def kind_label(record: Record) -> str:
 
 
 def has_risks(record: Record) -> bool:
-    """Whether the record has the DPIA's risk parts (heat maps, register, action plan)."""
-    return has_field(record.template, RISK_REGISTER)
+    """Whether the record has the DPIA's risk parts (heat maps, register): its template has
+    a risk register, wherever it is (``risk.register_path``), not only ``risks.register``."""
+    return register_path(record.template.content) is not None
+
+
+def action_plan(record: Record) -> Grid | None:
+    """The action plan, for a template that has one."""
+    if not has_field(record.template, PLAN):
+        return None
+    header, rows = column_cells(record.template, record.content, PLAN, ACTION_PLAN)
+    return Grid(header, tuple(rows))
 
 
 def cover_facts(record: Record) -> tuple[tuple[str, str], ...]:
@@ -121,11 +131,6 @@ def parties(record: Record) -> Grid:
         ("Organisation", "Role"),
         tuple((name, party_role_label(role)) for name, role in record.parties),
     )
-
-
-def action_plan(record: Record) -> Grid:
-    header, rows = column_cells(record.template, record.content, "measures.plan", ACTION_PLAN)
-    return Grid(header, tuple(rows))
 
 
 def signoff_cards(record: Record) -> list[SignOffCard]:

@@ -84,8 +84,10 @@ def render(record: Record) -> bytes:
         if summary is not None:
             document.add_heading("Risk register", level=1)
             _grid(document, summary)
-        document.add_heading("Action plan", level=1)
-        _grid(document, action_plan(record))
+        plan = action_plan(record)
+        if plan is not None:
+            document.add_heading("Action plan", level=1)
+            _grid(document, plan)
 
     for section in read_content(record.template, record.content):
         document.add_heading(section.title, level=1)

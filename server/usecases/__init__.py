@@ -28,6 +28,7 @@ Errors are the domain's (``server.domain.errors``); each channel maps them in on
 | ``project_people`` | add a person or an organisation to every document of a project |
 | ``reviews`` | start a review (a new version; the approved one stays in force); raise a trigger |
 | ``templates`` | move a DPIA to its template's newest version, after seeing what changes |
+| ``risk_proposals`` | risks proposed from the catalogue: accept, or dismiss with a reason |
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from server.usecases.project_people import ProjectPeople
 from server.usecases.projects import Projects
 from server.usecases.protection import DataProtection
 from server.usecases.reviews import Reviews
+from server.usecases.risk_proposals import RiskProposals
 from server.usecases.signoffs import SignOffs
 from server.usecases.templates import TemplateMoves
 from server.usecases.workflow import Workflow
@@ -66,3 +68,4 @@ class UseCases:
     project_people: ProjectPeople  # adding a person or a party to a whole project
     reviews: Reviews  # review cycles: start a review, raise a trigger (issue 17)
     templates: TemplateMoves  # moving a DPIA to the newest version of its template
+    risk_proposals: RiskProposals  # the template's risk catalogue, proposed from the answers

@@ -209,6 +209,9 @@ async def editor(context: DpiaRequest) -> Response:
         config=config,
         locked=locked_message(access.status) if access.status.is_locked else None,
         sources_changed=await runtime.usecases.projects.changed_sources(dpia_id),
+        proposed_risks=await runtime.usecases.risk_proposals.pending_count(context.member)
+        if load_template(access.template_id).content.get("risk_catalogue")
+        else None,
         can_prefill=access.template_id == "uk-dpia"
         and access.role.can_write
         and not access.status.is_locked,
