@@ -207,4 +207,4 @@ async def test_new_dpia_offers_every_assessment_template_and_uses_the_one_chosen
             "template": "project-idea",
         },
     )
-    assert wrong.status_code == 400 and "Choose one of the templates offered" in wrong.text
+    assert wrong.status_code == 400 and "Choose a template your organisation may use" in wrong.text

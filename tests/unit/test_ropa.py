@@ -90,7 +90,7 @@ def test_the_fingerprint_follows_the_columns_drawn_from_the_dpia() -> None:
 def test_a_hand_entry_needs_an_activity_and_bounded_text() -> None:
     with pytest.raises(InvalidInput, match="Name the processing activity"):
         check_entry({"purposes": "x"})
-    with pytest.raises(InvalidInput, match="longer than"):
+    with pytest.raises(InvalidInput, match="to 4000 characters or fewer"):
         check_entry({"activity": "Payroll", "purposes": "x" * 4001})
     entry = check_entry({"activity": " Payroll ", "retention": "6 years\r\nthen destroyed"})
     assert entry["activity"] == "Payroll" and entry["retention"] == "6 years\nthen destroyed"
