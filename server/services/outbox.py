@@ -16,11 +16,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.tasks import stop_if_cancelled
+from server.mail.compose import Outgoing, compose, new_message_id
 from server.mail.smtp import DeliveryError, MailTransport
 from server.storage.database import writer_turn
 from server.storage.models import Dpia, OutboxMessage
@@ -56,6 +58,42 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def enqueue_text(
+    session: AsyncSession,
+    *,
+    mail_from: str,
+    domain: str,
+    kind: str,
+    recipient: str,
+    recipient_name: str,
+    subject: str,
+    text: str,
+    dpia_id: str | None = None,
+) -> str:
+    """Compose a plain-text email from the installation and add it to the outbox within the
+    caller's transaction (reminders and lists that are not a notification); its Message-ID."""
+    message_id = new_message_id(domain, kind)
+    mail = Outgoing(
+        sender=mail_from,
+        recipient=recipient,
+        recipient_name=recipient_name,
+        subject=subject[:200],
+        text=text,
+        html=None,
+        message_id=message_id,
+    )
+    enqueue(
+        session,
+        sender=parseaddr(mail_from)[1],
+        recipient=recipient,
+        message=compose(mail, installation=domain),
+        message_id=message_id,
+        dpia_id=dpia_id,
+        subject=mail.subject,
+    )
+    return message_id
 
 
 async def failures_for(

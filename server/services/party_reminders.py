@@ -7,16 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.parties import Capacity, RequiredSignature, parse_capacities, reminder_due
-from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
-from server.services.outbox import enqueue
+from server.services.outbox import enqueue_text
 from server.services.party_status import DocumentSignOffs, ProjectSignOffs, aware
 from server.storage.models import Membership, SignOffReminder, User
 
@@ -93,24 +91,16 @@ class SignOffReminders:
             f"({document.document_id}) for {required.party.name} as "
             f"{required.capacity.label}.\n\nRead it and sign: {link}\n"
         )
-        message_id = new_message_id(self._domain, "remind")
-        mail = Outgoing(
-            sender=self._mail_from,
+        enqueue_text(
+            session,
+            mail_from=self._mail_from,
+            domain=self._domain,
+            kind="remind",
             recipient=email,
             recipient_name=name,
-            subject=f"Please sign: {document.title}"[:200],
+            subject=f"Please sign: {document.title}",
             text=text,
-            html=None,
-            message_id=message_id,
-        )
-        enqueue(
-            session,
-            sender=parseaddr(self._mail_from)[1],
-            recipient=email,
-            message=compose(mail, installation=self._domain),
-            message_id=message_id,
             dpia_id=document.document_id,
-            subject=mail.subject,
         )
         if row is None:
             session.add(

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -40,13 +39,12 @@ from server.domain.reviews import (
     start_review_policy,
 )
 from server.domain.tasks import stop_if_cancelled
-from server.mail.compose import Outgoing, compose, new_message_id
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.services.history import HistoryService
 from server.services.notifications import NotificationService
-from server.services.outbox import enqueue
+from server.services.outbox import enqueue_text
 from server.services.template_library import TemplateLibrary
 from server.storage.models import (
     AuditEvent,
@@ -283,24 +281,16 @@ class ReviewService:
             + "\n".join(lines)
             + "\n\nStart a review from each document's review page.\n"
         )
-        message_id = new_message_id(self._domain, "overdue")
-        mail = Outgoing(
-            sender=self._mail_from,
+        enqueue_text(
+            session,
+            mail_from=self._mail_from,
+            domain=self._domain,
+            kind="overdue",
             recipient=address,
             recipient_name=name,
             subject=f"Overdue reviews: {len(schedules)} document{plural}",
             text=text,
-            html=None,
-            message_id=message_id,
-        )
-        enqueue(
-            session,
-            sender=parseaddr(self._mail_from)[1],
-            recipient=address,
-            message=compose(mail, installation=self._domain),
-            message_id=message_id,
             dpia_id=schedules[0].dpia_id,
-            subject=mail.subject,
         )
 
     async def run(self, started: asyncio.Event, every_seconds: float) -> None:
