@@ -51,6 +51,19 @@ from server.storage.database import writer_turn
 from server.storage.models import Dpia, DpiaParty, Membership, Organisation, User, UserSession
 
 
+async def organisation_by_code(session: AsyncSession, code: str, not_found: str) -> Organisation:
+    """The organisation of ``code``; DocumentNotFound(``not_found``) for a malformed code or
+    one that names no organisation (the caller's message says what the person may not see)."""
+    try:
+        code = check_org_code(code)
+    except InvalidInput:
+        raise DocumentNotFound(not_found) from None
+    org = await session.scalar(select(Organisation).where(Organisation.code == code))
+    if org is None:
+        raise DocumentNotFound(not_found)
+    return org
+
+
 class Administration:
     def __init__(
         self,
@@ -96,14 +109,8 @@ class Administration:
 
     async def organisation(self, actor: Actor, code: str) -> OrganisationView:
         """One organisation the actor may manage; DocumentNotFound for any other."""
-        try:
-            code = check_org_code(code)
-        except InvalidInput:
-            raise DocumentNotFound(NOT_FOUND) from None
         async with self._sessions() as session:
-            org = await session.scalar(select(Organisation).where(Organisation.code == code))
-        if org is None:
-            raise DocumentNotFound(NOT_FOUND)
+            org = await organisation_by_code(session, code, NOT_FOUND)
         organisation_policy(actor.standing, org.id).require()
         return organisation_view(org)
 

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound, InvalidInput
 from server.domain.parties import SIGNING_ROLES, Capacity, parse_capacities
-from server.domain.people import check_org_code
 from server.domain.projects import DocumentKind
 from server.domain.ropa import (
     COLUMN_IDS,
@@ -45,6 +44,7 @@ from server.domain.ropa import (
 )
 from server.services.accounts import CurrentUser
 from server.services.admin_audit import AdminAuditTrail
+from server.services.administration import organisation_by_code
 from server.services.history import HistoryService
 from server.storage.database import writer_turn
 from server.storage.models import (
@@ -175,14 +175,8 @@ class RopaService:
     async def keeper(self, user: CurrentUser, code: str) -> Keeper:
         """The organisation of ``code`` if ``user`` keeps its record; AccessDenied if they
         do not (a member of another organisation, or a member without the role)."""
-        try:
-            code = check_org_code(code)
-        except InvalidInput:
-            raise DocumentNotFound(NOT_FOUND) from None
         async with self._sessions() as session:
-            org = await session.scalar(select(Organisation).where(Organisation.code == code))
-            if org is None:
-                raise DocumentNotFound(NOT_FOUND)
+            org = await organisation_by_code(session, code, NOT_FOUND)
             membership = await session.get(Membership, (user.id, org.id))
         keeper_policy(
             administrator=membership is not None and membership.role == "admin",
