@@ -34,6 +34,7 @@ from server.domain.protection import (
     pseudonymous_address,
     redactor,
 )
+from server.domain.ropa import fingerprint
 from server.domain.yupdates import rewrite_strings
 from server.mail.redact import redact_message
 from server.services.admin_audit import AdminAuditTrail
@@ -58,6 +59,9 @@ from server.storage.models import (
     PasswordReset,
     PasswordResetRequest,
     ReplyToken,
+    RopaConfirmation,
+    RopaEntry,
+    SearchIndexRow,
     SectionState,
     SignOffReminder,
     SignOffRow,
@@ -237,10 +241,13 @@ class ErasureService:
                     ("signer_name", "conditions", "reasons", "party"),
                 ),
                 (Dpia, Dpia.id, ("title",)),
+                # The full-text index follows its row (FTS5 triggers, a generated tsvector).
+                (SearchIndexRow, SearchIndexRow.document_id, ("title", "body", "comments")),
             ]
             for model, column, names in in_dpias:
                 for row in await session.scalars(select(model).where(column.in_(dpias))):
                     report.count(model.__tablename__, _rewrite_columns(row, names, rewrite))
+            await self._record_of_processing(session, person, dpias, rewrite, report)
             await self._mail(session, person, dpias, rewrite, report)
             for dpia_id in dpias:
                 redacted = await self._audit.redact(
@@ -311,6 +318,31 @@ class ErasureService:
         for table, statement in by_address:
             result = await session.execute(statement)
             report.count(table, int(getattr(result, "rowcount", 0) or 0))
+
+    async def _record_of_processing(
+        self,
+        session: AsyncSession,
+        person: Person,
+        dpias: list[str],
+        rewrite: Rewrite,
+        report: ErasureReport,
+    ) -> None:
+        """The RoPA's confirmed columns of the person's DPIAs (re-fingerprinted, so an entry
+        confirmed before stays confirmed against the rewritten DPIA) and the hand entries
+        of every organisation, which may name anyone."""
+        for confirmation in await session.scalars(
+            select(RopaConfirmation).where(RopaConfirmation.dpia_id.in_(dpias))
+        ):
+            values = _rewrite_json_values(confirmation.entry, rewrite)
+            if values is not None:
+                confirmation.entry = json.dumps(values)
+                confirmation.entry_hash = fingerprint(values)
+                report.count("ropa_confirmations")
+        for entry in await session.scalars(select(RopaEntry)):
+            values = _rewrite_json_values(entry.entry, rewrite)
+            if values is not None:
+                entry.entry = json.dumps(values)
+                report.count("ropa_entries")
 
     async def _mail(
         self,
@@ -390,6 +422,14 @@ async def _traced(session: AsyncSession, email: str, user_id: int | None) -> set
     for query in queries:
         found |= {dpia_id for dpia_id in await session.scalars(query) if dpia_id}
     return found
+
+
+def _rewrite_json_values(text: str, rewrite: Rewrite) -> dict[str, Any] | None:
+    """A JSON object of text columns with each value rewritten, or None if none changed
+    (values are rewritten decoded: JSON escapes a name's accented letters)."""
+    values: dict[str, Any] = json.loads(text)
+    rewritten = {k: rewrite(v) if isinstance(v, str) else v for k, v in values.items()}
+    return rewritten if rewritten != values else None
 
 
 def _rewrite_columns(row: object, names: tuple[str, ...], rewrite: Rewrite) -> int:

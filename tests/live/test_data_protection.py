@@ -142,8 +142,12 @@ async def test_erasing_a_partner_leaves_no_trace_in_exports_or_tables_and_the_ch
         ).status_code == 400
         unconfirmed = await _post(owner, "/admin/erase", email=PARTNER_EMAIL)
         assert unconfirmed.status_code == 400 and "Nothing changed" in unconfirmed.text
-        # The history names the partner (their comments) until they are erased.
+        # The history names the partner (their comments) until they are erased, and the
+        # search index holds their words.
         assert traces_in((await owner.get(f"/dpias/{site.dpia_id}/history")).text)
+        async with asyncio.timeout(WAIT_SECONDS):
+            while not await _found(owner, "Paula"):
+                await asyncio.sleep(0.05)
         editor = await signed_in(_base(live), site.emails["editor"])
         editing = await session_socket(live.port, site.dpia_id, editor)
         done = await _post(owner, "/admin/erase", email=PARTNER_EMAIL, confirm="yes")
@@ -166,6 +170,7 @@ async def test_erasing_a_partner_leaves_no_trace_in_exports_or_tables_and_the_ch
             assert traces_in(text) == [], kind
         history = await owner.get(f"/dpias/{site.dpia_id}/history")
         assert "Former participant" in history.text and traces_in(history.text) == []
+        assert await _found(owner, "Paula") == []  # (accents fold: "Pärtner" finds "partner")
         engine = create_engine(database_url)
         try:
             sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -179,6 +184,13 @@ async def test_erasing_a_partner_leaves_no_trace_in_exports_or_tables_and_the_ch
     monkeypatch.setenv("OPENDPIA_ENV", "development")
     assert await asyncio.to_thread(main, ["audit", "verify", site.dpia_id]) == 0
     assert "holds" in capsys.readouterr().out
+
+
+async def _found(client: httpx.AsyncClient, words: str) -> list[str]:
+    """The passages a search finds."""
+    response = await client.get("/api/search", params={"q": words})
+    assert response.status_code == 200, response.text
+    return [result["passage"] for result in response.json()["results"]]
 
 
 async def test_an_administrator_exports_what_is_held_about_a_partner(

@@ -8,6 +8,7 @@ bodies quoted-printable, so a search of raw bytes alone would miss it.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
 from server.domain.documents import UpdateRecord
+from server.domain.ropa import EDITABLE, WHOLE_DPIA, fingerprint
 from server.services.accounts import CurrentUser
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
@@ -28,10 +30,13 @@ from server.storage.events import row_values
 from server.storage.models import (
     Base,
     ChangeEventRow,
+    Dpia,
     InboundAttachment,
     InboundMessage,
     Notification,
     OutboxMessage,
+    RopaConfirmation,
+    RopaEntry,
 )
 from server.storage.updates import SqlUpdateStore
 
@@ -227,6 +232,30 @@ async def leave_traces(
                         f"as {PARTNER_NAME} said",
                     )
                 )
+            )
+        )
+        # The record of processing: a hand entry and a confirmed entry that name them.
+        lead = await session.scalar(select(Dpia.lead_organisation_id).where(Dpia.id == dpia_id))
+        assert lead is not None
+        named = {column: f"{PARTNER_NAME} ({PARTNER_EMAIL})" for column in EDITABLE}
+        session.add(
+            RopaEntry(
+                organisation_id=lead,
+                entry=json.dumps(named),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        session.add(
+            RopaConfirmation(
+                organisation_id=lead,
+                dpia_id=dpia_id,
+                activity=WHOLE_DPIA,
+                entry=json.dumps(named),
+                entry_hash=fingerprint(named),
+                seq=1,
+                status="draft",
+                confirmed_at=now,
             )
         )
     await audit.record(
