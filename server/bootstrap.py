@@ -23,7 +23,7 @@ from server.realtime.changes import ChangeRecorder
 from server.realtime.committer import GroupCommitter
 from server.realtime.editing import DocumentEditing
 from server.realtime.rooms import RoomManager
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.admin_audit import AdminAuditTrail
 from server.services.administration import Administration
 from server.services.adoption import AdoptionService
@@ -176,7 +176,8 @@ async def open_runtime(
     worker = outbox_worker(settings, sessions) if web and settings.worker_in_process else None
     the_bus = bus(settings)
     notifications = notification_service(settings, sessions, worker, the_bus)
-    accounts = AccountService(sessions)
+    hasher = password_hasher(settings.password_hashing)
+    accounts = AccountService(sessions, hasher)
     dpias = DpiaService(sessions, store)
     await dpias.templates.preload()  # organisations' published templates (and as used)
     audit = AuditTrail(sessions)
@@ -235,10 +236,15 @@ async def open_runtime(
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         on_queued=worker.wake if worker is not None else (lambda: None),
+        hasher=hasher,
     )
     signin = SignInDirectory(sessions, on_change=admin_audit.append)
     administration = Administration(
-        sessions, passwords, admin_audit, signs_in_elsewhere=signin.signs_in_elsewhere
+        sessions,
+        passwords,
+        admin_audit,
+        signs_in_elsewhere=signin.signs_in_elsewhere,
+        hasher=hasher,
     )
     parties = PartySignOffService(
         sessions,

@@ -18,6 +18,7 @@ from pathlib import Path
 EDITOR_BUILD = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 DEVELOPMENT_SECRET_KEY = "opendpia-development-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "test", "production")
+PASSWORD_HASHING = ("standard", "fast-for-tests")
 LOG_FORMATS = ("text", "json")
 
 
@@ -56,6 +57,9 @@ class Settings:
     search_sweep_seconds: float = field(
         default=60.0, metadata={"env": "OPENDPIA_SEARCH_SWEEP_SECONDS"}
     )
+    # "fast-for-tests" hashes passwords with argon2 at its cheapest cost, so a test suite that
+    # signs in thousands of times does not spend minutes of CPU on it; only in OPENDPIA_ENV=test.
+    password_hashing: str = field(default="standard", metadata={"env": "OPENDPIA_PASSWORD_HASHING"})
     ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})
     send_queue_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_SEND_QUEUE_BYTES"}
@@ -179,6 +183,16 @@ class Settings:
                 "OPENDPIA_SECRET_KEY is the development default; set a long random secret "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))') "
                 "before running with OPENDPIA_ENV=production"
+            )
+        if self.password_hashing not in PASSWORD_HASHING:
+            raise SettingsError(
+                "OPENDPIA_PASSWORD_HASHING must be one of "
+                f"{', '.join(PASSWORD_HASHING)}, not {self.password_hashing!r}"
+            )
+        if self.password_hashing != "standard" and self.env != "test":
+            raise SettingsError(
+                "OPENDPIA_PASSWORD_HASHING=fast-for-tests is only for OPENDPIA_ENV=test: "
+                "it makes stolen password hashes cheap to guess"
             )
         if len(self.secret_key) < 32:
             raise SettingsError("OPENDPIA_SECRET_KEY must be at least 32 characters long")

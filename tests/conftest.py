@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support import schemas
 from tests.support.live import LiveServer, make_settings, release_reserved_ports, serving
 from tests.support.redisproc import RedisProcess
 
@@ -22,6 +23,14 @@ IN_CI = os.environ.get("CI") == "true"
 # deadline (200 ms) and slowness health checks then fail a correct test.
 settings.register_profile("opendpia", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("opendpia")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    schemas.install()  # a fresh database gets the migrated schema copied (tests/support/schemas.py)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    schemas.uninstall()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -55,6 +55,16 @@ class CurrentUser:
     organisation_ids: tuple[int, ...]
 
 
+def password_hasher(profile: str = "standard") -> PasswordHasher:
+    """argon2id at the library's recommended cost, or (``fast-for-tests``, refused by the
+    settings outside the test environment) at its cheapest. A hash records its own
+    parameters, so either verifies the other's hashes; a standard hasher upgrades a cheap
+    hash at the next sign-in."""
+    if profile == "fast-for-tests":
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return PasswordHasher()
+
+
 class AccountService:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], hasher: PasswordHasher | None = None

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.administration import AdminChannel, Standing
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import Actor
 from server.services.administration import Administration
@@ -218,7 +218,8 @@ async def _sign_in_as(page: Any, base: str, email: str, password: str = CHOSEN) 
 async def _invite_to_dpia(database_url: str, site: Site, email: str) -> None:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    owner = await AccountService(sessions).user_by_email(site.emails["owner"])
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
+    owner = await accounts.user_by_email(site.emails["owner"])
     assert owner is not None
     await DpiaService(sessions, SqlUpdateStore(engine)).invite(owner, site.dpia_id, email, "editor")
     await engine.dispose()

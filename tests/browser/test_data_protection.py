@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
@@ -29,7 +28,7 @@ async def _seed(database_url: str) -> Site:
     site = await seed_site(database_url)
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     store = SqlUpdateStore(engine)
     owner = await accounts.user_by_email(site.emails["owner"])
     assert owner is not None

@@ -22,11 +22,10 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.storage.database import create_engine
 from server.storage.models import Membership, Organisation, Participant, User
 from tests.browser.conftest import EDITOR_BUNDLE, _require, keep_screenshot, sign_in
@@ -36,7 +35,7 @@ from tests.support.site import PASSWORD, prepare
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
 
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 CAMDEN, TRUST, ISLINGTON, IGFL = (
     "London Borough of Camden",
     "North London NHS Foundation Trust",

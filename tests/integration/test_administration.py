@@ -12,14 +12,13 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.cli import main
 from server.domain.administration import AdminChannel, Standing
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound, InvalidInput
-from server.services.accounts import CurrentUser
+from server.services.accounts import CurrentUser, password_hasher
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import Actor
 from server.services.administration import Administration
@@ -31,7 +30,7 @@ from server.storage.updates import SqlUpdateStore
 
 pytestmark = pytest.mark.asyncio
 PASSWORD = "correct horse battery"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 ROOT = Actor("user:0", AdminChannel.BROWSER, Standing(True, frozenset()), "Root")
 
 

@@ -6,12 +6,11 @@ import asyncio
 import time
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.access import Channel, Grant, Role, TokenSigner
 from server.domain.errors import AccessDenied, InvalidToken
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.collaboration import SUSPENDED, CollaborationAccess
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
@@ -19,7 +18,7 @@ from server.storage.updates import SqlUpdateStore
 
 pytestmark = pytest.mark.asyncio
 PASSWORD = "correct horse battery"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 
 
 class SuspendedBetweenReads(AccountService):

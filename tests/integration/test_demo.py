@@ -17,7 +17,7 @@ from server.domain.dpias import PartyRole
 from server.domain.parties import SignatureState
 from server.domain.projects import DocumentKind
 from server.domain.workflow import IgStep
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.audit import AuditTrail
 from server.services.demo import (
     DEMO_PASSWORD,
@@ -80,7 +80,8 @@ async def test_every_organisation_whose_staff_write_the_demo_is_a_party_to_it(
         )
         dpia_id = await seed_demo(sessions, store, signoffs)
         assert dpia_id is not None
-        owner = await AccountService(sessions).user_by_email(PEOPLE[0].email)
+        accounts = AccountService(sessions, password_hasher("fast-for-tests"))
+        owner = await accounts.user_by_email(PEOPLE[0].email)
         assert owner is not None
         parties = await dpias.parties(owner, dpia_id)
         names = dict(ORGANISATIONS)
@@ -127,7 +128,7 @@ async def test_the_demo_project_runs_steps_1_to_5_with_one_party_signed(
         await seed_demo(sessions, store, signoffs)
         seeded = await seed_demo_project(sessions, store, signoffs, password=DEMO_PASSWORD)
         assert seeded is not None
-        accounts = AccountService(sessions)
+        accounts = AccountService(sessions, password_hasher("fast-for-tests"))
         lead = await accounts.user_by_email("ig.lead@camden.example")
         grace = await accounts.user_by_email("dpo@camden.example")
         assert lead is not None and grace is not None

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from server.cli import main
@@ -19,6 +18,7 @@ from server.domain.administration import AdminChannel, Standing
 from server.domain.audit import ERASURE
 from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
+from server.services.accounts import password_hasher
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import Actor
 from server.services.administration import Administration
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.asyncio
 KEY = "k" * 40
 IVY = ("Ivy Ingram", "ivy.ingram@camden.example")
 ROOT = Actor("user:0", AdminChannel.BROWSER, Standing(True, frozenset()), "Root")
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 
 
 @dataclass

@@ -10,13 +10,12 @@ from email import message_from_bytes, policy
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
 from server.domain.errors import InvalidToken
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.services.notifications import NotificationService
 from server.storage.database import create_engine, migrate
@@ -42,7 +41,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
     await asyncio.to_thread(migrate, database_url)
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     dpias = DpiaService(sessions, SqlUpdateStore(engine))
     cam = await accounts.create_organisation("CAM", "Camden")
     await accounts.create_organisation("NLFT", "The Trust")

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from pycrdt import Doc, Map, XmlFragment
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -22,14 +21,14 @@ from server.domain.errors import (
     TooManyAttempts,
 )
 from server.domain.templates import append_paragraphs
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
 
 pytestmark = pytest.mark.asyncio
 PASSWORD = "correct horse battery"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 
 
 @dataclass

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -19,7 +18,7 @@ from server.domain.access import Role
 from server.domain.errors import AccessDenied, Conflict, DocumentNotFound
 from server.domain.projects import DocumentKind
 from server.domain.workflow import IgStep
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.services.projects import ProjectService
 from server.storage.database import create_engine, migrate
@@ -28,7 +27,7 @@ from server.storage.updates import SqlUpdateStore
 from tests.support.legacy import insert_dpia, insert_rows, seed_owner
 
 pytestmark = pytest.mark.asyncio
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 
 
 @dataclass

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.errors import InvalidToken
 from server.domain.signin import Identity, SignInRefused
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.signin import SignInDirectory
 from server.storage.database import create_engine, migrate
 
@@ -51,7 +50,7 @@ async def world(
     await asyncio.to_thread(migrate, database_url)
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     await accounts.create_organisation("CAM", "Camden")
     await accounts.create_organisation("NLFT", "The Trust")
     recorder = Recorder()

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.administration import AdminChannel, Standing
-from server.services.accounts import CurrentUser
+from server.services.accounts import CurrentUser, password_hasher
 from server.services.admin_audit import AdminAuditTrail
 from server.services.admin_records import Actor
 from server.services.administration import Administration
@@ -43,7 +42,7 @@ async def _seed(database_url: str) -> Seeded:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     passwords = PasswordResets(sessions, base_url="http://x.test", mail_from="a@b.example")
-    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    hasher = password_hasher("fast-for-tests")
     admin = Administration(sessions, passwords, AdminAuditTrail(sessions), hasher=hasher)
     cam = (await admin.create_organisation(ROOT, "CAM", "London Borough of Camden")).id
     nlft = (await admin.create_organisation(ROOT, "NLFT", "North London Trust")).id

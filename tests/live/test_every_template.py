@@ -24,7 +24,7 @@ from server.domain.templates import (
     load_template,
     template_ids,
 )
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.updates import SqlUpdateStore
@@ -113,7 +113,8 @@ async def test_a_document_from_every_template_seeds_opens_and_exports(
     engine = create_engine(live.settings.database_url)
     try:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        user = await AccountService(sessions).user_by_email(site.emails["owner"])
+        accounts = AccountService(sessions, password_hasher("fast-for-tests"))
+        user = await accounts.user_by_email(site.emails["owner"])
         assert user is not None
         dpia_id = await DpiaService(sessions, SqlUpdateStore(engine)).create(
             user,

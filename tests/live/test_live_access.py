@@ -18,7 +18,7 @@ from pycrdt import Map, XmlElement, XmlFragment, XmlText
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.access import Role, TokenSigner
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.updates import SqlUpdateStore
@@ -53,7 +53,7 @@ def server(sqlite_url: str) -> Iterator[tuple[LiveServer, Site]]:
 async def _invite_email_only(database_url: str, site: Site) -> None:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     owner = await accounts.user_by_email(site.emails["owner"])
     assert owner is not None
     await DpiaService(sessions, SqlUpdateStore(engine)).invite(
@@ -304,7 +304,8 @@ async def test_a_suspension_made_outside_the_app_reaches_open_editors_of_one_pro
     try:
         engine = create_engine(live.settings.database_url)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        await AccountService(sessions).set_active(site.emails["editor"], False)
+        accounts = AccountService(sessions, password_hasher("fast-for-tests"))
+        await accounts.set_active(site.emails["editor"], False)
         await engine.dispose()
         code, reason = await editor.wait_closed(timeout=10)
         assert code == 4403 and reason is not None and "suspended" in reason

@@ -19,6 +19,7 @@ from pycrdt import Map
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from server.services.accounts import password_hasher
 from server.storage.database import create_engine
 from server.storage.models import ExternalIdentity, Membership, User
 from tests.support.oidc import (
@@ -227,13 +228,11 @@ async def test_passwords_forbidden_refuse_the_password_but_not_a_break_glass_acc
     await sso.configure("CAM", sso.camden, "camden.example", jit=True, forbid_passwords=True)
     engine = create_engine(sso.database_url)
     try:
-        from argon2 import PasswordHasher
-
         from server.services.accounts import AccountService
 
         accounts = AccountService(
             async_sessionmaker(engine, expire_on_commit=False),
-            PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+            password_hasher("fast-for-tests"),
         )
         await accounts.create_user(
             "breakglass@camden.example",

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import pytest_asyncio
-from argon2 import PasswordHasher
 from pycrdt import XmlFragment
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.templates import append_paragraphs
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.models import Membership, Organisation, OutboxMessage
@@ -30,7 +29,7 @@ from tests.support.parties import joint_project
 from tests.support.site import PASSWORD, csrf_field, session_socket, signed_in
 
 pytestmark = pytest.mark.asyncio
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 PEOPLE = {  # key: (organisation, name)
     "ada": ("CAM", "Ada Admin"),
     "ann": ("CAM", "Ann Camden"),

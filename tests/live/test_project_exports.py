@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from server.domain.projects import DocumentKind
 from server.domain.templates import UnknownTemplate, append_paragraphs, load_template
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.services.history import HistoryService
@@ -71,7 +71,7 @@ async def isa(server: tuple[LiveServer, Site], sqlite_url: str) -> AsyncIterator
     engine = create_engine(sqlite_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     store = SqlUpdateStore(engine)
-    accounts = AccountService(sessions)
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     dpias = DpiaService(sessions, store)
     owner = await accounts.user_by_email(site.emails["owner"])
     dpo = await accounts.user_by_email(site.emails["dpo"])

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from pycrdt import Map
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.services.dpias import DpiaService
 from server.services.notification_mail import NotificationMail
 from server.storage.database import create_engine
@@ -124,7 +123,7 @@ async def test_a_read_link_token_stops_on_another_process_once_its_person_is_rem
     site = await seed_site(database)
     engine = create_engine(database)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     owner_user = await accounts.user_by_email(site.emails["owner"])
     assert owner_user is not None
     partner = "partner@charity.example"

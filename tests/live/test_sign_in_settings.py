@@ -10,10 +10,9 @@ from html import unescape
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService
+from server.services.accounts import AccountService, password_hasher
 from server.storage.database import create_engine
 from tests.support.live import LiveServer, make_settings, serving
 from tests.support.site import PASSWORD, Site, csrf_field, prepare, seed_site, signed_in
@@ -38,7 +37,7 @@ async def _add_admin(database_url: str) -> None:
     engine = create_engine(database_url)
     accounts = AccountService(
         async_sessionmaker(engine, expire_on_commit=False),
-        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+        password_hasher("fast-for-tests"),
     )
     await accounts.create_user(ADMIN, "Ada Admin", PASSWORD, "CAM", admin=True)
     await engine.dispose()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.demo import seed_demo
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
@@ -55,7 +55,8 @@ async def demo_world(database_url: str) -> AsyncIterator[Demo]:
         _, _, signoffs, _, exports = record_services(sessions, store, dpias)
         dpia_id = await seed_demo(sessions, store, signoffs)
         assert dpia_id is not None
-        owner = await AccountService(sessions).user_by_email("ig.lead@camden.example")
+        accounts = AccountService(sessions, password_hasher("fast-for-tests"))
+        owner = await accounts.user_by_email("ig.lead@camden.example")
         assert owner is not None
         yield Demo(exports, signoffs, dpias, store, owner, dpia_id)
     finally:

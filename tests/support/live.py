@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # process to listen, a row to appear). Generous: the tests share a busy 2-core machine, and
 # only a test that is failing anyway waits this long.
 WAIT_SECONDS = 30.0
+# One TLS context for every test client: httpx builds a new one per client otherwise (reading
+# the CA bundle: about 40 ms of CPU each, thousands of times over the suite).
+CLIENT_TLS = ssl.create_default_context()
 
 
 # Ports handed out by reserved_port(), each held by a bound socket until the session ends.
@@ -216,6 +220,7 @@ def make_settings(database_url: str, **changes: object) -> Settings:
         env="test",
         database_url=database_url,
         auto_migrate=True,
+        password_hashing="fast-for-tests",
         room_grace_seconds=0.2,
         dev_smtp_port=reserved_port(),
         bridge_port=reserved_port(),

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from argon2 import PasswordHasher
 from pycrdt import Array, Doc, Map, XmlFragment
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -19,7 +18,7 @@ from server.domain.content import WHOLE, target_hash
 from server.domain.documents import UpdateRecord
 from server.domain.templates import append_paragraphs
 from server.domain.workflow import SignOffState
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.audit import AuditTrail
 from server.services.dpias import DpiaService
 from server.services.exports import ExportService
@@ -32,7 +31,7 @@ from server.storage.models import SignOffRow
 from server.storage.updates import SqlUpdateStore
 
 PASSWORD = "correct horse battery"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FAST = password_hasher("fast-for-tests")
 ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "risks", "measures")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from argon2 import PasswordHasher
 from pycrdt import Array, Doc, Map, XmlFragment
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.domain.projects import DocumentKind
 from server.domain.search import PAGE_SIZE
 from server.domain.templates import append_paragraphs, load_template, seed_update
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine
 from server.storage.models import Dpia
@@ -61,7 +60,7 @@ def content(
 async def seed_library(database_url: str) -> Library:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     dpias = DpiaService(sessions, SqlUpdateStore(engine))
     cam = await accounts.create_organisation("CAM", "London Borough of Camden")
     nlft = await accounts.create_organisation("NLFT", "North London NHS Foundation Trust")

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import websockets
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from server.services.accounts import AccountService, CurrentUser
+from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
-from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
+from tests.support.live import CLIENT_TLS, WAIT_SECONDS, LiveServer, make_settings, serving
 from tests.support.yclient import YClient
 
 PASSWORD = "correct horse battery"
@@ -33,7 +32,7 @@ class Site:
 async def seed_site(database_url: str) -> Site:
     engine = create_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    accounts = AccountService(sessions, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    accounts = AccountService(sessions, password_hasher("fast-for-tests"))
     dpias = DpiaService(sessions, SqlUpdateStore(engine))
     cam = await accounts.create_organisation("CAM", "London Borough of Camden")
     await accounts.create_organisation("NLFT", "North London NHS Foundation Trust")
@@ -65,7 +64,9 @@ def prepare(database_url: str) -> None:
 
 async def signed_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.AsyncClient:
     """An HTTP client with a session for ``email`` (and its CSRF cookie)."""
-    client = httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=WAIT_SECONDS)
+    client = httpx.AsyncClient(
+        base_url=base_url, follow_redirects=False, timeout=WAIT_SECONDS, verify=CLIENT_TLS
+    )
     page = await client.get("/login")
     token = csrf_field(page.text)
     response = await client.post(
