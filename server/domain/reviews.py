@@ -113,6 +113,17 @@ def _value(content: Mapping[str, Any], dotted: str) -> Any:
     return values.get(field) if isinstance(values, Mapping) else None
 
 
+def schedule_answers(cycle: ReviewCycle, content: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a document's content its review date is read from (``due_date`` reads
+    these as it reads the whole content)."""
+    answers: dict[str, dict[str, Any]] = {}
+    for dotted in (cycle.date_field, cycle.frequency_field):
+        if dotted is not None:
+            section, _, field = dotted.partition(".")
+            answers.setdefault(section, {})[field] = _value(content, dotted)
+    return answers
+
+
 def add_months(day: date, months: int) -> date:
     """The same day ``months`` later (the month's last day when it has no such day)."""
     month = day.month - 1 + months

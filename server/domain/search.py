@@ -34,6 +34,10 @@ MAX_QUERY = 200
 MAX_WORDS = 12
 PAGE_SIZE = 20
 MAX_PAGE = 50
+# Ranking reads at most this many matches, the newest the person may see: every page that
+# can be asked for is drawn from them, and a word found in every document of a large
+# library costs no more than one found in a thousand.
+CANDIDATES = MAX_PAGE * PAGE_SIZE
 DUE_SOON = timedelta(days=30)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

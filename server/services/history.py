@@ -83,6 +83,10 @@ class HistoryService:
             raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
         return await TemplateLibrary(self._sessions).template(row[0], row[1])
 
+    async def last_seqs(self, dpia_ids: Sequence[str]) -> dict[str, int]:
+        """How far each document's log has reached (no update is read)."""
+        return await self._store.last_seqs(dpia_ids)
+
     async def current(self, dpia_id: str) -> Version:
         """The committed document now."""
         stored = await self._store.load(dpia_id)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -36,6 +37,7 @@ from server.domain.reviews import (
     is_overdue,
     reminders_due,
     review_cycle_of,
+    schedule_answers,
     start_review_policy,
 )
 from server.domain.tasks import stop_if_cancelled
@@ -112,6 +114,10 @@ class ReviewService:
         self._mail_from = mail_from
         self._domain = urlsplit(self._base).hostname or "opendpia.localhost"
         self._on_queued = on_queued
+        # Per document: the log position and template its review answers were read at, and
+        # those answers. A pass over thousands of approved documents reads again only those
+        # whose log moved (reading a document whole costs milliseconds; its position, none).
+        self._answers: dict[str, tuple[tuple[int, str, int], dict[str, Any]]] = {}
 
     # -- schedules -------------------------------------------------------------------
 
@@ -120,22 +126,38 @@ class ReviewService:
             dpia = await session.get_one(Dpia, dpia_id)
             return await self._schedule(session, dpia)
 
-    async def _schedule(self, session: AsyncSession, dpia: Dpia) -> Schedule:
+    async def _schedule(
+        self, session: AsyncSession, dpia: Dpia, seq: int | None = None
+    ) -> Schedule:
+        """``seq``: how far the document's log has reached, when the caller knows (then
+        answers read at that position are not read again)."""
         status = DpiaStatus(dpia.status)
         cycle = review_cycle_of(
             (await self._templates.template(dpia.template_id, dpia.template_version)).content
         )
         due = None
         if cycle is not None:
-            try:
-                content = (await self._history.current(dpia.id)).content
-            except DomainError:
-                content = {}  # no stored content yet: no date
+            answers = await self._review_answers(dpia, cycle, seq)
             approved_on = (
                 await _approved_on(session, dpia.id) if cycle.frequency_field is not None else None
             )
-            due = due_date(cycle, content, approved_on)
+            due = due_date(cycle, answers, approved_on)
         return Schedule(dpia.id, dpia.title, status, cycle, due)
+
+    async def _review_answers(
+        self, dpia: Dpia, cycle: ReviewCycle, seq: int | None
+    ) -> dict[str, Any]:
+        read_at = (seq, dpia.template_id, dpia.template_version) if seq is not None else None
+        kept = self._answers.get(dpia.id)
+        if read_at is not None and kept is not None and kept[0] == read_at:
+            return kept[1]
+        try:
+            version = await self._history.current(dpia.id)
+        except DomainError:
+            return {}  # no stored content yet: no date
+        answers = schedule_answers(cycle, version.content)
+        self._answers[dpia.id] = ((version.seq, dpia.template_id, dpia.template_version), answers)
+        return answers
 
     async def scheduled(self, *where: object) -> list[Schedule]:
         """The schedules of approved documents (optionally narrowed by ``where``)."""
@@ -147,7 +169,8 @@ class ReviewService:
                     .order_by(Dpia.id)
                 )
             ).all()
-            return [await self._schedule(session, dpia) for dpia in rows]
+            seqs = await self._history.last_seqs([dpia.id for dpia in rows])
+            return [await self._schedule(session, dpia, seqs.get(dpia.id)) for dpia in rows]
 
     # -- reminders ---------------------------------------------------------------------
 

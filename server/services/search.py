@@ -34,6 +34,7 @@ from server.domain.documents import StoredDocument
 from server.domain.dpias import DpiaStatus
 from server.domain.projects import DocumentKind
 from server.domain.search import (
+    CANDIDATES,
     HIT_END,
     HIT_START,
     PAGE_SIZE,
@@ -183,9 +184,12 @@ def _plain(value: Any) -> Any:
 class SearchService:
     """Full-text search over the documents a person takes part in."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, candidates: int = CANDIDATES
+    ) -> None:
         self._sessions = sessions
         self._postgres = sessions.kw["bind"].dialect.name == "postgresql"
+        self._candidates = candidates
 
     async def search(
         self, user: CurrentUser, query: SearchQuery, *, today: date | None = None
@@ -221,13 +225,24 @@ class SearchService:
         self, query: SearchQuery, filters: str, params: dict[str, Any]
     ) -> list[tuple[str, str]]:
         params["match"] = query.fts5_match()
-        # Ranked first (title weighs most, comments least), then the passages of the page
-        # alone: snippet() over every match would cost as much as the search.
+        params["candidates"] = self._candidates
+        # Ranking (title weighs most, comments least) reads only the newest CANDIDATES
+        # matches the person may see: the oldest of them is found first, by rowid, which
+        # FTS5 walks without ranking; then only rows from it on are ranked.
+        floor = f"""
+            SELECT min(rowid) FROM (
+                SELECT search_fts.rowid AS rowid FROM search_fts
+                JOIN search_index s ON s.id = search_fts.rowid
+                JOIN dpias d ON d.id = s.document_id
+                WHERE search_fts MATCH :match AND {_VISIBLE} {filters}
+                ORDER BY search_fts.rowid DESC LIMIT :candidates
+            )
+        """
         ranked = f"""
             SELECT s.id, s.document_id FROM search_fts
             JOIN search_index s ON s.id = search_fts.rowid
             JOIN dpias d ON d.id = s.document_id
-            WHERE search_fts MATCH :match AND {_VISIBLE} {filters}
+            WHERE search_fts MATCH :match AND search_fts.rowid >= :floor AND {_VISIBLE} {filters}
             ORDER BY bm25(search_fts, 10.0, 1.0, 0.5), d.id LIMIT :limit OFFSET :offset
         """
         passages = """
@@ -238,6 +253,9 @@ class SearchService:
             FROM search_fts WHERE search_fts MATCH :match AND rowid IN :ids
         """
         async with self._sessions() as session:
+            params["floor"] = await session.scalar(text(floor), params)
+            if params["floor"] is None:
+                return []
             hits = (await session.execute(text(ranked), params)).all()
             if not hits:
                 return []
@@ -266,23 +284,34 @@ class SearchService:
                 "MinWords=8, MaxFragments=1, FragmentDelimiter=…"
             ),
         )
-        # The headline is computed in the outer query, for the page of results alone.
+        params["candidates"] = self._candidates
+        # ts_rank reads each match's whole vector, so it ranks only the newest CANDIDATES
+        # matches the person may see; the headline is computed for the page alone.
         sql = f"""
-            WITH q AS (SELECT plainto_tsquery('english', :words) AS query),
+            WITH candidates AS (
+                SELECT s.id FROM search_index s JOIN dpias d ON d.id = s.document_id
+                WHERE s.vector @@ plainto_tsquery('english', :words)
+                  AND s.document_id IN (SELECT p.dpia_id FROM participants p
+                                        WHERE p.user_id = :user_id) {filters}
+                ORDER BY s.id DESC LIMIT :candidates
+            ),
             hits AS (
-                SELECT s.id, ts_rank(s.vector, q.query) AS rank
-                FROM search_index s JOIN dpias d ON d.id = s.document_id, q
-                WHERE s.vector @@ q.query AND {_VISIBLE} {filters}
-                ORDER BY rank DESC, d.id LIMIT :limit OFFSET :offset
+                SELECT s.id, ts_rank(s.vector, plainto_tsquery('english', :words)) AS rank
+                FROM candidates JOIN search_index s ON s.id = candidates.id
+                ORDER BY rank DESC, s.document_id LIMIT :limit OFFSET :offset
             )
             SELECT s.document_id,
                    ts_headline('english', s.body, q.query, :options),
                    ts_headline('english', s.comments, q.query, :options),
                    ts_headline('english', s.title, q.query, :options)
-            FROM hits JOIN search_index s ON s.id = hits.id, q
+            FROM hits JOIN search_index s ON s.id = hits.id,
+                 (SELECT plainto_tsquery('english', :words) AS query) q
             ORDER BY hits.rank DESC, s.document_id
         """
         async with self._sessions() as session:
+            # Planned for these words: a generic plan (what a prepared statement gets after
+            # a few runs) cannot tell a word in every document from a rare one.
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             return [
                 (row[0], _best(row[1], row[2], row[3]))
                 for row in await session.execute(text(sql), params)

@@ -174,6 +174,24 @@ class SqlUpdateStore:
             )
         return stored.last_seq
 
+    async def last_seqs(self, document_ids: Sequence[str]) -> dict[str, int]:
+        """The sequence number each document's log has reached (``load(...).last_seq``
+        without reading any update), for many documents at once; absent if none."""
+        found: dict[str, int] = {}
+        ids = list(dict.fromkeys(document_ids))
+        async with self._engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                for table in (_updates, _snapshots):
+                    rows = await connection.execute(
+                        select(table.c.document_id, func.max(table.c.seq))
+                        .where(table.c.document_id.in_(batch))
+                        .group_by(table.c.document_id)
+                    )
+                    for document_id, seq in rows:
+                        found[document_id] = max(found.get(document_id, 0), int(seq))
+        return found
+
     async def updates(self, document_id: str, upto_seq: int | None = None) -> list[UpdateRecord]:
         """The log of a document in order, up to and including ``upto_seq``."""
         query = (
