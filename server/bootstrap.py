@@ -46,6 +46,7 @@ from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.reviews import ReviewService
+from server.services.risk_decisions import RiskDecisions
 from server.services.ropa import RopaService
 from server.services.search import SearchIndex, SearchService
 from server.services.signin import SignInDirectory
@@ -319,7 +320,7 @@ async def open_runtime(
             project_people=ProjectPeople(projects, notifications, rooms),
             reviews=Reviews(reviews, dpias, rooms),
             templates=TemplateMoves(dpias, history, rooms, audit),
-            risk_proposals=RiskProposals(history, audit, rooms),
+            risk_proposals=RiskProposals(history, rooms, RiskDecisions(sessions, audit)),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

@@ -447,5 +447,21 @@ def in_force_notice(old_id: str) -> str:
     )
 
 
+# A decision on a proposed risk, inside a sentence ("was already accepted").
+RISK_OUTCOMES = {"accepted": "accepted", "dismissed": "dismissed"}
+
+
+def risk_already_decided(title: str, outcome: str, by: str) -> str:
+    """Why a proposed risk cannot be accepted or dismissed: someone decided it first
+    (``outcome`` is ``accepted`` or ``dismissed``; ``by`` may be unknown, when the other
+    decision was withdrawn as this one was refused)."""
+    done = RISK_OUTCOMES.get(outcome, outcome)
+    who = f" by {by}" if by else ""
+    return (
+        f"“{title}” was already {done}{who}: a proposed risk is decided once. "
+        "Reload the page to see the decision; it is also in the history."
+    )
+
+
 def approval_waiting(days: int) -> str:
     return f"Sent for approval {days} days ago"
