@@ -179,7 +179,8 @@ async def open_runtime(
     notifications = notification_service(settings, sessions, worker, the_bus)
     hasher = password_hasher(settings.password_hashing)
     accounts = AccountService(sessions, hasher)
-    dpias = DpiaService(sessions, store)
+    admin_audit = AdminAuditTrail(sessions)
+    dpias = DpiaService(sessions, store, on_change=admin_audit.append)
     await dpias.templates.preload()  # organisations' published templates (and as used)
     audit = AuditTrail(sessions)
     history = HistoryService(sessions, store, audit)
@@ -220,7 +221,6 @@ async def open_runtime(
         recheck_seconds=settings.access_recheck_seconds,
     )
     editing = DocumentEditing(rooms)
-    admin_audit = AdminAuditTrail(sessions)
     retention = RetentionService(
         sessions, audit, settings.default_retention_months, on_change=admin_audit.append
     )

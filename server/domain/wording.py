@@ -125,6 +125,12 @@ ADMIN_FIELDS = {
     "domains": "Email domains",
     "secret_changed": "Client secret changed",
     "retention_months": "Closed DPIAs kept (months)",
+    "template": "Template",
+    "title": "Title",
+    "based_on": "Made from",
+    "version": "Version",
+    "publisher": "Published by",
+    "dpia": "DPIA",
 }
 # The words for a recorded yes or no, where "yes" and "no" would not say it.
 ADMIN_FLAGS = {
@@ -151,6 +157,12 @@ ADMIN_EVENTS = {
     "ropa_entry_added": "Record of processing: entry added",
     "ropa_entry_changed": "Record of processing: entry changed",
     "ropa_entry_confirmed": "Record of processing: entry confirmed",
+    "template_made": "Template made",
+    "template_draft_opened": "Template: new draft opened",
+    "template_saved": "Template: draft saved",
+    "template_published": "Template published",
+    "template_adopted": "Template adopted",
+    "dpia_template_moved": "DPIA moved to a new template version",
 }
 # The standing of an entry of the record of processing activities.
 ROPA_STATES = {
