@@ -452,10 +452,25 @@ def review_started_notice(new_id: str) -> str:
     )
 
 
+def superseded_notice(successor: str, day: str, in_force: str | None) -> str:
+    """What a superseded version says of the version that replaced it."""
+    if in_force == successor:
+        now = f"{successor} is the version in force now"
+    elif in_force:
+        now = f"{successor} was itself superseded: the version in force now is {in_force}"
+    else:
+        now = "no version of it is in force now"
+    return (
+        f"Superseded by {successor}, approved on {day}: {now}. This version is kept as it was "
+        "signed, for the record, and has no review of its own."
+    )
+
+
 def in_force_notice(old_id: str) -> str:
     return (
         f"This is a review's new version. The approved version in force is {old_id}, "
-        "until this one is approved."
+        "until this one is approved. Its next review date starts empty: set it, or its "
+        "review frequency counts from its approval."
     )
 
 
