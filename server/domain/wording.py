@@ -418,6 +418,26 @@ def _in_days(days: int) -> str:
     return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
 
 
+# How a reply raises a review trigger; ``domain.reviews.trigger_in_reply`` reads it.
+TRIGGER_REPLY_START = "This has changed:"
+
+
+def review_reply_hint(examples: Iterable[str]) -> str:
+    """What an email about an approved document tells a partner who replies by email: a
+    reply is no longer a comment, and how to say that something changed (``examples``:
+    the template's trigger labels)."""
+    named = ", ".join(e.lower() for e in examples)
+    return (
+        "This document is approved, so a reply is no longer added to its discussion. If "
+        f"something it describes has changed{f' ({named})' if named else ''}, reply with a "
+        f"first line starting “{TRIGGER_REPLY_START}” and say what changed: the owners and "
+        "the DPO are asked to review it."
+    )
+
+
+REVIEW_TRIGGER_LINK = "If something it describes has changed, raise a review trigger:"
+
+
 def review_due_what(when: str, days: int) -> str:
     return f"reminds you: the review is due on {when} ({_in_days(days)})"
 
