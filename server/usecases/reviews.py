@@ -21,7 +21,6 @@ from server.domain.access import Channel
 from server.domain.dpias import locked_message
 from server.domain.errors import DocumentNotFound
 from server.domain.reviews import check_trigger_report, review_cycle_of
-from server.domain.templates import load_template
 from server.realtime.rooms import RoomManager
 from server.services.dpias import Access, DpiaService
 from server.services.reviews import ReviewService
@@ -78,7 +77,8 @@ class Reviews:
             actor, channel = f"participant:{by.participant_id}", Channel.EMAIL.value
         if access is None or (dpia_id and access.dpia_id != dpia_id):
             raise DocumentNotFound("There is no such DPIA, or it is not shared with you")
-        cycle = review_cycle_of(load_template(access.template_id).content)
+        template = await self.dpias.templates.template(access.template_id, access.template_version)
+        cycle = review_cycle_of(template.content)
         chosen, cleaned = check_trigger_report(cycle, access.status, trigger, what)
         await self.reviews.record_trigger(
             access.dpia_id,
