@@ -36,7 +36,7 @@ from server.domain.errors import (
 )
 from server.domain.reviews import TRIGGERABLE, review_cycle_of, trigger_in_reply
 from server.domain.tasks import stop_if_cancelled
-from server.domain.templates import load_template
+from server.domain.templates import Template
 from server.mail.compose import LOOP_HEADER
 from server.services.inbound import (
     Finished,
@@ -47,6 +47,7 @@ from server.services.inbound import (
 )
 from server.services.notification_mail import REPLY_MARKER
 from server.services.notifications import CommentNotice, NotificationService
+from server.services.template_library import TemplateLibrary
 from server.storage.models import InboundMessage
 from server.usecases.comments import Comments, EmailParticipant
 from server.usecases.reviews import Reviews
@@ -86,6 +87,7 @@ class ReplyProcessor:
         notifications: NotificationService,
         answerer: Answerer,
         policy: BridgePolicy,
+        templates: TemplateLibrary,
         *,
         concurrency: int = 16,
         poll_seconds: float = 5.0,
@@ -93,6 +95,10 @@ class ReplyProcessor:
         reviews: Reviews | None = None,
     ) -> None:
         self._store = store
+        # Each reply's document names its template by id and version; an organisation's
+        # template may have been published after this process started (a separate bridge),
+        # so it is read through the library, which fills this process's registry.
+        self._templates = templates
         self._reviews = reviews
         self._comments = comments
         self._notifications = notifications
@@ -340,7 +346,7 @@ class ReplyProcessor:
             datetime.now(UTC)
         ):
             return await refuse("expired", "This reply address has expired")
-        raised = self._raised_trigger(mail, context)
+        raised = await self._raised_trigger(mail, context)
         if raised is not None:
             return await self._trigger(raised, row, situation, context, values, refuse)
         # The comment rule, asked before deduplication and extraction so that a refused
@@ -376,7 +382,16 @@ class ReplyProcessor:
             text = text[:MAX_COMMENT]  # many refused attachments: their notes are cut short
         return await self._merge(mail, row, context, values, text.strip(), reply.signature)
 
-    def _raised_trigger(self, mail: ReadMail, context: ReplyContext) -> tuple[str, str] | None:
+    async def _template(self, context: ReplyContext) -> Template:
+        """The template and version the reply's document follows."""
+        assert context.dpia is not None
+        return await self._templates.template(
+            context.dpia.template_id, context.dpia.template_version
+        )
+
+    async def _raised_trigger(
+        self, mail: ReadMail, context: ReplyContext
+    ) -> tuple[str, str] | None:
         """(trigger id, what changed) when the reply raises a review trigger on an approved
         document ("This has changed: …", or a trigger's name and a colon; issue 17)."""
         if self._reviews is None or context.dpia is None:
@@ -384,7 +399,7 @@ class ReplyProcessor:
         if context.status not in TRIGGERABLE:
             return None  # the content can still change: a reply is a comment
         found = trigger_in_reply(
-            review_cycle_of(load_template(context.dpia.template_id).content),
+            review_cycle_of((await self._template(context)).content),
             extract(mail.text, REPLY_MARKER).text,
         )
         return (found[0].id, found[1]) if found is not None else None
@@ -433,7 +448,7 @@ class ReplyProcessor:
         signature: str,
     ) -> Outcome:
         assert context.participant is not None and context.dpia is not None
-        template = load_template(context.dpia.template_id)
+        template = await self._template(context)
         section = context.token.section
         field = context.token.field
         if section not in template.section_ids():

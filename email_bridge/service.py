@@ -17,6 +17,7 @@ from email_bridge.listener import BridgeHandler, listen, tls_context
 from email_bridge.processor import BridgePolicy, ReplyProcessor
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
+from server.services.template_library import TemplateLibrary
 from server.settings import Settings
 from server.usecases.comments import Comments
 from server.usecases.reviews import Reviews
@@ -36,6 +37,7 @@ class Bridge:
         on_outcome: Callable[[str], None] = lambda outcome: None,
         embedded: bool = False,
         reviews: Reviews | None = None,
+        templates: TemplateLibrary,
     ) -> None:
         self.settings = settings
         self._embedded = embedded
@@ -61,6 +63,7 @@ class Bridge:
                 ),
                 replies_per_hour=settings.bridge_replies_per_hour,
             ),
+            templates,
             on_outcome=on_outcome,
             reviews=reviews,
         )

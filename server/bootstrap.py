@@ -46,6 +46,7 @@ from server.services.project_exports import ProjectExportService
 from server.services.projects import ProjectService
 from server.services.retention import RetentionService
 from server.services.reviews import ReviewService
+from server.services.risk_decisions import RiskDecisions
 from server.services.ropa import RopaService
 from server.services.search import SearchIndex, SearchService
 from server.services.signin import SignInDirectory
@@ -178,7 +179,8 @@ async def open_runtime(
     notifications = notification_service(settings, sessions, worker, the_bus)
     hasher = password_hasher(settings.password_hashing)
     accounts = AccountService(sessions, hasher)
-    dpias = DpiaService(sessions, store)
+    admin_audit = AdminAuditTrail(sessions)
+    dpias = DpiaService(sessions, store, on_change=admin_audit.append)
     await dpias.templates.preload()  # organisations' published templates (and as used)
     audit = AuditTrail(sessions)
     history = HistoryService(sessions, store, audit)
@@ -219,7 +221,6 @@ async def open_runtime(
         recheck_seconds=settings.access_recheck_seconds,
     )
     editing = DocumentEditing(rooms)
-    admin_audit = AdminAuditTrail(sessions)
     retention = RetentionService(
         sessions, audit, settings.default_retention_months, on_change=admin_audit.append
     )
@@ -319,7 +320,7 @@ async def open_runtime(
             project_people=ProjectPeople(projects, notifications, rooms),
             reviews=Reviews(reviews, dpias, rooms),
             templates=TemplateMoves(dpias, history, rooms, audit),
-            risk_proposals=RiskProposals(history, audit, rooms),
+            risk_proposals=RiskProposals(history, rooms, RiskDecisions(sessions, audit)),
         ),
     )
     mailbox = await start_dev_mailbox(settings, engine) if web else None

@@ -562,6 +562,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
             embedded=embedded,
             on_outcome=lambda outcome: BRIDGE_MESSAGES.labels(outcome=outcome).inc(),
             reviews=runtime.usecases.reviews,
+            templates=runtime.dpias.templates,
         )
         return bridge.run
 

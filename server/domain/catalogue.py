@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from server.domain import wording
 from server.domain.content import plain_text
-from server.domain.errors import InvalidInput
+from server.domain.errors import Conflict, InvalidInput
 from server.domain.templates import Template, register_of, template_fields
 
 PROPOSED = "proposed"
@@ -75,6 +76,7 @@ class Decision:
     at: datetime
     reason: str = ""
     ref: str = ""
+    round: int = 0  # how many decisions on this risk came before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,9 +244,18 @@ def proposal_for(found: Sequence[Proposal], risk_id: str) -> Proposal:
     for proposal in found:
         if proposal.risk.id == risk_id:
             if proposal.state != PROPOSED:
-                raise InvalidInput(f"This risk was already {proposal.state}: {proposal.risk.title}")
+                by = proposal.decision.actor if proposal.decision is not None else ""
+                raise Conflict(
+                    wording.risk_already_decided(proposal.risk.title, proposal.state, by)
+                )
             return proposal
     raise InvalidInput("That risk is not proposed for this DPIA's answers")
+
+
+def next_round(decisions: Iterable[Decision], risk_id: str) -> int:
+    """The round a new decision on ``risk_id`` takes: how many came before it. Two people
+    deciding the same proposal at once both take the same round, and only one can store it."""
+    return sum(1 for decision in decisions if decision.risk_id == risk_id)
 
 
 def check_reason(reason: str) -> str:

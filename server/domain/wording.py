@@ -125,6 +125,12 @@ ADMIN_FIELDS = {
     "domains": "Email domains",
     "secret_changed": "Client secret changed",
     "retention_months": "Closed DPIAs kept (months)",
+    "template": "Template",
+    "title": "Title",
+    "based_on": "Made from",
+    "version": "Version",
+    "publisher": "Published by",
+    "dpia": "DPIA",
 }
 # The words for a recorded yes or no, where "yes" and "no" would not say it.
 ADMIN_FLAGS = {
@@ -151,6 +157,12 @@ ADMIN_EVENTS = {
     "ropa_entry_added": "Record of processing: entry added",
     "ropa_entry_changed": "Record of processing: entry changed",
     "ropa_entry_confirmed": "Record of processing: entry confirmed",
+    "template_made": "Template made",
+    "template_draft_opened": "Template: new draft opened",
+    "template_saved": "Template: draft saved",
+    "template_published": "Template published",
+    "template_adopted": "Template adopted",
+    "dpia_template_moved": "DPIA moved to a new template version",
 }
 # The standing of an entry of the record of processing activities.
 ROPA_STATES = {
@@ -406,6 +418,26 @@ def _in_days(days: int) -> str:
     return "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
 
 
+# How a reply raises a review trigger; ``domain.reviews.trigger_in_reply`` reads it.
+TRIGGER_REPLY_START = "This has changed:"
+
+
+def review_reply_hint(examples: Iterable[str]) -> str:
+    """What an email about an approved document tells a partner who replies by email: a
+    reply is no longer a comment, and how to say that something changed (``examples``:
+    the template's trigger labels)."""
+    named = ", ".join(e.lower() for e in examples)
+    return (
+        "This document is approved, so a reply is no longer added to its discussion. If "
+        f"something it describes has changed{f' ({named})' if named else ''}, reply with a "
+        f"first line starting “{TRIGGER_REPLY_START}” and say what changed: the owners and "
+        "the DPO are asked to review it."
+    )
+
+
+REVIEW_TRIGGER_LINK = "If something it describes has changed, raise a review trigger:"
+
+
 def review_due_what(when: str, days: int) -> str:
     return f"reminds you: the review is due on {when} ({_in_days(days)})"
 
@@ -440,10 +472,41 @@ def review_started_notice(new_id: str) -> str:
     )
 
 
+def superseded_notice(successor: str, day: str, in_force: str | None) -> str:
+    """What a superseded version says of the version that replaced it."""
+    if in_force == successor:
+        now = f"{successor} is the version in force now"
+    elif in_force:
+        now = f"{successor} was itself superseded: the version in force now is {in_force}"
+    else:
+        now = "no version of it is in force now"
+    return (
+        f"Superseded by {successor}, approved on {day}: {now}. This version is kept as it was "
+        "signed, for the record, and has no review of its own."
+    )
+
+
 def in_force_notice(old_id: str) -> str:
     return (
         f"This is a review's new version. The approved version in force is {old_id}, "
-        "until this one is approved."
+        "until this one is approved. Its next review date starts empty: set it, or its "
+        "review frequency counts from its approval."
+    )
+
+
+# A decision on a proposed risk, inside a sentence ("was already accepted").
+RISK_OUTCOMES = {"accepted": "accepted", "dismissed": "dismissed"}
+
+
+def risk_already_decided(title: str, outcome: str, by: str) -> str:
+    """Why a proposed risk cannot be accepted or dismissed: someone decided it first
+    (``outcome`` is ``accepted`` or ``dismissed``; ``by`` may be unknown, when the other
+    decision was withdrawn as this one was refused)."""
+    done = RISK_OUTCOMES.get(outcome, outcome)
+    who = f" by {by}" if by else ""
+    return (
+        f"“{title}” was already {done}{who}: a proposed risk is decided once. "
+        "Reload the page to see the decision; it is also in the history."
     )
 
 

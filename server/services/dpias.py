@@ -32,6 +32,7 @@ from server.domain.projects import (
 from server.domain.templates import Template, load_template, seed_update
 from server.domain.workflow import IgStep, check_ig_step
 from server.services.accounts import CurrentUser
+from server.services.admin_audit import ChangeRecorder, log_change
 from server.services.project_documents import join_project, new_reference, own_project
 from server.services.template_library import TemplateLibrary
 from server.storage.models import (
@@ -120,12 +121,19 @@ class DpiaState:
 
 
 class DpiaService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: UpdateStore) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: UpdateStore,
+        *,
+        on_change: ChangeRecorder = log_change,
+    ) -> None:
         self._sessions = sessions
         self._store = store
         # The template library (its own service) fills this process's registry of
-        # organisations' templates before any DPIA's template is read (decision on it).
-        self.templates = TemplateLibrary(sessions)
+        # organisations' templates before any DPIA's template is read (decision on it);
+        # its changes go to ``on_change``, the administration's audit chain.
+        self.templates = TemplateLibrary(sessions, on_change)
 
     async def create(
         self,

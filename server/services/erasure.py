@@ -5,10 +5,10 @@ row that holds them, and the audit chains of their DPIAs record the erasure.
 ``rewrite_document`` rewrites one DPIA's update log (the caller keeps its room closed
 meanwhile); ``erase`` rewrites the SQL rows in one transaction: the account (signed out,
 unable to sign in, memberships ended), participations, notifications, change excerpts,
-section states, sign-offs, mail sent (outbox) and received (inbound messages and their
-attachments' names), the development mailbox, and each DPIA's audit chain and the
-administration's (``admin_audit``), where an ``erasure`` event names the redacted events.
-One ``erasures`` row records it by pseudonym.
+section states, sign-offs, decisions on proposed risks, mail sent (outbox) and received
+(inbound messages and their attachments' names), the development mailbox, and each DPIA's
+audit chain and the administration's (``admin_audit``), where an ``erasure`` event names
+the redacted events. One ``erasures`` row records it by pseudonym.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from server.storage.models import (
     PasswordReset,
     PasswordResetRequest,
     ReplyToken,
+    RiskDecision,
     RopaConfirmation,
     RopaEntry,
     SearchIndexRow,
@@ -241,6 +242,8 @@ class ErasureService:
                     ("signer_name", "conditions", "reasons", "party"),
                 ),
                 (Dpia, Dpia.id, ("title",)),
+                # Who decided a proposed risk, and a dismissal's reason in their words.
+                (RiskDecision, RiskDecision.dpia_id, ("decided_by_name", "reason")),
                 # The full-text index follows its row (FTS5 triggers, a generated tsvector).
                 (SearchIndexRow, SearchIndexRow.document_id, ("title", "body", "comments")),
             ]

@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.domain import wording
 from server.domain.access import Role
 from server.domain.changes import ChangeEvent
+from server.domain.dpias import DpiaStatus
 from server.domain.mailprefs import MailMode, effective
 from server.domain.replies import ReplyKeys
+from server.domain.reviews import TRIGGERABLE, review_cycle_of
 from server.domain.templates import UnknownTemplate, load_template
 from server.services.digests import DigestSender
 from server.services.inbox import Inbox
@@ -419,6 +421,7 @@ class NotificationService:
         """Add the notifications (and immediate emails); (any email queued, users to tell)."""
         now = datetime.now(UTC)
         queued = False
+        review = self._review_words(dpia)
         for recipient in recipients:
             session.add(
                 Notification(
@@ -448,6 +451,7 @@ class NotificationService:
                         "field_label": self._label(dpia, field) if field and "." in field else "",
                         "excerpt": excerpt,
                         "link": f"{self.mail.base}/dpias/{dpia.id}#{section}",
+                        **review,
                     },
                     section=section,
                     field=field.partition(".")[2] or None if field else None,
@@ -519,6 +523,27 @@ class NotificationService:
             )
             return name or actor
         return actor
+
+    def _review_words(self, dpia: Dpia) -> dict[str, str]:
+        """On an approved document that has review triggers, what an email says about
+        raising one: by replying "This has changed: …" (people without an account, who get
+        a reply address) or on its review page (docs/reviews.md)."""
+        if DpiaStatus(dpia.status) not in TRIGGERABLE:
+            return {}
+        try:
+            template = load_template(dpia.template_id, dpia.template_version)
+        except UnknownTemplate:
+            return {}
+        cycle = review_cycle_of(template.content)
+        if cycle is None:
+            return {}
+        return {
+            "review_reply": wording.review_reply_hint(
+                t.label for t in cycle.triggers if t.id != "other"
+            ),
+            "review_link_words": wording.REVIEW_TRIGGER_LINK,
+            "review_link": f"{self.mail.base}/dpias/{dpia.id}/review",
+        }
 
     def _section_title(self, dpia: Dpia, section: str) -> str:
         return wording.section_title(_sections(dpia), section)

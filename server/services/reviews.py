@@ -31,6 +31,7 @@ from server.domain.parties import Capacity, parse_capacities
 from server.domain.reviews import (
     DATE_REASON,
     SCHEDULED,
+    TRIGGERABLE,
     ReviewCycle,
     Trigger,
     due_date,
@@ -74,6 +75,16 @@ class Schedule:
 
     def overdue(self, today: date) -> bool:
         return self.status in SCHEDULED and is_overdue(self.due, today)
+
+
+@dataclass(frozen=True, slots=True)
+class Supersession:
+    """What replaced a superseded document: its successor, the day, and the version in
+    force now (the successor, a later version, or None)."""
+
+    successor: str
+    on: date
+    in_force: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +493,28 @@ class ReviewService:
                 .limit(1)
             )
 
+    async def superseded_by(self, dpia_id: str) -> Supersession | None:
+        """For a superseded document: the version whose approval superseded it, when, and
+        the version in force now (that one, or a later version that superseded it in turn;
+        None if none of them is standing any more)."""
+        async with self._sessions() as session:
+            found = await _superseding(session, dpia_id)
+            if found is None:
+                return None
+            successor, at = found
+            current: str | None = successor
+            for _ in range(100):  # a chain of reviews; bounded against a loop made by hand
+                row = await session.get(Dpia, current)
+                if row is None or DpiaStatus(row.status) is not DpiaStatus.SUPERSEDED:
+                    if row is None or DpiaStatus(row.status) not in TRIGGERABLE:
+                        current = None  # closed (archived, abandoned) or gone: none in force
+                    break
+                later = await _superseding(session, row.id)
+                current = later[0] if later is not None else None
+                if current is None:
+                    break
+        return Supersession(successor, at.date(), current)
+
     async def in_force_version(self, dpia_id: str) -> str | None:
         """While this document is a review's new version: the approved one still in force."""
         async with self._sessions() as session:
@@ -496,6 +529,23 @@ class ReviewService:
 
 def _section_of(cycle: ReviewCycle | None) -> str:
     return cycle.date_field.partition(".")[0] if cycle is not None else "review"
+
+
+async def _superseding(session: AsyncSession, dpia_id: str) -> tuple[str, datetime] | None:
+    """The version whose approval superseded the document, and when (its audit chain)."""
+    rows = await session.execute(
+        select(AuditEvent.at, AuditEvent.data)
+        .where(AuditEvent.dpia_id == dpia_id, AuditEvent.kind == "status")
+        .order_by(AuditEvent.position.desc())
+    )
+    for at, raw in rows:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if data.get("to") == DpiaStatus.SUPERSEDED.value and data.get("successor"):
+            return str(data["successor"]), at
+    return None
 
 
 async def _approved_on(session: AsyncSession, dpia_id: str) -> date | None:

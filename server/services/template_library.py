@@ -8,6 +8,11 @@ database, and every async path that reads a DPIA's template id from the database
 first (``DpiaService`` does, for every participant's access and state), so the many sync
 callers of ``load_template`` find it. Drafts never enter the registry: only their editor
 reads them, from the database (docs/template-library.md).
+
+Every change to the library (a template made, a draft opened or saved, a version published,
+a template adopted) and every DPIA moved to another version goes to ``on_change`` (the
+administration's audit chain) inside the transaction that makes it, so an administrator
+sees who did what (``/admin/organisations/{code}/audit``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +41,9 @@ from server.domain.templates import (
     register_template,
     template_ids,
 )
-from server.storage.models import Organisation, OrganisationTemplate, TemplateAdoption
+from server.services.admin_audit import ChangeRecorder, log_change
+from server.services.audit import AuditTrail
+from server.storage.models import Dpia, Organisation, OrganisationTemplate, TemplateAdoption
 
 DRAFT, PUBLISHED = "draft", "published"
 log = logging.getLogger("opendpia.templates")
@@ -87,9 +95,17 @@ def dpia_templates() -> list[str]:
     return [t for t in template_ids() if t not in steps]
 
 
+# What the administration's audit chain calls each change (wording.ADMIN_EVENTS labels them).
+MADE, DRAFTED, SAVED = "template_made", "template_draft_opened", "template_saved"
+PUBLISHED_EVENT, ADOPTED, MOVED = "template_published", "template_adopted", "dpia_template_moved"
+
+
 class TemplateLibrary:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_change: ChangeRecorder = log_change
+    ) -> None:
         self._sessions = sessions
+        self._on_change = on_change
 
     # -- the registry --------------------------------------------------------------------
 
@@ -220,8 +236,10 @@ class TemplateLibrary:
         source_id: str,
         title: str,
         actor: str,
+        channel: str = "browser",
     ) -> str:
-        """A new template of the organisation's, as a draft copy of one it may use."""
+        """A new template of the organisation's, as a draft copy of one it may use;
+        ``actor`` (``user:<id>``) and ``channel`` as the audit chain records them."""
         title = check_title(title)
         source = await self.choose([organisation_id], source_id)
         async with self._sessions.begin() as session:
@@ -246,6 +264,16 @@ class TemplateLibrary:
                     created_at=datetime.now(UTC),
                 )
             )
+            await self._record(
+                session,
+                MADE,
+                actor,
+                channel,
+                organisation_id,
+                template=template_id,
+                title=title,
+                based_on=f"{source.title}, version {source.version}",
+            )
         return template_id
 
     async def newest(self, organisation_id: int, template_id: str) -> tuple[Draft, bool]:
@@ -256,7 +284,9 @@ class TemplateLibrary:
         text = json.dumps(json.loads(row.content), indent=2, ensure_ascii=False)
         return Draft(template_id, row.version, row.title, text, row.based_on), row.state == DRAFT
 
-    async def draft(self, organisation_id: int, template_id: str, actor: str) -> Draft:
+    async def draft(
+        self, organisation_id: int, template_id: str, actor: str, channel: str = "browser"
+    ) -> Draft:
         """The template's open draft; a published template gets one, a copy of its newest
         version numbered one more."""
         async with self._sessions.begin() as session:
@@ -277,6 +307,16 @@ class TemplateLibrary:
                     created_at=datetime.now(UTC),
                 )
                 session.add(newest)
+                await self._record(
+                    session,
+                    DRAFTED,
+                    actor,
+                    channel,
+                    organisation_id,
+                    template=template_id,
+                    title=newest.title,
+                    version=newest.version,
+                )
         return Draft(
             template_id,
             newest.version,
@@ -285,7 +325,14 @@ class TemplateLibrary:
             newest.based_on,
         )
 
-    async def save(self, organisation_id: int, template_id: str, text: str) -> Draft:
+    async def save(
+        self,
+        organisation_id: int,
+        template_id: str,
+        text: str,
+        actor: str = "",
+        channel: str = "browser",
+    ) -> Draft:
         """Check and keep the draft's JSON. InvalidInput (naming the field) if malformed."""
         async with self._sessions.begin() as session:
             row = (await _versions(session, organisation_id, template_id))[-1]
@@ -294,6 +341,16 @@ class TemplateLibrary:
             content = parse_draft(text, template_id, row.version)
             row.content = json.dumps(content)
             row.title = check_title(str(content["title"]))
+            await self._record(
+                session,
+                SAVED,
+                actor,
+                channel,
+                organisation_id,
+                template=template_id,
+                title=row.title,
+                version=row.version,
+            )
         return Draft(
             template_id,
             row.version,
@@ -302,7 +359,9 @@ class TemplateLibrary:
             row.based_on,
         )
 
-    async def publish(self, organisation_id: int, template_id: str) -> int:
+    async def publish(
+        self, organisation_id: int, template_id: str, actor: str = "", channel: str = "browser"
+    ) -> int:
         """Publish the draft: from now on this version never changes. Its version."""
         async with self._sessions.begin() as session:
             row = (await _versions(session, organisation_id, template_id))[-1]
@@ -314,13 +373,26 @@ class TemplateLibrary:
                 raise InvalidInput(str(error)) from None
             row.state = PUBLISHED
             row.published_at = datetime.now(UTC)
+            await self._record(
+                session,
+                PUBLISHED_EVENT,
+                actor,
+                channel,
+                organisation_id,
+                template=template_id,
+                title=row.title,
+                version=row.version,
+            )
             return row.version
 
-    async def adopt(self, organisation_id: int, template_id: str, actor: str) -> None:
+    async def adopt(
+        self, organisation_id: int, template_id: str, actor: str, channel: str = "browser"
+    ) -> None:
         """Let the organisation use another's published template (a reference: its new
         versions reach the adopter)."""
         elsewhere = await self.published_elsewhere(organisation_id)
-        if not any(t.id == template_id for t in elsewhere):
+        found = [t for t in elsewhere if t.id == template_id]
+        if not found:
             raise DocumentNotFound(NO_TEMPLATE)
         try:
             async with self._sessions.begin() as session:
@@ -333,8 +405,67 @@ class TemplateLibrary:
                             adopted_at=datetime.now(UTC),
                         )
                     )
+                    await self._record(
+                        session,
+                        ADOPTED,
+                        actor,
+                        channel,
+                        organisation_id,
+                        template=template_id,
+                        title=found[0].title,
+                        publisher=found[0].publisher,
+                    )
         except IntegrityError:
             return  # adopted at the same moment by another administrator
+
+    async def record_move(
+        self,
+        audit: AuditTrail,
+        dpia_id: str,
+        *,
+        actor: str,
+        channel: str,
+        title: str,
+        from_version: int,
+        to_version: int,
+        event: dict[str, Any],
+    ) -> None:
+        """Record a DPIA's move to another version of its template, in one transaction:
+        ``event`` (the data of the ``template`` event) in the DPIA's own chain, and the move
+        in the administration's chain under the DPIA's lead organisation."""
+        async with self._sessions.begin() as session:
+            lead = await session.scalar(select(Dpia.lead_organisation_id).where(Dpia.id == dpia_id))
+            # The administration's chain first, as every administrative change locks it.
+            await self._on_change(
+                session,
+                MOVED,
+                actor=actor,
+                channel=channel,
+                organisation_id=lead,
+                data={
+                    "before": {"dpia": dpia_id, "title": title, "version": from_version},
+                    "after": {"version": to_version},
+                },
+            )
+            await audit.append(session, dpia_id, "template", actor=actor, data=event)
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        kind: str,
+        actor: str,
+        channel: str,
+        organisation_id: int,
+        **after: object,
+    ) -> None:
+        await self._on_change(
+            session,
+            kind,
+            actor=actor or "system",
+            channel=channel,
+            organisation_id=organisation_id,
+            data={"before": {}, "after": after},
+        )
 
 
 async def _versions(

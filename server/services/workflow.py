@@ -191,7 +191,7 @@ class WorkflowService:
         await self._gate(dpia_id, chosen.target)
         actor = f"user:{user.id}"
         current = await self._history.current(dpia_id)
-        superseded: str | None = None
+        superseded: tuple[str, str] | None = None
         async with self._sessions.begin() as session:
             dpia = await session.get_one(Dpia, dpia_id)
             if DpiaStatus(dpia.status) is not access.status:
@@ -222,17 +222,21 @@ class WorkflowService:
             reason=reasons.strip(),
         )
         if superseded is not None:
+            origin_id, was = superseded
             await self._notifications.record_status_change(
-                superseded,
-                old=DpiaStatus.IN_FORCE.value,
+                origin_id,
+                old=was,  # in force, approved, or under review (a review's new version)
                 new=DpiaStatus.SUPERSEDED.value,
                 actor=actor,
                 reason=f"replaced by {dpia_id}",
             )
         return chosen.target
 
-    async def _supersede_origin(self, session: AsyncSession, dpia: Dpia, actor: str) -> str | None:
-        """An approved new version replaces the one it was cloned from (rule 7)."""
+    async def _supersede_origin(
+        self, session: AsyncSession, dpia: Dpia, actor: str
+    ) -> tuple[str, str] | None:
+        """An approved new version replaces the one it was cloned from (rule 7): that one's
+        id and the status it had."""
         if dpia.origin_id is None:
             return None
         origin = await session.get(Dpia, dpia.origin_id)
@@ -255,7 +259,7 @@ class WorkflowService:
                 "successor": dpia.id,
             },
         )
-        return origin.id
+        return origin.id, old
 
     async def _gate(self, dpia_id: str, target: DpiaStatus) -> None:
         template = await self._history.template_of(dpia_id)

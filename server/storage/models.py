@@ -850,3 +850,26 @@ class TemplateAdoption(Base):
     template_id: Mapped[str] = mapped_column(String(50), primary_key=True)
     adopted_by: Mapped[str] = mapped_column(String(200))
     adopted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RiskDecision(Base):
+    """A person's decision on a risk proposed from the template's catalogue (0021): accepted
+    (``ref`` is the register row it became) or dismissed with a reason. ``round`` counts the
+    decisions on that risk before this one (a dismissed risk may be proposed again on new
+    grounds), so the primary key lets each proposal be decided once, whichever process
+    decides it (docs/decisions.md, "a proposal is decided once")."""
+
+    __tablename__ = "risk_decisions"
+
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    risk_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    round: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    outcome: Mapped[str] = mapped_column(String(12))  # accepted | dismissed
+    grounds: Mapped[str] = mapped_column(Text)  # JSON: the ground keys it was taken on
+    reason: Mapped[str] = mapped_column(Text)  # a dismissal's reason, in the person's words
+    ref: Mapped[str | None] = mapped_column(String(20))  # the register row an acceptance added
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_by_name: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -107,11 +107,15 @@ class TemplateMoves:
             await self.dpias.set_template_version(by.dpia_id, plan.recorded)
             raise
         kept = [plan.labels.get(p, p) for p in plan.changes.orphaned]
-        await self.audit.record(
+        await self.dpias.templates.record_move(
+            self.audit,
             by.dpia_id,
-            "template",
             actor=actor,
-            data={
+            channel=Channel.BROWSER.value,
+            title=new.title,
+            from_version=plan.recorded,
+            to_version=new.version,
+            event={
                 "summary": f"Moved from version {plan.recorded} to version "
                 f"{new.version} of the template “{new.title}”"
                 + (f"; answers kept without a field: {', '.join(kept)}" if kept else ""),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from server.domain.dpias import DpiaStatus
 from server.domain.errors import DomainError, InvalidInput
 from server.domain.reviews import DATE_REASON, SCHEDULED, STARTERS, TRIGGERABLE
 from server.web.context import DpiaRequest, dpia_page
@@ -26,7 +27,13 @@ async def review_context(context: DpiaRequest) -> dict[str, Any]:
         "schedule": schedule,
         "today": reviews.clock().date(),
         "reminder_days": reviews.offsets,
-        "successor": await reviews.successor(dpia_id) if status not in SCHEDULED else None,
+        # Under review: where the review happens. Superseded: what replaced it.
+        "successor": (
+            await reviews.successor(dpia_id) if status is DpiaStatus.UNDER_REVIEW else None
+        ),
+        "superseded": (
+            await reviews.superseded_by(dpia_id) if status is DpiaStatus.SUPERSEDED else None
+        ),
         "in_force_version": await reviews.in_force_version(dpia_id),
         "may_start": role in STARTERS and status in SCHEDULED,
         "may_raise": schedule.cycle is not None and status in TRIGGERABLE,

@@ -33,6 +33,11 @@ async def _organisation(context: AdminRequest) -> OrganisationView:
     return await runtime.administration.organisation(actor, context.request.path_params["code"])
 
 
+def _who(context: AdminRequest) -> tuple[str, str]:
+    """The administrator acting, and from where, as the audit chain records them."""
+    return context.actor.label, context.actor.channel.value
+
+
 @admin_page
 async def library(context: AdminRequest) -> Response:
     """The organisation's templates, others' published ones, and making a new one."""
@@ -46,13 +51,13 @@ async def library(context: AdminRequest) -> Response:
         action = data.get("action", "")
         try:
             if action == "adopt":
-                await templates.adopt(org.id, data.get("template", "")[:50], context.actor.label)
+                await templates.adopt(org.id, data.get("template", "")[:50], *_who(context))
                 return RedirectResponse(
                     f"/admin/organisations/{org.code}/templates?adopted=1", status_code=303
                 )
             values = {"title": data.get("title", ""), "source": data.get("source", "")}
             made = await templates.start(
-                org.id, values["source"][:50], values["title"], context.actor.label
+                org.id, values["source"][:50], values["title"], *_who(context)
             )
         except DomainError as failure:
             error, status = str(failure), http_status_for(failure)
@@ -92,13 +97,13 @@ async def template(context: AdminRequest) -> Response:
         action = data.get("action", "")
         try:
             if action == "edit":
-                await templates.draft(org.id, template_id, context.actor.label)
+                await templates.draft(org.id, template_id, *_who(context))
                 return RedirectResponse(base, status_code=303)
             if action == "publish":
-                version = await templates.publish(org.id, template_id)
+                version = await templates.publish(org.id, template_id, *_who(context))
                 return RedirectResponse(f"{base}?published={version}", status_code=303)
             text = data.get("content", "")
-            await templates.save(org.id, template_id, text)
+            await templates.save(org.id, template_id, text, *_who(context))
         except DomainError as failure:
             error, status = str(failure), http_status_for(failure)
         else:

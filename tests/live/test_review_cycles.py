@@ -337,10 +337,13 @@ async def test_starting_a_review_opens_a_new_version_while_the_approved_one_stay
         assert statuses[world.dpia] == "under_review" and statuses[new_id] == "draft"
         origin = world.query(select(Dpia.origin_id).where(Dpia.id == new_id))
         assert origin == [(world.dpia,)]
-        # The content came over; the approved version keeps its export and says where the
-        # review happens; the new version says which version is in force.
+        # The content came over but for the review date (the new version's schedule starts
+        # at its own approval); the approved version keeps its date and its export and says
+        # where the review happens; the new version says which version is in force.
         exported = (await owner.get(f"/dpias/{new_id}/export.json")).json()
-        assert exported["content"]["review"]["next_review"] == DUE
+        assert not exported["content"]["review"].get("next_review")
+        kept = (await owner.get(f"/dpias/{world.dpia}/export.json")).json()
+        assert kept["content"]["review"]["next_review"] == DUE
         old_export = await owner.get(f"/dpias/{world.dpia}/export.json")
         assert old_export.status_code == 200
         old_page = (await owner.get(f"/dpias/{world.dpia}/workflow")).text

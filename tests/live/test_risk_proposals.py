@@ -3,10 +3,12 @@ the editor (over the WebSocket) propose catalogue risks; accepting one adds it a
 measures to the register and the plan, live in the open editor and attributed in the
 history; a dismissal is refused without a reason, recorded with one, and the risk comes
 back only when new answers give a new reason. Nothing reaches the register without a
-person's decision. On SQLite and PostgreSQL (the decisions are audit events)."""
+person's decision, and a proposal that several people decide at once is decided once. On
+SQLite and PostgreSQL (across processes: tests/live/test_risk_proposals_scaleout.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -98,7 +100,8 @@ async def test_answers_propose_risks_that_people_accept_or_dismiss_with_reasons(
         assert sorted(risk["measures"]) == sorted(m["id"] for m in plan)
         assert all(list(m["risks"]) == [risk["id"]] for m in plan)
         again = await _decide(owner, dpia, risk=SENSITIVE, action="accept")
-        assert again.status_code == 400 and "already accepted" in again.text
+        assert again.status_code == 409
+        assert "already accepted by Olive Owner: a proposed risk is decided once" in again.text
 
         reason = "Only counts by ward are matched; no record-level linkage"
         dismissed = await _decide(owner, dpia, risk=MATCHING, action="dismiss", reason=reason)
@@ -143,3 +146,54 @@ async def test_answers_propose_risks_that_people_accept_or_dismiss_with_reasons(
         assert len(_rows(editor.doc, "table:risks.register")) == 1  # still only R1
     finally:
         await editor.close()
+
+
+async def test_a_proposal_decided_by_several_people_at_once_is_decided_once(
+    server: tuple[LiveServer, Site], clients: dict[str, httpx.AsyncClient]
+) -> None:
+    """Accepts and dismissals of one proposal sent together: one is taken, every other is
+    refused with 409 and says who decided, and the register gains at most one row."""
+    live, site = server
+    dpia = site.dpia_id
+    path = f"/dpias/{dpia}/risks/proposed"
+    deciders = [clients["owner"], clients["editor"]]
+    editor = await session_socket(live.port, dpia, clients["owner"])
+    try:
+        editor.doc.get("values", type=Map)["screening.triggers"] = ["special-category"]
+        await editor.wait_saved()
+        tokens = [csrf_field((await client.get(path)).text) for client in deciders]
+        sends = []
+        for turn in range(6):
+            client, token = deciders[turn % 2], tokens[turn % 2]
+            decision = (
+                {"action": "accept"}
+                if turn < 4
+                else {"action": "dismiss", "reason": f"Reason {turn}: no special category"}
+            )
+            sends.append(
+                client.post(path, data={"csrftoken": token, "risk": SENSITIVE, **decision})
+            )
+        answers = await asyncio.gather(*sends)
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [303, 409, 409, 409, 409, 409], statuses
+        [won] = [a for a in answers if a.status_code == 303]
+        for lost in (a for a in answers if a.status_code == 409):
+            assert "a proposed risk is decided once" in lost.text
+        page = await clients["owner"].get(path)
+        assert len(re.findall(r'<tr id="decided-', page.text)) == 1
+        history = (await clients["owner"].get(f"/dpias/{dpia}/history")).text
+        decided = history.count("Accepted the proposed risk") + history.count(
+            "Dismissed the proposed risk"
+        )
+        assert decided == 1
+    finally:
+        await editor.close()
+    # What the document holds now, read afresh: one risk if the acceptance won, none if a
+    # dismissal did.
+    fresh = await session_socket(live.port, dpia, clients["owner"])
+    try:
+        accepted = "accepted=" in won.headers["location"]
+        assert len(_rows(fresh.doc, "table:risks.register")) == (1 if accepted else 0)
+        assert len(_rows(fresh.doc, "table:measures.plan")) == (2 if accepted else 0)
+    finally:
+        await fresh.close()

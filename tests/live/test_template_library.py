@@ -258,3 +258,89 @@ async def test_a_template_made_published_adopted_used_and_a_dpia_moved(world: Wo
     finally:
         for client in (ada, nia, max_):
             await client.aclose()
+
+
+def _audit_rows(page: str) -> list[tuple[str, str, str, str]]:
+    """The audit page's rows as (what, by, before, after), oldest first (the page shows
+    the newest first)."""
+    rows = re.findall(
+        r'<td data-label="What">([^<]*)</td>\s*<td data-label="By">([^<]*)</td>\s*'
+        r'<td data-label="Channel">[^<]*</td>\s*<td data-label="Before">(.*?)</td>\s*'
+        r'<td data-label="After">(.*?)</td>',
+        html.unescape(page),
+        re.S,
+    )
+    return [(what, by, before, after) for what, by, before, after in reversed(rows)]
+
+
+async def test_template_library_actions_are_in_the_administration_audit_chain(
+    world: World,
+) -> None:
+    """Making, drafting, saving, publishing and adopting a template, and moving a DPIA to
+    its new version, each show on the organisation's audit page with who did it; the chain
+    still verifies."""
+    ada = await world.client("ada@camden.example")
+    nia = await world.client("nia@nlft.example")
+    try:
+        made = await _post(ada, LIBRARY.format(code="CAM"), title="Parks CCTV", source="uk-dpia")
+        path = made.headers["location"]
+        draft = _textarea((await ada.get(path)).text)
+        assert (await _post(ada, path, action="save", content=json.dumps(draft))).status_code == 303
+        assert (await _post(ada, path, action="publish")).status_code == 303
+        template_id = path.rsplit("/", 1)[1]
+        adopted = await _post(
+            nia, LIBRARY.format(code="NLFT"), action="adopt", template=template_id
+        )
+        assert adopted.status_code == 303
+        new = await nia.get("/dpias/new")
+        created = await nia.post(
+            "/dpias/new",
+            data={
+                "csrftoken": csrf_field(new.text),
+                "title": "Park cameras",
+                "lead": str(world.orgs["NLFT"]),
+                "template": template_id,
+            },
+        )
+        dpia_id = created.headers["location"].rsplit("/", 1)[1]
+        assert (await _post(ada, path, action="edit")).status_code == 303
+        assert (await _post(ada, path, action="publish")).status_code == 303
+        preview = await nia.get(f"/dpias/{dpia_id}/template")
+        moved = await nia.post(
+            f"/dpias/{dpia_id}/template",
+            data={"csrftoken": csrf_field(preview.text), "version": "2", "confirm": "yes"},
+        )
+        assert moved.status_code == 303, moved.text
+
+        camden = _audit_rows((await ada.get("/admin/organisations/CAM/audit")).text)
+        library = [row for row in camden if row[0].startswith("Template")]
+        assert [(what, by) for what, by, _, _ in library] == [
+            ("Template made", "Ada"),
+            ("Template: draft saved", "Ada"),
+            ("Template published", "Ada"),
+            ("Template: new draft opened", "Ada"),
+            ("Template published", "Ada"),
+        ]
+        assert "Template: cam-parks-cctv" in library[0][3]
+        assert "Made from: UK DPIA" in library[0][3]
+        assert "Version: 2" in library[-1][3]
+
+        trust = _audit_rows((await nia.get("/admin/organisations/NLFT/audit")).text)
+        [adoption] = [row for row in trust if row[0] == "Template adopted"]
+        assert adoption[1] == "Nia" and "Published by: London Borough of Camden" in adoption[3]
+        [move] = [row for row in trust if row[0] == "DPIA moved to a new template version"]
+        assert move[1] == "Nia"
+        assert f"DPIA: {dpia_id}" in move[2] and "Version: 1" in move[2]
+        assert "Version: 2" in move[3]
+        # The DPIA's own history still tells the move.
+        history = html.unescape((await nia.get(f"/dpias/{dpia_id}/history")).text)
+        assert "Moved from version 1 to version 2 of the template “Parks CCTV”" in history
+    finally:
+        await ada.aclose()
+        await nia.aclose()
+    engine = create_engine(world.database_url)
+    try:
+        chain = AdminAuditTrail(async_sessionmaker(engine, expire_on_commit=False))
+        assert await chain.verify() is None
+    finally:
+        await engine.dispose()

@@ -35,6 +35,7 @@ from server.storage.models import (
     InboundMessage,
     Notification,
     OutboxMessage,
+    RiskDecision,
     RopaConfirmation,
     RopaEntry,
 )
@@ -98,7 +99,8 @@ async def leave_traces(
     dpia_id: str,
 ) -> Traces:
     """Invite the partner (email only) and let them comment, reply, resolve, be notified
-    about, mailed and heard from, and named in an audit event and a change excerpt."""
+    about, mailed and heard from, and named in an audit event, a change excerpt, the record
+    of processing and the reason a proposed risk was dismissed."""
     pid = await dpias.invite(owner, dpia_id, PARTNER_EMAIL, "commenter", PARTNER_NAME)
     comment_id = "c-partner"
 
@@ -256,6 +258,20 @@ async def leave_traces(
                 seq=1,
                 status="draft",
                 confirmed_at=now,
+            )
+        )
+        # A proposed risk dismissed for a reason that names them.
+        session.add(
+            RiskDecision(
+                dpia_id=dpia_id,
+                risk_id="matching-reidentification",
+                round=0,
+                outcome="dismissed",
+                grounds=json.dumps(["screening.triggers=matching-combining"]),
+                reason=f"{PARTNER_NAME} ({PARTNER_EMAIL}) sends counts only",
+                decided_by=None,
+                decided_by_name=owner.name,
+                decided_at=now,
             )
         )
     await audit.record(

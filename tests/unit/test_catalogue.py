@@ -22,10 +22,11 @@ from server.domain.catalogue import (
     catalogue,
     check_reason,
     find_risk,
+    next_round,
     proposal_for,
     proposals,
 )
-from server.domain.errors import InvalidInput
+from server.domain.errors import Conflict, InvalidInput
 from server.domain.templates import (
     MalformedTemplate,
     Template,
@@ -120,7 +121,7 @@ def test_a_dismissed_risk_returns_only_on_new_grounds_and_an_accepted_one_never(
     )
     [again] = proposals(template, content, [dismissed])
     assert again.state == DISMISSED
-    with pytest.raises(InvalidInput, match="already dismissed"):
+    with pytest.raises(Conflict, match="already dismissed by"):
         proposal_for([again], proposal.risk.id)
     # The same ground gone and back: still dismissed.
     content["screening"]["triggers"] = []
@@ -273,3 +274,14 @@ def test_a_sign_off_bound_to_a_section_the_template_lacks_binds_the_whole_docume
             party="London Borough of Camden",
         )
         assert signing.target == expected
+
+
+def test_a_decision_takes_the_round_after_its_risk_s_earlier_decisions() -> None:
+    earlier = [
+        Decision("matching", DISMISSED, frozenset({"a"}), "Olive Owner", NOW, reason="No"),
+        Decision("sensitive", DISMISSED, frozenset({"a"}), "Olive Owner", NOW, reason="No"),
+        Decision("matching", DISMISSED, frozenset({"a", "b"}), "Olive Owner", NOW, round=1),
+    ]
+    assert next_round(earlier, "matching") == 2
+    assert next_round(earlier, "sensitive") == 1
+    assert next_round(earlier, "children") == 0  # never decided: the first round

@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from server.domain import wording
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import AccessDenied, InvalidInput
@@ -89,6 +90,14 @@ def test_a_reply_raises_the_trigger_it_names(text: str, trigger: str, what: str)
     found = trigger_in_reply(CYCLE, text)
     assert found is not None
     assert found[0].id == trigger and found[1].startswith(what)
+
+
+def test_the_reply_the_emails_suggest_raises_a_trigger() -> None:
+    """The words an approved document's email asks for are words the parser reads."""
+    hint = wording.review_reply_hint(["New data"])
+    assert wording.TRIGGER_REPLY_START in hint
+    found = trigger_in_reply(CYCLE, f"{wording.TRIGGER_REPLY_START} we now keep it for 7 years")
+    assert found is not None and found[1] == "we now keep it for 7 years"
 
 
 @pytest.mark.parametrize(
