@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -49,12 +49,14 @@ from server.services.history import HistoryService
 from server.services.notifications import NotificationService
 from server.services.outbox import enqueue_text
 from server.services.template_library import TemplateLibrary
+from server.storage.database import writer_turn
 from server.storage.models import (
     AuditEvent,
     Dpia,
     Membership,
     OverdueReviewDigest,
     Participant,
+    ReviewAnswers,
     ReviewReminder,
     User,
 )
@@ -128,7 +130,9 @@ class ReviewService:
         # Per document: the log position and template its review answers were read at, and
         # those answers. A pass over thousands of approved documents reads again only those
         # whose log moved (reading a document whole costs milliseconds; its position, none).
+        # Kept in ``review_answers`` too, so that a process starting up reads only what moved.
         self._answers: dict[str, tuple[tuple[int, str, int], dict[str, Any]]] = {}
+        self._unsaved: set[str] = set()
 
     # -- schedules -------------------------------------------------------------------
 
@@ -168,7 +172,47 @@ class ReviewService:
             return {}  # no stored content yet: no date
         answers = schedule_answers(cycle, version.content)
         self._answers[dpia.id] = ((version.seq, dpia.template_id, dpia.template_version), answers)
+        self._unsaved.add(dpia.id)
         return answers
+
+    async def _recall(self, dpia_ids: list[str]) -> None:
+        """Answers kept by an earlier pass (of any process) for documents not in memory."""
+        missing = [dpia_id for dpia_id in dpia_ids if dpia_id not in self._answers]
+        async with self._sessions() as session:
+            for start in range(0, len(missing), 500):
+                rows = await session.scalars(
+                    select(ReviewAnswers).where(
+                        ReviewAnswers.dpia_id.in_(missing[start : start + 500])
+                    )
+                )
+                for row in rows:
+                    read_at = (row.read_seq, row.template_id, row.template_version)
+                    self._answers[row.dpia_id] = (read_at, json.loads(row.answers))
+
+    async def _save_answers(self) -> None:
+        """Keep the answers read in this pass; another process keeping the same at the same
+        time is no loss (either reading will do), so a clash is ignored."""
+        ids, self._unsaved = sorted(self._unsaved), set()
+        for start in range(0, len(ids), 500):
+            batch = [i for i in ids[start : start + 500] if i in self._answers]
+            rows = [
+                {
+                    "dpia_id": dpia_id,
+                    "read_seq": self._answers[dpia_id][0][0],
+                    "template_id": self._answers[dpia_id][0][1],
+                    "template_version": self._answers[dpia_id][0][2],
+                    "answers": json.dumps(self._answers[dpia_id][1], sort_keys=True),
+                }
+                for dpia_id in batch
+            ]
+            try:
+                async with writer_turn(self._sessions), self._sessions.begin() as session:
+                    await session.execute(
+                        delete(ReviewAnswers).where(ReviewAnswers.dpia_id.in_(batch))
+                    )
+                    await session.execute(insert(ReviewAnswers), rows)
+            except IntegrityError:
+                log.info("review answers kept by another process meanwhile")
 
     async def scheduled(self, *where: object) -> list[Schedule]:
         """The schedules of approved documents (optionally narrowed by ``where``)."""
@@ -181,7 +225,11 @@ class ReviewService:
                 )
             ).all()
             seqs = await self._history.last_seqs([dpia.id for dpia in rows])
-            return [await self._schedule(session, dpia, seqs.get(dpia.id)) for dpia in rows]
+            await self._recall([dpia.id for dpia in rows])
+            schedules = [await self._schedule(session, dpia, seqs.get(dpia.id)) for dpia in rows]
+        if self._unsaved:
+            await self._save_answers()
+        return schedules
 
     # -- reminders ---------------------------------------------------------------------
 

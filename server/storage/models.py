@@ -873,3 +873,19 @@ class RiskDecision(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_by_name: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewAnswers(Base):
+    """The answers a document's review date is read from (``domain.reviews.schedule_answers``,
+    JSON), as read at ``read_seq`` of its log from that template version (0022): the
+    reminder pass reads a document whole again only when its log has moved."""
+
+    __tablename__ = "review_answers"
+
+    dpia_id: Mapped[str] = mapped_column(
+        ForeignKey("dpias.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_seq: Mapped[int] = mapped_column(BigInteger)
+    template_id: Mapped[str] = mapped_column(String(100))
+    template_version: Mapped[int] = mapped_column()
+    answers: Mapped[str] = mapped_column(Text)

@@ -80,6 +80,11 @@ async def test_a_pass_reads_a_document_again_only_when_its_log_moved(world: Worl
     assert await _due(reviews, world.dpia_id) == date(2027, 1, 15)
     assert history.reads == 2
 
+    # A process starting afresh finds the answers kept by the last pass: it reads nothing.
+    restarted, history = _reviews(world)
+    assert await _due(restarted, world.dpia_id) == date(2027, 1, 15)
+    assert history.reads == 0
+
     # Compaction moves no answer and needs no read either way; the date stays right.
     await world.store.compact(world.dpia_id)
     assert await _due(reviews, world.dpia_id) == date(2027, 1, 15)
