@@ -284,38 +284,69 @@ class SearchService:
                 "MinWords=8, MaxFragments=1, FragmentDelimiter=…"
             ),
         )
-        params["candidates"] = self._candidates
-        # ts_rank reads each match's whole vector, so it ranks only the newest CANDIDATES
-        # matches the person may see; the headline is computed for the page alone.
-        sql = f"""
-            WITH candidates AS (
-                SELECT s.id FROM search_index s JOIN dpias d ON d.id = s.document_id
-                WHERE s.vector @@ plainto_tsquery('english', :words)
-                  AND s.document_id IN (SELECT p.dpia_id FROM participants p
-                                        WHERE p.user_id = :user_id) {filters}
-                ORDER BY s.id DESC LIMIT :candidates
-            ),
-            hits AS (
+        params.update(candidates=self._candidates, start=HIT_START)
+        # The window: the newest CANDIDATES matches the person may see. Read through the GIN
+        # index's bitmap (exact for these queries, so no row's vector is read), never by
+        # walking the table and testing each vector: the planner does not count the cost of
+        # reading a long vector, and would (a word in every document looks unselective).
+        dpias = "JOIN dpias d ON d.id = s.document_id" if "d." in filters else ""
+        window = f"""
+            SELECT s.id FROM search_index s {dpias}
+            WHERE s.vector @@ plainto_tsquery('english', :words)
+              AND s.document_id IN (SELECT p.dpia_id FROM participants p
+                                    WHERE p.user_id = :user_id) {filters}
+            ORDER BY s.id DESC LIMIT :candidates
+        """
+        # ts_rank reads each vector of the window; the passage is computed for the page
+        # alone: from the answers (the part around a query word's stem first, the whole if
+        # that part has no match), and from the comments or title only when the answers
+        # do not match.
+        ranked = """
+            WITH hits AS (
                 SELECT s.id, ts_rank(s.vector, plainto_tsquery('english', :words)) AS rank
-                FROM candidates JOIN search_index s ON s.id = candidates.id
+                FROM search_index s WHERE s.id = ANY(:window)
                 ORDER BY rank DESC, s.document_id LIMIT :limit OFFSET :offset
+            ),
+            stem AS (
+                SELECT (tsvector_to_array(to_tsvector('english', :words)))[1] AS word
+            ),
+            passages AS MATERIALIZED (
+                SELECT hits.id, hits.rank, s.document_id, s.body AS whole, s.comments,
+                       s.title, q.query,
+                       -- Most of a headline's cost is parsing the text: parse the part
+                       -- around the first place a query word's stem appears, if any.
+                       ts_headline('english', CASE WHEN near > 0
+                           THEN substr(s.body, greatest(1, near - 400), 1200)
+                           ELSE s.body END, q.query, :options) AS tried,
+                       near
+                FROM hits JOIN search_index s ON s.id = hits.id,
+                     (SELECT plainto_tsquery('english', :words) AS query) q,
+                     stem,
+                     LATERAL (SELECT strpos(lower(s.body), stem.word) AS near) found
+            ),
+            bodies AS MATERIALIZED (
+                SELECT *, CASE WHEN position(:start IN tried) = 0 AND near > 0
+                               THEN ts_headline('english', whole, query, :options)
+                               ELSE tried END AS body
+                FROM passages
             )
-            SELECT s.document_id,
-                   ts_headline('english', s.body, q.query, :options),
-                   ts_headline('english', s.comments, q.query, :options),
-                   ts_headline('english', s.title, q.query, :options)
-            FROM hits JOIN search_index s ON s.id = hits.id,
-                 (SELECT plainto_tsquery('english', :words) AS query) q
-            ORDER BY hits.rank DESC, s.document_id
+            SELECT document_id, body,
+                   CASE WHEN position(:start IN body) = 0
+                        THEN ts_headline('english', comments, query, :options) END,
+                   CASE WHEN position(:start IN body) = 0
+                        THEN ts_headline('english', title, query, :options) END
+            FROM bodies ORDER BY rank DESC, document_id
         """
         async with self._sessions() as session:
             # Planned for these words: a generic plan (what a prepared statement gets after
             # a few runs) cannot tell a word in every document from a rare one.
-            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-            return [
-                (row[0], _best(row[1], row[2], row[3]))
-                for row in await session.execute(text(sql), params)
-            ]
+            await session.execute(_SETTINGS, {"scan": "off"})
+            ids = list((await session.scalars(text(window), params)).all())
+            if not ids:
+                return []
+            await session.execute(_SETTINGS, {"scan": "on"})
+            rows = await session.execute(text(ranked), {**params, "window": ids})
+            return [(row[0], _best(row[1], row[2], row[3])) for row in rows]
 
     async def _results(self, found: list[tuple[str, str]]) -> list[SearchResult]:
         if not found:
@@ -380,6 +411,13 @@ class SearchService:
         organisations = sorted({(row[1], row[2]) for row in rows}, key=lambda o: o[1])
         return templates, organisations
 
+
+# For the rest of the transaction (PostgreSQL): plans for these words, and table and index
+# scans off (the window) or on again (ranking and passages), in one round trip.
+_SETTINGS = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('enable_seqscan', :scan, true), set_config('enable_indexscan', :scan, true)"
+)
 
 # The person takes part in the document: checked inside the ranked query, before the limit.
 _VISIBLE = "EXISTS (SELECT 1 FROM participants p WHERE p.dpia_id = d.id AND p.user_id = :user_id)"

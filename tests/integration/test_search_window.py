@@ -98,3 +98,26 @@ async def test_a_window_with_nothing_one_may_see_finds_nothing(shelf: Shelf) -> 
     sessions = async_sessionmaker(shelf.engine, expire_on_commit=False)
     found = await SearchService(sessions, candidates=4).search(shelf.ann, parse_query("everywhere"))
     assert found.results == [] and not found.more
+
+
+async def test_the_passage_marks_a_match_far_into_the_answers(shelf: Shelf) -> None:
+    """PostgreSQL builds the passage from the part of the answers around the first place the
+    query's stem appears; when that place is inside another word ("shareholders" for
+    "share"), the whole answer is used and the real match is still marked."""
+    sessions = async_sessionmaker(shelf.engine, expire_on_commit=False)
+    filler = " ".join(f"otter{n}" for n in range(600))
+    dpias = DpiaService(sessions, SqlUpdateStore(shelf.engine))
+    document = await dpias.create(
+        shelf.ann,
+        "Letters",
+        shelf.ann.organisation_ids[0],
+        initial_state=content(
+            "uk-dpia",
+            {"need.aims": [f"Shareholders write. {filler}", "We are sharing discharge summaries."]},
+        ),
+    )
+    await SearchIndex(sessions, SqlUpdateStore(shelf.engine)).index([document])
+    found = await SearchService(sessions).search(shelf.ann, parse_query("share"))
+    result = next(r for r in found.results if r.document_id == document)
+    marked = [text.lower() for text, hit in result.passage if hit]
+    assert "sharing" in marked, result.passage
