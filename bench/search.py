@@ -332,6 +332,7 @@ async def typing_figures(
     sent: dict[str, tuple[str, float]] = {}  # marker -> (document, sent at)
     seen: dict[str, float] = {}
     stop = asyncio.Event()
+    typed = asyncio.Event()  # every typist has finished its last word
     keystrokes = 0
 
     async def type_into(number: int, editor: YClient) -> None:
@@ -357,7 +358,9 @@ async def typing_figures(
 
     async def watch() -> None:
         markers = re.compile(r"zq\d+x\d+")
-        while not stop.is_set() or len(seen) < len(sent):
+        # Until the typists have finished their last words (a marker being typed when
+        # stop is set joins ``sent`` only when its space is typed), then until all are seen.
+        while not typed.is_set() or len(seen) < len(sent):
             async with engine.connect() as connection:
                 rows = await connection.execute(
                     select(SearchIndexRow.body).where(SearchIndexRow.document_id.in_(ids))
@@ -380,6 +383,7 @@ async def typing_figures(
     stop.set()
     stopped = time.perf_counter()
     await asyncio.gather(*typists)
+    typed.set()
     await watcher
     elapsed = time.perf_counter() - began
     cpu_after = served.ps.cpu_times()
