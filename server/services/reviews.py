@@ -579,18 +579,30 @@ def _section_of(cycle: ReviewCycle | None) -> str:
     return cycle.date_field.partition(".")[0] if cycle is not None else "review"
 
 
-async def _superseding(session: AsyncSession, dpia_id: str) -> tuple[str, datetime] | None:
-    """The version whose approval superseded the document, and when (its audit chain)."""
+async def _status_changes(
+    session: AsyncSession, dpia_id: str
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """The document's status changes in its audit chain, newest first (each event's time
+    and data; an unreadable one is skipped)."""
     rows = await session.execute(
         select(AuditEvent.at, AuditEvent.data)
         .where(AuditEvent.dpia_id == dpia_id, AuditEvent.kind == "status")
         .order_by(AuditEvent.position.desc())
     )
+    changes = []
     for at, raw in rows:
         try:
             data = json.loads(raw)
         except ValueError:
             continue
+        if isinstance(data, dict):
+            changes.append((at, data))
+    return changes
+
+
+async def _superseding(session: AsyncSession, dpia_id: str) -> tuple[str, datetime] | None:
+    """The version whose approval superseded the document, and when (its audit chain)."""
+    for at, data in await _status_changes(session, dpia_id):
         if data.get("to") == DpiaStatus.SUPERSEDED.value and data.get("successor"):
             return str(data["successor"]), at
     return None
@@ -598,17 +610,8 @@ async def _superseding(session: AsyncSession, dpia_id: str) -> tuple[str, dateti
 
 async def _approved_on(session: AsyncSession, dpia_id: str) -> date | None:
     """The day the document was last approved (its audit chain's status change)."""
-    rows = await session.execute(
-        select(AuditEvent.at, AuditEvent.data)
-        .where(AuditEvent.dpia_id == dpia_id, AuditEvent.kind == "status")
-        .order_by(AuditEvent.position.desc())
-    )
-    for at, raw in rows:
-        try:
-            to = json.loads(raw).get("to")
-        except ValueError:
-            continue
-        if to in (DpiaStatus.APPROVED.value, DpiaStatus.APPROVED_WITH_CONDITIONS.value):
-            moment: datetime = at
-            return moment.date()
+    approved = (DpiaStatus.APPROVED.value, DpiaStatus.APPROVED_WITH_CONDITIONS.value)
+    for at, data in await _status_changes(session, dpia_id):
+        if data.get("to") in approved:
+            return at.date()
     return None

@@ -39,25 +39,13 @@ from tests.support.bridge import (
     seed_bridge_site,
 )
 from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
+from tests.support.review import MovedClock as Clock
 from tests.support.review import append_change, value
 from tests.support.site import csrf_field, prepare, signed_in
 
 pytestmark = pytest.mark.asyncio
 
 DUE = "2027-03-01"
-
-
-class Clock:
-    """The server's "now", moved by the test (never by sleeping)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, day: str) -> None:
-        self.now = datetime.fromisoformat(f"{day}T09:00:00+00:00")
 
 
 @dataclass

@@ -25,19 +25,10 @@ from server.storage.models import AuditEvent, InboundMessage, OutboxMessage
 from tests.support.approval import approve, fill
 from tests.support.bridge import PARTNER, TRUSTED, BridgeSite, deliver, reply, seed_bridge_site
 from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
+from tests.support.review import MovedClock as Clock
 from tests.support.site import prepare, session_socket, signed_in
 
 pytestmark = pytest.mark.asyncio
-
-
-class Clock:
-    """The server's "now" for scheduled work, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,22 +23,10 @@ from server.domain.templates import append_paragraphs
 from server.storage.models import AuditEvent, Dpia, Notification
 from tests.support.approval import approve, fill, post
 from tests.support.live import WAIT_SECONDS, LiveServer
+from tests.support.review import MovedClock as Clock
 from tests.support.site import Site, csrf_field, seeded_server, session_socket
 
 pytestmark = pytest.mark.asyncio
-
-
-class Clock:
-    """The server's "now" for scheduled work, moved by the test (never by sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, day: date) -> None:
-        self.now = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
 
 
 @pytest.fixture

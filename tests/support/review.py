@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pycrdt import Array, Doc, Map, XmlFragment
@@ -33,6 +33,21 @@ from server.storage.updates import SqlUpdateStore
 PASSWORD = "correct horse battery"
 FAST = password_hasher("fast-for-tests")
 ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "risks", "measures")
+
+
+class MovedClock:
+    """The server's "now" for scheduled work, moved by the test (never by sleeping)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, day: date | str) -> None:
+        """Nine in the morning of ``day`` (a date or an ISO date)."""
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        self.now = datetime(day.year, day.month, day.day, 9, tzinfo=UTC)
 
 
 @dataclass
