@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Array, Doc, Map, XmlFragment
+from pycrdt import XmlFragment
 
 from server.domain.access import Role
 from server.domain.comments import NewComment
 from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
+from tests.support.approval import fill, post, review_all
 from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
 from tests.support.site import Site, csrf_field, seeded_server
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
-ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "risks", "measures")
 
 
 @pytest.fixture
@@ -40,34 +39,6 @@ async def _ws(live: LiveServer, dpia_id: str, client: httpx.AsyncClient) -> YCli
     client_ = await YClient.attach(websocket)
     await client_.synced.wait()
     return client_
-
-
-async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
-    return await client.post(path, json=body, headers={"x-csrftoken": client.cookies["csrftoken"]})
-
-
-def fill(doc: Doc[Any]) -> None:
-    with doc.transaction():
-        values = doc.get("values", type=Map)
-        values["screening.outcome"] = "required"
-        values["consultation.individuals_consulted"] = True
-        for path in ("need.aims", "processing.nature", "necessity.achieves_purpose"):
-            append_paragraphs(doc.get(f"field:{path}", type=XmlFragment), [f"About {path}"])
-        doc.get("table:risks.register", type=Array).append(
-            Map({"id": "r1", "ref": "R1", "title": "Misuse", "likelihood": "1", "severity": "2"})
-        )
-        doc.get("table:measures.plan", type=Array).append(
-            Map({"id": "m1", "ref": "M1", "title": "Access control", "type": "technical"})
-        )
-
-
-async def review_all(clients: dict[str, httpx.AsyncClient], dpia_id: str) -> None:
-    for section in ASSESSMENT:
-        for role, step in (("editor", "submit"), ("dpo", "review")):
-            response = await post(
-                clients[role], f"/api/dpias/{dpia_id}/sections", {"section": section, "step": step}
-            )
-            assert response.status_code == 200, response.text
 
 
 async def test_an_edit_after_sign_off_goes_stale_and_the_signer_is_told(

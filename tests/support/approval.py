@@ -10,8 +10,8 @@ import httpx
 from pycrdt import Array, Doc, Map, XmlFragment
 
 from server.domain.templates import append_paragraphs
+from tests.support.review import ASSESSMENT
 
-ASSESSMENT = ("screening", "need", "processing", "consultation", "necessity", "risks", "measures")
 TO_APPROVAL = (
     ("editor", "status", {"status": "in_review"}),
     ("owner", "status", {"status": "dpo_review"}),
@@ -42,14 +42,19 @@ def fill(doc: Doc[Any]) -> None:
         )
 
 
-async def approve(clients: dict[str, httpx.AsyncClient], dpia_id: str) -> None:
-    """Every section submitted and reviewed, then the workflow to "approved"."""
+async def review_all(clients: dict[str, httpx.AsyncClient], dpia_id: str) -> None:
+    """Every section of the assessment submitted by the editor and reviewed by the DPO."""
     for section in ASSESSMENT:
         for role, step in (("editor", "submit"), ("dpo", "review")):
             response = await post(
                 clients[role], f"/api/dpias/{dpia_id}/sections", {"section": section, "step": step}
             )
             assert response.status_code == 200, response.text
+
+
+async def approve(clients: dict[str, httpx.AsyncClient], dpia_id: str) -> None:
+    """Every section submitted and reviewed, then the workflow to "approved"."""
+    await review_all(clients, dpia_id)
     for role, path, body in TO_APPROVAL:
         response = await post(clients[role], f"/api/dpias/{dpia_id}/{path}", body)
         assert response.status_code == 200, (role, path, response.text)
