@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,7 @@ from tests.support.bridge import (
     reply_address,
     seed_bridge_site,
 )
-from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
+from tests.support.live import LiveServer, make_settings, serving, until
 from tests.support.review import MovedClock as Clock
 from tests.support.review import append_change, value
 from tests.support.site import csrf_field, prepare, signed_in
@@ -124,16 +124,6 @@ def _reminders(world: World) -> dict[str, int]:
     return dict(rows)
 
 
-async def _until(check: Callable[[], Any], what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while True:
-        found = check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
-
-
 def _send_now(world: World) -> int:
     """One pass of the reminder job now (besides the server's own), as a second process would."""
     sent: int = world.live.call(world.live.runtime.reviews.send_due())
@@ -147,7 +137,7 @@ async def test_reminders_go_at_each_offset_once_and_only_once_across_a_restart(
     assert _send_now(world) == 0 and _reminders(world) == {}  # 59 days before: nothing
     for day, expected in (("2027-01-30", 1), ("2027-02-22", 2), ("2027-02-28", 3)):
         world.clock.set(day)
-        await _until(
+        await until(
             lambda n=expected: _reminders(world) == {owner: n, dpo: n},  # type: ignore[misc]
             f"reminder {expected} to the owner and the DPO",
         )
@@ -211,11 +201,11 @@ async def test_an_overdue_review_is_on_the_dashboard_and_in_the_dpos_daily_list(
                 )
             )
 
-        await _until(lists, "the DPO's list of overdue reviews")
+        await until(lists, "the DPO's list of overdue reviews")
         assert lists() == [("Overdue reviews: 1 document",)]
         assert _send_now(world) == 0 and len(lists()) == 1  # once a day
         world.clock.set("2027-03-03")
-        await _until(lambda: len(lists()) == 2, "the next day's list")
+        await until(lambda: len(lists()) == 2, "the next day's list")
         # The review page says it too.
         review = (await client.get(f"/dpias/{world.dpia}/review")).text
         assert "Review was due on 01 March 2027" in review
@@ -236,7 +226,7 @@ async def test_a_trigger_raised_by_email_reply_is_in_the_history_and_told(world:
         rows = world.query(select(InboundMessage.outcome, InboundMessage.reason))
         return rows if rows and rows[0][0] is not None else None
 
-    rows = await _until(outcome, "the reply processed")
+    rows = await until(outcome, "the reply processed")
     assert rows[0][0] == "trigger" and "A new partner" in rows[0][1]
     events = world.query(
         select(AuditEvent.channel, AuditEvent.actor, AuditEvent.data).where(
@@ -255,8 +245,8 @@ async def test_a_trigger_raised_by_email_reply_is_in_the_history_and_told(world:
     assert sorted(r for (r,) in told) == ["dpo", "owner"]
     # The same message delivered again is a duplicate, not a second trigger.
     await deliver(settings.bridge_port, message, [address])
-    await _until(lambda: len(world.query(select(InboundMessage.id))) == 2, "the copy stored")
-    await _until(
+    await until(lambda: len(world.query(select(InboundMessage.id))) == 2, "the copy stored")
+    await until(
         lambda: world.query(select(InboundMessage.outcome).where(InboundMessage.id == 2))[0][0],
         "the copy processed",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -24,7 +24,7 @@ from server.domain import wording
 from server.storage.models import AuditEvent, InboundMessage, OutboxMessage
 from tests.support.approval import approve, fill
 from tests.support.bridge import PARTNER, TRUSTED, BridgeSite, deliver, reply, seed_bridge_site
-from tests.support.live import WAIT_SECONDS, LiveServer, make_settings, serving
+from tests.support.live import LiveServer, make_settings, serving, until
 from tests.support.review import MovedClock as Clock
 from tests.support.site import prepare, session_socket, signed_in
 
@@ -61,14 +61,6 @@ def world(database_url: str) -> Iterator[World]:
     )
     with serving(settings) as live:
         yield World(live, site, clock)
-
-
-async def _until(check: Callable[[], Any], what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while not (found := check()):
-        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
-    return found
 
 
 def _mail_to(world: World, address: str, subject_has: str) -> list[EmailMessage]:
@@ -114,7 +106,7 @@ async def test_the_approval_email_says_how_to_raise_a_trigger_and_replying_so_ra
         for client in clients.values():
             await client.aclose()
 
-    [approved] = await _until(
+    [approved] = await until(
         lambda: _mail_to(world, PARTNER, "to approved"), "the partner's approval email"
     )
     text = _text(approved)
@@ -134,7 +126,7 @@ async def test_the_approval_email_says_how_to_raise_a_trigger_and_replying_so_ra
     )
     delivery = await deliver(live.settings.bridge_port, answer, [str(reply_to)])
     assert delivery.data == 250, delivery.data_message
-    [(outcome, reason)] = await _until(
+    [(outcome, reason)] = await until(
         lambda: world.query(
             select(InboundMessage.outcome, InboundMessage.reason).where(
                 InboundMessage.outcome.is_not(None)
@@ -153,7 +145,7 @@ async def test_the_approval_email_says_how_to_raise_a_trigger_and_replying_so_ra
 
     # The owner's "review is due" email links the page where a trigger is raised.
     world.clock.now = datetime(due.year, due.month, due.day, 9, tzinfo=UTC) - timedelta(days=7)
-    [due_mail] = await _until(
+    [due_mail] = await until(
         lambda: _mail_to(world, site.emails["owner"], "review is due"), "the owner's reminder"
     )
     assert f"{wording.REVIEW_TRIGGER_LINK} https://opendpia.test/dpias/{dpia}/review" in _text(
@@ -180,6 +172,6 @@ async def test_a_partner_s_email_about_a_draft_still_asks_for_comments(world: Wo
         assert moved.status_code == 200, moved.text
     finally:
         await owner.aclose()
-    [mail] = await _until(lambda: _mail_to(world, PARTNER, "to in review"), "the partner's email")
+    [mail] = await until(lambda: _mail_to(world, PARTNER, "to in review"), "the partner's email")
     assert "to comment on this section" in _text(mail)
     assert wording.TRIGGER_REPLY_START not in _text(mail)

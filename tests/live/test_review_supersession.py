@@ -6,10 +6,9 @@ schedule started again from the new approval (time moved by an injected clock)."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from server.domain.reviews import add_months
 from server.domain.templates import append_paragraphs
 from server.storage.models import AuditEvent, Dpia, Notification
 from tests.support.approval import approve, fill, post
-from tests.support.live import WAIT_SECONDS, LiveServer
+from tests.support.live import LiveServer, until
 from tests.support.review import MovedClock as Clock
 from tests.support.site import Site, csrf_field, seeded_server, session_socket
 
@@ -46,14 +45,6 @@ def _query(live: LiveServer, statement: Any) -> list[Any]:
             return list((await session.execute(statement)).all())
 
     return live.call(run())
-
-
-async def _until(check: Callable[[], Any], what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while not (found := check()):
-        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
-    return found
 
 
 def _statuses(live: LiveServer) -> dict[str, str]:
@@ -174,5 +165,5 @@ async def test_an_approved_review_supersedes_the_version_in_force_and_restarts_t
     assert live.call(live.runtime.reviews.send_due()) == 0
     assert _reminded(live, old) == 0 and _reminded(live, new) == 0
     clock.set(renewed - timedelta(days=30))
-    await _until(lambda: _reminded(live, new) > 0, "the new version's first reminder")
+    await until(lambda: _reminded(live, new) > 0, "the new version's first reminder")
     assert _reminded(live, old) == 0

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -196,6 +196,16 @@ def serving(settings: Settings) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+async def until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Poll ``check`` (every 50 ms, no fixed sleep) until it returns something true, and
+    return that; fail saying ``what`` never happened."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (found := check()):
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.05)
+    return found
 
 
 def issue_token(
