@@ -1,6 +1,6 @@
 """Every page, in every state the browser tests reach, meets WCAG 2.2 AA at desktop and
-phone widths: axe finds nothing, nothing scrolls sideways at 320 px, and a screenshot of
-each is kept (tests/browser/a11y.py says what is checked)."""
+phone widths: axe finds nothing and nothing scrolls sideways at 320 px (tests/browser/a11y.py
+says what is checked, and when a screenshot is kept)."""
 
 from __future__ import annotations
 
