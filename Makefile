@@ -78,10 +78,12 @@ run: $(VENV)/.installed frontend/dist/editor.js tests/node/node_modules/.install
 	  $(BIN)/opendpia serve
 
 # Two workers, each taking whole test files (their fixtures stay together): the suite is
-# mostly waiting on sockets, browsers and databases, so two share two cores well.
+# mostly waiting on sockets, browsers and databases, so two share two cores well. Files go
+# in collection order, the slow browser files first (pytest-xdist would otherwise start the
+# files with the most tests first, leaving the browser files as a tail; decision 137).
 TEST_WORKERS ?= 2
 test: setup browser dovecot caddy pango
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
