@@ -80,7 +80,8 @@ run: $(VENV)/.installed frontend/dist/editor.js tests/node/node_modules/.install
 # Two workers, each taking whole test files (their fixtures stay together): the suite is
 # mostly waiting on sockets, browsers and databases, so two share two cores well. Files go
 # in collection order, the slow browser files first (pytest-xdist would otherwise start the
-# files with the most tests first, leaving the browser files as a tail; decision 137).
+# files with the most tests first, leaving the browser files as a tail; measured about
+# even with two workers: decision 137).
 TEST_WORKERS ?= 2
 test: setup browser dovecot caddy pango
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
