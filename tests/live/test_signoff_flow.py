@@ -13,7 +13,7 @@ from server.domain.access import Role
 from server.domain.comments import NewComment
 from server.domain.errors import DpiaLocked
 from server.domain.templates import append_paragraphs
-from tests.support.approval import fill, post, review_all
+from tests.support.approval import TO_APPROVAL, fill, post, review_all
 from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
 from tests.support.site import Site, csrf_field, seeded_server
 from tests.support.yclient import YClient
@@ -91,15 +91,7 @@ async def test_an_approved_dpia_refuses_writes_on_every_channel_and_can_be_versi
         fill(editor.doc)
         await editor.wait_saved()
         await review_all(clients, dpia)
-        steps = [
-            ("editor", "status", {"status": "in_review"}),
-            ("owner", "status", {"status": "dpo_review"}),
-            ("dpo", "signoffs", {"kind": "dpo_advice", "decision": "advise"}),
-            ("dpo", "status", {"status": "awaiting_approval"}),
-            ("owner", "signoffs", {"kind": "party_approval", "decision": "approve"}),
-            ("owner", "status", {"status": "approved"}),
-        ]
-        for role, path, body in steps:
+        for role, path, body in TO_APPROVAL:
             response = await post(clients[role], f"/api/dpias/{dpia}/{path}", body)
             assert response.status_code == 200, (role, path, response.text)
         assert response.json()["status"] == "approved"
