@@ -225,21 +225,24 @@ async def test_a_project_goes_from_its_idea_to_a_signed_agreement_and_back_to_so
     live, journey = journey_site
     base, project_id = journey.base, journey.project_id
 
-    # -- Step 1: Camden and the trust write the idea at the same time. ------------------------
+    # -- Step 1: Camden and the trust write the idea at the same time, each in a field. -------
+    # Two people typing at one caret position interleave by design (the CRDT keeps both, and a
+    # caret at the end of the text follows the other's words), so each writes their own field.
     olive = await sign_in(browser, base, email_of("owner"))
     ed = await sign_in(browser, base, email_of("editor"))
     idea_id = f"{project_id}-IDEA"
-    outcome = editor_field("outcome.outcome")
+    fields = (editor_field("outcome.outcome"), editor_field("outcome.people"))
     for page in (olive, ed):
         await open_field(page, base, idea_id, "outcome.outcome")
-    await olive.locator(outcome).click()
-    await ed.locator(outcome).click()
+    await olive.locator(fields[0]).click()
+    await ed.locator(fields[1]).click()
     await asyncio.gather(
-        olive.keyboard.type(IDEA_TEXT[0] + " ", delay=15),
-        ed.keyboard.type(IDEA_TEXT[1] + " ", delay=15),
+        olive.keyboard.type(IDEA_TEXT[0], delay=15),
+        ed.keyboard.type(IDEA_TEXT[1], delay=15),
     )
     for page in (olive, ed):  # each sees the other's words appear
-        await page.wait_for_function(CONTAINS, arg=[outcome, list(IDEA_TEXT)], timeout=WAIT_MS)
+        for selector, text in zip(fields, IDEA_TEXT, strict=True):
+            await page.wait_for_function(CONTAINS, arg=[selector, [text]], timeout=WAIT_MS)
     await olive.wait_for_selector(".collaboration-carets__label:has-text('Ed Trust')")
     await ed.wait_for_selector(".collaboration-carets__label:has-text('Olive Owner')")
     for page in (olive, ed):
