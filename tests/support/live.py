@@ -13,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -206,6 +207,13 @@ async def until(check: Callable[[], Any], what: str, timeout: float = WAIT_SECON
         assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
         await asyncio.sleep(0.05)
     return found
+
+
+def keeps_every_keystroke(text: str, typed: Iterable[str]) -> bool:
+    """Whether ``text`` holds every character of ``typed``, in any order. Two people typing
+    at one caret position may interleave (a caret at the end of the text follows the other's
+    words: the CRDT keeps both, in an order it chooses), but no keystroke may be lost."""
+    return not Counter("".join(typed)) - Counter(text)
 
 
 def issue_token(
