@@ -620,6 +620,7 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
     import uvicorn
 
     from server.bootstrap import create_app
+    from server.web.wsprotocol import DirectWriteProtocol
 
     services = [bridge_service(settings)] if settings.bridge_in_process else []
     options: dict[str, object] = {
@@ -630,8 +631,10 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         # (per-address sign-in throttling), but only from the addresses trusted here.
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
-        # The sans-I/O websockets implementation is the cheapest per message (bench/README).
-        "ws": "websockets-sansio",
+        # The sans-I/O websockets implementation is the cheapest per message (bench/README),
+        # and this subclass of it writes a broadcast frame encoded once for all peers.
+        "ws": DirectWriteProtocol,
+        "ws_per_message_deflate": settings.ws_deflate,
         "ws_max_size": settings.max_frame_bytes,
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,

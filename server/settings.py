@@ -61,6 +61,9 @@ class Settings:
     # signs in thousands of times does not spend minutes of CPU on it; only in OPENDPIA_ENV=test.
     password_hashing: str = field(default="standard", metadata={"env": "OPENDPIA_PASSWORD_HASHING"})
     ws_ping_seconds: float = field(default=20.0, metadata={"env": "OPENDPIA_WS_PING_SECONDS"})
+    # permessage-deflate on WebSocket connections: off, as in the Node y-websocket server.
+    # Each compressed connection deflates every broadcast on its own (bench/README.md).
+    ws_deflate: bool = field(default=False, metadata={"env": "OPENDPIA_WS_DEFLATE"})
     send_queue_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"env": "OPENDPIA_SEND_QUEUE_BYTES"}
     )

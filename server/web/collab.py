@@ -34,6 +34,7 @@ from server.web import eager
 from server.web.auth import SESSION_COOKIE, same_origin
 from server.web.errors import CLOSE_FORBIDDEN, close_code_for, close_reason
 from server.web.runtime import Runtime
+from server.web.wsprotocol import DIRECT_WRITE, shared_frame
 
 log = logging.getLogger("opendpia.web.collab")
 _connection_ids = itertools.count(1)
@@ -57,6 +58,10 @@ class WebSocketPeer:
         self.wants_saved = wants_saved
         self._websocket = websocket
         self._send = send
+        # Writes a frame encoded once for all peers (server.web.wsprotocol), when the
+        # server offers it; None under another ASGI server.
+        extensions = websocket.scope.get("extensions") or {}
+        self._direct: Callable[[bytes], bool] | None = extensions.get(DIRECT_WRITE)
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._queue_limit = limit
@@ -72,6 +77,8 @@ class WebSocketPeer:
         if self.closing is not None or self.gone:
             return
         if not self._queue and self._in_flight is None and not self._writer_busy:
+            if self._direct is not None and self._direct(shared_frame.of(frame)):
+                return
             try:
                 self._in_flight = eager.start(
                     self._send({"type": "websocket.send", "bytes": frame})

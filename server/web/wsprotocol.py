@@ -1,0 +1,83 @@
+"""uvicorn's sans-I/O WebSocket protocol, able to write a frame encoded once for many peers.
+
+A room broadcasts one message to every peer. Through ASGI each peer's ``send`` wraps the
+message in a dict, hands it to the ``websockets`` state machine, which frames it anew, and
+only then reaches the socket: the same bytes are framed once per peer. This protocol
+publishes, in the connection's ASGI scope, a way to write bytes that are already a complete
+server frame (``websockets.frames.Frame.serialize``, done once per broadcast by
+``shared_frame``) straight to the transport. It is the same port, the same handshake, the
+same ASGI app and auth; only the broadcast write skips the per-peer framing.
+
+The direct write is taken only when it is exactly what the state machine would have sent:
+the connection is open, no close was sent, the transport is not paused, and no extension
+(permessage-deflate) was negotiated, since a compressed connection's frames differ per
+peer. Otherwise the caller falls back to the ordinary ASGI ``send``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+
+# The ASGI scope extension under which the connection's direct writer is published.
+DIRECT_WRITE = "opendpia.websocket.direct_write"
+
+
+class DirectWriteProtocol(WebSocketsSansIOProtocol):
+    """Adds ``scope["extensions"][DIRECT_WRITE]``: ``write(frame) -> bool``."""
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope: Any = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DIRECT_WRITE] = self.write_encoded
+
+    def write_encoded(self, frame: bytes) -> bool:
+        """Write ``frame``, a whole unmasked server frame; False when it must go through
+        ``send`` instead (then nothing was written)."""
+        if (
+            self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.extensions
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(frame)
+        return True
+
+
+class SharedFrame:
+    """One broadcast message and its frame on the wire, encoded at most once.
+
+    The room passes the same message object to every peer of a broadcast; the peers of
+    one broadcast share this cache, so the frame is built by the first one that can use it.
+    """
+
+    __slots__ = ("_frame", "_message")
+
+    # A larger message (a big document's sync) is framed without being kept: the cache
+    # would hold it, twice, until the next message.
+    KEPT_BYTES = 256 * 1024
+
+    def __init__(self) -> None:
+        self._message: bytes | None = None
+        self._frame = b""
+
+    def of(self, message: bytes) -> bytes:
+        if message is self._message:
+            return self._frame
+        frame = Frame(Opcode.BINARY, message).serialize(mask=False)
+        if len(message) <= self.KEPT_BYTES:
+            self._message, self._frame = message, frame
+        return frame
+
+
+shared_frame = SharedFrame()
