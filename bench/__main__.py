@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import durable, live, report
+from bench import durable, live, report, wsclient
 from bench.common import Result, Sizes
 from bench.servers import OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, Server, Spec, opendpia_available
 
@@ -40,6 +41,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cold-repeats", type=int)
     p.add_argument("--mem-docs", type=int)
     p.add_argument("--mem-cycles", type=int)
+    p.add_argument(
+        "--deflate",
+        action="store_true",
+        help="clients offer permessage-deflate as browsers do; OpenDPIA is started with "
+        "OPENDPIA_WS_DEFLATE=true to accept it",
+    )
     return p.parse_args()
 
 
@@ -77,6 +84,9 @@ async def run_one(spec: Spec, scenario: Scenario, sizes: Sizes, keep: bool) -> R
 async def main() -> None:
     args = parse_args()
     sizes = sizes_from(args)
+    if args.deflate:
+        wsclient.OFFER_DEFLATE = True
+        os.environ["OPENDPIA_WS_DEFLATE"] = "true"  # the servers inherit this environment
     chosen = args.only.split(",") if args.only else list(SCENARIOS)
     wanted = set(args.servers.split(",")) if args.servers else None
     results: dict[str, dict[str, Any]] = {}

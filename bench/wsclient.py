@@ -15,6 +15,7 @@ import contextlib
 import os
 import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from bench.yproto import (
@@ -30,6 +31,11 @@ from bench.yproto import (
 )
 
 OP_CONT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 2, 8, 9, 10
+
+# Offer permessage-deflate as a browser does (``python -m bench --deflate``): a server that
+# accepts compresses what it sends, and the client inflates every compressed message.
+OFFER_DEFLATE = False
+_DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 _ZERO_MASK = b"\x00\x00\x00\x00"
 
 
@@ -78,6 +84,8 @@ class YClient(asyncio.Protocol):
         self._buf = bytearray()
         self._open = False
         self._fragments = bytearray()
+        self._compressed = False  # the message being reassembled has RSV1 set
+        self._inflater: zlib._Decompress | None = None  # once deflate is negotiated
         self._can_write = asyncio.Event()
         self._can_write.set()
 
@@ -106,6 +114,8 @@ class YClient(asyncio.Protocol):
             if end < 0:
                 return
             status = bytes(buf[: buf.find(b"\r\n")])
+            if b"permessage-deflate" in bytes(buf[:end]).lower():
+                self._inflater = zlib.decompressobj(wbits=-15)
             del buf[: end + 4]
             if b" 101 " not in status:
                 self._handshake.set_exception(ConnectionError(status.decode(errors="replace")))
@@ -140,12 +150,16 @@ class YClient(asyncio.Protocol):
     def _on_frame(self, b0: int, payload: bytes) -> None:
         opcode = b0 & 0x0F
         if opcode in (OP_BINARY, OP_CONT):
+            if opcode == OP_BINARY:
+                self._compressed = bool(b0 & 0x40)  # RSV1: a deflated message
             if not b0 & 0x80:
                 self._fragments += payload
                 return
             if self._fragments:
                 payload = bytes(self._fragments + payload)
                 self._fragments.clear()
+            if self._compressed and self._inflater is not None:
+                payload = self._inflater.decompress(payload + b"\x00\x00\xff\xff")
             self._on_message(payload)
         elif opcode == OP_PING:
             self._write(frame(payload, OP_PONG))
@@ -240,7 +254,8 @@ async def connect(
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{_DEFLATE_OFFER if OFFER_DEFLATE else ''}\r\n"
     )
     assert client.transport is not None
     client.transport.write(request.encode())
