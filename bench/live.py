@@ -54,6 +54,7 @@ async def fanout(server: Server, sizes: Sizes) -> Result:
     cpu0, own = server.cpu_seconds(), OwnCpu()
     await asyncio.sleep(sizes.fanout_s)
     cpu = server.cpu_seconds() - cpu0
+    rss = server.rss_bytes()  # the room at work: every client connected, writers writing
     stats.recording = False
     own_pct = own.percent()
     stop.set()
@@ -73,6 +74,7 @@ async def fanout(server: Server, sizes: Sizes) -> Result:
         "server_cpu_pct": 100 * cpu / sizes.fanout_s,
         "loadgen_cpu_pct": own_pct,
         "lost": expected - seen,
+        "rss_mb": rss / 1e6,
     }
 
 

@@ -30,6 +30,7 @@ def _fanout(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
         _ratio(r.get("cpu_us_per_msg"), base.get("cpu_us_per_msg")),
         _num(r.get("lost"), "d"),
         _num(r.get("loadgen_cpu_pct"), ".0f"),
+        _num(r.get("rss_mb"), ".0f"),
     ]
 
 
@@ -80,7 +81,17 @@ def _memory(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
 
 TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
     "fanout": (
-        ["server", "p50 ms", "p99 ms", "p99 ratio", "µs/msg", "µs ratio", "lost", "loadgen %"],
+        [
+            "server",
+            "p50 ms",
+            "p99 ms",
+            "p99 ratio",
+            "µs/msg",
+            "µs ratio",
+            "lost",
+            "loadgen %",
+            "RSS MB",
+        ],
         _fanout,
     ),
     "saturation": (["server", "max updates/s", "ratio", "stopped by"], _saturation),

@@ -55,8 +55,7 @@ from server.services.sources import SourceService
 from server.services.subject_access import SubjectAccessService
 from server.services.workflow import WorkflowService
 from server.settings import Settings
-from server.storage.database import create_engine, migrate
-from server.storage.redisbus import RedisBus
+from server.storage.database import create_engine, migrate, schema_is_current
 from server.storage.updates import SqlUpdateStore
 from server.usecases import UseCases
 from server.usecases.administration import Administer
@@ -113,6 +112,9 @@ def notification_service(
 def bus(settings: Settings) -> Bus:
     """Redis when several processes share the database; otherwise in-process."""
     if settings.redis_url:
+        # Imported only here: redis-py is about 7 MB of memory the embedded default never uses.
+        from server.storage.redisbus import RedisBus
+
         return RedisBus(
             settings.redis_url, prefix=settings.redis_prefix, maxlen=settings.bus_stream_length
         )
@@ -156,13 +158,13 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the database, rooms, committer and notifications (and, embedded, the mail worker
     and the development mailbox), start ``services``, and flush everything on the way out."""
-    if settings.migrate_on_start:
-        await asyncio.to_thread(migrate, settings.database_url)
     engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    if settings.migrate_on_start and not await schema_is_current(engine):
+        await asyncio.to_thread(migrate, settings.database_url)
     shared = bool(settings.redis_url)  # several processes write the same documents
     store = SqlUpdateStore(engine, assign_seq=shared)
     sessions = async_sessionmaker(engine, expire_on_commit=False)

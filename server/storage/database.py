@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("opendpia.storage")
 _WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -96,7 +98,25 @@ def _ensure_parent_directory(database_url: str) -> None:
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+# The newest migration (migrations/versions). A server whose database is already there does
+# not import Alembic at all (with Mako and Pygments, about 11 MB of every process's memory);
+# tests/integration/test_schema_head.py checks that this names Alembic's head.
+SCHEMA_HEAD = "0022"
+
+
+async def schema_is_current(engine: AsyncEngine) -> bool:
+    """Whether the database is already at ``SCHEMA_HEAD`` (False when it has no schema)."""
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except DBAPIError:  # no alembic_version table: a new database
+        return False
+    return bool(found == SCHEMA_HEAD)
+
+
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("migrations")))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -105,5 +125,7 @@ def alembic_config(database_url: str) -> Config:
 
 def migrate(database_url: str, revision: str = "head") -> None:
     """Upgrade the database to ``revision``. Blocking: call it from a thread in async code."""
+    from alembic import command
+
     _ensure_parent_directory(database_url)
     command.upgrade(alembic_config(database_url), revision)
