@@ -140,6 +140,9 @@ class RoomManager:
                     room.guard = UpdateGuard(shape_of(template), self._limits, room.doc.get_update)
                 self._track(room, template)
                 self._rooms[document_id] = room
+                # A tail left long (by a crash, or by an older version) is compacted now,
+                # so that the next load of the document reads a snapshot, not the rows.
+                self._committer.compact_if_due(room)
                 early = self._early.pop(document_id, None)
                 if early:
                     self.deliver(document_id, early)

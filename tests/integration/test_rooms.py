@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -51,6 +52,13 @@ class FlakyStore(SqlUpdateStore):
 
     failing: set[str]
     delay: float = 0.0
+    compaction_hold: asyncio.Event | None = None  # compactions end only once it is set
+
+    async def compact(self, document_id: str) -> int | None:
+        seq = await super().compact(document_id)
+        if self.compaction_hold is not None:
+            await self.compaction_hold.wait()
+        return seq
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         await asyncio.sleep(self.delay)
@@ -119,6 +127,40 @@ async def test_after_every_compaction_reload_equals_live(harness: Harness) -> No
     assert compactions_seen >= 10
     stored = await harness.store.load("doc")
     assert stored is not None and len(stored.tail) < 5
+
+
+async def test_a_tail_committed_during_a_compaction_is_compacted_after_it(
+    harness: Harness,
+) -> None:
+    hold = harness.store.compaction_hold = asyncio.Event()
+    peer = _editor("doc")
+    room = await harness.rooms.join(peer)
+    updates = _edits(40)
+    for update in updates[:10]:
+        room.receive(peer, protocol.sync_update(update))
+    await room.all_saved()  # past the threshold: a compaction starts, and is held
+    for update in updates[10:]:
+        room.receive(peer, protocol.sync_update(update))
+    await room.all_saved()  # 30 more rows, committed while it is under way
+    hold.set()
+    await asyncio.wait_for(harness.committer.idle(), 30)
+    stored = await harness.store.load("doc")
+    assert stored is not None and len(stored.tail) < 5
+    assert _text(stored.to_doc()) == _text(room.doc)
+
+
+async def test_a_long_tail_is_compacted_when_its_document_loads(harness: Harness) -> None:
+    await harness.store.create_document("doc", "alice")
+    records = [
+        UpdateRecord("doc", seq, update, "alice", "api", "test", datetime.now(UTC))
+        for seq, update in enumerate(_edits(20), start=1)
+    ]
+    await harness.store.append(records)
+    room = await harness.rooms.join(_editor("doc"))
+    await asyncio.wait_for(harness.committer.idle(), 30)
+    stored = await harness.store.load("doc")
+    assert stored is not None and stored.snapshot_seq == 20 and not stored.tail
+    assert _text(stored.to_doc()) == _text(room.doc)
 
 
 async def test_a_room_whose_commits_fail_holds_back_no_other_room(harness: Harness) -> None:
