@@ -163,6 +163,40 @@ async def test_a_long_tail_is_compacted_when_its_document_loads(harness: Harness
     assert _text(stored.to_doc()) == _text(room.doc)
 
 
+def _answer_to_a_fresh_client(room: Any, document_id: str) -> bytes:
+    """The sync step 2 a client holding nothing is sent (its step 1: an empty state)."""
+    fresh = _editor(document_id)
+    room.join(fresh)
+    room.receive(fresh, protocol.sync_step1(b"\x00"))
+    [answer] = protocol.parse_frame(fresh.frames[-1])
+    assert isinstance(answer, protocol.SyncMessage) and answer.step is protocol.SyncStep.STEP2
+    room.leave(fresh)
+    return answer.payload
+
+
+async def test_a_fresh_client_gets_the_stored_snapshot_then_each_new_state(
+    harness: Harness,
+) -> None:
+    await harness.store.create_document("doc", "alice")
+    edits = _edits(4)
+    records = [
+        UpdateRecord("doc", seq, update, "alice", "api", "test", datetime.now(UTC))
+        for seq, update in enumerate(edits[:3], start=1)
+    ]
+    await harness.store.append(records)
+    await harness.store.compact("doc")
+    stored = await harness.store.load("doc")
+    assert stored is not None and stored.snapshot is not None and not stored.tail
+    writer = _editor("doc")
+    room = await harness.rooms.join(writer)
+    assert _answer_to_a_fresh_client(room, "doc") == stored.snapshot
+    # The answer is kept while the document stays as it is, never once it has changed.
+    room.receive(writer, protocol.sync_update(edits[3]))
+    after: Doc[Any] = Doc()
+    after.apply_update(_answer_to_a_fresh_client(room, "doc"))
+    assert _text(after) == _text(room.doc) and "3," in _text(after)
+
+
 async def test_a_room_whose_commits_fail_holds_back_no_other_room(harness: Harness) -> None:
     harness.store.failing = {"bad"}
     good, bad = _editor("good"), _editor("bad")
