@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import durable, live, report, wsclient
+from bench import durable, live, report, stock, wsclient
 from bench.common import Result, Sizes
 from bench.servers import OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, Server, Spec, opendpia_available
 
@@ -23,6 +23,8 @@ SCENARIOS: dict[str, tuple[Scenario, list[Spec]]] = {
     "burst": (durable.burst, [OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS]),
     "cold": (durable.cold_load, [OPENDPIA, PYCRDT_SQLITE]),
     "memory": (durable.memory, [OPENDPIA, PYCRDT, YWS]),
+    "stock-setup": (stock.stock_setup, [OPENDPIA, PYCRDT, YWS]),
+    "stock-cold": (stock.stock_cold, [OPENDPIA, PYCRDT_SQLITE, YWS]),
 }
 
 
@@ -41,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cold-repeats", type=int)
     p.add_argument("--mem-docs", type=int)
     p.add_argument("--mem-cycles", type=int)
+    p.add_argument("--stock-providers", type=int)
+    p.add_argument("--stock-rounds", type=int)
     p.add_argument(
         "--deflate",
         action="store_true",
@@ -60,6 +64,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         "cold_repeats": args.cold_repeats,
         "mem_docs": args.mem_docs,
         "mem_cycles": args.mem_cycles,
+        "stock_providers": args.stock_providers,
+        "stock_rounds": args.stock_rounds,
     }
     for key, value in overrides.items():
         if value is not None:

@@ -38,6 +38,9 @@ class Sizes:
     cold_repeats: int = 3
     mem_docs: int = 1000
     mem_cycles: int = 10_000
+    stock_providers: int = 100
+    stock_rounds: int = 3
+    stock_fill: int = 200  # updates in the document the providers join
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -54,6 +57,8 @@ class Sizes:
             cold_repeats=1,
             mem_docs=100,
             mem_cycles=500,
+            stock_providers=30,
+            stock_rounds=1,
         )
 
 

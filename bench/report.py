@@ -79,6 +79,43 @@ def _memory(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
     ]
 
 
+def _stock_setup(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        f"{r.get('synced')}/{r.get('providers')}",
+        _num(r.get("p50_ms"), ".1f"),
+        _num(r.get("p95_ms"), ".1f"),
+        _ratio(r.get("p95_ms"), base.get("p95_ms")),
+        _num(r.get("max_ms"), ".1f"),
+        " ".join(_num(v, ".0f") for v in r.get("p95_per_round_ms", [])),
+        _num(r.get("answer_p50_ms"), ".1f"),
+        _num(r.get("decode_p50_ms"), ".2f"),
+        _num(r.get("server_share_mean_ms"), ".2f"),
+    ]
+
+
+def _stock_runs(v: dict[str, Any]) -> str:
+    ok = "" if v["complete"] else " INCOMPLETE"
+    share = v.get("server_share_ms")
+    server = f", server {share:.1f}" if isinstance(share, float) else ""
+    return (
+        f"{v['median_ms']:.1f} ms (max {v['max_ms']:.1f}; open {v['open_ms']:.1f}, "
+        f"answer {v['answer_ms']:.1f}, decode {v['decode_ms']:.1f}{server}){ok}"
+    )
+
+
+def _stock_cold(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    cells = [name]
+    for size, v in r.items():
+        if "skipped" in v:
+            cells.append(f"{size}: skipped")
+            continue
+        cells.append(f"{size} loaded: {_stock_runs(v['warm'])}")
+        if "cold" in v:
+            cells.append(f"{size} after restart: {_stock_runs(v['cold'])}")
+    return cells
+
+
 TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
     "fanout": (
         [
@@ -114,6 +151,22 @@ TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
         ["server", "base MB", "KB/doc open", "KB/doc closed", "cycles", "growth %"],
         _memory,
     ),
+    "stock-setup": (
+        [
+            "server",
+            "synced",
+            "p50 ms",
+            "p95 ms",
+            "p95 ratio",
+            "max ms",
+            "p95 per round",
+            "answer p50",
+            "decode p50",
+            "server share ms",
+        ],
+        _stock_setup,
+    ),
+    "stock-cold": (["server", "stock provider: created -> synced, median of runs"], _stock_cold),
 }
 
 

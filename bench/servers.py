@@ -166,6 +166,26 @@ class Server:
         query = f"?token={quote(self._token(doc))}"
         return f"/ws/dpia/{quote(doc)}{query}{'&saved=1' if saved else ''}"
 
+    def provider_address(self, doc: str) -> tuple[str, str, dict[str, str]]:
+        """What a stock ``WebsocketProvider`` is given: server URL, room name, params."""
+        base = f"ws://127.0.0.1:{self.port}"
+        if self.spec is not OPENDPIA:
+            return base, doc, {}
+        return f"{base}/ws/dpia", doc, {"token": self._token(doc)}
+
+    async def metrics(self) -> dict[str, float]:
+        """The server's Prometheus samples (OpenDPIA only): ``{"name{labels}": value}``."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = await reader.read()
+        writer.close()
+        samples: dict[str, float] = {}
+        for line in raw.partition(b"\r\n\r\n")[2].decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
     def _token(self, doc: str) -> str:
         if self._signer is None:
             sys.path.insert(0, str(ROOT))

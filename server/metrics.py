@@ -24,6 +24,12 @@ COMMIT_SECONDS = Histogram(
     "Time to commit one group-commit batch of updates",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+FIRST_SYNC_SECONDS = Histogram(
+    "opendpia_first_sync_seconds",
+    "The server's share of a client's first sync: from the HTTP upgrade request of a "
+    "collaboration connection to its first sync step 2 handed to the socket",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 OUTBOX_DEPTH = Gauge("opendpia_outbox_depth", "Mail messages waiting in the outbox")
 BUS_PUBLISHED = Counter("opendpia_bus_published_total", "Messages published on the bus")
 BUS_CATCH_UPS = Counter(

@@ -9,6 +9,7 @@ holds back the others; its entries are retried with backoff and never dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -120,8 +121,7 @@ class GroupCommitter:
                 room.committed(entries)
             except Exception:
                 log.exception("room %s failed after commit", room.document_id)
-            if room.wants_compaction() and room.document_id not in self._compacting:
-                self._start_compaction(room)
+            self.compact_if_due(room)
 
     async def _commit_per_document(self, records: list[UpdateRecord]) -> set[str]:
         by_document: dict[str, list[UpdateRecord]] = defaultdict(list)
@@ -136,14 +136,21 @@ class GroupCommitter:
                 failed.add(document_id)
         return failed
 
-    def _start_compaction(self, room: Room) -> None:
-        assert self._tasks is not None
-        room.tail_length = 0
-        self._compacting.add(room.document_id)
-        self._no_compaction.clear()
-        self._tasks.create_task(self._compact(room.document_id))
+    def compact_if_due(self, room: Room) -> None:
+        """Start compacting the room's document if its log tail has grown past the
+        threshold and no compaction of it is under way (and the committer runs)."""
+        if (
+            room.wants_compaction()
+            and room.document_id not in self._compacting
+            and self._tasks is not None
+        ):
+            room.tail_length = 0
+            self._compacting.add(room.document_id)
+            self._no_compaction.clear()
+            self._tasks.create_task(self._compact(room))
 
-    async def _compact(self, document_id: str) -> None:
+    async def _compact(self, room: Room) -> None:
+        document_id = room.document_id
         try:
             seq = await self._store.compact(document_id)
             if seq is not None:
@@ -153,6 +160,11 @@ class GroupCommitter:
             log.exception("compaction of document %s failed; the log is intact", document_id)
         finally:
             self._compacting.discard(document_id)
+            # Commits made while this ran were not compacted, and a burst can commit many
+            # times the threshold meanwhile: without this the tail stayed that long (every
+            # later load applying it row by row) until the next edit.
+            with contextlib.suppress(RuntimeError):  # the task group is shutting down
+                self.compact_if_due(room)
             if not self._compacting:
                 self._no_compaction.set()
 

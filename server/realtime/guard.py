@@ -10,7 +10,10 @@ room's document (rare: only a faulty or hostile client is refused). Every other 
 (server-side edits, other processes' updates) is mirrored into the shadow unchecked.
 
 The cost is one more ``apply_update`` per client update, plus measuring the fields it
-touched (rich text and tables only when touched).
+touched (rich text and tables only when touched). The shadow itself is built when first
+needed (the first check) or when the room asks (``prepare``, after it has answered its
+first client), not while a freshly loaded room makes a person wait for the document: for a
+large document building it costs as much as loading it.
 """
 
 from __future__ import annotations
@@ -58,11 +61,16 @@ class UpdateGuard:
         self._subscriptions: list[tuple[Any, Subscription]] = []
         self._problem: str | None = None
         self._touched: set[str] = set()
-        self._build()
+        self._doc: Doc[Any] | None = None
+
+    def prepare(self) -> None:
+        """Build the shadow now if it is not built yet."""
+        if self._doc is None:
+            self._build()
 
     # -- the shadow --------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def _build(self) -> Doc[Any]:
         state = self._source()
         doc: Doc[Any] = Doc()
         doc.apply_update(state)
@@ -77,6 +85,7 @@ class UpdateGuard:
         for name in self._shape.tables:
             self._observe(doc.get(name, type=Array), self._on_table(name))
         self._known_roots = set(doc.keys())
+        return doc
 
     def _observe(self, root: Any, callback: Callable[[list[Any]], None]) -> None:
         self._subscriptions.append((root, root.observe_deep(lambda events, *_: callback(events))))
@@ -88,6 +97,8 @@ class UpdateGuard:
 
     def follow(self, update: bytes) -> None:
         """Mirror a change that was not checked here (server-side, another process)."""
+        if self._doc is None:
+            return  # not built yet: it will be built from a source that has the change
         self._doc.apply_update(update)
         self._size += len(update)
 
@@ -98,8 +109,9 @@ class UpdateGuard:
         UpdateRefused (ValueError: it is not an update at all)."""
         self._problem = None
         self._touched.clear()
+        doc = self._doc if self._doc is not None else self._build()
         try:
-            self._doc.apply_update(update)
+            doc.apply_update(update)
         except ValueError:
             self._rebuild()
             raise
@@ -109,6 +121,7 @@ class UpdateGuard:
             raise UpdateRefused(problem)
 
     def _new_roots_problem(self) -> str | None:
+        assert self._doc is not None
         roots = set(self._doc.keys())
         if len(roots) == len(self._known_roots):
             return None
@@ -120,6 +133,7 @@ class UpdateGuard:
         return None
 
     def _size_problem(self, update: bytes) -> str | None:
+        assert self._doc is not None
         limit = self._limits.field_bytes
         for name in self._touched:
             if name.startswith("field:"):

@@ -178,6 +178,11 @@ def sync_step2(update: bytes) -> bytes:
     return b"\x00\x01" + varbytes(update)
 
 
+def is_sync_step2(frame: bytes) -> bool:
+    """Whether an outgoing frame is a sync step 2 (a document's state for one peer)."""
+    return frame[:2] == b"\x00\x01"
+
+
 def sync_update(update: bytes) -> bytes:
     return b"\x00\x02" + varbytes(update)
 

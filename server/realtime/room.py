@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("opendpia.realtime")
 
 EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE_VECTOR = b"\x00"  # what a client that holds nothing yet sends in sync step 1
 AWARENESS_RENEWAL_SECONDS = 5.0
 PERMISSION_NOTICE_SECONDS = 1.0
 _LOCAL_UPDATES = UPDATES.labels(source="local")
@@ -84,6 +85,10 @@ class Room:
     ) -> None:
         self.document_id = stored.document_id
         self.doc: Doc[Any] = stored.to_doc()
+        # The whole document encoded as one update, kept until the document changes: the
+        # answer to every client that holds nothing yet (a fresh page) and what the guard's
+        # shadow is built from. Loaded with no tail, it is the stored snapshot itself.
+        self._full_state: bytes | None = stored.snapshot if not stored.tail else None
         self.last_seq = stored.last_seq
         self.tail_length = len(stored.tail)
         self.compact_every = compact_every
@@ -157,12 +162,28 @@ class Room:
                 present = self.awareness.present()
                 peer.send(protocol.awareness(protocol.encode_awareness(present)))
 
+    def full_state(self) -> bytes:
+        """The whole document as one update (encoded once per version of the document)."""
+        if self._full_state is None:
+            self._full_state = self.doc.get_update()
+        return self._full_state
+
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
+        if state_vector == EMPTY_STATE_VECTOR:
+            peer.send(protocol.sync_step2(self.full_state()))
+            self._after_first_answer()
+            return
         try:
             update = self.doc.get_update(state_vector)
         except ValueError as error:
             raise UpdateRejected(f"invalid state vector: {error}") from None
         peer.send(protocol.sync_step2(update))
+        self._after_first_answer()
+
+    def _after_first_answer(self) -> None:
+        if self.guard is not None:
+            # Built after the answer, not before it (see UpdateGuard); once built, a no-op.
+            self._loop.call_soon(self.guard.prepare)
 
     def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
         state.writes += 1
@@ -258,6 +279,7 @@ class Room:
         update: bytes = event.update
         if update == EMPTY_UPDATE:
             return
+        self._full_state = None
         if self.guard is not None and not self._checked:
             self.guard.follow(update)  # a change the guard did not check: mirror it
         if self._remote:

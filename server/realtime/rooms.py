@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from pycrdt import Map
+from pycrdt import Doc, Map
 
 from server.domain.access import Grant
 from server.domain.bus import Bus, BusKind, BusMessage
@@ -87,6 +87,9 @@ class RoomManager:
         return self._rooms
 
     async def run(self, started: asyncio.Event) -> None:
+        # pycrdt imports anyio's asyncio backend the first time a Doc is made in a running
+        # loop (about 10 ms): at start-up here, not in the first connection after it.
+        Doc()
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -137,9 +140,12 @@ class RoomManager:
                     room.read_only = await self._read_only(document_id)
                 template = _template_of(room)
                 if self._limits is not None:
-                    room.guard = UpdateGuard(shape_of(template), self._limits, room.doc.get_update)
+                    room.guard = UpdateGuard(shape_of(template), self._limits, room.full_state)
                 self._track(room, template)
                 self._rooms[document_id] = room
+                # A tail left long (by a crash, or by an older version) is compacted now,
+                # so that the next load of the document reads a snapshot, not the rows.
+                self._committer.compact_if_due(room)
                 early = self._early.pop(document_id, None)
                 if early:
                     self.deliver(document_id, early)
@@ -184,7 +190,7 @@ class RoomManager:
         if now is None or self._template_refs.get(room.document_id) == now:
             return
         if self._limits is not None:
-            room.guard = UpdateGuard(shape_of(template), self._limits, room.doc.get_update)
+            room.guard = UpdateGuard(shape_of(template), self._limits, room.full_state)
         if room.tracker is not None:
             room.tracker.close()
             room.tracker = None

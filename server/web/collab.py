@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -22,19 +23,21 @@ from starlette.websockets import WebSocket
 from server import logs
 from server.domain.access import Grant
 from server.domain.errors import DomainError
+from server.metrics import FIRST_SYNC_SECONDS
 from server.realtime.protocol import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNSUPPORTED_DATA,
     ProtocolError,
+    is_sync_step2,
 )
 from server.realtime.room import Room
 from server.web import eager
 from server.web.auth import SESSION_COOKIE, same_origin
 from server.web.errors import CLOSE_FORBIDDEN, close_code_for, close_reason
 from server.web.runtime import Runtime
-from server.web.wsprotocol import DIRECT_WRITE, shared_frame
+from server.web.wsprotocol import DIRECT_WRITE, UPGRADED_AT, shared_frame
 
 log = logging.getLogger("opendpia.web.collab")
 _connection_ids = itertools.count(1)
@@ -62,6 +65,11 @@ class WebSocketPeer:
         # server offers it; None under another ASGI server.
         extensions = websocket.scope.get("extensions") or {}
         self._direct: Callable[[bytes], bool] | None = extensions.get(DIRECT_WRITE)
+        # The server's share of this client's first sync ends when its first sync step 2
+        # is handed to the socket (FIRST_SYNC_SECONDS); it starts at the upgrade request.
+        self._upgraded_ns: int = extensions.get(UPGRADED_AT) or time.perf_counter_ns()
+        self._first_sync_pending = True
+        self._in_flight_frame = b""
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
         self._queue_limit = limit
@@ -78,6 +86,7 @@ class WebSocketPeer:
             return
         if not self._queue and self._in_flight is None and not self._writer_busy:
             if self._direct is not None and self._direct(shared_frame.of(frame)):
+                self._sent(frame)
                 return
             try:
                 self._in_flight = eager.start(
@@ -88,7 +97,10 @@ class WebSocketPeer:
                 log.debug("connection %s: send failed: %r", self.id, error)
                 return
             if self._in_flight is not None:
+                self._in_flight_frame = frame
                 self._wake.set()
+            else:
+                self._sent(frame)
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
@@ -97,6 +109,11 @@ class WebSocketPeer:
             self.abandon()
             return
         self._wake.set()
+
+    def _sent(self, frame: bytes) -> None:
+        if self._first_sync_pending and is_sync_step2(frame):
+            self._first_sync_pending = False
+            FIRST_SYNC_SECONDS.observe((time.perf_counter_ns() - self._upgraded_ns) / 1e9)
 
     def close(self, code: int, reason: str) -> None:
         if self.closing is None:
@@ -129,11 +146,14 @@ class WebSocketPeer:
                     async with asyncio.timeout(self._stall_seconds):
                         await self._in_flight
                     self._in_flight = None
+                    self._sent(self._in_flight_frame)
+                    self._in_flight_frame = b""
                 while self._queue:
                     frame = self._queue.popleft()
                     self._queued_bytes -= len(frame)
                     async with asyncio.timeout(self._stall_seconds):
                         await self._send({"type": "websocket.send", "bytes": frame})
+                    self._sent(frame)
                 self._writer_busy = False
                 if self.closing is not None:
                     code, reason = self.closing

@@ -16,6 +16,7 @@ peer. Otherwise the caller falls back to the ordinary ASGI ``send``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -25,16 +26,21 @@ from websockets.protocol import State
 
 # The ASGI scope extension under which the connection's direct writer is published.
 DIRECT_WRITE = "opendpia.websocket.direct_write"
+# ... and the time (``time.perf_counter_ns``) its HTTP upgrade request was read.
+UPGRADED_AT = "opendpia.websocket.upgraded_ns"
 
 
 class DirectWriteProtocol(WebSocketsSansIOProtocol):
-    """Adds ``scope["extensions"][DIRECT_WRITE]``: ``write(frame) -> bool``."""
+    """Adds ``scope["extensions"][DIRECT_WRITE]``: ``write(frame) -> bool``, and
+    ``scope["extensions"][UPGRADED_AT]``: when the upgrade request was read."""
 
     def handle_connect(self, event: Request) -> None:
+        upgraded_at = time.perf_counter_ns()
         super().handle_connect(event)
         scope: Any = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][DIRECT_WRITE] = self.write_encoded
+            scope["extensions"][UPGRADED_AT] = upgraded_at
 
     def write_encoded(self, frame: bytes) -> bool:
         """Write ``frame``, a whole unmasked server frame; False when it must go through

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -51,6 +52,13 @@ class FlakyStore(SqlUpdateStore):
 
     failing: set[str]
     delay: float = 0.0
+    compaction_hold: asyncio.Event | None = None  # compactions end only once it is set
+
+    async def compact(self, document_id: str) -> int | None:
+        seq = await super().compact(document_id)
+        if self.compaction_hold is not None:
+            await self.compaction_hold.wait()
+        return seq
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         await asyncio.sleep(self.delay)
@@ -119,6 +127,74 @@ async def test_after_every_compaction_reload_equals_live(harness: Harness) -> No
     assert compactions_seen >= 10
     stored = await harness.store.load("doc")
     assert stored is not None and len(stored.tail) < 5
+
+
+async def test_a_tail_committed_during_a_compaction_is_compacted_after_it(
+    harness: Harness,
+) -> None:
+    hold = harness.store.compaction_hold = asyncio.Event()
+    peer = _editor("doc")
+    room = await harness.rooms.join(peer)
+    updates = _edits(40)
+    for update in updates[:10]:
+        room.receive(peer, protocol.sync_update(update))
+    await room.all_saved()  # past the threshold: a compaction starts, and is held
+    for update in updates[10:]:
+        room.receive(peer, protocol.sync_update(update))
+    await room.all_saved()  # 30 more rows, committed while it is under way
+    hold.set()
+    await asyncio.wait_for(harness.committer.idle(), 30)
+    stored = await harness.store.load("doc")
+    assert stored is not None and len(stored.tail) < 5
+    assert _text(stored.to_doc()) == _text(room.doc)
+
+
+async def test_a_long_tail_is_compacted_when_its_document_loads(harness: Harness) -> None:
+    await harness.store.create_document("doc", "alice")
+    records = [
+        UpdateRecord("doc", seq, update, "alice", "api", "test", datetime.now(UTC))
+        for seq, update in enumerate(_edits(20), start=1)
+    ]
+    await harness.store.append(records)
+    room = await harness.rooms.join(_editor("doc"))
+    await asyncio.wait_for(harness.committer.idle(), 30)
+    stored = await harness.store.load("doc")
+    assert stored is not None and stored.snapshot_seq == 20 and not stored.tail
+    assert _text(stored.to_doc()) == _text(room.doc)
+
+
+def _answer_to_a_fresh_client(room: Any, document_id: str) -> bytes:
+    """The sync step 2 a client holding nothing is sent (its step 1: an empty state)."""
+    fresh = _editor(document_id)
+    room.join(fresh)
+    room.receive(fresh, protocol.sync_step1(b"\x00"))
+    [answer] = protocol.parse_frame(fresh.frames[-1])
+    assert isinstance(answer, protocol.SyncMessage) and answer.step is protocol.SyncStep.STEP2
+    room.leave(fresh)
+    return answer.payload
+
+
+async def test_a_fresh_client_gets_the_stored_snapshot_then_each_new_state(
+    harness: Harness,
+) -> None:
+    await harness.store.create_document("doc", "alice")
+    edits = _edits(4)
+    records = [
+        UpdateRecord("doc", seq, update, "alice", "api", "test", datetime.now(UTC))
+        for seq, update in enumerate(edits[:3], start=1)
+    ]
+    await harness.store.append(records)
+    await harness.store.compact("doc")
+    stored = await harness.store.load("doc")
+    assert stored is not None and stored.snapshot is not None and not stored.tail
+    writer = _editor("doc")
+    room = await harness.rooms.join(writer)
+    assert _answer_to_a_fresh_client(room, "doc") == stored.snapshot
+    # The answer is kept while the document stays as it is, never once it has changed.
+    room.receive(writer, protocol.sync_update(edits[3]))
+    after: Doc[Any] = Doc()
+    after.apply_update(_answer_to_a_fresh_client(room, "doc"))
+    assert _text(after) == _text(room.doc) and "3," in _text(after)
 
 
 async def test_a_room_whose_commits_fail_holds_back_no_other_room(harness: Harness) -> None:

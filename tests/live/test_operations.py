@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from alembic.script import ScriptDirectory
 from pycrdt import Map
 from sqlalchemy import text
@@ -62,6 +63,33 @@ async def test_health_readiness_and_metrics_of_the_embedded_server(
     assert _metric(text, "opendpia_commit_seconds_count") >= 1
     assert _metric(text, "opendpia_outbox_depth") == 0
     assert "# TYPE opendpia_bridge_messages_total counter" in text
+
+
+async def test_the_servers_share_of_a_first_sync_is_timed_once_at_its_sync_step_2(
+    live_server: LiveServer,
+) -> None:
+    count = "opendpia_first_sync_seconds_count"
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{live_server.port}", timeout=WAIT_SECONDS
+    ) as http:
+
+        async def observed() -> float:
+            return _metric((await http.get("/metrics")).text, count)
+
+        before = await observed()
+        # Connected, sent the server's step 1, but not yet asked for the document.
+        quiet = await websockets.connect(live_server.url("share"), ping_interval=None)
+        await quiet.recv()
+        assert await observed() == before
+        client = await YClient.connect(live_server.url("share"))
+        assert await observed() == before + 1
+        # A second step 2 on the same connection is not a first sync.
+        received = client.frames_received
+        await client.send_raw(b"\x00\x00\x01\x00")  # sync step 1 of an empty document
+        await client.wait_until(lambda: client.frames_received > received)
+        assert await observed() == before + 1
+        await client.close()
+        await quiet.close()
 
 
 @pytest.mark.postgres

@@ -167,3 +167,33 @@ def test_a_document_without_a_template_takes_any_root_but_the_server_owned_ones(
         guard.check(
             _client_update(server, lambda d: d.get("comments", type=Map).__setitem__("c", 1))
         )
+
+
+def test_the_shadow_is_built_only_when_first_needed_and_misses_nothing() -> None:
+    server = _server()
+    reads: list[int] = []
+
+    def source() -> bytes:
+        reads.append(1)
+        return server.get_update()
+
+    guard = UpdateGuard(shape_of(load_template()), LIMITS, source)
+    assert reads == []  # a room can answer its first client before paying for the shadow
+    before = server.get_state()
+    server.get("comments", type=Map)["c1"] = "written server-side"
+    guard.follow(server.get_update(before))  # not built yet: nothing to mirror into
+    guard.check(
+        _client_update(
+            server, lambda d: d.get("values", type=Map).__setitem__("screening.outcome", "required")
+        )
+    )
+    assert reads == [1]
+    guard.prepare()
+    assert reads == [1]
+    # The shadow has the server-side comment: a client update building on it is judged on
+    # what it changes (a value), not refused for the comment it did not write.
+    guard.check(
+        _client_update(
+            server, lambda d: d.get("values", type=Map).__setitem__("screening.outcome", "not")
+        )
+    )
