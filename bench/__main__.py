@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import durable, live, report, stock, wsclient
+from bench import durable, live, presence, report, stock, wsclient
 from bench.common import Result, Sizes
 from bench.servers import OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, Server, Spec, opendpia_available
 
@@ -20,6 +20,7 @@ Scenario = Callable[[Server, Sizes], Awaitable[Result]]
 SCENARIOS: dict[str, tuple[Scenario, list[Spec]]] = {
     "fanout": (live.fanout, [OPENDPIA, PYCRDT, YWS]),
     "saturation": (live.saturation, [OPENDPIA, PYCRDT, YWS]),
+    "presence": (presence.presence, [OPENDPIA, PYCRDT, YWS]),
     "burst": (durable.burst, [OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS]),
     "cold": (durable.cold_load, [OPENDPIA, PYCRDT_SQLITE]),
     "memory": (durable.memory, [OPENDPIA, PYCRDT, YWS]),
@@ -37,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the servers' working directories")
     p.add_argument("--fanout-seconds", type=float)
     p.add_argument("--fanout-clients", type=int)
+    p.add_argument("--presence-clients", type=int)
+    p.add_argument("--presence-seconds", type=float, help="measured in each of the two phases")
+    p.add_argument("--presence-rate", type=float, help="caret moves/s per client")
     p.add_argument("--sat-step-seconds", type=float)
     p.add_argument("--burst-updates", type=int)
     p.add_argument("--cold-sizes", help="comma-separated update counts, e.g. 20000,100000")
@@ -59,6 +63,9 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     overrides = {
         "fanout_s": args.fanout_seconds,
         "fanout_clients": args.fanout_clients,
+        "presence_clients": args.presence_clients,
+        "presence_s": args.presence_seconds,
+        "presence_rate": args.presence_rate,
         "sat_step_s": args.sat_step_seconds,
         "burst_updates": args.burst_updates,
         "cold_repeats": args.cold_repeats,

@@ -28,6 +28,9 @@ class Sizes:
     fanout_rate: float = 10.0  # updates/s per writer
     fanout_warmup_s: float = 2.0
     fanout_s: float = 12.0
+    presence_clients: int = 100
+    presence_rate: float = 5.0  # awareness updates/s per client (caret moves)
+    presence_s: float = 10.0  # measured, in each phase (without and with presence)
     sat_clients: int = 20
     sat_steps: list[int] = field(default_factory=lambda: list(SAT_STEPS))
     sat_step_s: float = 3.0
@@ -49,6 +52,8 @@ class Sizes:
             fanout_writers=5,
             fanout_warmup_s=1.0,
             fanout_s=3.0,
+            presence_clients=30,
+            presence_s=3.0,
             sat_steps=[500, 2000, 8000],
             sat_step_s=1.5,
             burst_updates=2000,

@@ -27,27 +27,35 @@ async def _await_deliveries(clients: list[YClient], expected: int, wait_s: float
     return sum(c.seen for c in clients)
 
 
-async def fanout(server: Server, sizes: Sizes) -> Result:
-    """N clients in one document, W of them writing at a fixed rate each."""
-    doc = doc_name("fanout")
-    stats = Stats(recording=False)
-    clients = await connect_many(server, [doc] * sizes.fanout_clients, stats=stats)
-    writers = [new_writer(i) for i in range(sizes.fanout_writers)]
-    sent = [0] * len(writers)
-    stop = asyncio.Event()
+def write_loops(
+    clients: list[YClient], writers: int, rate: float, stop: asyncio.Event
+) -> tuple[list[asyncio.Task[None]], list[int]]:
+    """The first ``writers`` clients each write ``rate`` updates/s (phases offset) until
+    ``stop``; returns the tasks and each writer's count of updates sent."""
+    array_writers = [new_writer(i) for i in range(writers)]
+    sent = [0] * writers
     loop = asyncio.get_running_loop()
-    period = 1.0 / sizes.fanout_rate
+    period = 1.0 / rate
 
     async def write_loop(i: int) -> None:
-        client, writer = clients[i], writers[i]
-        next_t = loop.time() + period * i / len(writers)
+        client, writer = clients[i], array_writers[i]
+        next_t = loop.time() + period * i / writers
         while not stop.is_set():
             await asyncio.sleep(max(0.0, next_t - loop.time()))
             client.send(writer.next_message(sent[i], time.perf_counter_ns()))
             sent[i] += 1
             next_t += period
 
-    tasks = [asyncio.create_task(write_loop(i)) for i in range(len(writers))]
+    return [asyncio.create_task(write_loop(i)) for i in range(writers)], sent
+
+
+async def fanout(server: Server, sizes: Sizes) -> Result:
+    """N clients in one document, W of them writing at a fixed rate each."""
+    doc = doc_name("fanout")
+    stats = Stats(recording=False)
+    clients = await connect_many(server, [doc] * sizes.fanout_clients, stats=stats)
+    stop = asyncio.Event()
+    tasks, sent = write_loops(clients, sizes.fanout_writers, sizes.fanout_rate, stop)
     await asyncio.sleep(sizes.fanout_warmup_s)
     stats.latencies_ns.clear()
     stats.recording = True
@@ -65,7 +73,7 @@ async def fanout(server: Server, sizes: Sizes) -> Result:
     await close_all(clients)
     return {
         "clients": len(clients),
-        "writers": len(writers),
+        "writers": len(sent),
         "delivered": stats.delivered,
         "p50_ms": pct(stats.latencies_ns, 50),
         "p99_ms": pct(stats.latencies_ns, 99),

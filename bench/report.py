@@ -34,6 +34,23 @@ def _fanout(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
     ]
 
 
+def _presence(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        _num(r.get("moves_per_s"), ".0f"),
+        _num(r.get("presence_p50_ms")),
+        _num(r.get("presence_p95_ms")),
+        _ratio(r.get("presence_p95_ms"), base.get("presence_p95_ms")),
+        _num(r.get("presence_frames_per_client_s"), ".0f"),
+        _num(r.get("stale_after_5s"), "d"),
+        _num(r.get("server_cpu_pct_without"), ".0f"),
+        _num(r.get("server_cpu_pct_with"), ".0f"),
+        _num(r.get("cpu_ratio")),
+        f"{_num(r.get('update_p99_ms_without'))} / {_num(r.get('update_p99_ms_with'))}",
+        _num(r.get("loadgen_cpu_pct_with"), ".0f"),
+    ]
+
+
 def _saturation(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
     return [
         name,
@@ -132,6 +149,23 @@ TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
         _fanout,
     ),
     "saturation": (["server", "max updates/s", "ratio", "stopped by"], _saturation),
+    "presence": (
+        [
+            "server",
+            "moves/s",
+            "presence p50 ms",
+            "p95 ms",
+            "p95 ratio",
+            "frames/client/s",
+            "stale",
+            "CPU % without",
+            "CPU % with",
+            "CPU ratio",
+            "update p99 ms without / with",
+            "loadgen %",
+        ],
+        _presence,
+    ),
     "burst": (
         [
             "server",

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 from bench.yproto import (
     MARKER,
+    MSG_AWARENESS,
     MSG_SAVED,
     MSG_SYNC,
+    PRESENCE,
     SYNC_STEP1,
     SYNC_STEP1_EMPTY,
     SYNC_STEP2,
@@ -80,6 +82,10 @@ class YClient(asyncio.Protocol):
         self.saved_target = 0  # set saved_done (and stamp it) once saved reaches this
         self.saved_done = asyncio.Event()
         self.saved_done_ns = 0
+        # Presence (the presence scenario): latencies of others' states go to presence_stats.
+        self.presence_stats: Stats | None = None
+        self.presence_frames = 0  # awareness messages received
+        self.presence_seen: dict[int, int] = {}  # writer number -> newest clock received
         self._handshake = asyncio.get_running_loop().create_future()
         self._buf = bytearray()
         self._open = False
@@ -184,6 +190,8 @@ class YClient(asyncio.Protocol):
                     self._record(msg, now)
             elif sub == SYNC_STEP1:
                 self.send(SYNC_STEP2_EMPTY)  # we hold no content of our own
+        elif kind == MSG_AWARENESS:
+            self._record_presence(msg, now)
         elif kind == MSG_SAVED:
             self.saved = read_varuint(msg, 1)[0]
             if self.saved_target and self.saved >= self.saved_target:
@@ -201,6 +209,23 @@ class YClient(asyncio.Protocol):
                 stats.latencies_ns.append(now - int(match.group(3)))
         if self.seen_target and self.seen >= self.seen_target:
             self._stamp(self.seen_done, "seen_done_ns", now)
+
+    def _record_presence(self, msg: bytes, now: int) -> None:
+        """Others' bench presence states in an awareness message (merged or not)."""
+        self.presence_frames += 1
+        stats, seen, own = self.presence_stats, self.presence_seen, self.writer_no
+        recording = stats is not None and stats.recording
+        for match in PRESENCE.finditer(msg):
+            writer_no = int(match.group(1))
+            if writer_no == own:
+                continue
+            clock = int(match.group(2))
+            if clock > seen.get(writer_no, 0):
+                seen[writer_no] = clock
+            if recording:
+                assert stats is not None
+                stats.delivered += 1
+                stats.latencies_ns.append(now - int(match.group(3)))
 
     def _stamp(self, event: asyncio.Event, attr: str, now: int) -> None:
         if not event.is_set():

@@ -18,6 +18,8 @@ SYNC_STEP2 = 1
 SYNC_UPDATE = 2
 
 MARKER = re.compile(rb"#(\d+):(\d+):(\d+)#")
+# The tail of a bench presence state: whose (writer number), its clock, its send time (ns).
+PRESENCE = re.compile(rb'"p":(\d+),"c":(\d+),"t":(\d+)}')
 _CONTENT_ANY = 8
 _HAS_ORIGIN = 0x80
 _ANY_STRING = 119
@@ -55,6 +57,43 @@ SYNC_STEP2_EMPTY = bytes([MSG_SYNC, SYNC_STEP2]) + varbytes(EMPTY_UPDATE)
 
 def update_message(update: bytes) -> bytes:
     return bytes([MSG_SYNC, SYNC_UPDATE]) + varbytes(update)
+
+
+def awareness_message(client_id: int, clock: int, state_json: bytes) -> bytes:
+    """An awareness message with one entry (what a y-websocket provider sends per change)."""
+    update = b"\x01" + varuint(client_id) + varuint(clock) + varbytes(state_json)
+    return bytes([MSG_AWARENESS]) + varbytes(update)
+
+
+class CaretMover:
+    """Successive awareness states of one client moving its caret in a rich-text field.
+
+    The state has the shape y-prosemirror gives it (a user, and a cursor of two relative
+    positions), about 260 bytes, and ends with the writer number, the clock and the send time
+    (``PRESENCE``), so that receivers find them with one regular expression.
+    """
+
+    def __init__(self, client_id: int, writer_no: int) -> None:
+        self.client_id = client_id
+        self.writer_no = writer_no
+        self.clock = 0
+        self._head = b'{"user":{"name":"Bench user %d","color":"#30bced"},"cursor":{' % writer_no
+
+    def next_message(self, now_ns: int) -> bytes:
+        self.clock += 1
+        position = b'{"type":null,"tname":"field:need.aims","item":{"client":%d,"clock":%d},' % (
+            self.client_id,
+            self.clock % 500,
+        )
+        state = b'%s"anchor":%s"assoc":0},"head":%s"assoc":-1}},"p":%d,"c":%d,"t":%d}' % (
+            self._head,
+            position,
+            position,
+            self.writer_no,
+            self.clock,
+            now_ns,
+        )
+        return awareness_message(self.client_id, self.clock, state)
 
 
 class ArrayWriter:
@@ -97,6 +136,31 @@ def self_check() -> None:
     assert items.count("#1:299:1299#") == 1 and items.count("#2:0:7#") == 1
     assert len(MARKER.findall(doc.get_update())) == 600
     print("yproto: hand-encoded updates apply correctly")
+    _check_awareness()
+
+
+def _check_awareness() -> None:
+    """Decode hand-encoded awareness messages with pycrdt's own decoder and ``json``."""
+    import json
+
+    from pycrdt import Decoder
+
+    mover = CaretMover(2**31 - 5, 17)
+    for _ in range(130):  # past one varuint byte of clock
+        message = mover.next_message(123_456_789)
+    decoder = Decoder(message)
+    assert decoder.read_var_uint() == MSG_AWARENESS
+    payload = decoder.read_message()
+    assert payload is not None
+    inner = Decoder(payload)
+    assert inner.read_var_uint() == 1
+    assert (inner.read_var_uint(), inner.read_var_uint()) == (2**31 - 5, 130)
+    state = json.loads(inner.read_var_string())
+    assert (state["p"], state["c"], state["t"]) == (17, 130, 123_456_789)
+    assert state["cursor"]["head"]["item"]["clock"] == 130
+    match = PRESENCE.search(message)
+    assert match is not None and match.groups() == (b"17", b"130", b"123456789")
+    print(f"yproto: hand-encoded awareness decodes correctly ({len(message)} bytes a message)")
 
 
 if __name__ == "__main__":

@@ -221,6 +221,7 @@ async def open_runtime(
         recheck=access.recheck,
         close_code=close_code_for,
         recheck_seconds=settings.access_recheck_seconds,
+        awareness_tick_seconds=settings.awareness_tick_ms / 1000,
     )
     editing = DocumentEditing(rooms)
     retention = RetentionService(

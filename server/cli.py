@@ -624,7 +624,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 def _migrate_apart(settings: Settings) -> bool:
     """Bring the database to the newest schema before serving, in a child process when
     there is anything to do: Alembic (with Mako and Pygments) then never enters the
-    server's memory, about 11 MB of it (decision 138). False if the migration failed."""
+    server's memory, about 11 MB of it (decision 142). False if the migration failed."""
     from server.storage.database import create_engine, schema_is_current
 
     async def current() -> bool:

@@ -51,6 +51,7 @@ class Settings:
     room_grace_seconds: float = field(default=10.0, metadata={"env": "OPENDPIA_ROOM_GRACE_SECONDS"})
     compact_every: int = field(default=500, metadata={"env": "OPENDPIA_COMPACT_EVERY"})
     commit_window_ms: float = field(default=20.0, metadata={"env": "OPENDPIA_COMMIT_WINDOW_MS"})
+    awareness_tick_ms: float = field(default=50.0, metadata={"env": "OPENDPIA_AWARENESS_TICK_MS"})
     search_index_delay_seconds: float = field(
         default=1.0, metadata={"env": "OPENDPIA_SEARCH_INDEX_DELAY_SECONDS"}
     )
@@ -209,6 +210,9 @@ class Settings:
             raise SettingsError("OPENDPIA_RETENTION_CHECK_SECONDS must be at least 1")
         if self.compact_every < 1:
             raise SettingsError("OPENDPIA_COMPACT_EVERY must be at least 1")
+        if not 0 <= self.awareness_tick_ms <= 1000:
+            # Longer and carets visibly lag; renewals (every 5 s) must outrun peers' 30 s.
+            raise SettingsError("OPENDPIA_AWARENESS_TICK_MS must be between 0 and 1000")
         if self.max_field_bytes < 1024 or self.max_document_bytes < self.max_field_bytes:
             raise SettingsError(
                 "OPENDPIA_MAX_FIELD_BYTES must be at least 1024, and "

@@ -7,6 +7,10 @@ in one event-loop turn are merged and sent to every peer as one frame, built onc
 disk is not waited for. Other server processes (the bus) get a change only once it is
 committed, merged per commit. Each logged change goes to the group committer; a peer that asked
 for "saved" acknowledgements is told how many of its write messages are committed.
+
+Awareness (presence, carets) is merged per tick: the first change after a quiet tick goes
+out at once, later ones wait for the end of the tick and go, each client's latest entry
+only, to every peer as one frame and to the other processes as one bus message.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.errors import DpiaLocked
 from server.metrics import UPDATES
 from server.realtime import protocol
-from server.realtime.awareness import AwarenessChanges, AwarenessTable
+from server.realtime.awareness import AwarenessBatch, AwarenessChanges, AwarenessTable
 from server.realtime.guard import UpdateGuard, UpdateRefused
 from server.realtime.peer import Peer
 from server.realtime.protocol import (
@@ -48,6 +52,7 @@ log = logging.getLogger("opendpia.realtime")
 EMPTY_UPDATE = b"\x00\x00"
 EMPTY_STATE_VECTOR = b"\x00"  # what a client that holds nothing yet sends in sync step 1
 AWARENESS_RENEWAL_SECONDS = 5.0
+AWARENESS_TICK_SECONDS = 0.05
 PERMISSION_NOTICE_SECONDS = 1.0
 _LOCAL_UPDATES = UPDATES.labels(source="local")
 _BUS_UPDATES = UPDATES.labels(source="bus")
@@ -82,6 +87,7 @@ class Room:
         *,
         compact_every: int,
         bus: Bus | None = None,
+        awareness_tick_seconds: float = AWARENESS_TICK_SECONDS,
     ) -> None:
         self.document_id = stored.document_id
         self.doc: Doc[Any] = stored.to_doc()
@@ -103,6 +109,13 @@ class Room:
         self._broadcast_scheduled = False
         self._renewals: dict[int, AwarenessEntry] = {}
         self._renewal_handle: asyncio.TimerHandle | None = None
+        # Awareness waiting for the tick: for this process's peers, and for the others.
+        self._awareness_tick = awareness_tick_seconds
+        self._awareness_out = AwarenessBatch()
+        self._awareness_bus = AwarenessBatch()
+        # The open tick (its end flushes what waits), or None: the room is quiet and the
+        # next change goes out at once.
+        self._awareness_window: asyncio.Handle | None = None
         self._writer: _Writer | None = None
         self._wrote = False
         self._all_saved = asyncio.Event()
@@ -138,10 +151,9 @@ class Room:
             return
         removed = self.awareness.remove(state.client_ids)
         if removed:
-            payload = protocol.encode_awareness(removed)
-            self._send_all(protocol.awareness(payload))
-            if self._bus is not None:
-                self._bus.publish(self.document_id, BusKind.AWARENESS, payload)
+            # In the same batch as the clients' states: a state still waiting is replaced.
+            self._queue_awareness(removed, to_bus=True)
+            self._awareness_soon(now=True)
 
     # -- incoming ------------------------------------------------------------------------
 
@@ -150,17 +162,21 @@ class Room:
         state = self.peers.get(peer)
         if state is None:  # sent in the same turn as its removal: it gets nothing more
             return
-        for message in protocol.parse_frame(frame):
-            if isinstance(message, SyncMessage):
-                if message.step is SyncStep.STEP1:
-                    self._answer_step1(peer, message.payload)
+        try:
+            for message in protocol.parse_frame(frame):
+                if isinstance(message, SyncMessage):
+                    if message.step is SyncStep.STEP1:
+                        self._answer_step1(peer, message.payload)
+                    else:
+                        self._receive_write(peer, state, message.payload)
+                elif isinstance(message, AwarenessMessage):
+                    self._receive_awareness(state, message.entries)
                 else:
-                    self._receive_write(peer, state, message.payload)
-            elif isinstance(message, AwarenessMessage):
-                self._receive_awareness(state, message.entries)
-            else:
-                present = self.awareness.present()
-                peer.send(protocol.awareness(protocol.encode_awareness(present)))
+                    present = self.awareness.present()
+                    peer.send(protocol.awareness(protocol.encode_awareness(present)))
+        finally:
+            # All awareness messages of one frame travel together, at once if quiet.
+            self._awareness_soon(now=True)
 
     def full_state(self) -> bytes:
         """The whole document as one update (encoded once per version of the document)."""
@@ -335,36 +351,85 @@ class Room:
             else:
                 state.client_ids.add(entry.client_id)
         if accepted and self._bus is not None:
-            payload = protocol.encode_awareness(accepted)
-            self._bus.publish(self.document_id, BusKind.AWARENESS, payload)
+            # Renewals too: the other processes' peers time out at 30 s like ours.
+            self._awareness_bus.add(accepted)
         self._spread_awareness(changes)
 
     def apply_remote_awareness(self, payload: bytes) -> None:
-        """Awareness entries of another process's clients: relay what changed."""
+        """Awareness entries of another process's clients: relay what changed (at the end
+        of this event-loop turn at the earliest, so a batch of bus messages goes as one)."""
         try:
             entries = protocol.parse_awareness(payload)
         except ProtocolError as error:
             log.warning("room %s: bad awareness from the bus: %s", self.document_id, error)
             return
         self._spread_awareness(self.awareness.apply(entries))
+        self._awareness_soon(now=False)
 
     def _spread_awareness(self, changes: AwarenessChanges) -> None:
         if changes.changed:
-            self._send_all(protocol.awareness(protocol.encode_awareness(changes.changed)))
+            self._queue_awareness(changes.changed, to_bus=False)
         if changes.renewed:
+            waiting = self._awareness_out
             for entry in changes.renewed:
-                self._renewals[entry.client_id] = entry
-            if self._renewal_handle is None:
+                if entry.client_id in waiting:  # a change waits: it now carries this clock
+                    waiting.add([entry])
+                else:
+                    self._renewals[entry.client_id] = entry
+            if self._renewals and self._renewal_handle is None:
                 self._renewal_handle = self._loop.call_later(
                     AWARENESS_RENEWAL_SECONDS, self._send_renewals
                 )
+
+    def _queue_awareness(self, entries: list[AwarenessEntry], *, to_bus: bool) -> None:
+        """Send ``entries`` with the next flush (they are newer than any renewal waiting)."""
+        self._awareness_out.add(entries)
+        if to_bus and self._bus is not None:
+            self._awareness_bus.add(entries)
+        if self._renewals:
+            for entry in entries:
+                self._renewals.pop(entry.client_id, None)
+
+    def _awareness_soon(self, *, now: bool) -> None:
+        """Flush what waits: ``now`` if the room is quiet, else at the end of the open tick
+        (or of this event-loop turn when not ``now``)."""
+        if self._awareness_window is not None:
+            return
+        if not (self._awareness_out or self._awareness_bus):
+            return
+        if now:
+            self._flush_awareness()
+        else:
+            self._awareness_window = self._loop.call_soon(self._end_awareness_tick)
+
+    def _end_awareness_tick(self) -> None:
+        self._awareness_window = None
+        self._flush_awareness()
+
+    def _flush_awareness(self) -> None:
+        """Send what waits, each client's latest entry encoded once for every peer, and keep
+        the tick open for what comes next; an empty tick closes it."""
+        local, remote = self._awareness_out.take(), self._awareness_bus.take()
+        if local:
+            self._send_all(protocol.awareness(protocol.encode_awareness(local)))
+        if remote and self._bus is not None:
+            self._bus.publish(
+                self.document_id, BusKind.AWARENESS, protocol.encode_awareness(remote)
+            )
+        if (local or remote) and self._awareness_tick > 0:
+            self._awareness_window = self._loop.call_later(
+                self._awareness_tick, self._end_awareness_tick
+            )
+        else:
+            self._awareness_window = None
 
     def _send_renewals(self) -> None:
         self._renewal_handle = None
         renewals = list(self._renewals.values())
         self._renewals.clear()
         if renewals:
-            self._send_all(protocol.awareness(protocol.encode_awareness(renewals)))
+            self._queue_awareness(renewals, to_bus=False)
+            self._awareness_soon(now=True)
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -406,5 +471,13 @@ class Room:
         self.doc.unobserve(self._subscription)
         if self._renewal_handle is not None:
             self._renewal_handle.cancel()
+        if self._awareness_window is not None:
+            self._awareness_window.cancel()
+            self._awareness_window = None
+        remote = self._awareness_bus.take()
+        if remote and self._bus is not None:  # removals of the last peers, say
+            self._bus.publish(
+                self.document_id, BusKind.AWARENESS, protocol.encode_awareness(remote)
+            )
         if self.unload_handle is not None:
             self.unload_handle.cancel()

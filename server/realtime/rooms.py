@@ -58,6 +58,7 @@ class RoomManager:
         recheck: Callable[[Grant], Awaitable[Grant]] | None = None,
         close_code: Callable[[DomainError], int] | None = None,
         recheck_seconds: float = 0.0,
+        awareness_tick_seconds: float = 0.05,
     ) -> None:
         self._store = store
         self._committer = committer
@@ -81,6 +82,7 @@ class RoomManager:
         self._close_code = close_code or (lambda _error: 4403)
         self._rechecks: dict[str, bool] = {}
         self._recheck_seconds = recheck_seconds  # document id -> asked again meanwhile
+        self._awareness_tick = awareness_tick_seconds
 
     @property
     def rooms(self) -> dict[str, Room]:
@@ -134,7 +136,11 @@ class RoomManager:
                         self._bus.unfollow(document_id)
                     raise
                 room = Room(
-                    stored, self._committer, compact_every=self._compact_every, bus=self._bus
+                    stored,
+                    self._committer,
+                    compact_every=self._compact_every,
+                    bus=self._bus,
+                    awareness_tick_seconds=self._awareness_tick,
                 )
                 if self._read_only is not None:
                     room.read_only = await self._read_only(document_id)

@@ -13,7 +13,7 @@ reached or answers nonsense, ``SignInRefused`` when what it answered does not ho
 
 Authlib, joserfc (and with it ``cryptography``) and httpx2 are imported at the first
 sign-in, not with the server: about 14 MB of a process's memory that a deployment
-without an identity provider never needs (decision 138).
+without an identity provider never needs (decision 142).
 """
 
 from __future__ import annotations

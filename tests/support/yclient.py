@@ -39,6 +39,8 @@ class YClient:
         self.saved = 0
         self.denied: list[str] = []
         self.awareness: dict[int, tuple[int, Any]] = {}
+        # Every awareness message received, as (client id, clock, state) entries, in order.
+        self.awareness_messages: list[list[tuple[int, int, Any]]] = []
         self.unknown: list[int] = []
         self.frames_received = 0
         self.close_code: int | None = None
@@ -145,10 +147,14 @@ class YClient:
             payload = decoder.read_message()
             assert payload is not None
             inner = Decoder(payload)
+            entries = []
             for _ in range(inner.read_var_uint()):
                 client_id = inner.read_var_uint()
                 clock = inner.read_var_uint()
-                self.awareness[client_id] = (clock, json.loads(inner.read_var_string()))
+                state = json.loads(inner.read_var_string())
+                self.awareness[client_id] = (clock, state)
+                entries.append((client_id, clock, state))
+            self.awareness_messages.append(entries)
         elif kind == 2:
             decoder.read_var_uint()
             self.denied.append(decoder.read_var_string())

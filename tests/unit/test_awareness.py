@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.realtime.awareness import AwarenessTable
+from server.realtime.awareness import AwarenessBatch, AwarenessTable
 from server.realtime.protocol import AwarenessEntry
 
 ANN = '{"user":{"name":"Ann"}}'
@@ -50,3 +50,18 @@ def test_remove_announces_a_newer_clock_for_present_clients_only() -> None:
     table.apply([AwarenessEntry(1, 3, ANN), AwarenessEntry(2, 1, ANN)])
     table.apply([AwarenessEntry(2, 2, "null")])
     assert table.remove({1, 2, 3}) == [AwarenessEntry(1, 4, "null")]
+
+
+def test_batch_keeps_each_client_latest_entry_only() -> None:
+    batch = AwarenessBatch()
+    batch.add([AwarenessEntry(1, 1, ANN), AwarenessEntry(2, 1, ANN)])
+    batch.add([AwarenessEntry(1, 2, ANN_MOVED)])
+    assert batch.take() == [AwarenessEntry(1, 2, ANN_MOVED), AwarenessEntry(2, 1, ANN)]
+    assert not batch and batch.take() == []
+
+
+def test_batch_removal_replaces_a_waiting_state_and_an_older_state_does_not_replace_it() -> None:
+    batch = AwarenessBatch()
+    batch.add([AwarenessEntry(1, 4, ANN_MOVED), AwarenessEntry(1, 4, "null")])
+    batch.add([AwarenessEntry(1, 3, ANN)])
+    assert batch.take() == [AwarenessEntry(1, 4, "null")]
