@@ -176,7 +176,9 @@ class DpiaService:
             )
             if project_id is None:
                 project_id = own_project(session, user, dpia_id, new.title, organisation, now)
-            session.add(Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}"))
+            session.add(
+                Document(id=dpia_id, created_at=now, created_by=f"user:{user.id}", last_seq=1)
+            )
             await session.flush()
             session.add(
                 Dpia(

@@ -101,7 +101,7 @@ def _ensure_parent_directory(database_url: str) -> None:
 # The newest migration (migrations/versions). A server whose database is already there does
 # not import Alembic at all (with Mako and Pygments, about 11 MB of every process's memory);
 # tests/integration/test_schema_head.py checks that this names Alembic's head.
-SCHEMA_HEAD = "0022"
+SCHEMA_HEAD = "0023"
 
 
 async def schema_is_current(engine: AsyncEngine) -> bool:

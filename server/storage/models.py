@@ -41,6 +41,11 @@ class Document(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(200))
+    # The last ``seq`` numbered in this document's log, when several processes write it
+    # (``SqlUpdateStore`` with ``assign_seq``): its row lock orders those writers. A cache
+    # of ``max(document_updates.seq)``: one process alone does not keep it, and a writer
+    # that finds it behind (its next ``seq`` is taken) sets it again from the log.
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DocumentUpdate(Base):

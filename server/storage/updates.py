@@ -2,9 +2,16 @@
 
 With several server processes writing one document (``assign_seq``), a process cannot
 know the next ``seq``: ``append`` then numbers each document's rows after the last one
-committed, holding a per-document PostgreSQL advisory lock for the transaction, so writers
-of one document commit one after another and the committed log is always a gap-free prefix
-(what compaction relies on). Writers of different documents never wait for each other.
+numbered, by bumping the document's counter (``documents.last_seq``) in the transaction
+that inserts them. The counter's row lock makes writers of one document commit one after
+another, so the committed log is always a gap-free prefix (what compaction relies on);
+writers of different documents never wait for each other. On PostgreSQL the bump and the
+insert are one statement, committed on its own: one round trip per group commit.
+
+The counter is a cache of ``max(seq)``: one process alone numbers rows itself and leaves it
+be. A writer whose numbers are taken (the primary key refuses them: the counter is behind,
+for instance after running as one process) sets the counters of its batch from the log and
+tries once more. It is never ahead: only rows it numbered move it, in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.storage.database import writer_turn
@@ -28,6 +36,39 @@ SNAPSHOTS_KEPT = 2
 _documents = cast(Table, Document.__table__)
 _updates = cast(Table, DocumentUpdate.__table__)
 _snapshots = cast(Table, DocumentSnapshot.__table__)
+
+
+# Rows arrive as parallel arrays; ``ordinal`` numbers each document's rows from 1 in order.
+_NUMBER_AND_INSERT = text(
+    """
+    WITH batch AS (
+        SELECT * FROM unnest(
+            CAST(:documents AS text[]), CAST(:ordinals AS int[]), CAST(:updates AS bytea[]),
+            CAST(:actors AS text[]), CAST(:channels AS text[]), CAST(:origins AS text[]),
+            CAST(:times AS timestamptz[])
+        ) AS b(document_id, ordinal, "update", actor, channel, origin, created_at)
+    ),
+    counts AS (SELECT document_id, count(*) AS n FROM batch GROUP BY document_id),
+    locked AS MATERIALIZED (
+        SELECT d.id FROM documents AS d JOIN counts AS c ON c.document_id = d.id
+        ORDER BY d.id FOR NO KEY UPDATE OF d
+    ),
+    bumped AS (
+        UPDATE documents AS d SET last_seq = d.last_seq + c.n
+        FROM counts AS c, locked AS l
+        WHERE d.id = c.document_id AND l.id = d.id
+        RETURNING d.id, d.last_seq - c.n AS base
+    ),
+    inserted AS (
+        INSERT INTO document_updates
+            (document_id, seq, "update", actor, channel, origin, created_at)
+        SELECT b.document_id, k.base + b.ordinal, b."update", b.actor, b.channel, b.origin,
+            b.created_at
+        FROM batch AS b LEFT JOIN bumped AS k ON k.id = b.document_id
+    )
+    SELECT id AS document_id, base FROM bumped
+    """
+)
 
 
 class SqlUpdateStore:
@@ -102,39 +143,84 @@ class SqlUpdateStore:
             }
             for r in records
         ]
-        async with writer_turn(self._engine), self._engine.begin() as connection:
-            if self._assign_seq:
-                await self._number(connection, rows)
-            await connection.execute(insert(_updates), rows)
+        if not self._assign_seq:
+            async with writer_turn(self._engine), self._engine.begin() as connection:
+                await connection.execute(insert(_updates), rows)
+            return
+        try:
+            await self._append_numbered(rows)
+        except IntegrityError:
+            # Numbers taken: the counters are behind the log. Set them from it, once.
+            await self._reset_counters(sorted({str(row["document_id"]) for row in rows}))
+            await self._append_numbered(rows)
 
-    async def _number(self, connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        """Renumber each document's rows, in order, after its last committed ``seq``.
-
-        Three statements whatever the number of documents: lock them (in one order, so two
-        writers cannot deadlock), read their last seqs, insert.
-        """
+    async def _append_numbered(self, rows: list[dict[str, Any]]) -> None:
+        """Number each document's rows, in order, after its counter, and insert them."""
         by_document: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_document.setdefault(row["document_id"], []).append(row)
-        ids = sorted(by_document)
         if self._postgres:
-            await connection.execute(
-                text(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(id, 7)) "
-                    "FROM (SELECT unnest(CAST(:ids AS text[])) AS id ORDER BY 1) AS locked"
-                ),
-                {"ids": ids},
-            )
-        result = await connection.execute(
-            select(_updates.c.document_id, func.max(_updates.c.seq))
-            .where(_updates.c.document_id.in_(ids))
-            .group_by(_updates.c.document_id)
-        )
-        last = {document_id: seq for document_id, seq in result}
+            await self._append_numbered_postgres(rows, by_document)
+            return
+        async with writer_turn(self._engine), self._engine.begin() as connection:
+            for document_id in sorted(by_document):
+                document_rows = by_document[document_id]
+                last = await connection.scalar(
+                    update(_documents)
+                    .where(_documents.c.id == document_id)
+                    .values(last_seq=_documents.c.last_seq + len(document_rows))
+                    .returning(_documents.c.last_seq)
+                )
+                if last is None:
+                    raise LookupError(f"no document {document_id!r} to number rows of")
+                start = int(last) - len(document_rows)
+                for offset, row in enumerate(document_rows, start=1):
+                    row["seq"] = start + offset
+            await connection.execute(insert(_updates), rows)
+
+    async def _append_numbered_postgres(
+        self, rows: list[dict[str, Any]], by_document: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """One statement, committed on its own: lock the documents' rows in id order (two
+        writers cannot deadlock), bump each counter by its number of rows, insert the rows
+        after the old value. A row whose document does not exist gets no ``seq`` and fails
+        the whole statement, as the foreign key would."""
+        ordinals: list[int] = []
+        seen: dict[str, int] = {}
+        for row in rows:
+            seen[row["document_id"]] = seen.get(row["document_id"], 0) + 1
+            ordinals.append(seen[row["document_id"]])
+        params = {
+            "documents": [row["document_id"] for row in rows],
+            "ordinals": ordinals,
+            "updates": [row["update"] for row in rows],
+            "actors": [row["actor"] for row in rows],
+            "channels": [row["channel"] for row in rows],
+            "origins": [row["origin"] for row in rows],
+            "times": [row["created_at"] for row in rows],
+        }
+        async with self._engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            inserted = await connection.execute(_NUMBER_AND_INSERT, params)
+        numbered = {r.document_id: int(r.base) for r in inserted}
         for document_id, document_rows in by_document.items():
-            start = int(last.get(document_id) or 0)
             for offset, row in enumerate(document_rows, start=1):
-                row["seq"] = start + offset
+                row["seq"] = numbered[document_id] + offset
+
+    async def _reset_counters(self, document_ids: list[str]) -> None:
+        """Set these documents' counters to at least their logs' last ``seq``."""
+        logged = (
+            select(func.coalesce(func.max(_updates.c.seq), 0))
+            .where(_updates.c.document_id == _documents.c.id)
+            .scalar_subquery()
+        )
+        highest = func.greatest if self._postgres else func.max
+        async with writer_turn(self._engine), self._engine.begin() as connection:
+            await connection.execute(
+                update(_documents)
+                .where(_documents.c.id.in_(document_ids))
+                .values(last_seq=highest(_documents.c.last_seq, logged))
+            )
 
     async def compact(self, document_id: str) -> int | None:
         stored = await self.load(document_id)

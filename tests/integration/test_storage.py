@@ -11,7 +11,7 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pycrdt import Doc, Text
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain.documents import UpdateRecord
@@ -187,6 +187,108 @@ async def test_writers_in_several_processes_get_one_gap_free_sequence(
     loaded = await store.load("shared")
     assert loaded is not None
     assert _text_of(None, list(loaded.tail)) == "".join(f"{i};" for i in range(160))
+
+
+async def _counters(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(text("SELECT id, last_seq FROM documents"))
+        return {row.id: int(row.last_seq) for row in rows}
+
+
+async def test_writers_that_meet_documents_in_opposite_orders_neither_deadlock_nor_gap(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Batches of several documents, listed in opposite orders by two writers, bump the
+    documents' counters in one order: no deadlock, each log gap-free, each counter at its
+    log's last ``seq``."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several processes share PostgreSQL; SQLite serves one process")
+    engines = [create_engine(database_url, pool_size=3) for _ in range(2)]
+    stores = [SqlUpdateStore(e, assign_seq=True) for e in engines]
+    names = [f"doc{i}" for i in range(6)]
+    for name in names:
+        await stores[0].create_document(name, "alice")
+    updates = _edits(40)
+    try:
+
+        async def write(index: int, order: list[str]) -> None:
+            for start in range(0, len(updates), 2):
+                batch = [r for name in order for r in _records(name, updates[start : start + 2])]
+                await stores[index].append(batch)
+
+        async with asyncio.timeout(60):  # a deadlock would be refused by PostgreSQL
+            await asyncio.gather(
+                write(0, names), write(1, names[::-1]), write(0, names[::2] + names[1::2])
+            )
+    finally:
+        for e in engines:
+            await e.dispose()
+    store = SqlUpdateStore(engine)
+    for name in names:
+        log = await store.updates(name)
+        assert [r.seq for r in log] == list(range(1, 121))
+    assert await _counters(engine) == dict.fromkeys(names, 120)
+
+
+async def test_a_counter_behind_the_log_is_set_again_from_it(engine: AsyncEngine) -> None:
+    """One process numbers rows itself and leaves the counter be; when several processes
+    take over, the first writer finds its numbers taken, sets the counter from the log and
+    numbers after it."""
+    alone = SqlUpdateStore(engine)
+    await alone.create_document("d", "alice")
+    updates = _edits(8)
+    await alone.append(_records("d", updates[:5]))
+    assert (await _counters(engine))["d"] == 0
+    shared = SqlUpdateStore(engine, assign_seq=True)
+    await shared.append(_records("d", updates[5:]))
+    assert [r.seq for r in await alone.updates("d")] == list(range(1, 9))
+    assert (await _counters(engine))["d"] == 8
+    loaded = await alone.load("d")
+    assert loaded is not None
+    assert _text_of(None, list(loaded.tail)) == "".join(f"{i};" for i in range(8))
+
+
+async def test_rows_of_a_missing_document_fail_the_whole_numbered_batch(
+    engine: AsyncEngine,
+) -> None:
+    store = SqlUpdateStore(engine, assign_seq=True)
+    await store.create_document("d", "alice")
+    updates = _edits(3)
+    with pytest.raises(Exception, match=r"(?i)null|foreign|no document"):
+        await store.append(_records("d", updates[:2]) + _records("gone", updates[2:]))
+    assert await store.updates("d") == []
+    assert (await _counters(engine))["d"] == 0
+
+
+async def test_the_counter_migration_sets_each_document_s_counter_from_its_log(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(migrate, database_url, "0022")
+    engine = create_engine(database_url)
+    try:
+        now = datetime.now(UTC)
+        async with engine.begin() as connection:
+            for name, count in (("empty", 0), ("short", 3), ("long", 12)):
+                await connection.execute(
+                    text("INSERT INTO documents (id, created_at, created_by) VALUES (:d, :t, 'a')"),
+                    {"d": name, "t": now},
+                )
+                for seq, update in enumerate(_edits(count), start=1):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO document_updates "
+                            '(document_id, seq, "update", actor, channel, origin, created_at) '
+                            "VALUES (:d, :s, :u, 'a', 'api', 'test', :t)"
+                        ),
+                        {"d": name, "s": seq, "u": update, "t": now},
+                    )
+        await asyncio.to_thread(migrate, database_url)
+        assert await _counters(engine) == {"empty": 0, "short": 3, "long": 12}
+        store = SqlUpdateStore(engine, assign_seq=True)
+        await store.append(_records("long", _edits(13)[12:]))
+        assert [r.seq for r in await store.updates("long")][-2:] == [12, 13]
+    finally:
+        await engine.dispose()
 
 
 async def test_this_process_s_sqlite_writers_take_turns_and_postgresql_ones_do_not_wait(
