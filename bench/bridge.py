@@ -30,10 +30,11 @@ from aiosmtpd.smtp import SMTP
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.common import OwnCpu, connect_many, new_writer, percentile
+from bench.common import OwnCpu, connect_many, percentile
 from bench.mail import CountingSink
 from bench.servers import OPENDPIA, Server, free_port
 from bench.wsclient import Stats, YClient
+from bench.yproto import FieldWriter
 
 TARGET_MERGED_PER_S = 100
 TARGET_ACCEPT_P99_MS = 50
@@ -124,11 +125,26 @@ def _merged(path: str) -> int:
     return int(row[0])
 
 
+# Each editor keeps typing into its own field across the runs (the warm-up, the baseline,
+# with replies): a new writer would start a new paragraph.
+_WRITERS: dict[str, list[FieldWriter]] = {}
+
+
+def _rich_text_roots() -> list[str]:
+    """The DPIA template's rich-text fields: what editors may write (server.domain.shape)."""
+    from server.domain.shape import shape_of
+    from server.domain.templates import DEFAULT_TEMPLATE, load_template
+
+    return sorted(shape_of(load_template(DEFAULT_TEMPLATE, None)).rich_text)
+
+
 async def _editing(
     server: Server, dpia_id: str, seconds: float, stats: Stats, clients: list[YClient]
 ) -> int:
     """10 of the clients write 10 updates/s each for ``seconds``; the updates sent."""
-    writers = [new_writer(i) for i in range(10)]
+    writers = _WRITERS.setdefault(
+        dpia_id, [FieldWriter(i, root) for i, root in enumerate(_rich_text_roots()[:10])]
+    )
     loop = asyncio.get_running_loop()
     sent = [0] * len(writers)
     deadline = loop.time() + seconds
@@ -145,9 +161,23 @@ async def _editing(
     return sum(sent)
 
 
+def _own_cpu(server: Server) -> float:
+    """CPU seconds of the serve process alone (its event loop: the editors'), without the
+    bridge's child process."""
+    times = server._procs()[0].cpu_times()
+    return float(times.user + times.system)
+
+
 async def run(
-    replies: int, senders: int, partners: int, rate: float, baseline_s: float, keep: bool
+    replies: int,
+    senders: int,
+    partners: int,
+    rate: float,
+    baseline_s: float,
+    keep: bool,
+    inline: bool = False,
 ) -> None:
+    os.environ["OPENDPIA_BRIDGE_PROCESS"] = "false" if inline else "true"
     os.environ["OPENDPIA_ENV"] = "development"
     os.environ["OPENDPIA_LOG_LEVEL"] = "warning"
     os.environ["OPENDPIA_BRIDGE_PORT"] = str(free_port())
@@ -194,6 +224,7 @@ async def run(
         whole_ms: list[float] = []
         before = _merged(str(db))
         own, cpu0, started = OwnCpu(), server.cpu_seconds(), time.perf_counter()
+        serve_cpu0 = _own_cpu(server)
 
         async def editing_while_sending() -> None:
             while not jobs.empty() or _merged(str(db)) - before < replies:
@@ -213,6 +244,7 @@ async def run(
         await editing
         elapsed = merged_at - started
         cpu = server.cpu_seconds() - cpu0
+        serve_cpu = _own_cpu(server) - serve_cpu0
         during = list(stats.latencies_ns)
         offered = f" offered at {rate:g}/s" if rate else ""
         print(
@@ -233,6 +265,11 @@ async def run(
         print(
             f"  server CPU {100 * cpu / elapsed:.0f} %, {1000 * cpu / replies:.2f} ms per reply "
             f"(including its notifications); load generator {own.percent():.0f} % CPU"
+        )
+        where = "on serve's loop" if inline else "in its own process"
+        print(
+            f"  of which the serve process (the editors' loop) {100 * serve_cpu / elapsed:.0f} %,"
+            f" {1000 * serve_cpu / replies:.2f} ms per reply; the bridge runs {where}"
         )
         await asyncio.gather(*(c.close() for c in clients))
         print(f"  notification emails relayed meanwhile: {sink.count}")
@@ -259,8 +296,23 @@ def main() -> None:
     )
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of editing alone")
     parser.add_argument("--keep", action="store_true", help="keep the server's directory")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the bridge on serve's event loop (OPENDPIA_BRIDGE_PROCESS=false), as before",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.replies, args.senders, args.partners, args.rate, args.baseline, args.keep))
+    asyncio.run(
+        run(
+            args.replies,
+            args.senders,
+            args.partners,
+            args.rate,
+            args.baseline,
+            args.keep,
+            args.inline,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from email_bridge.answers import Answerer
 from email_bridge.imap import ImapPoller
 from email_bridge.listener import BridgeHandler, listen, tls_context
-from email_bridge.processor import BridgePolicy, ReplyProcessor
+from email_bridge.processor import BridgePolicy, ReplyProcessor, TriggerRaiser
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.template_library import TemplateLibrary
 from server.settings import Settings
 from server.usecases.comments import Comments
-from server.usecases.reviews import Reviews
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -36,7 +35,7 @@ class Bridge:
         on_queued: Callable[[], None] = lambda: None,
         on_outcome: Callable[[str], None] = lambda outcome: None,
         embedded: bool = False,
-        reviews: Reviews | None = None,
+        reviews: TriggerRaiser | None = None,
         templates: TemplateLibrary,
     ) -> None:
         self.settings = settings

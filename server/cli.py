@@ -13,11 +13,12 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server import cli_protection, logs
+from server.cli_bridge import bridge_service, run_child
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings, SettingsError
 
@@ -27,14 +28,12 @@ if TYPE_CHECKING:
     import uvicorn
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from server.bootstrap import Service
     from server.services.admin_records import Actor
     from server.services.administration import Administration
     from server.services.audit import AuditTrail
     from server.services.dpias import DpiaService
     from server.services.history import HistoryService
     from server.services.signoffs import SignOffService
-    from server.web.runtime import Runtime
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "http://127.0.0.1:8090)",
     )
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
-    commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
+    bridge = commands.add_parser(
+        "bridge", help="receive email replies over SMTP/LMTP (when serve does not)"
+    )
+    # serve's own bridge child: its end of the link to serve (not for people to use)
+    bridge.add_argument("--child-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
@@ -175,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_work(settings))
     if args.command == "bridge":
         _tune_gc()
+        if args.child_fd is not None:
+            return asyncio.run(run_child(settings, args.child_fd))
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
@@ -545,28 +550,6 @@ async def _work(settings: Settings) -> int:
     finally:
         await engine.dispose()
     return 0
-
-
-def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
-    """The email bridge as a service of the runtime (the CLI composes both packages)."""
-    from email_bridge.service import Bridge
-    from server.metrics import BRIDGE_MESSAGES
-
-    def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-        bridge = Bridge(
-            settings,
-            runtime.inbound,
-            runtime.usecases.comments,
-            runtime.notifications,
-            on_queued=runtime.notifications.queued,
-            embedded=embedded,
-            on_outcome=lambda outcome: BRIDGE_MESSAGES.labels(outcome=outcome).inc(),
-            reviews=runtime.usecases.reviews,
-            templates=runtime.dpias.templates,
-        )
-        return bridge.run
-
-    return start
 
 
 async def _bridge(settings: Settings) -> int:
