@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from server.web.runtime import Runtime
 
 log = logging.getLogger("opendpia.bridge")
+# The child yields the CPU to serve when both want it: on a busy machine the scheduler would
+# otherwise share it evenly, and the editors' loop would wait for mail's turn.
+CHILD_NICENESS = 10
 
 
 def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
@@ -79,6 +83,7 @@ async def run_child(settings: Settings, fd: int) -> int:
     from server.storage.updates import SqlUpdateStore
     from server.usecases.comments import Comments
 
+    os.nice(CHILD_NICENESS)
     # serve stops its child by closing the link; a terminal's Ctrl-C reaches both.
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
