@@ -325,7 +325,9 @@ class BridgeProcess:
         environment: dict[str, str],
         host: EditingHost,
         store: InboundStore,
+        listeners: Callable[[], dict[str, socket.socket]],
     ) -> None:
+        self._listeners = listeners
         self._command = list(command)
         self._environment = environment
         self._host = host
@@ -339,9 +341,20 @@ class BridgeProcess:
             self._link.notify("wake")
 
     async def run(self, started: asyncio.Event) -> None:
+        # Bound here and kept: while a child restarts, mail servers wait in the backlog.
+        sockets = self._listeners()
+        try:
+            await self._keep_running(started, sockets)
+        finally:
+            for sock in sockets.values():
+                sock.close()
+
+    async def _keep_running(
+        self, started: asyncio.Event, sockets: dict[str, socket.socket]
+    ) -> None:
         delay = RESTART_FIRST
         while True:
-            ready = await self._one_child(started)
+            ready = await self._one_child(started, sockets)
             started.set()
             if ready:
                 delay = RESTART_FIRST
@@ -355,15 +368,17 @@ class BridgeProcess:
             await asyncio.sleep(delay)
             delay = min(RESTART_MOST, delay * 2)
 
-    async def _one_child(self, started: asyncio.Event) -> bool:
+    async def _one_child(self, started: asyncio.Event, sockets: dict[str, socket.socket]) -> bool:
         """Run one child until it exits; whether it said it was ready."""
         ours, theirs = socket.socketpair()
+        listening = [f"{name}={sock.fileno()}" for name, sock in sockets.items()]
         try:
             process = await asyncio.create_subprocess_exec(
                 *self._command,
                 "--child-fd",
                 str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
+                *(["--listen", ",".join(listening)] if listening else []),
+                pass_fds=(theirs.fileno(), *(sock.fileno() for sock in sockets.values())),
                 env=self._environment,
             )
         finally:
@@ -409,6 +424,16 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 def child_command() -> list[str]:
     """How ``serve`` starts its bridge child: this Python, the same program."""
     return [sys.executable, "-m", "server", "bridge"]
+
+
+def inherited_listeners(listen: str) -> dict[str, socket.socket]:
+    """The listening sockets ``serve`` passed its child ("smtp=7,lmtp=8")."""
+    sockets: dict[str, socket.socket] = {}
+    for item in filter(None, listen.split(",")):
+        name, _, fd = item.partition("=")
+        sockets[name] = socket.socket(fileno=int(fd))
+        os.set_inheritable(int(fd), False)
+    return sockets
 
 
 async def child_link(fd: int, on_notice: Notice) -> Link:

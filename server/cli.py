@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # serve's own bridge child: its end of the link to serve (not for people to use)
     bridge.add_argument("--child-fd", type=int, default=None, help=argparse.SUPPRESS)
+    bridge.add_argument("--listen", default="", help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
@@ -159,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
+        # serve's bridge child takes serve's settings as they are (a test's, too).
+        child = args.command == "bridge" and args.child_fd is not None
+        settings = Settings.from_env(os.environ, check=not child)
     except SettingsError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
@@ -179,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bridge":
         _tune_gc()
         if args.child_fd is not None:
-            return asyncio.run(run_child(settings, args.child_fd))
+            return asyncio.run(run_child(settings, args.child_fd, args.listen))
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))

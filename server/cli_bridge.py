@@ -38,6 +38,7 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
     def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
         if embedded and settings.bridge_process:
             from email_bridge.isolation import BridgeProcess, EditingHost, child_command
+            from email_bridge.service import open_listeners
 
             host = EditingHost(
                 runtime.editing,
@@ -46,7 +47,13 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
                 queued=runtime.notifications.queued,
                 outcome=count,
             )
-            child = BridgeProcess(child_command(), settings.environment(), host, runtime.inbound)
+            child = BridgeProcess(
+                child_command(),
+                settings.environment(),
+                host,
+                runtime.inbound,
+                lambda: open_listeners(settings, embedded=True),
+            )
             return child.run
 
         from email_bridge.service import Bridge
@@ -67,14 +74,19 @@ def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
     return start
 
 
-async def run_child(settings: Settings, fd: int) -> int:
+async def run_child(settings: Settings, fd: int, listen: str) -> int:
     """``serve``'s bridge child: the whole bridge, with the rooms' edits sent to ``serve``.
 
     Runs until ``serve`` closes the link (it stops, or died), then stops.
     """
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from email_bridge.isolation import RemoteEditing, RemoteReviews, child_link
+    from email_bridge.isolation import (
+        RemoteEditing,
+        RemoteReviews,
+        child_link,
+        inherited_listeners,
+    )
     from email_bridge.service import Bridge
     from server.bootstrap import notification_service
     from server.services.dpias import DpiaService
@@ -126,7 +138,7 @@ async def run_child(settings: Settings, fd: int) -> int:
         wake.append(bridge.processor.wake)
         started = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
-            running = tasks.create_task(bridge.run(started))
+            running = tasks.create_task(bridge.run(started, inherited_listeners(listen)))
             await started.wait()
             link.notify("ready")
             log.info("email bridge: running in its own process")

@@ -160,8 +160,9 @@ class Settings:
     clock: Callable[[], datetime] = field(default=system_clock, compare=False, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build the settings from ``environ``, refusing unsafe or malformed values."""
+    def from_env(cls, environ: Mapping[str, str], *, check: bool = True) -> Settings:
+        """Build the settings from ``environ``, refusing unsafe or malformed values
+        (``check=False``: the parent process checked them, e.g. ``serve``'s bridge child)."""
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             if "env" not in f.metadata:
@@ -172,7 +173,8 @@ class Settings:
                 continue
             values[f.name] = _convert(name, raw, f.default)
         settings = cls(**values)  # type: ignore[arg-type]
-        settings.check()
+        if check:
+            settings.check()
         return settings
 
     def environment(self) -> dict[str, str]:
