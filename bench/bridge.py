@@ -1,7 +1,12 @@
 """Email replies merged per second while 20 people edit the same DPIA (issue 5).
 
 Run by hand: ``.venv/bin/python -m bench.bridge [--replies 1000] [--senders 8] [--partners 10]
-[--rate 0]``.
+[--rate 0] [--inline]``.
+
+The bridge runs as ``serve``'s child process (the default since issue 18); ``--inline`` runs
+it on ``serve``'s event loop as before, to compare. The editors type into the DPIA's
+rich-text fields (the shape guard refuses other roots), and the SMTP senders run in a
+process of their own, so that their work does not delay the editors' clients measured here.
 
 One ``opendpia serve`` process (the embedded default: SQLite, the bridge and the mail worker
 in-process) holds a DPIA with ``--partners`` email-only participants. 20 clients edit it
