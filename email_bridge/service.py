@@ -68,6 +68,13 @@ class Bridge:
             reviews=reviews,
         )
         store.on_pending(self.processor.wake)
+        self._servers: list[asyncio.Server] = []
+
+    def stop_listening(self) -> None:
+        """Close the listening sockets now (a child whose serve is gone frees the ports at
+        once for the next serve, before it finishes what it holds)."""
+        for server in self._servers:
+            server.close()
 
     async def run(
         self, started: asyncio.Event, sockets: dict[str, socket.socket] | None = None
@@ -76,7 +83,7 @@ class Bridge:
         socket, bound by ``serve`` for its child), or on sockets of its own."""
         settings = self.settings
         tls = tls_context(settings.bridge_tls_cert, settings.bridge_tls_key)
-        servers: list[asyncio.Server] = []
+        servers = self._servers
         if sockets is None:
             sockets = open_listeners(settings, embedded=self._embedded)
         try:

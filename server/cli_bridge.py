@@ -143,6 +143,7 @@ async def run_child(settings: Settings, fd: int, listen: str) -> int:
             link.notify("ready")
             log.info("email bridge: running in its own process")
             await link.run()  # until serve closes its end
+            bridge.stop_listening()
             running.cancel()
     finally:
         await engine.dispose()
