@@ -1,7 +1,12 @@
 """Email replies merged per second while 20 people edit the same DPIA (issue 5).
 
 Run by hand: ``.venv/bin/python -m bench.bridge [--replies 1000] [--senders 8] [--partners 10]
-[--rate 0]``.
+[--rate 0] [--inline]``.
+
+The bridge runs as ``serve``'s child process (the default since issue 18); ``--inline`` runs
+it on ``serve``'s event loop as before, to compare. The editors type into the DPIA's
+rich-text fields (the shape guard refuses other roots), and the SMTP senders run in a
+process of their own, so that their work does not delay the editors' clients measured here.
 
 One ``opendpia serve`` process (the embedded default: SQLite, the bridge and the mail worker
 in-process) holds a DPIA with ``--partners`` email-only participants. 20 clients edit it
@@ -20,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import sqlite3
 import time
+from concurrent.futures import ProcessPoolExecutor
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -30,10 +37,11 @@ from aiosmtpd.smtp import SMTP
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from bench.common import OwnCpu, connect_many, new_writer, percentile
+from bench.common import OwnCpu, connect_many, percentile
 from bench.mail import CountingSink
 from bench.servers import OPENDPIA, Server, free_port
 from bench.wsclient import Stats, YClient
+from bench.yproto import FieldWriter
 
 TARGET_MERGED_PER_S = 100
 TARGET_ACCEPT_P99_MS = 50
@@ -116,6 +124,30 @@ async def _sender(
         await client.quit()
 
 
+def _send_all(
+    port: int, jobs: list[tuple[int, str, str]], senders: int, rate: float
+) -> tuple[list[float], list[float]]:
+    """Send every job over ``senders`` connections; (DATA -> 250 ms, whole transaction ms).
+
+    Run in a process of its own: the SMTP client's work on the load generator's loop would
+    otherwise delay the editors' clients, whose arrival times are the measurement.
+    """
+
+    async def send() -> tuple[list[float], list[float]]:
+        queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+        for job in jobs:
+            queue.put_nowait(job)
+        data_ms: list[float] = []
+        whole_ms: list[float] = []
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(_sender(port, queue, data_ms, whole_ms, (start, rate)) for _ in range(senders))
+        )
+        return data_ms, whole_ms
+
+    return asyncio.run(send())
+
+
 def _merged(path: str) -> int:
     with sqlite3.connect(path) as connection:
         row = connection.execute(
@@ -124,11 +156,26 @@ def _merged(path: str) -> int:
     return int(row[0])
 
 
+# Each editor keeps typing into its own field across the runs (the warm-up, the baseline,
+# with replies): a new writer would start a new paragraph.
+_WRITERS: dict[str, list[FieldWriter]] = {}
+
+
+def _rich_text_roots() -> list[str]:
+    """The DPIA template's rich-text fields: what editors may write (server.domain.shape)."""
+    from server.domain.shape import shape_of
+    from server.domain.templates import DEFAULT_TEMPLATE, load_template
+
+    return sorted(shape_of(load_template(DEFAULT_TEMPLATE, None)).rich_text)
+
+
 async def _editing(
     server: Server, dpia_id: str, seconds: float, stats: Stats, clients: list[YClient]
 ) -> int:
     """10 of the clients write 10 updates/s each for ``seconds``; the updates sent."""
-    writers = [new_writer(i) for i in range(10)]
+    writers = _WRITERS.setdefault(
+        dpia_id, [FieldWriter(i, root) for i, root in enumerate(_rich_text_roots()[:10])]
+    )
     loop = asyncio.get_running_loop()
     sent = [0] * len(writers)
     deadline = loop.time() + seconds
@@ -145,9 +192,23 @@ async def _editing(
     return sum(sent)
 
 
+def _own_cpu(server: Server) -> float:
+    """CPU seconds of the serve process alone (its event loop: the editors'), without the
+    bridge's child process."""
+    times = server._procs()[0].cpu_times()
+    return float(times.user + times.system)
+
+
 async def run(
-    replies: int, senders: int, partners: int, rate: float, baseline_s: float, keep: bool
+    replies: int,
+    senders: int,
+    partners: int,
+    rate: float,
+    baseline_s: float,
+    keep: bool,
+    inline: bool = False,
 ) -> None:
+    os.environ["OPENDPIA_BRIDGE_PROCESS"] = "false" if inline else "true"
     os.environ["OPENDPIA_ENV"] = "development"
     os.environ["OPENDPIA_LOG_LEVEL"] = "warning"
     os.environ["OPENDPIA_BRIDGE_PORT"] = str(free_port())
@@ -185,27 +246,28 @@ async def run(
             f"server {100 * baseline_cpu / baseline_s:.0f} % CPU"
         )
 
-        jobs: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
-        for number in range(replies):
-            sender, to = addresses[number % len(addresses)]
-            jobs.put_nowait((number, sender, to))
+        jobs = [(n, *addresses[n % len(addresses)]) for n in range(replies)]
         stats.latencies_ns.clear()
-        data_ms: list[float] = []
-        whole_ms: list[float] = []
         before = _merged(str(db))
+        sending = True
+        loop = asyncio.get_running_loop()
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        await loop.run_in_executor(pool, time.perf_counter)  # started before the clock
         own, cpu0, started = OwnCpu(), server.cpu_seconds(), time.perf_counter()
+        serve_cpu0 = _own_cpu(server)
 
         async def editing_while_sending() -> None:
-            while not jobs.empty() or _merged(str(db)) - before < replies:
+            while sending or _merged(str(db)) - before < replies:
                 await _editing(server, dpia_id, 1.0, stats, clients)
 
         editing = asyncio.create_task(editing_while_sending())
-        await asyncio.gather(
-            *(
-                _sender(bridge_port, jobs, data_ms, whole_ms, (started, rate))
-                for _ in range(senders)
+        try:
+            data_ms, whole_ms = await loop.run_in_executor(
+                pool, _send_all, bridge_port, jobs, senders, rate
             )
-        )
+        finally:
+            sending = False
+            pool.shutdown()
         sent_at = time.perf_counter()
         while _merged(str(db)) - before < replies:
             await asyncio.sleep(0.02)
@@ -213,6 +275,7 @@ async def run(
         await editing
         elapsed = merged_at - started
         cpu = server.cpu_seconds() - cpu0
+        serve_cpu = _own_cpu(server) - serve_cpu0
         during = list(stats.latencies_ns)
         offered = f" offered at {rate:g}/s" if rate else ""
         print(
@@ -233,6 +296,11 @@ async def run(
         print(
             f"  server CPU {100 * cpu / elapsed:.0f} %, {1000 * cpu / replies:.2f} ms per reply "
             f"(including its notifications); load generator {own.percent():.0f} % CPU"
+        )
+        where = "on serve's loop" if inline else "in its own process"
+        print(
+            f"  of which the serve process (the editors' loop) {100 * serve_cpu / elapsed:.0f} %,"
+            f" {1000 * serve_cpu / replies:.2f} ms per reply; the bridge runs {where}"
         )
         await asyncio.gather(*(c.close() for c in clients))
         print(f"  notification emails relayed meanwhile: {sink.count}")
@@ -259,8 +327,23 @@ def main() -> None:
     )
     parser.add_argument("--baseline", type=float, default=10.0, help="seconds of editing alone")
     parser.add_argument("--keep", action="store_true", help="keep the server's directory")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the bridge on serve's event loop (OPENDPIA_BRIDGE_PROCESS=false), as before",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.replies, args.senders, args.partners, args.rate, args.baseline, args.keep))
+    asyncio.run(
+        run(
+            args.replies,
+            args.senders,
+            args.partners,
+            args.rate,
+            args.baseline,
+            args.keep,
+            args.inline,
+        )
+    )
 
 
 if __name__ == "__main__":

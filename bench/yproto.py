@@ -165,3 +165,29 @@ def _check_awareness() -> None:
 
 if __name__ == "__main__":
     self_check()
+
+
+class FieldWriter:
+    """Produces successive updates of one client typing into a DPIA's rich-text field.
+
+    A DPIA's document takes only the roots its template defines (``server.domain.shape``),
+    so editors of a DPIA write paragraphs of text, as the editor does, rather than into
+    ``ArrayWriter``'s root ``a``. Each update carries the same ``#writer:n:time#`` marker.
+    """
+
+    def __init__(self, writer_no: int, root: str) -> None:
+        from pycrdt import Doc, XmlElement, XmlFragment, XmlText
+
+        self.writer_no = writer_no
+        self._doc: Doc[XmlFragment] = Doc()
+        self._text = XmlText()
+        fragment = self._doc.get(root, type=XmlFragment)
+        self._start = self._doc.get_state()
+        fragment.children.append(XmlElement("paragraph", contents=[self._text]))
+
+    def next_message(self, counter: int, now_ns: int) -> bytes:
+        before = self._start
+        marker = f"#{self.writer_no}:{counter}:{now_ns}#"
+        self._text.insert(len(self._text), marker)
+        self._start = self._doc.get_state()
+        return update_message(self._doc.get_update(before))

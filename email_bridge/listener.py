@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any
 
@@ -86,11 +87,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket for the bridge (``serve`` keeps it while its child restarts, so
+    mail servers' connections wait in its backlog rather than being refused)."""
+    return socket.create_server((host, port), backlog=128)
+
+
 async def listen(
     handler: BridgeHandler,
     *,
-    host: str,
-    port: int,
+    sock: socket.socket,
     lmtp: bool,
     hostname: str,
     max_bytes: int,
@@ -110,7 +116,7 @@ async def listen(
             ident="OpenDPIA email bridge",
         )
 
-    return await loop.create_server(protocol, host=host, port=port)
+    return await loop.create_server(protocol, sock=sock)
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext | None:

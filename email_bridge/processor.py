@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from email_bridge.answers import Answerer
 from email_bridge.classify import Kind, classify, dmarc_failed, read_bounce
@@ -50,7 +50,6 @@ from server.services.notifications import CommentNotice, NotificationService
 from server.services.template_library import TemplateLibrary
 from server.storage.models import InboundMessage
 from server.usecases.comments import Comments, EmailParticipant
-from server.usecases.reviews import Reviews
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -62,6 +61,15 @@ NOTICE_WINDOW = 1.0  # seconds of merged replies told together
 # whichever processor looks next; it looks at most this often.
 UNTOLD_AFTER = timedelta(seconds=2 * NOTICE_WINDOW + 5)
 UNTOLD_EVERY = 10.0
+
+
+class TriggerRaiser(Protocol):
+    """Raises a review trigger for a reply (``usecases.reviews.Reviews``, or a link to the
+    process holding the rooms when the bridge runs in its own)."""
+
+    async def raise_trigger(
+        self, by: EmailParticipant, trigger: str, what: str, *, dpia_id: str = ""
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ class ReplyProcessor:
         concurrency: int = 16,
         poll_seconds: float = 5.0,
         on_outcome: Callable[[str], None] = lambda outcome: None,
-        reviews: Reviews | None = None,
+        reviews: TriggerRaiser | None = None,
     ) -> None:
         self._store = store
         # Each reply's document names its template by id and version; an organisation's

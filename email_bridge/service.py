@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections.abc import Callable
 
 from email_bridge.answers import Answerer
 from email_bridge.imap import ImapPoller
-from email_bridge.listener import BridgeHandler, listen, tls_context
-from email_bridge.processor import BridgePolicy, ReplyProcessor
+from email_bridge.listener import BridgeHandler, bind, listen, tls_context
+from email_bridge.processor import BridgePolicy, ReplyProcessor, TriggerRaiser
 from server.services.inbound import InboundStore
 from server.services.notifications import NotificationService
 from server.services.template_library import TemplateLibrary
 from server.settings import Settings
 from server.usecases.comments import Comments
-from server.usecases.reviews import Reviews
 
 log = logging.getLogger("opendpia.bridge")
 
@@ -36,7 +36,7 @@ class Bridge:
         on_queued: Callable[[], None] = lambda: None,
         on_outcome: Callable[[str], None] = lambda outcome: None,
         embedded: bool = False,
-        reviews: Reviews | None = None,
+        reviews: TriggerRaiser | None = None,
         templates: TemplateLibrary,
     ) -> None:
         self.settings = settings
@@ -68,49 +68,40 @@ class Bridge:
             reviews=reviews,
         )
         store.on_pending(self.processor.wake)
+        self._servers: list[asyncio.Server] = []
 
-    async def run(self, started: asyncio.Event) -> None:
-        """Listen and process until cancelled."""
+    def stop_listening(self) -> None:
+        """Close the listening sockets now (a child whose serve is gone frees the ports at
+        once for the next serve, before it finishes what it holds)."""
+        for server in self._servers:
+            server.close()
+
+    async def run(
+        self, started: asyncio.Event, sockets: dict[str, socket.socket] | None = None
+    ) -> None:
+        """Listen and process until cancelled: on ``sockets`` (transport name to listening
+        socket, bound by ``serve`` for its child), or on sockets of its own."""
         settings = self.settings
         tls = tls_context(settings.bridge_tls_cert, settings.bridge_tls_key)
-        servers: list[asyncio.Server] = []
+        servers = self._servers
+        if sockets is None:
+            sockets = open_listeners(settings, embedded=self._embedded)
         try:
-            for port, transport in (
-                (settings.bridge_port, "smtp"),
-                (settings.bridge_lmtp_port, "lmtp"),
-            ):
-                if port <= 0:
-                    continue
+            for transport, sock in sockets.items():
                 handler = BridgeHandler(self.store, transport, settings.base_url)
-                try:
-                    server = await listen(
-                        handler,
-                        host=settings.bridge_host,
-                        port=port,
-                        lmtp=transport == "lmtp",
-                        hostname=settings.reply_domain,
-                        max_bytes=settings.bridge_max_bytes,
-                        tls=tls,
-                    )
-                except OSError as error:
-                    if not self._embedded:
-                        raise
-                    # Inside `serve`, a taken port must not stop the web app: say so loudly.
-                    log.error(
-                        "email bridge: cannot listen for %s on %s:%d (%s); replies will not "
-                        "arrive until OPENDPIA_BRIDGE_PORT is free or changed",
-                        transport.upper(),
-                        settings.bridge_host,
-                        port,
-                        error,
-                    )
-                    continue
+                server = await listen(
+                    handler,
+                    sock=sock,
+                    lmtp=transport == "lmtp",
+                    hostname=settings.reply_domain,
+                    max_bytes=settings.bridge_max_bytes,
+                    tls=tls,
+                )
                 servers.append(server)
                 log.info(
                     "email bridge: %s on %s:%d%s",
                     transport.upper(),
-                    settings.bridge_host,
-                    port,
+                    *sock.getsockname()[:2],
                     " (STARTTLS offered)" if tls else "",
                 )
             async with asyncio.TaskGroup() as tasks:
@@ -131,6 +122,36 @@ class Bridge:
                 server.close()
             for server in servers:
                 await server.wait_closed()
+
+
+def open_listeners(settings: Settings, *, embedded: bool) -> dict[str, socket.socket]:
+    """The bridge's listening sockets by transport ("smtp", "lmtp"), for the ports set.
+
+    Inside ``serve`` (``embedded``) a taken port must not stop the web app: it is said
+    loudly and left out; ``opendpia bridge`` alone fails instead."""
+    sockets: dict[str, socket.socket] = {}
+    for port, transport in (
+        (settings.bridge_port, "smtp"),
+        (settings.bridge_lmtp_port, "lmtp"),
+    ):
+        if port <= 0:
+            continue
+        try:
+            sockets[transport] = bind(settings.bridge_host, port)
+        except OSError as error:
+            if not embedded:
+                for sock in sockets.values():
+                    sock.close()
+                raise
+            log.error(
+                "email bridge: cannot listen for %s on %s:%d (%s); replies will not "
+                "arrive until OPENDPIA_BRIDGE_PORT is free or changed",
+                transport.upper(),
+                settings.bridge_host,
+                port,
+                error,
+            )
+    return sockets
 
 
 def _bare(sender: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -92,20 +92,29 @@ def notification_service(
     sessions: async_sessionmaker[AsyncSession],
     worker: OutboxWorker | None,
     announce: Bus | None = None,
+    *,
+    on_queued: Callable[[], None] | None = None,
+    announce_to: Callable[[Iterable[int]], None] | None = None,
 ) -> NotificationService:
+    """``on_queued`` and ``announce_to`` replace the worker's wake-up and the bus's
+    announcement (the email bridge's own process sends both to ``serve``)."""
+    if on_queued is None:
+        on_queued = worker.wake if worker is not None else (lambda: None)
+    if announce_to is None and announce is not None:
+        announce_to = announce.announce
     return NotificationService(
         sessions,
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         secret_key=settings.secret_key,
-        on_queued=worker.wake if worker is not None else (lambda: None),
+        on_queued=on_queued,
         reply_keys=ReplyKeys(
             settings.secret_key,
             [k.strip() for k in settings.reply_key_ids.split(",") if k.strip()],
             settings.reply_domain,
         ),
         link_days=settings.reply_days,
-        announce=announce.announce if announce is not None else None,
+        announce=announce_to,
     )
 
 

@@ -15,11 +15,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server import cli_protection, logs
+from server.cli_bridge import bridge_service, run_child
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings, SettingsError
 
@@ -29,14 +30,12 @@ if TYPE_CHECKING:
     import uvicorn
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from server.bootstrap import Service
     from server.services.admin_records import Actor
     from server.services.administration import Administration
     from server.services.audit import AuditTrail
     from server.services.dpias import DpiaService
     from server.services.history import HistoryService
     from server.services.signoffs import SignOffService
-    from server.web.runtime import Runtime
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "http://127.0.0.1:8090)",
     )
     commands.add_parser("worker", help="deliver the mail outbox (when serve does not)")
-    commands.add_parser("bridge", help="receive email replies over SMTP/LMTP (when serve does not)")
+    bridge = commands.add_parser(
+        "bridge", help="receive email replies over SMTP/LMTP (when serve does not)"
+    )
+    # serve's own bridge child: its end of the link to serve (not for people to use)
+    bridge.add_argument("--child-fd", type=int, default=None, help=argparse.SUPPRESS)
+    bridge.add_argument("--listen", default="", help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="print a signed collaboration token")
     token.add_argument("--dpia", required=True, help="the document (DPIA) id")
@@ -158,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
+        # serve's bridge child takes serve's settings as they are (a test's, too).
+        child = args.command == "bridge" and args.child_fd is not None
+        settings = Settings.from_env(os.environ, check=not child)
     except SettingsError as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
@@ -177,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_work(settings))
     if args.command == "bridge":
         _tune_gc()
+        if args.child_fd is not None:
+            return asyncio.run(run_child(settings, args.child_fd, args.listen))
         return asyncio.run(_bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
@@ -547,28 +555,6 @@ async def _work(settings: Settings) -> int:
     finally:
         await engine.dispose()
     return 0
-
-
-def bridge_service(settings: Settings, *, embedded: bool = True) -> Service:
-    """The email bridge as a service of the runtime (the CLI composes both packages)."""
-    from email_bridge.service import Bridge
-    from server.metrics import BRIDGE_MESSAGES
-
-    def start(runtime: Runtime) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-        bridge = Bridge(
-            settings,
-            runtime.inbound,
-            runtime.usecases.comments,
-            runtime.notifications,
-            on_queued=runtime.notifications.queued,
-            embedded=embedded,
-            on_outcome=lambda outcome: BRIDGE_MESSAGES.labels(outcome=outcome).inc(),
-            reviews=runtime.usecases.reviews,
-            templates=runtime.dpias.templates,
-        )
-        return bridge.run
-
-    return start
 
 
 async def _bridge(settings: Settings) -> int:

@@ -105,6 +105,9 @@ class Settings:
     )
     run_worker: bool | None = field(default=None, metadata={"env": "OPENDPIA_RUN_WORKER"})
     run_bridge: bool | None = field(default=None, metadata={"env": "OPENDPIA_RUN_BRIDGE"})
+    # The bridge's parsing, checks and notifications run in a process of their own, so that
+    # mail never takes the editors' event loop; only the final edit reaches the rooms.
+    bridge_process: bool = field(default=True, metadata={"env": "OPENDPIA_BRIDGE_PROCESS"})
     bridge_host: str = field(default="127.0.0.1", metadata={"env": "OPENDPIA_BRIDGE_HOST"})
     bridge_port: int = field(default=2525, metadata={"env": "OPENDPIA_BRIDGE_PORT"})
     bridge_lmtp_port: int = field(default=0, metadata={"env": "OPENDPIA_BRIDGE_LMTP_PORT"})
@@ -161,8 +164,9 @@ class Settings:
     clock: Callable[[], datetime] = field(default=system_clock, compare=False, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build the settings from ``environ``, refusing unsafe or malformed values."""
+    def from_env(cls, environ: Mapping[str, str], *, check: bool = True) -> Settings:
+        """Build the settings from ``environ``, refusing unsafe or malformed values
+        (``check=False``: the parent process checked them, e.g. ``serve``'s bridge child)."""
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             if "env" not in f.metadata:
@@ -173,8 +177,22 @@ class Settings:
                 continue
             values[f.name] = _convert(name, raw, f.default)
         settings = cls(**values)  # type: ignore[arg-type]
-        settings.check()
+        if check:
+            settings.check()
         return settings
+
+    def environment(self) -> dict[str, str]:
+        """These settings as environment variables: ``from_env`` of them gives them back
+        (but the clock, which is never read from the environment)."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if "env" not in f.metadata or value is None:
+                continue
+            out[f.metadata["env"]] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)
+            )
+        return out
 
     def check(self) -> None:
         """Refuse combinations that are unsafe or cannot work."""

@@ -297,6 +297,22 @@ class InboundStore:
                 .values(claimed_until=datetime.now(UTC) + delay, reason=reason[:500])
             )
 
+    async def release_claims(self) -> int:
+        """Free the lease of every pending row; the number freed.
+
+        Only for the one place where the caller knows that the sole processor has just died
+        (``serve``'s bridge child): what it held is taken again at once, not when its lease
+        runs out. Several bridges (``opendpia bridge``) rely on the leases instead."""
+        async with writer_turn(self._sessions), self._sessions.begin() as session:
+            freed = await session.execute(
+                update(InboundMessage)
+                .where(
+                    InboundMessage.status == "pending", InboundMessage.claimed_until.is_not(None)
+                )
+                .values(claimed_until=None)
+            )
+        return int(getattr(freed, "rowcount", 0) or 0)
+
     async def pending(self) -> int:
         async with self._sessions() as session:
             count = await session.scalar(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -21,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opendpia.storage")
 _WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+_FILES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 TURN_WAIT_SECONDS = 5.0
+TURN_POLL_SECONDS = 0.002  # between two looks at another process's turn
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
@@ -56,6 +61,10 @@ def writer_turn(
     for anything that needs another. A writer that has waited ``TURN_WAIT_SECONDS`` goes
     ahead anyway, as before turns existed: SQLite's own lock keeps it correct, and no
     mistake in that rule can hang the process. PostgreSQL writes side by side: no waiting.
+
+    Processes writing the same SQLite file (``serve`` and its email bridge child) also take
+    turns, on an advisory lock of a file beside the database (``<database>-turn``), looked
+    at every ``TURN_POLL_SECONDS`` rather than in SQLite's steps of up to 100 ms.
     """
     engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
     if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
@@ -63,11 +72,25 @@ def writer_turn(
     lock = _WRITERS.get(engine.sync_engine)
     if lock is None:
         lock = _WRITERS[engine.sync_engine] = asyncio.Lock()
-    return _turn(lock)
+    return _turn(lock, _turn_file(engine))
+
+
+def _turn_file(engine: AsyncEngine) -> int | None:
+    """The descriptor of the file whose lock is the turn between processes, or None."""
+    fd = _FILES.get(engine.sync_engine)
+    if fd is None:
+        path = engine.url.database
+        if not path or path.startswith(":memory:") or path.startswith("file:"):
+            return None
+        fd = os.open(f"{path}-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        _FILES[engine.sync_engine] = fd
+        weakref.finalize(engine.sync_engine, os.close, fd)
+    return fd
 
 
 @contextlib.asynccontextmanager
-async def _turn(lock: asyncio.Lock) -> AsyncIterator[None]:
+async def _turn(lock: asyncio.Lock, fd: int | None) -> AsyncIterator[None]:
+    deadline = time.monotonic() + TURN_WAIT_SECONDS
     try:
         async with asyncio.timeout(TURN_WAIT_SECONDS):
             await lock.acquire()
@@ -75,9 +98,22 @@ async def _turn(lock: asyncio.Lock) -> AsyncIterator[None]:
         log.warning("waited %s s for a turn to write; writing without one", TURN_WAIT_SECONDS)
         yield
         return
+    held = False
     try:
+        while fd is not None and not held:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    log.warning("another process kept the turn to write; writing anyway")
+                    break
+                await asyncio.sleep(TURN_POLL_SECONDS)
         yield
     finally:
+        if held:
+            assert fd is not None
+            fcntl.flock(fd, fcntl.LOCK_UN)
         lock.release()
 
 

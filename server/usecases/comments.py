@@ -13,10 +13,11 @@ its own rule (``resolve_policy``) and tells nobody.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from server.domain.access import Channel, Grant, Role
 from server.domain.comments import (
+    CommentFacts,
     NewComment,
     NewReply,
     check_comment,
@@ -28,7 +29,6 @@ from server.domain.comments import (
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound, WrongDocument
 from server.domain.templates import load_template
-from server.realtime.editing import DocumentEditing
 from server.services.dpias import DpiaService
 from server.services.notifications import NotificationService
 from server.usecases.participants import Member
@@ -71,10 +71,51 @@ class _Standing:
     template_version: int | None = None
 
 
+class CommentWriting(Protocol):
+    """Where comments are written: the rooms (``realtime.editing.DocumentEditing``), or,
+    in the email bridge's own process, a link to the process that holds the rooms.
+
+    Each call returns only once the change is committed."""
+
+    async def add_comment(
+        self,
+        document_id: str,
+        comment: NewComment,
+        *,
+        origin: str,
+        comment_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[str, bool]: ...
+
+    async def comment(self, document_id: str, comment_id: str) -> CommentFacts | None: ...
+
+    async def add_reply(
+        self,
+        document_id: str,
+        comment_id: str,
+        reply: NewReply,
+        *,
+        origin: str,
+        reply_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[bool, bool]: ...
+
+    async def set_resolved(
+        self,
+        document_id: str,
+        comment_id: str,
+        resolved: bool,
+        *,
+        by_name: str,
+        actor: str,
+        channel: str,
+    ) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Comments:
     dpias: DpiaService
-    editing: DocumentEditing
+    editing: CommentWriting
     notifications: NotificationService
 
     async def post(
