@@ -31,6 +31,7 @@ def _fanout(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
         _num(r.get("lost"), "d"),
         _num(r.get("loadgen_cpu_pct"), ".0f"),
         _num(r.get("rss_mb"), ".0f"),
+        _num(r.get("rss_with_children_mb"), ".0f"),
     ]
 
 
@@ -145,6 +146,7 @@ TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
             "lost",
             "loadgen %",
             "RSS MB",
+            "+children",
         ],
         _fanout,
     ),

@@ -156,8 +156,11 @@ class Server:
             total += times.user + times.system
         return total
 
-    def rss_bytes(self) -> int:
-        return sum(proc.memory_info().rss for proc in self._procs())
+    def rss_bytes(self, *, serving_only: bool = False) -> int:
+        """RSS of the server and its children (OpenDPIA's bridge child), or of the serving
+        process alone."""
+        procs = [self._ps] if serving_only else self._procs()
+        return sum(proc.memory_info().rss for proc in procs)
 
     # -- addressing -------------------------------------------------------------------------
     def path(self, doc: str, saved: bool = False) -> str:
