@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 
 @pytest_asyncio.fixture
 async def env(sqlite_url: str) -> AsyncIterator[Env]:
-    async with bridge_env(sqlite_url) as running:
+    async with bridge_env(sqlite_url, child=True) as running:
         yield running
 
 

@@ -257,8 +257,11 @@ class Env:
 
 
 @contextlib.asynccontextmanager
-async def bridge_env(sqlite_url: str) -> AsyncIterator[Env]:
-    """The app under uvicorn with its bridge; answers stay in the outbox (no worker)."""
+async def bridge_env(sqlite_url: str, *, child: bool = False) -> AsyncIterator[Env]:
+    """The app under uvicorn with its bridge; answers stay in the outbox (no worker).
+
+    ``child``: the bridge runs in serve's child process, as it does by default outside the
+    tests; otherwise on the server's loop (see ``make_settings``)."""
     await asyncio.to_thread(prepare, sqlite_url)
     site = await seed_bridge_site(sqlite_url)
     settings = make_settings(
@@ -268,6 +271,7 @@ async def bridge_env(sqlite_url: str) -> AsyncIterator[Env]:
         smtp_url="smtp://127.0.0.1:9",
         run_worker=False,
         base_url="https://opendpia.test",
+        bridge_process=child,
     )
     inspector = Inspector(sqlite_url)
     try:

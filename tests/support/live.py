@@ -242,6 +242,10 @@ def make_settings(database_url: str, **changes: object) -> Settings:
         room_grace_seconds=0.2,
         dev_smtp_port=reserved_port(),
         bridge_port=reserved_port(),
+        # The bridge on the server's loop: a child process per test server costs a Python
+        # start-up each (and starves at niceness 10 on a busy machine). The child is
+        # tested on its own (tests/live/test_bridge_process.py, bridge_env(child=True)).
+        bridge_process=False,
     )
     return replace(settings, **changes)  # type: ignore[arg-type]
 
