@@ -380,6 +380,7 @@ async def open_runtime(
             mailbox.close()
             await mailbox.wait_closed()
         await the_bus.close()
+        await store.close()
         await engine.dispose()
 
 

@@ -357,6 +357,7 @@ async def _administer(settings: Settings, args: argparse.Namespace) -> int:
                 mail_from=settings.mail_from,
                 password=DEMO_PASSWORD,
             )
+            await store.close()
             url = f"http://{settings.host}:{settings.port}/login"
             if dpia_id is None and project is None:
                 print(f"The demo exists already. Sign in at {url}")

@@ -41,7 +41,7 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
             pool_size=pool_size + max_overflow,
             max_overflow=0,
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
@@ -117,7 +117,8 @@ async def _turn(lock: asyncio.Lock, fd: int | None) -> AsyncIterator[None]:
         lock.release()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
+    """Set a new SQLite connection up the way every writer of the file needs it."""
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; synchronous=FULL makes every commit
     # durable across power loss too, and group commit keeps the fsyncs few.

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.storage.database import writer_turn
 from server.storage.models import Document, DocumentSnapshot, DocumentUpdate
+from server.storage.sqlite_log import SqliteLogAppender
 
 SNAPSHOTS_KEPT = 2
 
@@ -80,6 +81,16 @@ class SqlUpdateStore:
         dialect = engine.dialect.name
         self._postgres = dialect == "postgresql"
         self._insert_ignore = pg_insert if dialect == "postgresql" else sqlite_insert
+        # One process alone on a SQLite file appends in one trip to a thread of its own.
+        self._appender: SqliteLogAppender | None = None
+        path = engine.url.database if dialect == "sqlite" else None
+        if path and not assign_seq and not path.startswith((":memory:", "file:")):
+            self._appender = SqliteLogAppender(path, _updates, engine.dialect)
+
+    async def close(self) -> None:
+        """Release what the store holds beside the engine (the log's own connection)."""
+        if self._appender is not None:
+            await self._appender.close()
 
     async def create_document(self, document_id: str, created_by: str) -> bool:
         statement = (
@@ -130,6 +141,10 @@ class SqlUpdateStore:
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         if not records:
+            return
+        if self._appender is not None:
+            async with writer_turn(self._engine):
+                await self._appender.append(records)
             return
         rows = [
             {

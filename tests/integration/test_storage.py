@@ -11,13 +11,13 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pycrdt import Doc, Text
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain.documents import UpdateRecord
 from server.storage import database
 from server.storage.database import create_engine, migrate, writer_turn
-from server.storage.models import FULL_TEXT_OBJECTS, Base
+from server.storage.models import FULL_TEXT_OBJECTS, Base, DocumentUpdate
 from server.storage.updates import SNAPSHOTS_KEPT, SqlUpdateStore
 
 pytestmark = pytest.mark.asyncio
@@ -344,3 +344,89 @@ async def test_a_writer_kept_waiting_for_its_turn_goes_ahead_without_it(
         await holder
     finally:
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(migrate, sqlite_url)
+    engine = create_engine(sqlite_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def test_one_process_on_sqlite_appends_without_a_statement_through_the_engine(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    store = SqlUpdateStore(sqlite_engine)
+    await store.create_document("d", "alice")
+    through_engine: list[str] = []
+    event.listen(
+        sqlite_engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: through_engine.append(statement),
+    )
+    try:
+        await store.append(_records("d", _edits(5)))
+    finally:
+        await store.close()
+    assert through_engine == []
+    assert [r.seq for r in await SqlUpdateStore(sqlite_engine).updates("d")] == [1, 2, 3, 4, 5]
+
+
+async def test_the_log_s_own_connection_writes_rows_as_the_engine_does(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    store = SqlUpdateStore(sqlite_engine)
+    await store.create_document("d", "alice")
+    at = datetime(2026, 12, 3, 9, 30, 15, 123456, tzinfo=UTC)
+    update = _edits(1)[0]
+    await store.append([UpdateRecord("d", 1, update, "alice", "email", "reply:1", at)])
+    await store.close()
+    async with sqlite_engine.begin() as connection:  # the same row, written by SQLAlchemy
+        await connection.execute(
+            insert(DocumentUpdate),
+            [
+                dict(
+                    document_id="d",
+                    seq=2,
+                    update=update,
+                    actor="alice",
+                    channel="email",
+                    origin="reply:1",
+                    created_at=at,
+                )
+            ],
+        )
+        rows = (
+            await connection.execute(
+                text(
+                    'SELECT seq, "update", actor, channel, origin, created_at, '
+                    "typeof(created_at) FROM document_updates ORDER BY seq"
+                )
+            )
+        ).all()
+    assert rows[0][1:] == rows[1][1:]
+    log = await SqlUpdateStore(sqlite_engine).updates("d")
+    assert [r.created_at for r in log] == [log[1].created_at] * 2
+    assert log[0].created_at.replace(tzinfo=UTC) == at
+
+
+async def test_a_failed_log_batch_leaves_nothing_and_the_next_one_commits(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    store = SqlUpdateStore(sqlite_engine)
+    await store.create_document("d", "alice")
+    updates = _edits(3)
+    try:
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            await store.append(
+                _records("d", updates[:1]) + _records("no such document", updates[1:2], 2)
+            )
+        await store.append(_records("d", updates[2:]))
+        assert [r.seq for r in await store.updates("d")] == [1]
+    finally:
+        await store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.append(_records("d", updates[:1], first_seq=2))
