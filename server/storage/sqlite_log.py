@@ -23,7 +23,9 @@ import asyncio
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -53,40 +55,29 @@ class SqliteLogAppender:
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
         ]
         self._converters = converters
-        self._connection: sqlite3.Connection | None = None
         # A thread and a queue of its own rather than an executor: the hand-over is a
         # queue put and one call_soon_threadsafe, about half an executor's cost per commit.
+        # The thread owns the connection and holds no reference to this object: it ends,
+        # closing the connection, on ``close`` or when this object is collected.
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         """Commit ``records`` in one transaction (durable when this returns)."""
-        rows = [self._row(record) for record in records]
-        await self._run(lambda: self._write(rows))
-
-    def _run(self, work: Callable[[], None]) -> asyncio.Future[None]:
         if self._closed:
             raise RuntimeError("the update log appender is closed")
+        rows = [self._row(record) for record in records]
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._serve_jobs, name="opendpia-log", daemon=True
+                target=_serve, args=(self._jobs, self._path), name="opendpia-log", daemon=True
             )
             self._thread.start()
+            weakref.finalize(self, self._jobs.put, None)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._jobs.put((work, done, loop))
-        return done
-
-    def _serve_jobs(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            work, done, loop = job
-            try:
-                work()
-            except BaseException as error:  # handed to the waiting coroutine
-                loop.call_soon_threadsafe(_settle, done, error)
-            else:
-                loop.call_soon_threadsafe(_settle, done, None)
+        self._jobs.put((partial(_write, self._sql, rows), done, loop))
+        await done
 
     def _row(self, record: UpdateRecord) -> tuple[Any, ...]:
         values = (
@@ -104,44 +95,60 @@ class SqliteLogAppender:
             row.append(convert(value) if convert is not None else value)
         return tuple(row)
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        connection = self._connection or self._open()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.executemany(self._sql, rows)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-
-    def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
-        )
-        try:
-            sqlite_pragmas(connection)  # the engine's own: WAL, full fsync, busy timeout
-        except BaseException:
-            connection.close()
-            raise
-        self._connection = connection
-        return connection
-
     async def close(self) -> None:
-        """Close the connection and end the thread (after a write under way)."""
+        """End the thread and close its connection, after a write under way."""
         if self._closed:
             return
-        if self._thread is not None:
-            await self._run(self._close_connection)
-            self._jobs.put(None)
         self._closed = True
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
 
 
-_Job = tuple[Callable[[], None], "asyncio.Future[None]", asyncio.AbstractEventLoop]
+_Job = tuple[
+    Callable[[sqlite3.Connection], None], "asyncio.Future[None]", asyncio.AbstractEventLoop
+]
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None], path: str) -> None:
+    """The log thread: run each job on its connection (opened at the first), until None."""
+    connection: sqlite3.Connection | None = None
+    try:
+        while (job := jobs.get()) is not None:
+            work, done, loop = job
+            try:
+                if connection is None:
+                    connection = _open(path)
+                work(connection)
+            except BaseException as error:  # handed to the waiting coroutine
+                loop.call_soon_threadsafe(_settle, done, error)
+            else:
+                loop.call_soon_threadsafe(_settle, done, None)
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _open(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
+    )
+    try:
+        sqlite_pragmas(connection)  # the engine's own: WAL, full fsync, busy timeout
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _write(sql: str, rows: list[tuple[Any, ...]], connection: sqlite3.Connection) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany(sql, rows)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -430,3 +432,21 @@ async def test_a_failed_log_batch_leaves_nothing_and_the_next_one_commits(
         await store.close()
     with pytest.raises(RuntimeError, match="closed"):
         await store.append(_records("d", updates[:1], first_seq=2))
+
+
+@pytest.mark.parametrize("ending", ["closed", "dropped"])
+async def test_the_log_s_thread_ends_when_its_store_is_closed_or_dropped(
+    sqlite_engine: AsyncEngine, ending: str
+) -> None:
+    store = SqlUpdateStore(sqlite_engine)
+    await store.create_document("d", "alice")
+    before = set(threading.enumerate())
+    await store.append(_records("d", _edits(1)))
+    (thread,) = set(threading.enumerate()) - before
+    if ending == "closed":
+        await store.close()
+    else:
+        del store
+        gc.collect()
+    await asyncio.to_thread(thread.join, 30)
+    assert not thread.is_alive()
