@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from collections.abc import AsyncIterator
@@ -25,14 +26,20 @@ from server.storage.updates import SNAPSHOTS_KEPT, SqlUpdateStore
 pytestmark = pytest.mark.asyncio
 
 
-@pytest_asyncio.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, database_url)
-    engine = create_engine(database_url)
+@contextlib.asynccontextmanager
+async def _migrated(url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
     try:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with _migrated(database_url) as engine:
+        yield engine
 
 
 def _edits(count: int) -> list[bytes]:
@@ -350,12 +357,8 @@ async def test_a_writer_kept_waiting_for_its_turn_goes_ahead_without_it(
 
 @pytest_asyncio.fixture
 async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, sqlite_url)
-    engine = create_engine(sqlite_url)
-    try:
+    async with _migrated(sqlite_url) as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_one_process_on_sqlite_appends_without_a_statement_through_the_engine(
