@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.domain.tasks import stop_if_cancelled
 from server.mail.compose import Outgoing, compose, new_message_id
@@ -137,6 +137,7 @@ class OutboxWorker:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self._transport = transport
         self._retry_base = retry_base
         self._give_up = give_up
@@ -194,19 +195,17 @@ class OutboxWorker:
 
     async def _claim(self) -> list[OutboxMessage]:
         now = self._now()
+        due = or_(
+            (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
+            (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
+        )
+        # Most rounds find nothing: look without a write transaction or a writer's turn
+        # (an idle round took the turn from the rooms' commits once a second).
+        async with self._engine.connect() as connection:
+            if await connection.scalar(select(OutboxMessage.id).where(due).limit(1)) is None:
+                return []
         async with writer_turn(self._sessions), self._sessions.begin() as session:
-            query = (
-                select(OutboxMessage)
-                .where(
-                    or_(
-                        (OutboxMessage.status == "pending")
-                        & (OutboxMessage.next_attempt_at <= now),
-                        (OutboxMessage.status == "sending") & (OutboxMessage.claimed_until < now),
-                    )
-                )
-                .order_by(OutboxMessage.id)
-                .limit(self._batch)
-            )
+            query = select(OutboxMessage).where(due).order_by(OutboxMessage.id).limit(self._batch)
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.scalars(query)).all())

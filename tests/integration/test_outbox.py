@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.mail.smtp import SmtpTransport
+from server.services import outbox
 from server.services.outbox import OutboxWorker, enqueue
-from server.storage.database import create_engine, migrate
+from server.storage.database import create_engine, migrate, writer_turn
 from tests.support.smtp import Sink, serve_sink
 
 pytestmark = pytest.mark.asyncio
@@ -213,9 +214,38 @@ async def test_a_worker_stops_when_cancelled_even_if_its_mail_library_swallowed_
 ) -> None:
     await _enqueue(sessions, 1)
     transport = SwallowingTransport()
-    worker = OutboxWorker(sessions, transport, idle_poll_seconds=0.02)  # type: ignore[arg-type]
+    worker = OutboxWorker(sessions, transport, idle_poll_seconds=0.02)
     task = asyncio.create_task(worker.run(asyncio.Event()))
     await transport.sending.wait()
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=30)
     assert task in done and task.cancelled()
+
+
+async def test_a_round_with_nothing_due_takes_no_writer_s_turn(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    turns: list[object] = []
+
+    def counted_turn(bind: object) -> contextlib.AbstractAsyncContextManager[None]:
+        turns.append(bind)
+        return writer_turn(bind)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "writer_turn", counted_turn)
+    worker = OutboxWorker(sessions, AcceptingTransport())
+    assert await worker.deliver_due() == 0
+    assert turns == []  # the rooms' commits were not kept waiting by an empty round
+    await _enqueue(sessions, 1)
+    assert await worker.deliver_due() == 1  # something due: claimed in a write, in turn
+    assert len(turns) >= 1
+
+
+class AcceptingTransport:
+    """A mail library whose server takes every message at once."""
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AcceptingTransport]:
+        yield self
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        return None
