@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -369,66 +370,61 @@ def _published_awareness(bus: QuietBus) -> list[list[protocol.AwarenessEntry]]:
     ]
 
 
-async def test_awareness_of_one_tick_goes_to_other_processes_as_one_message_of_latest_states(
-    database_url: str,
-) -> None:
+@contextlib.asynccontextmanager
+async def _rooms_on_a_bus(
+    database_url: str, **options: Any
+) -> AsyncIterator[tuple[RoomManager, QuietBus]]:
+    """Running rooms of one process whose bus keeps what it publishes."""
     await asyncio.to_thread(migrate, database_url)
     engine = create_engine(database_url)
     bus = QuietBus()
     bus.published = []
     committer = GroupCommitter(SqlUpdateStore(engine), window_seconds=0.001)
-    rooms = RoomManager(
-        SqlUpdateStore(engine), committer, grace_seconds=60, compact_every=5, bus=bus
-    )
+    rooms = RoomManager(SqlUpdateStore(engine), committer, compact_every=5, bus=bus, **options)
     try:
         async with running(committer.run, rooms.run):
-            ann, bob = _editor("bus-aw"), _editor("bus-aw")
-            room = await rooms.join(ann)
-            room.join(bob)
-            room.receive(ann, _moved(1, 1))  # the room was quiet: at once
-            assert len(_published_awareness(bus)) == 1
-            for clock in (2, 3, 4):
-                room.receive(ann, _moved(1, clock))
-                room.receive(bob, _moved(2, clock))
-            assert len(_published_awareness(bus)) == 1  # the rest waits for the tick
-            await until(lambda: len(_published_awareness(bus)) == 2, "the tick's bus message")
-            assert _published_awareness(bus)[1] == [
-                protocol.AwarenessEntry(1, 4, '{"cursor":4}'),
-                protocol.AwarenessEntry(2, 4, '{"cursor":4}'),
-            ]
-            rooms.leave(room, bob)
-            await until(lambda: len(_published_awareness(bus)) == 3, "bob's removal")
-            assert _published_awareness(bus)[2] == [protocol.AwarenessEntry(2, 5, "null")]
-            await until(lambda: room._awareness_window is None, "a quiet tick")
+            yield rooms, bus
     finally:
         await engine.dispose()
+
+
+async def test_awareness_of_one_tick_goes_to_other_processes_as_one_message_of_latest_states(
+    database_url: str,
+) -> None:
+    async with _rooms_on_a_bus(database_url, grace_seconds=60) as (rooms, bus):
+        ann, bob = _editor("bus-aw"), _editor("bus-aw")
+        room = await rooms.join(ann)
+        room.join(bob)
+        room.receive(ann, _moved(1, 1))  # the room was quiet: at once
+        assert len(_published_awareness(bus)) == 1
+        for clock in (2, 3, 4):
+            room.receive(ann, _moved(1, clock))
+            room.receive(bob, _moved(2, clock))
+        assert len(_published_awareness(bus)) == 1  # the rest waits for the tick
+        await until(lambda: len(_published_awareness(bus)) == 2, "the tick's bus message")
+        assert _published_awareness(bus)[1] == [
+            protocol.AwarenessEntry(1, 4, '{"cursor":4}'),
+            protocol.AwarenessEntry(2, 4, '{"cursor":4}'),
+        ]
+        rooms.leave(room, bob)
+        await until(lambda: len(_published_awareness(bus)) == 3, "bob's removal")
+        assert _published_awareness(bus)[2] == [protocol.AwarenessEntry(2, 5, "null")]
+        await until(lambda: room._awareness_window is None, "a quiet tick")
 
 
 async def test_removals_waiting_for_the_tick_reach_other_processes_when_the_room_unloads(
     database_url: str,
 ) -> None:
-    await asyncio.to_thread(migrate, database_url)
-    engine = create_engine(database_url)
-    bus = QuietBus()
-    bus.published = []
-    committer = GroupCommitter(SqlUpdateStore(engine), window_seconds=0.001)
-    rooms = RoomManager(
-        SqlUpdateStore(engine),
-        committer,
+    async with _rooms_on_a_bus(
+        database_url,
         grace_seconds=0.0,
-        compact_every=5,
-        bus=bus,
         awareness_tick_seconds=3600,  # the tick never ends within this test
-    )
-    try:
-        async with running(committer.run, rooms.run):
-            ann = _editor("bus-leave")
-            room = await rooms.join(ann)
-            room.receive(ann, _moved(1, 1))
-            room.receive(ann, _moved(1, 2))
-            assert _published_awareness(bus) == [[protocol.AwarenessEntry(1, 1, '{"cursor":1}')]]
-            rooms.leave(room, ann)
-            await until(lambda: "bus-leave" not in rooms.rooms, "the room unloading")
-            assert _published_awareness(bus)[1:] == [[protocol.AwarenessEntry(1, 3, "null")]]
-    finally:
-        await engine.dispose()
+    ) as (rooms, bus):
+        ann = _editor("bus-leave")
+        room = await rooms.join(ann)
+        room.receive(ann, _moved(1, 1))
+        room.receive(ann, _moved(1, 2))
+        assert _published_awareness(bus) == [[protocol.AwarenessEntry(1, 1, '{"cursor":1}')]]
+        rooms.leave(room, ann)
+        await until(lambda: "bus-leave" not in rooms.rooms, "the room unloading")
+        assert _published_awareness(bus)[1:] == [[protocol.AwarenessEntry(1, 3, "null")]]
