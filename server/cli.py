@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
-import logging
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server import cli_protection, logs
-from server.cli_bridge import bridge_service, run_child
+from server import cli_protection, cli_serve, logs
+from server.cli_bridge import run_child
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings, SettingsError
 
-GC_YOUNG_THRESHOLD = 2_000  # allocations between young collections (Python's default: 700)
-
 if TYPE_CHECKING:
-    import uvicorn
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from server.services.admin_records import Actor
@@ -171,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
 
     if args.command == "serve":
-        return _serve(settings, args.host or settings.host, args.port or settings.port)
+        return cli_serve.serve(settings, args.host or settings.host, args.port or settings.port)
     if args.command == "migrate":
         from server.storage.database import migrate
 
@@ -179,13 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("database is at the latest schema")
         return 0
     if args.command == "worker":
-        _tune_gc()
-        return asyncio.run(_work(settings))
+        cli_serve.tune_gc()
+        return asyncio.run(cli_serve.work(settings))
     if args.command == "bridge":
-        _tune_gc()
+        cli_serve.tune_gc()
         if args.child_fd is not None:
             return asyncio.run(run_child(settings, args.child_fd, args.listen))
-        return asyncio.run(_bridge(settings))
+        return asyncio.run(cli_serve.bridge(settings))
     if args.command in ("suspend-user", "reinstate-user"):
         return asyncio.run(_suspend(settings, args.email, args.command == "reinstate-user"))
     if args.command in (
@@ -533,135 +526,3 @@ async def _verify(
         else:
             print(f"{chain}: audit chain of {count} events holds")
     return 1 if failed else 0
-
-
-async def _work(settings: Settings) -> int:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from server.bootstrap import notification_service, outbox_worker
-    from server.storage.database import create_engine, migrate
-
-    if settings.migrate_on_start:
-        await asyncio.to_thread(migrate, settings.database_url)
-    engine = create_engine(settings.database_url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    worker = outbox_worker(settings, sessions)
-    notifications = notification_service(settings, sessions, worker)
-    logging.getLogger("opendpia").info("mail worker started")
-    _serve_metrics(settings)
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(worker.run(asyncio.Event()))
-            tasks.create_task(notifications.digests.run(asyncio.Event()))
-    finally:
-        await engine.dispose()
-    return 0
-
-
-async def _bridge(settings: Settings) -> int:
-    from server.bootstrap import open_runtime
-
-    logging.getLogger("opendpia").info("email bridge starting")
-    _serve_metrics(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
-    async with open_runtime(settings, [bridge_service(settings, embedded=False)], web=False):
-        await stop.wait()
-    return 0
-
-
-def _tune_gc() -> None:
-    """Keep the cyclic garbage collector's pauses short in a long-running process.
-
-    Everything loaded at startup (modules, templates, metadata) is frozen out of the
-    collector's full scans, and the young generation is collected after 2,000 allocations
-    rather than 700, so fewer messages in flight are promoted. With Python's defaults, a
-    process holding a thousand rooms stopped for 100 to 200 ms at each full collection,
-    every few seconds (bench/README.md has the runs behind the numbers chosen).
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
-
-
-def _serve_metrics(settings: Settings) -> None:
-    """Commands without a web server (worker, bridge) expose /metrics on their own port."""
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr=settings.host)
-
-
-def _serve(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
-
-    if settings.migrate_on_start:
-        if not _migrate_apart(settings):
-            return 1
-        settings = dataclasses.replace(settings, auto_migrate=False)
-    config = uvicorn_config(settings, host=host, port=port)
-    _tune_gc()  # once the application is built: what it loaded is frozen too
-    uvicorn.Server(config).run()
-    return 0
-
-
-def _migrate_apart(settings: Settings) -> bool:
-    """Bring the database to the newest schema before serving, in a child process when
-    there is anything to do: Alembic (with Mako and Pygments) then never enters the
-    server's memory, about 11 MB of it (decision 142). False if the migration failed."""
-    from server.storage.database import create_engine, schema_is_current
-
-    async def current() -> bool:
-        engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
-        try:
-            return await schema_is_current(engine)
-        finally:
-            await engine.dispose()
-
-    if asyncio.run(current()):
-        return True
-    # Its own logs go where ours do (same settings); its closing line to stdout is ours to say.
-    done = subprocess.run(
-        [sys.executable, "-m", "server", "migrate"], env=dict(os.environ), stdout=subprocess.DEVNULL
-    )
-    if done.returncode != 0:
-        print("opendpia: the database could not be migrated (see above)", file=sys.stderr)
-        return False
-    logging.getLogger("opendpia").info("the database was migrated to the newest schema")
-    return True
-
-
-def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
-    """The uvicorn configuration the server runs with (tests use it too)."""
-    import uvicorn
-
-    from server.bootstrap import create_app
-    from server.web.wsprotocol import DirectWriteProtocol
-
-    services = [bridge_service(settings)] if settings.bridge_in_process else []
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        # Behind a proxy that terminates TLS, its X-Forwarded-Proto and X-Forwarded-For make
-        # request.url.scheme https (wss URLs for the editor) and request.client the browser
-        # (per-address sign-in throttling), but only from the addresses trusted here.
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
-        # The sans-I/O websockets implementation is the cheapest per message (bench/README),
-        # and this subclass of it writes a broadcast frame encoded once for all peers.
-        "ws": DirectWriteProtocol,
-        "ws_per_message_deflate": settings.ws_deflate,
-        "ws_max_size": settings.max_frame_bytes,
-        "ws_ping_interval": settings.ws_ping_seconds,
-        "ws_ping_timeout": settings.ws_ping_seconds,
-        "lifespan": "on",
-        "log_level": settings.log_level,
-        "log_config": None,  # keep the root configuration (and its redaction filter)
-        "access_log": False,
-        "timeout_graceful_shutdown": 30,
-    }
-    options.update(overrides)
-    return uvicorn.Config(create_app(settings, services), **options)  # type: ignore[arg-type]

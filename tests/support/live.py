@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from server.cli import uvicorn_config
+from server.cli_serve import uvicorn_config
 from server.domain.access import Role, TokenSigner
 from server.settings import Settings
 from server.web.runtime import Runtime

@@ -85,7 +85,7 @@ def test_the_bus_settings_are_checked() -> None:
 
 
 def test_the_proxies_whose_forwarded_headers_are_believed_reach_uvicorn() -> None:
-    from server.cli import uvicorn_config
+    from server.cli_serve import uvicorn_config
 
     assert Settings().forwarded_allow_ips == "127.0.0.1"  # uvicorn's own default
     settings = Settings.from_env({"OPENDPIA_FORWARDED_ALLOW_IPS": "10.0.0.0/8,192.0.2.7"})
