@@ -23,6 +23,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, XmlElement, XmlFragment, XmlText
 
 from server.domain.access import Role
+from server.domain.documents import root_names
 from server.domain.dpias import DpiaStatus, locked_message
 from server.domain.errors import AccessDenied, DpiaLocked, InvalidInput
 from server.domain.templates import Template
@@ -149,9 +150,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def field_value(doc: Doc[Any], section: str, field: dict[str, Any]) -> Any:
+def field_value(
+    doc: Doc[Any], section: str, field: dict[str, Any], roots: frozenset[str] | None = None
+) -> Any:
+    """A field's value as plain data; ``roots`` (``root_names(doc)``) saves reading them."""
     path = f"{section}.{field['id']}"
-    roots = set(doc.keys())
+    if roots is None:
+        roots = root_names(doc)
     if field["kind"] == "richtext":
         name = f"field:{path}"
         return _nodes(doc.get(name, type=XmlFragment).children) if name in roots else []
@@ -163,15 +168,20 @@ def field_value(doc: Doc[Any], section: str, field: dict[str, Any]) -> Any:
     return _plain(doc.get("values", type=Map).get(path))
 
 
-def section_content(doc: Doc[Any], template: Template, section_id: str) -> dict[str, Any]:
+def section_content(
+    doc: Doc[Any], template: Template, section_id: str, roots: frozenset[str] | None = None
+) -> dict[str, Any]:
+    if roots is None:
+        roots = root_names(doc)
     for section in template.sections:
         if section["id"] == section_id:
-            return {f["id"]: field_value(doc, section_id, f) for f in section["fields"]}
+            return {f["id"]: field_value(doc, section_id, f, roots) for f in section["fields"]}
     raise InvalidInput(f"This DPIA has no section {section_id[:40]!r}")
 
 
 def document_content(doc: Doc[Any], template: Template) -> Content:
-    return {s: section_content(doc, template, s) for s in template.section_ids()}
+    roots = root_names(doc)
+    return {s: section_content(doc, template, s, roots) for s in template.section_ids()}
 
 
 def canonical(value: Any) -> bytes:

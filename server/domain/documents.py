@@ -66,3 +66,17 @@ class UpdateStore(Protocol):
     async def compact(self, document_id: str) -> int | None:
         """Write a snapshot of everything committed; return its seq, or None if not needed."""
         ...
+
+
+def root_names(doc: Doc[Any]) -> frozenset[str]:
+    """The names of the document's root types.
+
+    ``Doc.keys()`` wraps every root in a Python object first: about 0.7 ms for a DPIA's
+    ninety roots, which the update guard paid on every keystroke and ``document_content``
+    once per field. The names alone, read from the same transaction, cost about 40 µs.
+    """
+    with doc.transaction() as transaction:
+        native = getattr(transaction, "_txn", None)
+        if native is not None:
+            return frozenset(doc._doc.roots(native))
+    return frozenset(doc.keys())  # a pycrdt without the native call: correct, only slower

@@ -22,6 +22,7 @@ from typing import Any
 from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, XmlFragment
 
 from server.domain.changes import ChangeEvent
+from server.domain.documents import root_names
 from server.domain.tasks import stop_if_cancelled
 from server.domain.templates import Template
 
@@ -173,7 +174,7 @@ class ChangeTracker:
             return ""
         try:
             text = ""
-            roots = set(doc.keys())
+            roots = root_names(doc)
             if f"field:{field}" in roots:
                 xml = str(doc.get(f"field:{field}", type=XmlFragment))
                 text = html.unescape(_TAGS.sub(" ", xml))

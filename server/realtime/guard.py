@@ -35,6 +35,7 @@ from pycrdt import (
     XmlText,
 )
 
+from server.domain.documents import root_names
 from server.domain.shape import (
     SERVER_OWNED_ROOTS,
     VALUES_ROOT,
@@ -84,7 +85,7 @@ class UpdateGuard:
             self._observe(doc.get(name, type=XmlFragment), self._on_touched(name))
         for name in self._shape.tables:
             self._observe(doc.get(name, type=Array), self._on_table(name))
-        self._known_roots = set(doc.keys())
+        self._known_roots = root_names(doc)
         return doc
 
     def _observe(self, root: Any, callback: Callable[[list[Any]], None]) -> None:
@@ -122,7 +123,7 @@ class UpdateGuard:
 
     def _new_roots_problem(self) -> str | None:
         assert self._doc is not None
-        roots = set(self._doc.keys())
+        roots = root_names(self._doc)
         if len(roots) == len(self._known_roots):
             return None
         for name in roots - self._known_roots:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.content import Content, changed_fields, document_content
-from server.domain.documents import UpdateRecord
+from server.domain.documents import UpdateRecord, root_names
 from server.domain.errors import DocumentNotFound, InvalidInput
 from server.domain.readable import field_text
 from server.domain.templates import Template
@@ -273,7 +273,7 @@ def _created(origin: str, template: Template) -> str:
 
 def _comments(doc: Doc[Any], names: dict[str, str]) -> list[TimelineItem]:
     items: list[TimelineItem] = []
-    if "comments" not in set(doc.keys()):
+    if "comments" not in root_names(doc):
         return items
     for comment in doc.get("comments", type=Map).values():
         if not isinstance(comment, Map):

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.content import document_content
-from server.domain.documents import StoredDocument
+from server.domain.documents import StoredDocument, root_names
 from server.domain.dpias import DpiaStatus
 from server.domain.projects import DocumentKind
 from server.domain.search import (
@@ -171,7 +171,7 @@ def _read(stored: StoredDocument, template: Template, title: str) -> Searchable:
     doc = stored.to_doc()
     content = document_content(doc, template)
     comments: dict[str, Any] = {}
-    if "comments" in set(doc.keys()):
+    if "comments" in root_names(doc):
         comments = {key: _plain(value) for key, value in doc.get("comments", type=Map).items()}
     return searchable(template, content, title, comment_texts(comments))
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
+from server.domain.documents import root_names
 from server.domain.shape import Limits, shape_of
 from server.domain.templates import load_template, seed_update
 from server.realtime.guard import UpdateGuard, UpdateRefused
@@ -197,3 +198,19 @@ def test_the_shadow_is_built_only_when_first_needed_and_misses_nothing() -> None
             server, lambda d: d.get("values", type=Map).__setitem__("screening.outcome", "not")
         )
     )
+
+
+def test_root_names_are_the_names_of_every_root_the_document_holds() -> None:
+    server = _server()
+    assert root_names(server) == frozenset(server.keys())
+    update = _client_update(
+        server,
+        lambda doc: (
+            doc.get("field:outcome.outcome", type=XmlFragment).children.append(_paragraph("x")),
+            doc.get("made:up", type=Array).append(1),
+        ),
+    )
+    server.apply_update(update)
+    assert {"field:outcome.outcome", "made:up"} <= root_names(server)
+    assert root_names(server) == frozenset(server.keys())
+    assert root_names(Doc()) == frozenset()
