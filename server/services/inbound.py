@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
@@ -163,8 +163,10 @@ class InboundStore:
             self.reply_keys.bounced_participant(address)
             return
         token = self.reply_keys.token_of(address)
-        async with self._sessions() as session:
-            if await session.scalar(_KNOWN_TOKEN, {"token": token}) is None:
+        # A Core connection, not an ORM session: this runs for every RCPT.
+        engine: AsyncEngine = self._sessions.kw["bind"]
+        async with engine.connect() as connection:
+            if await connection.scalar(_KNOWN_TOKEN, {"token": token}) is None:
                 # Removing a participant deletes their addresses: unknown covers both.
                 raise InvalidToken(
                     "This reply address is unknown, or its owner no longer takes part"
