@@ -366,7 +366,7 @@ async def test_a_writer_waits_for_another_process_s_turn_and_is_handed_it_on_rel
             asked.set()
         flock(fd, operation)
 
-    monkeypatch.setattr(database.fcntl, "flock", watched_flock)
+    monkeypatch.setattr(fcntl, "flock", watched_flock)
     order: list[str] = []
     event.listen(engine.sync_engine, "commit", lambda _: order.append("commit"))
     try:
