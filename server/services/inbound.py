@@ -215,15 +215,23 @@ class InboundStore:
         self._to_store.append((rows, stored))
         async with self._storing:
             if not stored.done():  # nobody took it with theirs: this caller commits the group
-                await self._store_waiting()
-        ids = stored.result()
+                # Shielded: if this caller's SMTP session goes away meanwhile, the others'
+                # messages are still committed and answered (and this one is kept too: its
+                # sender, not having heard 250, sends it again, and it is a duplicate).
+                await asyncio.shield(self._store_waiting())
+        # Answered now, or in a group still committing whose caller went away (shielded:
+        # this caller going away must not cancel what others set).
+        ids = await asyncio.shield(stored)
         self._pending_added()
         return ids
 
     async def _store_waiting(self) -> None:
-        """Insert every waiting message in one transaction, then answer each its ids."""
+        """Insert every waiting message in one transaction, then answer each its ids (within
+        the turn, so that whoever takes it next finds its own message answered)."""
         async with self._sessions() as session, writer_turn(self._sessions):
             group, self._to_store = self._to_store, []
+            if not group:
+                return
             try:
                 async with session.begin():
                     ids = list(
@@ -234,20 +242,16 @@ class InboundStore:
                             [row for rows, _ in group for row in rows],
                         )
                     )
-            except asyncio.CancelledError:
-                # This caller went away mid-write: nothing was committed, the others wait on.
-                self._to_store[:0] = [item for item in group if not item[1].done()]
-                raise
-            except Exception as error:
+            except Exception as error:  # nothing committed: every sender hears 451
                 for _, stored in group:
                     if not stored.done():
                         stored.set_exception(error)
                 return
-        at = 0
-        for rows, stored in group:
-            if not stored.done():
-                stored.set_result(ids[at : at + len(rows)])
-            at += len(rows)
+            at = 0
+            for rows, stored in group:
+                if not stored.done():
+                    stored.set_result(ids[at : at + len(rows)])
+                at += len(rows)
 
     # -- processing -------------------------------------------------------------------------
 
