@@ -21,12 +21,12 @@ import logging
 import ssl
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from email.utils import getaddresses, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from server.domain.errors import InvalidToken
 from server.domain.tasks import stop_if_cancelled
+from server.mail.reading import READING_POLICY
 from server.services.inbound import InboundStore
 
 log = logging.getLogger("opendpia.bridge")
@@ -128,7 +128,7 @@ class ImapPoller:
         return taken
 
     async def _recipients(self, raw: bytes) -> list[str]:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw[: 256 * 1024])
+        headers = BytesHeaderParser(policy=READING_POLICY).parsebytes(raw[: 256 * 1024])
         candidates: list[str] = []
         for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To", "Cc"):
             values = [str(v) for v in headers.get_all(name) or []]
@@ -155,7 +155,7 @@ def _body(data: list[object]) -> bytes | None:
 def _return_path(raw: bytes) -> str:
     """The envelope sender as the delivering server recorded it (``<>`` for a bounce);
     without a Return-Path, the From address (an empty one would read as automatic mail)."""
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(raw[: 64 * 1024])
+    headers = BytesHeaderParser(policy=READING_POLICY).parsebytes(raw[: 64 * 1024])
     value = str(headers.get("Return-Path", "") or "").strip()
     if value == "<>":
         return ""

@@ -1,6 +1,7 @@
 """Reading a stored message: the sender, the reply's text and its attachments, never a crash.
 
-The standard library parses (``email`` with ``policy.default``); this module adds the caps
+The standard library parses (``email`` with ``policy.default``, its parsed headers kept:
+``server.mail.reading``); this module adds the caps
 hostile mail needs (parts, nesting depth, decoded size), a charset fallback for mail that
 lies about its encoding, RFC 3676 ``format=flowed`` unwrapping, and HTML-only mail turned
 into plain text after sanitising with nh3 (scripts, styles, ``javascript:``/``data:`` links
@@ -16,7 +17,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from email.errors import UndecodableBytesDefect
 from email.message import EmailMessage, Message
-from email.policy import default as default_policy
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -24,6 +24,7 @@ import html2text
 import nh3
 
 from email_bridge.attachments import ACCEPTED, judge
+from server.mail.reading import READING_POLICY
 
 MAX_PARTS = 60
 MAX_DEPTH = 8
@@ -114,7 +115,7 @@ def read(raw: bytes) -> ReadMail:
         # Parts (or comments in a Content-Type) nested deeper than the stdlib parser's
         # recursion allows: nothing of it is trusted, so nothing is posted or answered.
         mail = ReadMail(
-            message=EmailMessage(policy=default_policy),
+            message=EmailMessage(policy=READING_POLICY),
             message_id="",
             subject="",
             from_address=None,
@@ -127,7 +128,7 @@ def read(raw: bytes) -> ReadMail:
 
 
 def _read(raw: bytes) -> ReadMail:
-    message = email.message_from_bytes(raw, policy=default_policy)
+    message = email.message_from_bytes(raw, policy=READING_POLICY)
     mail = ReadMail(
         message=message,
         message_id="",

@@ -13,22 +13,33 @@ own automatic answers (one per address, reason and day).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
 from server.domain.replies import ReplyKeys
+from server.mail.reading import READING_POLICY
 from server.storage.database import writer_turn
 from server.storage.models import (
     AutoAnswer,
@@ -108,7 +119,7 @@ class NewAttachment:
 def message_key(raw: bytes) -> str:
     """What identifies a message for deduplication: its Message-ID, else a hash of its bytes."""
     try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw[: 256 * 1024])
+        headers = BytesHeaderParser(policy=READING_POLICY).parsebytes(raw[: 256 * 1024])
         value = str(headers.get("Message-ID", "") or "")
     except Exception:  # any header the parser cannot read means: no usable Message-ID
         value = ""
@@ -123,6 +134,9 @@ class InboundStore:
         self._sessions = sessions
         self.reply_keys = reply_keys
         self._on_pending: list[Callable[[], None]] = []
+        # Messages waiting to be stored, and the lock of whoever stores the waiting group.
+        self._to_store: list[tuple[list[dict[str, Any]], asyncio.Future[list[int]]]] = []
+        self._storing = asyncio.Lock()
 
     def on_pending(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when this process makes a row pending (a processor's wake-up;
@@ -149,8 +163,10 @@ class InboundStore:
             self.reply_keys.bounced_participant(address)
             return
         token = self.reply_keys.token_of(address)
-        async with self._sessions() as session:
-            if await session.get(ReplyToken, token) is None:
+        # A Core connection, not an ORM session: this runs for every RCPT.
+        engine: AsyncEngine = self._sessions.kw["bind"]
+        async with engine.connect() as connection:
+            if await connection.scalar(_KNOWN_TOKEN, {"token": token}) is None:
                 # Removing a participant deletes their addresses: unknown covers both.
                 raise InvalidToken(
                     "This reply address is unknown, or its owner no longer takes part"
@@ -165,34 +181,77 @@ class InboundStore:
         recipients: list[str],
         raw: bytes,
     ) -> list[int]:
-        """Keep the message durably, once per recipient; returns the rows' ids."""
+        """Keep the message durably, once per recipient; returns the rows' ids once they are
+        committed.
+
+        Messages whose DATA ends while another store is being committed are committed
+        together in the next transaction (a group commit): one write turn, one insert and
+        one fsync for all of them rather than one each. A failure fails all of them (each
+        sender then hears 451 and sends again); nothing is answered before its commit.
+        """
         now = datetime.now(UTC)
         key = message_key(raw)
         digest = hashlib.sha256(raw).hexdigest()
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            rows = [
-                InboundMessage(
-                    received_at=now,
-                    transport=transport,
-                    peer=peer[:100],
-                    envelope_from=envelope_from[:254],
-                    recipient=recipient.lower()[:254],
-                    raw=raw,
-                    raw_sha256=digest,
-                    message_key=key,
-                    status="pending",
-                    reason="",
-                    from_address="",
-                    subject="",
-                    attempts=0,
-                )
-                for recipient in recipients
-            ]
-            session.add_all(rows)
-            await session.flush()
-            ids = [row.id for row in rows]
+        rows = [
+            {
+                "received_at": now,
+                "transport": transport,
+                "peer": peer[:100],
+                "envelope_from": envelope_from[:254],
+                "recipient": recipient.lower()[:254],
+                "raw": raw,
+                "raw_sha256": digest,
+                "message_key": key,
+                "status": "pending",
+                "reason": "",
+                "from_address": "",
+                "subject": "",
+                "attempts": 0,
+                "possibly_quoted": False,
+            }
+            for recipient in recipients
+        ]
+        stored: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._to_store.append((rows, stored))
+        async with self._storing:
+            if not stored.done():  # nobody took it with theirs: this caller commits the group
+                # Shielded: if this caller's SMTP session goes away meanwhile, the others'
+                # messages are still committed and answered (and this one is kept too: its
+                # sender, not having heard 250, sends it again, and it is a duplicate).
+                await asyncio.shield(self._store_waiting())
+        # Answered now, or in a group still committing whose caller went away (shielded:
+        # this caller going away must not cancel what others set).
+        ids = await asyncio.shield(stored)
         self._pending_added()
         return ids
+
+    async def _store_waiting(self) -> None:
+        """Insert every waiting message in one transaction, then answer each its ids (within
+        the turn, so that whoever takes it next finds its own message answered)."""
+        async with self._sessions() as session, writer_turn(self._sessions):
+            group, self._to_store = self._to_store, []
+            if not group:
+                return
+            try:
+                async with session.begin():
+                    ids = list(
+                        await session.scalars(
+                            insert(InboundMessage).returning(
+                                InboundMessage.id, sort_by_parameter_order=True
+                            ),
+                            [row for rows, _ in group for row in rows],
+                        )
+                    )
+            except Exception as error:  # nothing committed: every sender hears 451
+                for _, stored in group:
+                    if not stored.done():
+                        stored.set_exception(error)
+                return
+            at = 0
+            for rows, stored in group:
+                if not stored.done():
+                    stored.set_result(ids[at : at + len(rows)])
+                at += len(rows)
 
     # -- processing -------------------------------------------------------------------------
 
@@ -205,7 +264,7 @@ class InboundStore:
         free = (InboundMessage.status == "pending") & or_(
             InboundMessage.claimed_until.is_(None), InboundMessage.claimed_until < now
         )
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
+        async with self._sessions() as session, writer_turn(self._sessions), session.begin():
             claimed = await _claim_oldest(
                 session,
                 free,
@@ -224,32 +283,39 @@ class InboundStore:
         await self.finish_many([Finished(row_id, outcome, reason, values)])
 
     async def finish_many(self, results: list[Finished]) -> None:
-        """Record outcomes, all in one transaction (a processor's batch)."""
+        """Record outcomes, all in one transaction (a processor's batch): one executemany
+        per shape of outcome, not one statement (and one trip to the database) per row."""
         if not results:
             return
         now = datetime.now(UTC)
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            for result in results:
-                if result.outcome not in OUTCOMES:
-                    raise ValueError(f"unknown outcome {result.outcome!r}")
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for result in results:
+            if result.outcome not in OUTCOMES:
+                raise ValueError(f"unknown outcome {result.outcome!r}")
+            values = {
+                **result.values,
+                "status": "done",
+                "outcome": result.outcome,
+                "reason": result.reason[:500],
+                "processed_at": now,
+                "claimed_until": None,
+            }
+            shapes.setdefault(tuple(sorted(values)), []).append({**values, "row_id": result.row_id})
+        table = cast(Table, InboundMessage.__table__)
+        async with self._sessions() as session, writer_turn(self._sessions), session.begin():
+            for names, rows in shapes.items():
                 await session.execute(
-                    update(InboundMessage)
-                    .where(InboundMessage.id == result.row_id)
-                    .values(
-                        status="done",
-                        outcome=result.outcome,
-                        reason=result.reason[:500],
-                        processed_at=now,
-                        claimed_until=None,
-                        **result.values,
-                    )
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values({name: bindparam(name) for name in names}),
+                    rows,
                 )
 
     async def mark_notified(self, row_ids: list[int]) -> None:
         """The participants were told about these merged replies."""
         if not row_ids:
             return
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
+        async with self._sessions() as session, writer_turn(self._sessions), session.begin():
             await session.execute(
                 update(InboundMessage)
                 .where(InboundMessage.id.in_(row_ids))
@@ -325,11 +391,10 @@ class InboundStore:
         its participant had merged in the last hour: one session, not three."""
         since = datetime.now(UTC) - timedelta(hours=1)
         async with self._sessions() as session:
-            reply = await session.get(ReplyToken, token)
-            if reply is None:
+            found = (await session.execute(_CONTEXT, {"token": token})).first()
+            if found is None:
                 return Situation(None, None, 0)
-            participant = await session.get(Participant, reply.participant_id)
-            dpia = await session.get(Dpia, reply.dpia_id)
+            reply, participant, dpia = found
             earlier = await session.scalar(_earlier(row))
             merged = await session.scalar(
                 select(func.count()).where(
@@ -503,6 +568,17 @@ class InboundStore:
             if row is None or row.dpia_id != dpia_id:
                 raise DocumentNotFound("No such attachment on this DPIA")
             return row
+
+
+# Built once: these run for every RCPT and every reply.
+_KNOWN_TOKEN = select(ReplyToken.token).where(ReplyToken.token == bindparam("token"))
+# A reply address with its participant and DPIA (either may be gone), in one statement.
+_CONTEXT = (
+    select(ReplyToken, Participant, Dpia)
+    .outerjoin(Participant, Participant.id == ReplyToken.participant_id)
+    .outerjoin(Dpia, Dpia.id == ReplyToken.dpia_id)
+    .where(ReplyToken.token == bindparam("token"))
+)
 
 
 def _earlier(row: InboundMessage) -> Select[InboundMessage]:

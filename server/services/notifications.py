@@ -171,7 +171,10 @@ class NotificationService:
         """
         if not comments:
             return
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
+        # The write turn covers the commit alone: finding the recipients and composing their
+        # emails (most of the work) runs before it, so another process's writers (serve's
+        # editors) do not wait for it. Nothing is flushed before the commit.
+        async with self._sessions() as session:
             dpia = await session.get(Dpia, dpia_id)
             if dpia is None:
                 return
@@ -199,6 +202,8 @@ class NotificationService:
                 # One comment: an emailed answer is a reply to it; several: a new comment.
                 comment_id=comments[0].comment_id if len(comments) == 1 else None,
             )
+            async with writer_turn(self._sessions):
+                await session.commit()
         self._tell(told)
         if queued:
             self._on_queued()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
+import os
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -453,3 +455,82 @@ async def test_the_log_s_thread_ends_when_its_store_is_closed_or_dropped(
         gc.collect()
     await asyncio.to_thread(thread.join, 30)
     assert not thread.is_alive()
+
+
+async def test_a_writer_waits_for_another_process_s_turn_and_is_handed_it_on_release(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding ``<database>-turn`` (here: another open file description,
+    which ``flock`` treats alike) keeps a writer from beginning; its release hands the turn
+    over with nothing polling."""
+    await asyncio.to_thread(migrate, sqlite_url)
+    engine = create_engine(sqlite_url)
+    other = os.open(f"{engine.url.database}-turn", os.O_RDWR | os.O_CREAT, 0o600)
+    asked = threading.Event()
+    flock = fcntl.flock
+
+    def watched_flock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX:  # the blocking wait, in a thread
+            asked.set()
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", watched_flock)
+    order: list[str] = []
+    event.listen(engine.sync_engine, "commit", lambda _: order.append("commit"))
+    try:
+        flock(other, fcntl.LOCK_EX)
+        writing = asyncio.create_task(SqlUpdateStore(engine).create_document("waits", "tester"))
+        assert await asyncio.to_thread(asked.wait, 30)  # it is waiting in flock now
+        assert not writing.done() and order == []
+        order.append("released")
+        flock(other, fcntl.LOCK_UN)
+        async with asyncio.timeout(30):
+            assert await writing
+        assert order == ["released", "commit"]
+        flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and the writer gave the turn back
+    finally:
+        os.close(other)
+        await engine.dispose()
+
+
+async def test_a_writer_that_stops_waiting_for_another_process_s_turn_gives_it_back(
+    sqlite_url: str,
+) -> None:
+    """A wait given up (cancelled here) leaves a thread in ``flock``; when it gets the lock
+    it lets go at once, so the other process is not locked out for ever."""
+    await asyncio.to_thread(migrate, sqlite_url)
+    engine = create_engine(sqlite_url)
+    other = os.open(f"{engine.url.database}-turn", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        entered = asyncio.Event()
+
+        async def writer() -> None:
+            async with writer_turn(engine):
+                entered.set()
+
+        waiting = asyncio.create_task(writer())
+        for _ in range(100):  # until the writer is past the free-lock attempt
+            await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not entered.is_set()
+        fcntl.flock(other, fcntl.LOCK_UN)
+
+        def taken_again() -> bool:
+            for _ in range(3000):
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    threading.Event().wait(0.01)
+            return False
+
+        assert await asyncio.to_thread(taken_again)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        async with asyncio.timeout(30):  # and this process can write again
+            assert await SqlUpdateStore(engine).create_document("after", "tester")
+    finally:
+        os.close(other)
+        await engine.dispose()
