@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import durable, live, presence, report, stock, wsclient
+from bench import bigjoin, durable, live, presence, report, stock, wsclient
 from bench.common import Result, Sizes
 from bench.servers import OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, Server, Spec, opendpia_available
 
@@ -26,6 +26,7 @@ SCENARIOS: dict[str, tuple[Scenario, list[Spec]]] = {
     "memory": (durable.memory, [OPENDPIA, PYCRDT, YWS]),
     "stock-setup": (stock.stock_setup, [OPENDPIA, PYCRDT, YWS]),
     "stock-cold": (stock.stock_cold, [OPENDPIA, PYCRDT_SQLITE, YWS]),
+    "bigjoin": (bigjoin.bigjoin, [OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS]),
 }
 
 
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mem-cycles", type=int)
     p.add_argument("--stock-providers", type=int)
     p.add_argument("--stock-rounds", type=int)
+    p.add_argument("--bigjoin-mb", type=float, help="size of bigjoin's document (MB)")
+    p.add_argument("--bigjoin-clients", type=int, help="clients joining it at once")
     p.add_argument(
         "--deflate",
         action="store_true",
@@ -73,6 +76,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         "mem_cycles": args.mem_cycles,
         "stock_providers": args.stock_providers,
         "stock_rounds": args.stock_rounds,
+        "bigjoin_mb": args.bigjoin_mb,
+        "bigjoin_clients": args.bigjoin_clients,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -100,7 +105,8 @@ async def main() -> None:
     if args.deflate:
         wsclient.OFFER_DEFLATE = True
         os.environ["OPENDPIA_WS_DEFLATE"] = "true"  # the servers inherit this environment
-    chosen = args.only.split(",") if args.only else list(SCENARIOS)
+    # bigjoin moves gigabytes through loopback: run it on its own (--only bigjoin).
+    chosen = args.only.split(",") if args.only else [s for s in SCENARIOS if s != "bigjoin"]
     wanted = set(args.servers.split(",")) if args.servers else None
     results: dict[str, dict[str, Any]] = {}
     started = time.time()

@@ -44,6 +44,8 @@ class Sizes:
     stock_providers: int = 100
     stock_rounds: int = 3
     stock_fill: int = 200  # updates in the document the providers join
+    bigjoin_mb: float = 20.0  # encoded size of the large document (bench.bigdoc)
+    bigjoin_clients: int = 150
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -64,6 +66,8 @@ class Sizes:
             mem_cycles=500,
             stock_providers=30,
             stock_rounds=1,
+            bigjoin_mb=4.0,
+            bigjoin_clients=30,
         )
 
 

@@ -134,6 +134,29 @@ def _stock_cold(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]
     return cells
 
 
+def _bigjoin(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    rows = []
+    for phase in ("cold", "warm"):
+        v = r.get(phase)
+        if not isinstance(v, dict):
+            continue
+        rows.append(
+            " ".join(
+                [
+                    f"{phase}: {v['synced']}/{v['clients']} synced"
+                    + ("" if v.get("content_ok") else " (CONTENT WRONG)"),
+                    f"p50/p95/p99/max {_num(v['p50_ms'], '.0f')}/{_num(v['p95_ms'], '.0f')}/"
+                    f"{_num(v['p99_ms'], '.0f')}/{_num(v['max_ms'], '.0f')} ms,",
+                    f"first byte p50 {_num(v['first_byte_p50_ms'], '.0f')} ms,",
+                    f"RSS {v['rss_before_mb']:.0f} -> peak {v['rss_peak_mb']:.0f} -> "
+                    f"{v['rss_after_mb']:.0f} MB ({v['rss_after_close_mb']:.0f} after close),",
+                    f"server CPU {v['server_cpu_s']:.1f} s, loadgen {v['loadgen_cpu_pct']:.0f} %",
+                ]
+            )
+        )
+    return [name, f"{r.get('document_mb', 0):.1f} MB, fill {r.get('fill_s', 0):.0f} s", *rows]
+
+
 TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
     "fanout": (
         [
@@ -203,6 +226,7 @@ TABLES: dict[str, tuple[list[str], Callable[..., list[str]]]] = {
         _stock_setup,
     ),
     "stock-cold": (["server", "stock provider: created -> synced, median of runs"], _stock_cold),
+    "bigjoin": (["server", "document", "clients joining at once"], _bigjoin),
 }
 
 
