@@ -30,6 +30,12 @@ FIRST_SYNC_SECONDS = Histogram(
     "collaboration connection to its first sync step 2 handed to the socket",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+SYNC_ANSWERS = Counter(
+    "opendpia_sync_answers_encoded_total",
+    "Sync step 2 answers encoded (each sent to every client that asks the same of the same "
+    "version of a document), by kind: full (a client holding nothing) or diff",
+    ["kind"],
+)
 OUTBOX_DEPTH = Gauge("opendpia_outbox_depth", "Mail messages waiting in the outbox")
 BUS_PUBLISHED = Counter("opendpia_bus_published_total", "Messages published on the bus")
 BUS_CATCH_UPS = Counter(

@@ -11,9 +11,9 @@ room's document (rare: only a faulty or hostile client is refused). Every other 
 
 The cost is one more ``apply_update`` per client update, plus measuring the fields it
 touched (rich text and tables only when touched). The shadow itself is built when first
-needed (the first check) or when the room asks (``prepare``, after it has answered its
-first client), not while a freshly loaded room makes a person wait for the document: for a
-large document building it costs as much as loading it.
+needed (the first check) or when the room asks (``prepare``, a second after it answered
+the last of the clients joining), not while a freshly loaded room makes people wait for
+the document: for a large document building it costs as much as loading it.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ class UpdateGuard:
         self._problem: str | None = None
         self._touched: set[str] = set()
         self._doc: Doc[Any] | None = None
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the shadow is built."""
+        return self._doc is not None
 
     def prepare(self) -> None:
         """Build the shadow now if it is not built yet."""

@@ -178,6 +178,14 @@ def sync_step2(update: bytes) -> bytes:
     return b"\x00\x01" + varbytes(update)
 
 
+def sync_step2_header_length(message: bytes) -> int:
+    """Where the update starts in a sync step 2 message (after its type, step and length)."""
+    pos = 2
+    while message[pos] & 0x80:
+        pos += 1
+    return pos + 1
+
+
 def is_sync_step2(frame: bytes) -> bool:
     """Whether an outgoing frame is a sync step 2 (a document's state for one peer)."""
     return frame[:2] == b"\x00\x01"

@@ -29,7 +29,7 @@ from server.domain.access import Grant
 from server.domain.bus import Bus, BusKind
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.errors import DpiaLocked
-from server.metrics import UPDATES
+from server.metrics import SYNC_ANSWERS, UPDATES
 from server.realtime import protocol
 from server.realtime.awareness import AwarenessBatch, AwarenessChanges, AwarenessTable
 from server.realtime.guard import UpdateGuard, UpdateRefused
@@ -54,6 +54,15 @@ EMPTY_STATE_VECTOR = b"\x00"  # what a client that holds nothing yet sends in sy
 AWARENESS_RENEWAL_SECONDS = 5.0
 AWARENESS_TICK_SECONDS = 0.05
 PERMISSION_NOTICE_SECONDS = 1.0
+# Answers to sync step 1 kept per version of the document, by state vector: a crowd joining
+# at once (a fresh page each, or clients reconnecting from the same point) is answered with
+# one encoding and one bytes object, which every peer's transport references, not copies.
+ANSWERS_KEPT = 8
+# The shadow document the guard checks writes against is built this long after the last
+# client was answered, not in the middle of a crowd joining (decision 146).
+GUARD_PREPARE_DELAY_SECONDS = 1.0
+_FULL_ANSWERS = SYNC_ANSWERS.labels(kind="full")
+_DIFF_ANSWERS = SYNC_ANSWERS.labels(kind="diff")
 _LOCAL_UPDATES = UPDATES.labels(source="local")
 _BUS_UPDATES = UPDATES.labels(source="bus")
 
@@ -91,10 +100,15 @@ class Room:
     ) -> None:
         self.document_id = stored.document_id
         self.doc: Doc[Any] = stored.to_doc()
-        # The whole document encoded as one update, kept until the document changes: the
-        # answer to every client that holds nothing yet (a fresh page) and what the guard's
-        # shadow is built from. Loaded with no tail, it is the stored snapshot itself.
+        # The whole document encoded as one update, until the document changes; loaded
+        # with no tail, it is the stored snapshot itself. Once a client holding nothing is
+        # answered, the answer (this update in a sync step 2 message) is kept instead.
         self._full_state: bytes | None = stored.snapshot if not stored.tail else None
+        # Sync step 2 messages of this version, by the state vector they answer.
+        self._answers: dict[bytes, bytes] = {}
+        self._step1: bytes | None = None  # sync step 1 of this version (sent on join)
+        self._prepare_handle: asyncio.TimerHandle | None = None
+        self.full_encodings = 0  # whole-state answers encoded (tests count them)
         self.last_seq = stored.last_seq
         self.tail_length = len(stored.tail)
         self.compact_every = compact_every
@@ -140,7 +154,9 @@ class Room:
 
     def join(self, peer: Peer) -> None:
         self.peers[peer] = _PeerState()
-        peer.send(protocol.sync_step1(self.doc.get_state()))
+        if self._step1 is None:
+            self._step1 = protocol.sync_step1(self.doc.get_state())
+        peer.send(self._step1)
         present = self.awareness.present()
         if present:
             peer.send(protocol.awareness(protocol.encode_awareness(present)))
@@ -180,26 +196,45 @@ class Room:
 
     def full_state(self) -> bytes:
         """The whole document as one update (encoded once per version of the document)."""
-        if self._full_state is None:
-            self._full_state = self.doc.get_update()
+        if self._full_state is not None:
+            return self._full_state
+        answer = self._answers.get(EMPTY_STATE_VECTOR)
+        if answer is not None:  # cut from the kept answer: no second encoding
+            return answer[protocol.sync_step2_header_length(answer) :]
+        self._full_state = self.doc.get_update()
         return self._full_state
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        if state_vector == EMPTY_STATE_VECTOR:
-            peer.send(protocol.sync_step2(self.full_state()))
-            self._after_first_answer()
-            return
-        try:
-            update = self.doc.get_update(state_vector)
-        except ValueError as error:
-            raise UpdateRejected(f"invalid state vector: {error}") from None
-        peer.send(protocol.sync_step2(update))
+        answer = self._answers.get(state_vector)
+        if answer is None:
+            if state_vector == EMPTY_STATE_VECTOR:
+                answer = protocol.sync_step2(self.full_state())
+                # Only the answer is kept: the state is cut from it when needed again.
+                self._full_state = None
+                self.full_encodings += 1
+                _FULL_ANSWERS.inc()
+            else:
+                try:
+                    answer = protocol.sync_step2(self.doc.get_update(state_vector))
+                except ValueError as error:
+                    raise UpdateRejected(f"invalid state vector: {error}") from None
+                _DIFF_ANSWERS.inc()
+            if len(self._answers) >= ANSWERS_KEPT:
+                del self._answers[next(iter(self._answers))]
+            self._answers[state_vector] = answer
+        peer.send(answer)
         self._after_first_answer()
 
     def _after_first_answer(self) -> None:
-        if self.guard is not None:
-            # Built after the answer, not before it (see UpdateGuard); once built, a no-op.
-            self._loop.call_soon(self.guard.prepare)
+        if self.guard is not None and not self.guard.prepared:
+            # Built once the joining clients are answered (see UpdateGuard): building it
+            # costs as much as loading the document, and holding the event loop for it
+            # would hold up every answer still being written.
+            if self._prepare_handle is not None:
+                self._prepare_handle.cancel()
+            self._prepare_handle = self._loop.call_later(
+                GUARD_PREPARE_DELAY_SECONDS, self.guard.prepare
+            )
 
     def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
         state.writes += 1
@@ -296,6 +331,8 @@ class Room:
         if update == EMPTY_UPDATE:
             return
         self._full_state = None
+        self._answers.clear()
+        self._step1 = None
         if self.guard is not None and not self._checked:
             self.guard.follow(update)  # a change the guard did not check: mirror it
         if self._remote:
@@ -469,6 +506,8 @@ class Room:
             self.tracker.close()
             self.tracker = None
         self.doc.unobserve(self._subscription)
+        if self._prepare_handle is not None:
+            self._prepare_handle.cancel()
         if self._renewal_handle is not None:
             self._renewal_handle.cancel()
         if self._awareness_window is not None:

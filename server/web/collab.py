@@ -64,7 +64,7 @@ class WebSocketPeer:
         # Writes a frame encoded once for all peers (server.web.wsprotocol), when the
         # server offers it; None under another ASGI server.
         extensions = websocket.scope.get("extensions") or {}
-        self._direct: Callable[[bytes], bool] | None = extensions.get(DIRECT_WRITE)
+        self._direct: Callable[[tuple[bytes, ...]], bool] | None = extensions.get(DIRECT_WRITE)
         # The server's share of this client's first sync ends when its first sync step 2
         # is handed to the socket (FIRST_SYNC_SECONDS); it starts at the upgrade request.
         self._upgraded_ns: int = extensions.get(UPGRADED_AT) or time.perf_counter_ns()

@@ -8,6 +8,11 @@ server frame (``websockets.frames.Frame.serialize``, done once per broadcast by
 ``shared_frame``) straight to the transport. It is the same port, the same handshake, the
 same ASGI app and auth; only the broadcast write skips the per-peer framing.
 
+A large message (a big document's sync step 2) is not copied into a frame at all: its
+header is written, then the very bytes object the room keeps for everyone who asks the
+same, so the transports of a crowd joining a 20 MB document all reference one 20 MB object
+(uvloop's transport keeps a reference, not a copy, of what it cannot send at once).
+
 The direct write is taken only when it is exactly what the state machine would have sent:
 the connection is open, no close was sent, the transport is not paused, and no extension
 (permessage-deflate) was negotiated, since a compressed connection's frames differ per
@@ -16,6 +21,7 @@ peer. Otherwise the caller falls back to the ordinary ASGI ``send``.
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import Any
 
@@ -42,9 +48,9 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][DIRECT_WRITE] = self.write_encoded
             scope["extensions"][UPGRADED_AT] = upgraded_at
 
-    def write_encoded(self, frame: bytes) -> bool:
-        """Write ``frame``, a whole unmasked server frame; False when it must go through
-        ``send`` instead (then nothing was written)."""
+    def write_encoded(self, frame: tuple[bytes, ...]) -> bool:
+        """Write ``frame``, the parts of a whole unmasked server frame; False when it must
+        go through ``send`` instead (then nothing was written)."""
         if (
             self.disconnected
             or self.close_sent
@@ -56,8 +62,21 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        self.transport.write(frame)
+        if len(frame) == 1:
+            self.transport.write(frame[0])
+        else:
+            self.transport.writelines(frame)  # one writev, no joined copy
         return True
+
+
+def frame_header(length: int) -> bytes:
+    """The header of an unmasked, final, binary frame of ``length`` payload bytes
+    (RFC 6455 section 5.2), as ``Frame.serialize`` writes it."""
+    if length < 126:
+        return struct.pack("!BB", 0x82, length)
+    if length < 65536:
+        return struct.pack("!BBH", 0x82, 126, length)
+    return struct.pack("!BBQ", 0x82, 127, length)
 
 
 class SharedFrame:
@@ -69,20 +88,21 @@ class SharedFrame:
 
     __slots__ = ("_frame", "_message")
 
-    # A larger message (a big document's sync) is framed without being kept: the cache
-    # would hold it, twice, until the next message.
+    # A larger message is never copied into a frame: it goes as a header and the message
+    # itself (one object however many peers), so nothing needs keeping here.
     KEPT_BYTES = 256 * 1024
 
     def __init__(self) -> None:
         self._message: bytes | None = None
-        self._frame = b""
+        self._frame: tuple[bytes, ...] = ()
 
-    def of(self, message: bytes) -> bytes:
+    def of(self, message: bytes) -> tuple[bytes, ...]:
         if message is self._message:
             return self._frame
-        frame = Frame(Opcode.BINARY, message).serialize(mask=False)
-        if len(message) <= self.KEPT_BYTES:
-            self._message, self._frame = message, frame
+        if len(message) > self.KEPT_BYTES:
+            return (frame_header(len(message)), message)
+        frame = (Frame(Opcode.BINARY, message).serialize(mask=False),)
+        self._message, self._frame = message, frame
         return frame
 
 
