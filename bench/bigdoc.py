@@ -38,7 +38,8 @@ _WORDS = (
     "erasure rectification portability objection automated decision profiling vendor contract "
     "sharing agreement transfer adequacy safeguard breach notification officer review board "
     "the a of to and in for with by on is are be will may should must from at as"
-).split()
+)
+_WORDS_LIST = _WORDS.split()
 
 
 def _rich_text_roots() -> list[str]:
@@ -69,7 +70,7 @@ class _Author:
 
     def sentence(self, words: int) -> str:
         rng = self.rng
-        text = " ".join(rng.choice(_WORDS) for _ in range(words))
+        text = " ".join(rng.choice(_WORDS_LIST) for _ in range(words))
         return text[:1].upper() + text[1:] + "."
 
     def inline(self, text: Any, sentences: int) -> int:

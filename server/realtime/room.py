@@ -59,8 +59,11 @@ PERMISSION_NOTICE_SECONDS = 1.0
 # one encoding and one bytes object, which every peer's transport references, not copies.
 ANSWERS_KEPT = 8
 # The shadow document the guard checks writes against is built this long after the last
-# client was answered, not in the middle of a crowd joining (decision 146).
+# client was answered, and once what the peers were sent has left (or after the longest
+# wait): building it holds the event loop, and with it every answer still being written
+# (decision 146).
 GUARD_PREPARE_DELAY_SECONDS = 1.0
+GUARD_PREPARE_LONGEST_WAIT_SECONDS = 30.0
 _FULL_ANSWERS = SYNC_ANSWERS.labels(kind="full")
 _DIFF_ANSWERS = SYNC_ANSWERS.labels(kind="diff")
 _LOCAL_UPDATES = UPDATES.labels(source="local")
@@ -232,9 +235,21 @@ class Room:
             # would hold up every answer still being written.
             if self._prepare_handle is not None:
                 self._prepare_handle.cancel()
+            give_up_at = self._loop.time() + GUARD_PREPARE_LONGEST_WAIT_SECONDS
             self._prepare_handle = self._loop.call_later(
-                GUARD_PREPARE_DELAY_SECONDS, self.guard.prepare
+                GUARD_PREPARE_DELAY_SECONDS, self._prepare_guard, give_up_at
             )
+
+    def _prepare_guard(self, give_up_at: float) -> None:
+        self._prepare_handle = None
+        if self.guard is None or self.guard.prepared:
+            return
+        if self._loop.time() < give_up_at and any(peer.backlog() for peer in self.peers):
+            self._prepare_handle = self._loop.call_later(
+                GUARD_PREPARE_DELAY_SECONDS / 4, self._prepare_guard, give_up_at
+            )
+            return
+        self.guard.prepare()
 
     def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
         state.writes += 1

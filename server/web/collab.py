@@ -37,7 +37,7 @@ from server.web import eager
 from server.web.auth import SESSION_COOKIE, same_origin
 from server.web.errors import CLOSE_FORBIDDEN, close_code_for, close_reason
 from server.web.runtime import Runtime
-from server.web.wsprotocol import DIRECT_WRITE, UPGRADED_AT, shared_frame
+from server.web.wsprotocol import DIRECT_WRITE, UPGRADED_AT, WRITE_BACKLOG, shared_frame
 
 log = logging.getLogger("opendpia.web.collab")
 _connection_ids = itertools.count(1)
@@ -68,6 +68,7 @@ class WebSocketPeer:
         # The server's share of this client's first sync ends when its first sync step 2
         # is handed to the socket (FIRST_SYNC_SECONDS); it starts at the upgrade request.
         self._upgraded_ns: int = extensions.get(UPGRADED_AT) or time.perf_counter_ns()
+        self._write_backlog: Callable[[], int] = extensions.get(WRITE_BACKLOG) or (lambda: 0)
         self._first_sync_pending = True
         self._in_flight_frame = b""
         self._queue: deque[bytes] = deque()
@@ -109,6 +110,12 @@ class WebSocketPeer:
             self.abandon()
             return
         self._wake.set()
+
+    def backlog(self) -> int:
+        if self.gone or self.closing is not None:
+            return 0
+        in_flight = len(self._in_flight_frame) if self._in_flight is not None else 0
+        return self._queued_bytes + in_flight + self._write_backlog()
 
     def _sent(self, frame: bytes) -> None:
         if self._first_sync_pending and is_sync_step2(frame):

@@ -34,11 +34,14 @@ from websockets.protocol import State
 DIRECT_WRITE = "opendpia.websocket.direct_write"
 # ... and the time (``time.perf_counter_ns``) its HTTP upgrade request was read.
 UPGRADED_AT = "opendpia.websocket.upgraded_ns"
+# ... and a way to read how many bytes its transport holds, not yet taken by the socket.
+WRITE_BACKLOG = "opendpia.websocket.write_backlog"
 
 
 class DirectWriteProtocol(WebSocketsSansIOProtocol):
-    """Adds ``scope["extensions"][DIRECT_WRITE]``: ``write(frame) -> bool``, and
-    ``scope["extensions"][UPGRADED_AT]``: when the upgrade request was read."""
+    """Adds ``scope["extensions"][DIRECT_WRITE]``: ``write(frame) -> bool``,
+    ``scope["extensions"][UPGRADED_AT]``: when the upgrade request was read, and
+    ``scope["extensions"][WRITE_BACKLOG]``: ``() -> int``, the transport's unsent bytes."""
 
     def handle_connect(self, event: Request) -> None:
         upgraded_at = time.perf_counter_ns()
@@ -47,6 +50,7 @@ class DirectWriteProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][DIRECT_WRITE] = self.write_encoded
             scope["extensions"][UPGRADED_AT] = upgraded_at
+            scope["extensions"][WRITE_BACKLOG] = self.transport.get_write_buffer_size
 
     def write_encoded(self, frame: tuple[bytes, ...]) -> bool:
         """Write ``frame``, the parts of a whole unmasked server frame; False when it must

@@ -48,6 +48,9 @@ class Peer:
     def send(self, frame: bytes) -> None:
         self.frames.append(frame)
 
+    def backlog(self) -> int:
+        return 0
+
     def close(self, code: int, reason: str) -> None:
         pass
 

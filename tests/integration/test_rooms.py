@@ -38,6 +38,9 @@ class FakePeer:
     def send(self, frame: bytes) -> None:
         self.frames.append(frame)
 
+    def backlog(self) -> int:
+        return 0
+
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
 

@@ -32,7 +32,7 @@ JOINERS = 40
 UPDATES = 30
 PARAGRAPHS_PER_UPDATE = 100  # about 3 MB in all
 FIELDS = ("field:need.aims", "field:need.benefits", "field:risks.notes")
-_WORDS = "data subject controller retention consent risk measure council resident".split()
+_WORDS = ("data", "subject", "controller", "retention", "consent", "risk", "measure", "council")
 
 
 def _write_large_document(doc: Doc[Any]) -> None:
@@ -59,8 +59,7 @@ def _write_large_document(doc: Doc[Any]) -> None:
 
 def _content(doc: Doc[Any]) -> dict[str, Any]:
     seen: dict[str, Any] = {
-        name: [str(child) for child in doc.get(name, type=XmlFragment).children]
-        for name in FIELDS
+        name: [str(child) for child in doc.get(name, type=XmlFragment).children] for name in FIELDS
     }
     rows = doc.get("table:risks.register", type=Array).to_py() or []
     seen["rows"] = sorted((row["id"], row["title"]) for row in rows)
