@@ -14,7 +14,16 @@ from typing import Any
 
 from bench import bigjoin, durable, live, presence, report, stock, wsclient
 from bench.common import Result, Sizes
-from bench.servers import OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, Server, Spec, opendpia_available
+from bench.servers import (
+    OPENDPIA,
+    PYCRDT,
+    PYCRDT_SQLITE,
+    WIRE,
+    YWS,
+    Server,
+    Spec,
+    opendpia_available,
+)
 
 Scenario = Callable[[Server, Sizes], Awaitable[Result]]
 SCENARIOS: dict[str, tuple[Scenario, list[Spec]]] = {
@@ -26,7 +35,7 @@ SCENARIOS: dict[str, tuple[Scenario, list[Spec]]] = {
     "memory": (durable.memory, [OPENDPIA, PYCRDT, YWS]),
     "stock-setup": (stock.stock_setup, [OPENDPIA, PYCRDT, YWS]),
     "stock-cold": (stock.stock_cold, [OPENDPIA, PYCRDT_SQLITE, YWS]),
-    "bigjoin": (bigjoin.bigjoin, [OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS]),
+    "bigjoin": (bigjoin.bigjoin, [WIRE, OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS]),
 }
 
 

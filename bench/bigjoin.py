@@ -12,6 +12,10 @@ snapshot and a tail; pycrdt-websocket+sqlite: one row per update). Then:
 
 Each client sends sync step 1 with an empty state vector, as a fresh page does. Its join
 time runs from the start of its TCP connect to the last byte of the server's sync step 2.
+``wire`` (``bench/peers/wire_server.py``) is the floor, not a server: it answers every
+upgrade with the same pre-framed bytes and does nothing else, so its join times are what
+the loopback and these clients cost on this machine at this moment.
+
 A client is *synced* when that step 2 is byte-identical (length and CRC-32) to the first
 client's, and the first client's is decoded with pycrdt and checked field by field against
 the document that was sent.
@@ -42,7 +46,7 @@ from typing import Any
 from bench import bigdoc
 from bench.common import OwnCpu, Result, Sizes, doc_name, percentile
 from bench.durable import _wait_stored
-from bench.servers import OPENDPIA, PYCRDT_SQLITE, Server
+from bench.servers import OPENDPIA, PYCRDT_SQLITE, WIRE, Server
 from bench.wsclient import (
     OP_BINARY,
     OP_CLOSE,
@@ -309,7 +313,7 @@ async def _join(server: Server, doc: str, clients: int, expected: dict[str, str]
     own = OwnCpu()
     cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
-    wait_s = 120.0
+    wait_s = 300.0
     joined = await asyncio.gather(
         *(join_one(server.port, server.path(doc), i == 0, wait_s) for i in range(clients))
     )
@@ -330,6 +334,7 @@ async def _join(server: Server, doc: str, clients: int, expected: dict[str, str]
         and ok_content
         and (c.step2_len, c.step2_crc) == (first.step2_len, first.step2_crc)
     ]
+    answered = [c for c in joined if c.t_done]
     times = [c.t_done - c.t_start for c in synced]
     firsts = [c.t_first - c.t_start for c in synced]
     opens = [c.t_open - c.t_start for c in synced]
@@ -339,6 +344,8 @@ async def _join(server: Server, doc: str, clients: int, expected: dict[str, str]
     return {
         "clients": clients,
         "synced": len(synced),
+        "answered": len(answered),  # got a whole sync step 2, the same as the first or not
+        "distinct_answers": len({(c.step2_len, c.step2_crc) for c in answered}),
         "content_ok": ok_content,
         "step2_mb": first.step2_len / 1e6,
         "p50_ms": percentile(times, 50),
@@ -379,6 +386,11 @@ async def bigjoin(server: Server, sizes: Sizes) -> Result:
     updates = await asyncio.to_thread(bigdoc.load, sizes.bigjoin_mb)
     expected = await asyncio.to_thread(lambda: bigdoc.content_of(bigdoc.assemble(updates)))
     result: Result = {"document_mb": sum(map(len, updates)) / 1e6, "updates": len(updates)}
+    if server.spec is WIRE:  # the floor: it holds the document from its start
+        os.environ["BENCH_BIGDOC_MB"] = str(sizes.bigjoin_mb)
+        await server.restart()
+        result["warm"] = await _join(server, "-", sizes.bigjoin_clients, expected)
+        return result
     if server.spec is OPENDPIA:
         await server.stop()
         doc = await _new_dpia(server)

@@ -144,7 +144,13 @@ def _bigjoin(name: str, r: dict[str, Any], base: dict[str, Any]) -> list[str]:
             " ".join(
                 [
                     f"{phase}: {v['synced']}/{v['clients']} synced"
-                    + ("" if v.get("content_ok") else " (CONTENT WRONG)"),
+                    + ("" if v.get("content_ok") else " (CONTENT WRONG)")
+                    + (
+                        ""
+                        if v["synced"] == v["clients"]
+                        else f" ({v.get('answered')} answered, "
+                        f"{v.get('distinct_answers')} distinct answers)"
+                    ),
                     f"p50/p95/p99/max {_num(v['p50_ms'], '.0f')}/{_num(v['p95_ms'], '.0f')}/"
                     f"{_num(v['p99_ms'], '.0f')}/{_num(v['max_ms'], '.0f')} ms,",
                     f"first byte p50 {_num(v['first_byte_p50_ms'], '.0f')} ms,",

@@ -34,7 +34,8 @@ OPENDPIA = Spec("opendpia", persistent=True, acks=True)
 PYCRDT = Spec("pycrdt-websocket")
 PYCRDT_SQLITE = Spec("pycrdt-websocket+sqlite", persistent=True)
 YWS = Spec("y-websocket")
-ALL = {s.name: s for s in (OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS)}
+WIRE = Spec("wire")  # bigjoin's floor: one pre-framed answer to every client (not a server)
+ALL = {s.name: s for s in (OPENDPIA, PYCRDT, PYCRDT_SQLITE, YWS, WIRE)}
 
 
 def free_port() -> int:
@@ -74,6 +75,8 @@ class Server:
             return [str(VENV_BIN / "opendpia"), "serve", "--host", "127.0.0.1", "--port", port]
         if self.spec is YWS:
             return ["node", str(BENCH / "node" / "server.js"), port]
+        if self.spec is WIRE:
+            return [sys.executable, "-m", "bench.peers.wire_server", port]
         cmd = [sys.executable, "-m", "bench.peers.pycrdt_server", port]
         if self.spec is PYCRDT_SQLITE:
             cmd += ["--store", str(self.store_path)]
