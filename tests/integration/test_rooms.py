@@ -16,7 +16,9 @@ from pycrdt import Doc, Text
 from server.domain.access import Channel, Grant, Role
 from server.domain.bus import BusKind, BusMessage, LocalBus
 from server.domain.documents import StoredDocument, UpdateRecord
+from server.domain.shape import Limits
 from server.realtime import protocol
+from server.realtime import room as room_module
 from server.realtime.committer import GroupCommitter
 from server.realtime.rooms import RoomManager
 from server.storage.database import create_engine, migrate
@@ -34,12 +36,13 @@ class FakePeer:
     id: str = "fake"
     frames: list[bytes] = field(default_factory=list)
     closed: tuple[int, str] | None = None
+    unsent: int = 0  # what backlog() says
 
     def send(self, frame: bytes) -> None:
         self.frames.append(frame)
 
     def backlog(self) -> int:
-        return 0
+        return self.unsent
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -431,3 +434,75 @@ async def test_removals_waiting_for_the_tick_reach_other_processes_when_the_room
         rooms.leave(room, ann)
         await until(lambda: "bus-leave" not in rooms.rooms, "the room unloading")
         assert _published_awareness(bus)[1:] == [[protocol.AwarenessEntry(1, 3, "null")]]
+
+
+def _answer(peer: FakePeer) -> bytes:
+    (answer,) = [f for f in peer.frames if protocol.is_sync_step2(f)]
+    return answer
+
+
+async def test_clients_asking_the_same_share_one_answer_until_the_document_changes(
+    harness: Harness,
+) -> None:
+    writer = _editor("crowd")
+    room = await harness.rooms.join(writer)
+    edits = _edits(40)
+    for update in edits:
+        room.receive(writer, protocol.sync_update(update))
+    half: Doc[Any] = Doc()
+    for update in edits[:20]:
+        half.apply_update(update)
+    fresh = [_editor("crowd") for _ in range(3)]
+    behind = [_editor("crowd") for _ in range(2)]
+    encodings = room.full_encodings
+    for peer in fresh:
+        room.join(peer)
+        room.receive(peer, protocol.sync_step1(b"\x00"))
+    for peer in behind:
+        room.join(peer)
+        room.receive(peer, protocol.sync_step1(half.get_state()))
+    assert room.full_encodings == encodings + 1, "the whole state encoded once for three"
+    first = _answer(fresh[0])
+    assert all(_answer(peer) is first for peer in fresh), "one bytes object for all"
+    assert _answer(behind[0]) is _answer(behind[1])
+    for peer, whole in ((fresh[0], Doc()), (behind[0], half)):
+        update = _answer(peer)[protocol.sync_step2_header_length(_answer(peer)) :]
+        whole.apply_update(update)
+        assert _text(whole) == _text(room.doc), "each answer completes what the client had"
+
+    editor: Doc[Any] = Doc()
+    editor.apply_update(room.full_state())
+    before = editor.get_state()
+    editor.get("t", type=Text).insert(0, "later,")
+    room.receive(writer, protocol.sync_update(editor.get_update(before)))
+    later = _editor("crowd")
+    room.join(later)
+    room.receive(later, protocol.sync_step1(b"\x00"))
+    assert room.full_encodings == encodings + 2, "a new version is encoded again"
+    assert _answer(later) is not first
+    assert room.full_state() == _answer(later)[protocol.sync_step2_header_length(_answer(later)) :]
+    await room.all_saved()
+
+
+async def test_the_guard_is_built_once_what_the_peers_were_sent_has_left(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(room_module, "GUARD_PREPARE_DELAY_SECONDS", 0.02)
+    rooms = RoomManager(
+        harness.store,
+        harness.committer,
+        grace_seconds=60.0,
+        compact_every=5,
+        limits=Limits(field_bytes=1 << 20, document_bytes=1 << 24),
+    )
+    peer = _editor("guarded")
+    room = await rooms.join(peer)
+    assert room.guard is not None and not room.guard.prepared
+    peer.unsent = 1 << 20  # its answer still in its transport
+    room.receive(peer, protocol.sync_step1(b"\x00"))
+    slow = asyncio.get_running_loop().time() + 0.3
+    await until(lambda: asyncio.get_running_loop().time() > slow, "some delays passed")
+    assert not room.guard.prepared, "not built while an answer is being written"
+    peer.unsent = 0
+    await until(lambda: room.guard is not None and room.guard.prepared, "the guard is built")
+    room.close()
