@@ -58,6 +58,7 @@ PERMISSION_NOTICE_SECONDS = 1.0
 # at once (a fresh page each, or clients reconnecting from the same point) is answered with
 # one encoding and one bytes object, which every peer's transport references, not copies.
 ANSWERS_KEPT = 8
+ANSWER_BYTES_KEPT = 32 * 1024 * 1024  # beyond this, older answers go (the newest stays)
 # The shadow document the guard checks writes against is built this long after the last
 # client was answered, and once what the peers were sent has left (or after the longest
 # wait): building it holds the event loop, and with it every answer still being written
@@ -222,11 +223,19 @@ class Room:
                 except ValueError as error:
                     raise UpdateRejected(f"invalid state vector: {error}") from None
                 _DIFF_ANSWERS.inc()
-            if len(self._answers) >= ANSWERS_KEPT:
-                del self._answers[next(iter(self._answers))]
-            self._answers[state_vector] = answer
+            self._keep_answer(state_vector, answer)
         peer.send(answer)
         self._after_first_answer()
+
+    def _keep_answer(self, state_vector: bytes, answer: bytes) -> None:
+        answers = self._answers
+        answers[state_vector] = answer
+        kept = sum(map(len, answers.values()))
+        while len(answers) > 1 and (len(answers) > ANSWERS_KEPT or kept > ANSWER_BYTES_KEPT):
+            # The oldest goes first, the answer to fresh pages last (the commonest question).
+            others = [key for key in answers if key != state_vector]
+            oldest = next((key for key in others if key != EMPTY_STATE_VECTOR), others[0])
+            kept -= len(answers.pop(oldest))
 
     def _after_first_answer(self) -> None:
         if self.guard is not None and not self.guard.prepared:

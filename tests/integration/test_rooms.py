@@ -506,3 +506,33 @@ async def test_the_guard_is_built_once_what_the_peers_were_sent_has_left(
     peer.unsent = 0
     await until(lambda: room.guard is not None and room.guard.prepared, "the guard is built")
     room.close()
+
+
+async def test_kept_answers_are_bounded_and_the_answer_to_fresh_pages_stays_longest(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(room_module, "ANSWERS_KEPT", 2)
+    writer = _editor("bounded")
+    room = await harness.rooms.join(writer)
+    edits = _edits(12)
+    for update in edits:
+        room.receive(writer, protocol.sync_update(update))
+    fresh = _editor("bounded")
+    room.join(fresh)
+    room.receive(fresh, protocol.sync_step1(b"\x00"))
+    behind = []
+    for count in (3, 6, 9):
+        partial: Doc[Any] = Doc()
+        for update in edits[:count]:
+            partial.apply_update(update)
+        peer = _editor("bounded")
+        room.join(peer)
+        room.receive(peer, protocol.sync_step1(partial.get_state()))
+        behind.append(peer)
+    assert len(room._answers) == 2, "no more than ANSWERS_KEPT"
+    again = _editor("bounded")
+    room.join(again)
+    room.receive(again, protocol.sync_step1(b"\x00"))
+    assert _answer(again) is _answer(fresh), "fresh pages' answer outlived the others"
+    assert room.full_encodings == 1
+    await room.all_saved()
