@@ -13,8 +13,10 @@ turns, so the shared machine's load falls on both alike.
 
 The "before" way is ``server/storage/redisbus.py`` as committed on ``--before`` (default:
 ``main``), read with ``git show``; "after" is this checkout's. Reported per way: delivered
-per second, publish-to-deliver latency p50/p99, and CPU per delivered message of this
-process (every bus's client side: publishing, reading, parsing) and of Redis.
+per second, publish-to-deliver latency p50/p99, CPU per delivered message of this
+process (every bus's client side: publishing, reading, parsing) and of Redis, and, from
+Redis's own counters (which a loaded machine does not move), commands and bytes each way
+per delivered message.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import os
 import subprocess
@@ -115,11 +118,13 @@ async def one_round(
     process = psutil.Process()
     cpu0 = sum(process.cpu_times()[:2])
     redis_cpu0 = args.redis_cpu()
+    stats0 = await redis_stats(url)
     t0 = time.perf_counter()
     await publish(args.seconds)
     elapsed = time.perf_counter() - t0
     cpu = sum(process.cpu_times()[:2]) - cpu0
     redis_cpu = args.redis_cpu() - redis_cpu0
+    stats = await redis_stats(url)
     delivered = sum(c.delivered for c in counters) - delivered0
     for task in tasks:
         task.cancel()
@@ -135,10 +140,32 @@ async def one_round(
         "client_us": 1e6 * cpu / max(1, delivered),
         "redis_us": 1e6 * redis_cpu / max(1, delivered),
         "catch_ups": float(sum(c.catch_ups for c in counters)),
+        # What does not depend on the machine's load: Redis's own counters.
+        "commands_per_msg": (stats[0] - stats0[0]) / max(1, delivered),
+        "bytes_in_per_msg": (stats[1] - stats0[1]) / max(1, delivered),
+        "bytes_out_per_msg": (stats[2] - stats0[2]) / max(1, delivered),
     }
 
 
+async def redis_stats(url: str) -> tuple[int, int, int]:
+    """Redis's commands processed, bytes received and bytes sent so far."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info: dict[str, Any] = await client.info("stats")
+    finally:
+        await client.aclose()
+    return (
+        int(info["total_commands_processed"]),
+        int(info["total_net_input_bytes"]),
+        int(info["total_net_output_bytes"]),
+    )
+
+
 async def main() -> None:
+    from server.storage import redisbus
+
     parser = argparse.ArgumentParser(prog="python -m bench.busbench", description=__doc__)
     parser.add_argument("--buses", type=int, default=4)
     parser.add_argument("--docs", type=int, default=1000)
@@ -147,9 +174,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", default="main")
+    parser.add_argument(
+        "--shards",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[redisbus.SHARDS],
+        help="the after way with each of these shard counts (comma-separated)",
+    )
     args = parser.parse_args()
-    from server.storage import redisbus
-
     with tempfile.TemporaryDirectory(prefix="bench-busbench-") as directory:
         before = load_before(args.before, Path(directory))
         port = free_port()
@@ -164,10 +195,11 @@ async def main() -> None:
         url = f"redis://127.0.0.1:{port}/0"
         try:
             await asyncio.sleep(0.5)
-            ways = {
-                f"before ({args.before})": before.RedisBus,
-                "after (this checkout)": redisbus.RedisBus,
-            }
+            ways: dict[str, Any] = {f"before ({args.before})": before.RedisBus}
+            for shards in args.shards:
+                ways[f"after, {shards} shards"] = functools.partial(
+                    redisbus.RedisBus, shards=shards
+                )
             results: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
             for round_no in range(args.rounds):
                 for n, (name, bus_class) in enumerate(ways.items()):
@@ -182,8 +214,11 @@ async def main() -> None:
         f"{args.bytes} B, {args.rounds} rounds of {args.seconds:g} s per way; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    print("| way | delivered/s | p50 ms | p99 ms | client µs/msg | Redis µs/msg | total µs/msg |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| way | delivered/s | p50 ms | p99 ms | client µs/msg | Redis µs/msg | total µs/msg "
+        "| Redis commands/msg | bytes to Redis/msg | bytes from Redis/msg |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rounds in results.items():
 
         def median(key: str, rounds: list[dict[str, float]] = rounds) -> float:
@@ -194,7 +229,8 @@ async def main() -> None:
         print(
             f"| {name} | {median('delivered_per_s'):,.0f} | {median('p50_ms'):.2f} "
             f"| {median('p99_ms'):.2f} | {median('client_us'):.1f} | {median('redis_us'):.1f} "
-            f"| {total:.1f} |"
+            f"| {total:.1f} | {median('commands_per_msg'):.2f} | {median('bytes_in_per_msg'):,.0f} "
+            f"| {median('bytes_out_per_msg'):,.0f} |"
         )
 
 
