@@ -5,7 +5,9 @@
 Interleaved, on one fresh database: a group commit of 10 documents with one row each,
 numbered the old way (decision 46: ``BEGIN``, a per-document advisory lock, ``max(seq)``,
 the insert, ``COMMIT``) and the new way (decision 144: one statement bumping the
-documents' counter rows and inserting, committed on its own). Prints each way's commit
+documents' counter rows and inserting, committed on its own), the new way also on an engine
+that pings every connection it checks out (``pool_pre_ping``, as before decision 153: with
+asyncpg, ``BEGIN``, ``;`` and ``ROLLBACK`` first). Prints each way's commit
 latency (median, p90) and this process's CPU per commit (the server's share; PostgreSQL's
 is not counted). Interleaving keeps a shared machine's load the same for both.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.domain.documents import UpdateRecord
 from server.storage.database import create_engine, migrate
@@ -87,9 +90,11 @@ async def main() -> None:
     try:
         await asyncio.to_thread(migrate, url)
         engine = create_engine(url, pool_size=5)
+        pinging = create_async_engine(url, pool_size=5, pool_pre_ping=True)
         ways = {
-            "advisory lock + max(seq) (before)": AdvisoryLockStore(engine, assign_seq=True),
-            "counter row, one statement (after)": SqlUpdateStore(engine, assign_seq=True),
+            "advisory lock + max(seq), pre-ping": AdvisoryLockStore(pinging, assign_seq=True),
+            "counter row, pre-ping (decision 144)": SqlUpdateStore(pinging, assign_seq=True),
+            "counter row, ping if idle (153)": SqlUpdateStore(engine, assign_seq=True),
         }
         documents = {name: [f"{n}-{i}" for i in range(10)] for n, name in enumerate(ways)}
         for name, store in ways.items():
@@ -109,9 +114,11 @@ async def main() -> None:
                 latency[name].append(time.perf_counter() - began)
                 cpu[name] += time.process_time() - cpu_began
         await engine.dispose()
+        await pinging.dispose()
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     print(f"{ROUNDS} group commits of 10 documents x 1 row each, interleaved")
+    print(f"load average {os.getloadavg()[0]:.2f}")
     for name, times in latency.items():
         times.sort()
         print(

@@ -12,8 +12,13 @@ redis-server; the servers, Redis and the load generator share this machine's cor
 
 Reported per configuration: delivered updates/s, delivery latency p50/p99/max (send to
 arrival at the other client, one clock), missing deliveries, CPU % of each server process,
-of Redis, of the load generator, and server (+ Redis) CPU µs per delivered update. PostgreSQL's
-CPU is not attributed (its backends are shared with whatever else runs on the machine).
+of Redis, of PostgreSQL, of the load generator, and CPU µs per delivered update: servers +
+Redis + PostgreSQL, and the servers alone. PostgreSQL is the machine's system service,
+shared with whatever else runs here: its cost counts the backends connected to this run's
+own database (found in ``pg_stat_activity``, read with psutil), which do the parsing,
+locking, inserting and the commit's WAL flush; its background processes (WAL writer,
+checkpointer, background writer) serve every database on the server and are reported
+apart, as an upper bound, and not added to the cost.
 """
 
 from __future__ import annotations
@@ -68,11 +73,83 @@ class Result:
     missing: int
     server_cpu_pct: list[float]
     redis_cpu_pct: float
+    postgres_cpu_pct: float  # this run's backends
+    postgres_shared_cpu_pct: float  # the server's background processes (all databases)
     loadgen_cpu_pct: float
-    us_per_delivered: float
+    us_per_delivered: float  # servers + Redis + PostgreSQL's backends
+    us_per_delivered_servers_redis: float
     us_per_delivered_servers_only: float
     commit_mean_ms: float
     commit_p99_ms: float  # upper bound of the histogram bucket holding the 99th percentile
+
+
+async def _backend_pids(database: str) -> set[int]:
+    import asyncpg
+
+    connection = await asyncpg.connect(f"postgresql://postgres@{POSTGRES}/postgres", timeout=5)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1", database
+        )
+    finally:
+        await connection.close()
+    return {int(row["pid"]) for row in rows}
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    return float(times.user + times.system)
+
+
+def _postgres_background() -> set[int]:
+    """The PostgreSQL server's own processes that serve no one connection."""
+    names = ("checkpointer", "background writer", "walwriter", "autovacuum launcher")
+    pids = set()
+    for proc in psutil.process_iter(["username", "cmdline"]):
+        line = " ".join(proc.info["cmdline"] or ())
+        if proc.info["username"] == "postgres" and any(n in line for n in names):
+            pids.add(proc.pid)
+    return pids
+
+
+class PostgresCpu:
+    """CPU seconds of one database's backends, and of the server's background processes.
+
+    Sampled at the start and the end of the window: a backend that appears meanwhile counts
+    from zero (its start-up included), one that ends meanwhile is lost (the pools keep
+    theirs open, so few do)."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.start: dict[int, float] = {}
+        self.background: dict[int, float] = {}
+
+    async def begin(self) -> None:
+        self.start = {}
+        for pid in await _backend_pids(self.database):
+            seconds = _cpu_seconds(pid)
+            if seconds is not None:
+                self.start[pid] = seconds
+        self.background = {
+            pid: s for pid in _postgres_background() if (s := _cpu_seconds(pid)) is not None
+        }
+
+    async def end(self) -> tuple[float, float]:
+        """(this database's backends, background processes) CPU seconds since ``begin``."""
+        backends = 0.0
+        for pid in await _backend_pids(self.database) | set(self.start):
+            seconds = _cpu_seconds(pid)
+            if seconds is not None:
+                backends += seconds - self.start.get(pid, 0.0)
+        background = 0.0
+        for pid, before in self.background.items():
+            seconds = _cpu_seconds(pid)
+            if seconds is not None:
+                background += seconds - before
+        return backends, background
 
 
 async def _admin(sql: str) -> None:
@@ -292,6 +369,9 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
         await asyncio.sleep(args.warmup)
         stats.recording = True
         own = OwnCpu()
+        spies = _profile(deployment, args, processes)
+        postgres = PostgresCpu(deployment.database)
+        await postgres.begin()
         servers0, redis0 = deployment.cpu()
         commits0 = await _commits(deployment)
         sent0 = sent
@@ -300,9 +380,12 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
         stats.recording = False
         elapsed = time.perf_counter() - t0
         servers1, redis1 = deployment.cpu()
+        postgres_cpu, postgres_shared = await postgres.end()
         loadgen = own.percent()
         commit_mean, commit_p99 = _commit_figures(commits0, await _commits(deployment))
         measured_sent = sent - sent0
+        for spy in spies:
+            await asyncio.to_thread(spy.wait, 60)
         stop.set()
         await writing
         # Every update reaches every reader of its document (eventually).
@@ -328,8 +411,15 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
             missing=missing,
             server_cpu_pct=[round(100 * c / elapsed, 1) for c in server_cpu],
             redis_cpu_pct=round(100 * redis_cpu / elapsed, 1),
+            postgres_cpu_pct=round(100 * postgres_cpu / elapsed, 1),
+            postgres_shared_cpu_pct=round(100 * postgres_shared / elapsed, 1),
             loadgen_cpu_pct=round(loadgen, 1),
-            us_per_delivered=round(1e6 * (sum(server_cpu) + redis_cpu) / delivered, 1),
+            us_per_delivered=round(
+                1e6 * (sum(server_cpu) + redis_cpu + postgres_cpu) / delivered, 1
+            ),
+            us_per_delivered_servers_redis=round(
+                1e6 * (sum(server_cpu) + redis_cpu) / delivered, 1
+            ),
             us_per_delivered_servers_only=round(1e6 * sum(server_cpu) / delivered, 1),
             commit_mean_ms=commit_mean,
             commit_p99_ms=commit_p99,
@@ -340,19 +430,58 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
         await deployment.stop()
 
 
+def _profile(
+    deployment: Deployment, args: argparse.Namespace, processes: int
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every server for the measured window (``--py-spy DIR``): collapsed stacks,
+    one file per server, which ``python -m bench.stacks`` sums by where the time goes."""
+    if args.py_spy is None:
+        return []
+    args.py_spy.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for i, (proc, _) in enumerate(deployment.servers):
+        out = args.py_spy / f"p{processes}-server{i}.txt"
+        spies.append(
+            subprocess.Popen(
+                [
+                    str(VENV_BIN / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--rate",
+                    "100",
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return spies
+
+
 def _table(results: list[Result]) -> str:
     lines = [
         "| processes | docs | clients | delivered/s | p50 ms | p99 ms | max ms | missing "
-        "| server CPU % (each) | Redis CPU % | loadgen CPU % | µs/delivered (servers+Redis) "
-        "| µs/delivered (servers) | commit mean ms | commit p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU % (each) | Redis CPU % | PostgreSQL CPU % (backends; background) "
+        "| loadgen CPU % | µs/delivered (servers+Redis+PostgreSQL) "
+        "| µs/delivered (servers+Redis) | µs/delivered (servers) "
+        "| commit mean ms | commit p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.processes} | {r.docs} | {r.clients} | {r.delivered_per_s:,.0f} | {r.p50_ms} "
             f"| {r.p99_ms} | {r.max_ms} | {r.missing} | "
             f"{' + '.join(str(c) for c in r.server_cpu_pct)} | {r.redis_cpu_pct} "
-            f"| {r.loadgen_cpu_pct} | {r.us_per_delivered} | {r.us_per_delivered_servers_only} "
+            f"| {r.postgres_cpu_pct}; {r.postgres_shared_cpu_pct} "
+            f"| {r.loadgen_cpu_pct} | {r.us_per_delivered} | {r.us_per_delivered_servers_redis} "
+            f"| {r.us_per_delivered_servers_only} "
             f"| {r.commit_mean_ms} | {r.commit_p99_ms} |"
         )
     return "\n".join(lines)
@@ -368,6 +497,9 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--commit-window-ms", type=float, default=5.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--py-spy", type=Path, help="record every server with py-spy into this directory"
+    )
     args = parser.parse_args()
     if args.clients < 2 * args.docs:
         parser.error("--clients must be at least twice --docs (a writer and a reader each)")

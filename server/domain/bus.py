@@ -1,9 +1,10 @@
 """The bus between server processes: its port, and what travels on it.
 
 With one process (the embedded default) the bus is in-process and documents never leave
-it. With several processes, each document's updates and awareness go out on a stream per
-document (with the DPIA's lock when its status changes), and notification wake-ups on a
-broadcast channel (``server/storage/redisbus.py``).
+it. With several processes, each document's updates and awareness go out on its shard of
+the bus (one of a fixed number of streams, by a hash of the document id; with the DPIA's
+lock when its status changes), and notification wake-ups on a broadcast channel
+(``server/storage/redisbus.py``).
 
 What the bus promises, and what it does not:
 

@@ -1,29 +1,34 @@
-"""The bus over Redis: a stream per document, a broadcast channel for notification wake-ups.
+"""The bus over Redis: sharded streams carrying every document's messages, a broadcast
+channel for notification wake-ups.
 
 Keys (all under the configured prefix):
 
-- ``<prefix>:doc:<document id>``: the document's stream, trimmed to about ``maxlen``
-  entries. Each entry holds the kind, the payload and the publishing process's id.
-- ``<prefix>:activity``: which documents just got entries (one entry per document per
-  publishing batch), trimmed to about ``ACTIVITY_MAXLEN``.
+- ``<prefix>:shard:<n>``, ``n`` in ``0 .. shards - 1``: the stream of the documents whose id
+  hashes to ``n`` (CRC-32 of the id, modulo ``shards``), trimmed to about ``maxlen``
+  entries. Each entry holds the document's id, the kind, the payload and the publishing
+  process's id: a message crosses in one ``XADD`` and one read, whatever its document.
 - ``<prefix>:wake:<process id>``: a tiny stream the process adds to itself to wake its
-  blocking reader when it starts following a document.
+  blocking reader when it starts reading another shard.
 - ``<prefix>:notices``: pub/sub channel of user ids whose unread count changed.
 
-One reader task per process blocks on ``XREAD`` over the activity stream (and its wake
-stream), then reads, without blocking, only the followed documents' streams that have news,
-each from its own position. Blocking on every followed stream at once would resend the
-whole key list on each wake-up: with 1,000 documents that cost 2.5 ms of client CPU per
-read, most of a process's bus cost. Every ``SWEEP_SECONDS`` (and whenever activity may have
-been missed) all followed streams are read anyway, so a lost activity entry only delays.
-Publishing is one writer task that pipelines whatever is queued, so the room never waits.
+One reader task per process blocks on ``XREAD`` over the shards of the documents it
+follows (and its wake stream), each from its own position, and hands each followed
+document's messages to the rooms in order; entries of documents it does not follow are
+skipped. Until decision 152 a stream per document and an "activity" stream of document ids
+cost two round trips per wake-up (the activity, then the streams with news), two ``XADD``
+per publish, and every process read every activity entry. Blocking on every followed
+document's stream instead resends the whole key list on each wake-up: with 1,000
+documents that cost 2.5 ms of client CPU per read; with shards the list is at most
+``shards`` keys. Publishing is one writer task that pipelines whatever is queued, so the
+room never waits.
 
 Catching up from the database (``DocumentSubscriber.catch_up``) happens when messages may
 have been missed: after the reader lost its connection (a Redis restart empties the
 streams), when one read returns a whole stream's worth of entries (entries between the
-last position and the stream's head may have been trimmed), and when another process says
-it dropped messages (a ``RESYNC`` entry, published once it can reach Redis again).
-Publishers publish only committed updates, so the database always has what was missed.
+last position and the stream's head may have been trimmed: every followed document of that
+shard catches up), and when another process says it dropped messages (a ``RESYNC`` entry,
+published once it can reach Redis again). Publishers publish only committed updates, so the
+database always has what was missed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import contextlib
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,11 +59,27 @@ RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 2.0
 WAKE_MAXLEN = 16
 WAKE_TTL_SECONDS = 3600
-ACTIVITY_MAXLEN = 10_000
-ACTIVITY_COUNT = 1_000
-SWEEP_SECONDS = 1.0
+SHARDS = 16  # decision 152: 64 sent 5 KB of key list to Redis per read, 16 about 2 KB
 
 _KINDS = {kind.value.encode(): kind for kind in BusKind}
+
+
+def shard_of(document_id: str, shards: int = SHARDS) -> int:
+    """The shard a document's messages travel on: the same in every process."""
+    return zlib.crc32(document_id.encode()) % shards
+
+
+def _stream_id(raw: bytes) -> tuple[int, int]:
+    milliseconds, _, sequence = raw.partition(b"-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def _older(a: bytes, b: bytes) -> bytes:
+    return a if _stream_id(a) <= _stream_id(b) else b
+
+
+def _newer(a: bytes, b: bytes) -> bytes:
+    return b if _stream_id(a) <= _stream_id(b) else a
 
 
 class RedisBus:
@@ -70,6 +92,7 @@ class RedisBus:
         prefix: str = "opendpia",
         maxlen: int = 1000,
         block_ms: int = 5_000,
+        shards: int = SHARDS,
         on_delivered: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.process_id = uuid.uuid4().hex[:12]
@@ -85,14 +108,15 @@ class RedisBus:
         self._prefix = prefix
         self._maxlen = maxlen
         self._block_ms = block_ms
+        self._shards = shards
         self._on_delivered = on_delivered
-        self._positions: dict[str, bytes] = {}  # followed document id -> last stream id read
+        self._followed: dict[str, int] = {}  # followed document id -> its shard
+        self._shard_documents: dict[int, set[str]] = {}  # shard -> followed documents
+        self._positions: dict[int, bytes] = {}  # shard being read -> last stream id read
         self._wake_key = f"{prefix}:wake:{self.process_id}"
         self._wake_position = b"0-0"
-        self._activity_key = f"{prefix}:activity"
-        self._activity_position: bytes | None = None  # read at start: the newest entry
-        self._fresh: set[str] = set()  # followed since the last read: read them once
-        self._outgoing: list[tuple[str, dict[bytes, bytes]]] = []
+        self._wake_renewed = 0.0
+        self._outgoing: list[tuple[str, dict[bytes, bytes], int]] = []
         self._have_outgoing = asyncio.Event()
         self._notices_channel = f"{prefix}:notices"
         self._notices: Callable[[Iterable[int]], None] = lambda _ids: None
@@ -102,12 +126,8 @@ class RedisBus:
         self.delivered = 0
         self.catch_ups = 0
 
-    def _key(self, document_id: str) -> str:
-        return f"{self._doc_prefix}{document_id}"
-
-    @property
-    def _doc_prefix(self) -> str:
-        return f"{self._prefix}:doc:"
+    def _shard_key(self, shard: int) -> str:
+        return f"{self._prefix}:shard:{shard}"
 
     # -- running ------------------------------------------------------------------------
 
@@ -140,21 +160,41 @@ class RedisBus:
     # -- following documents -------------------------------------------------------------
 
     async def follow(self, document_id: str) -> None:
+        shard = shard_of(document_id, self._shards)
+        if shard in self._positions:
+            # The reader already reads this shard from a position taken before now: it will
+            # deliver everything published from here on (and some earlier, harmlessly).
+            self._follow(document_id, shard)
+            return
         try:
-            last: Any = await self._redis.xrevrange(self._key(document_id), count=1)
+            last: Any = await self._redis.xrevrange(self._shard_key(shard), count=1)
+            position = last[0][0] if last else b"0-0"
         except (RedisError, OSError) as error:
             # The reader catches up from the database when Redis is back.
             log.warning("bus: cannot read the position of %s: %s", document_id, error)
-            self._positions[document_id] = b"0-0"
-            return
+            position = b"0-0"
         # Publishers publish only what they have committed: whatever is in the stream up to
-        # here is in the database the caller is about to read.
-        self._positions[document_id] = last[0][0] if last else b"0-0"
-        self._fresh.add(document_id)
+        # here is in the database the caller is about to read. Another follow of this shard
+        # may have set a position meanwhile: the older one serves both.
+        known = self._positions.get(shard)
+        self._positions[shard] = position if known is None else _older(known, position)
+        self._follow(document_id, shard)
         self._wake_reader()
 
+    def _follow(self, document_id: str, shard: int) -> None:
+        self._followed[document_id] = shard
+        self._shard_documents.setdefault(shard, set()).add(document_id)
+
     def unfollow(self, document_id: str) -> None:
-        self._positions.pop(document_id, None)
+        shard = self._followed.pop(document_id, None)
+        if shard is None:
+            return
+        documents = self._shard_documents.get(shard)
+        if documents is not None:
+            documents.discard(document_id)
+            if not documents:
+                del self._shard_documents[shard]
+                self._positions.pop(shard, None)  # nothing followed there: stop reading it
 
     def _wake_reader(self) -> None:
         self._queue(self._wake_key, {b"k": b"w"}, maxlen=WAKE_MAXLEN)
@@ -162,12 +202,22 @@ class RedisBus:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(self, document_id: str, kind: BusKind, payload: bytes) -> None:
-        fields = {b"k": kind.value.encode(), b"p": payload, b"o": self.process_id.encode()}
-        self._queue(self._key(document_id), fields, maxlen=self._maxlen)
+        self._queue(
+            self._shard_key(shard_of(document_id, self._shards)),
+            self._fields(document_id, kind, payload),
+            maxlen=self._maxlen,
+        )
+
+    def _fields(self, document_id: str, kind: BusKind, payload: bytes) -> dict[bytes, bytes]:
+        return {
+            b"d": document_id.encode(),
+            b"k": kind.value.encode(),
+            b"p": payload,
+            b"o": self.process_id.encode(),
+        }
 
     def _queue(self, key: str, fields: dict[bytes, bytes], *, maxlen: int) -> None:
-        fields[b"m"] = str(maxlen).encode()
-        self._outgoing.append((key, fields))
+        self._outgoing.append((key, fields, maxlen))
         self._have_outgoing.set()
 
     def announce(self, user_ids: Iterable[int]) -> None:
@@ -195,8 +245,7 @@ class RedisBus:
                 self.published += len(batch)
                 BUS_PUBLISHED.inc(len(batch))
             except (RedisError, OSError) as error:
-                prefix = f"{self._prefix}:doc:"
-                dropped = {key[len(prefix) :] for key, _ in batch if key.startswith(prefix)}
+                dropped = {fields[b"d"].decode() for _, fields, _ in batch if b"d" in fields}
                 log.warning("bus: %d messages not published (%s)", len(batch), error)
                 await self._until_reachable()
                 # Reachable again: the others fetch what they missed from the database
@@ -204,30 +253,22 @@ class RedisBus:
                 for document_id in dropped:
                     self.publish(document_id, BusKind.RESYNC, b"")
 
-    async def _send(self, batch: list[tuple[str, dict[bytes, bytes]]]) -> None:
-        """XADD a batch in one round trip, and tell the readers which documents have news."""
+    async def _send(self, batch: list[tuple[str, dict[bytes, bytes], int]]) -> None:
+        """XADD a batch in one round trip: one entry per message, on its document's shard."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            touched: dict[str, None] = {}
-            for key, fields in batch:
-                maxlen = int(fields.pop(b"m"))
+            for key, fields, maxlen in batch:
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                if key.startswith(self._doc_prefix):
-                    touched[key[len(self._doc_prefix) :]] = None
-            for document_id in touched:
-                pipe.xadd(
-                    self._activity_key,
-                    {b"d": document_id.encode()},
-                    maxlen=ACTIVITY_MAXLEN,
-                    approximate=True,
-                )
-            pipe.expire(self._wake_key, WAKE_TTL_SECONDS)
+            now = time.monotonic()
+            if now - self._wake_renewed >= WAKE_TTL_SECONDS / 4:
+                # The wake stream outlives its process by at most an hour.
+                self._wake_renewed = now
+                pipe.expire(self._wake_key, WAKE_TTL_SECONDS)
             await pipe.execute()
 
     async def publish_now(self, document_id: str, kind: BusKind, payload: bytes) -> None:
         """Publish and wait until Redis has it, without ``run`` (one-shot commands)."""
-        fields = {b"k": kind.value.encode(), b"p": payload, b"o": self.process_id.encode()}
-        fields[b"m"] = str(self._maxlen).encode()
-        await self._send([(self._key(document_id), fields)])
+        key = self._shard_key(shard_of(document_id, self._shards))
+        await self._send([(key, self._fields(document_id, kind, payload), self._maxlen)])
 
     async def _until_reachable(self) -> None:
         delay = RETRY_FIRST_SECONDS
@@ -242,92 +283,66 @@ class RedisBus:
     # -- reading -------------------------------------------------------------------------
 
     async def _read_documents(self) -> None:
-        swept = time.monotonic()
+        shard_prefix = f"{self._prefix}:shard:"
         while True:
             stop_if_cancelled()
             try:
-                if self._activity_position is None:
-                    newest: Any = await self._redis.xrevrange(self._activity_key, count=1)
-                    self._activity_position = newest[0][0] if newest else b"0-0"
+                streams: dict[Any, Any] = {self._wake_key: self._wake_position}
+                for shard, position in self._positions.items():
+                    streams[self._shard_key(shard)] = position
+                # Returns at once if any stream has entries past its position.
                 replies: Any = await self._redis.xread(
-                    {
-                        self._wake_key: self._wake_position,
-                        self._activity_key: self._activity_position,
-                    },
-                    count=ACTIVITY_COUNT,
-                    block=self._block_ms,
+                    streams, count=self._maxlen, block=self._block_ms
                 )
-                news: set[str] = set()
-                sweep = time.monotonic() - swept >= SWEEP_SECONDS
                 for key, entries in replies or ():
-                    if key.decode() == self._wake_key:
+                    name = key.decode()
+                    if name == self._wake_key:
                         self._wake_position = entries[-1][0]
                     else:
-                        self._activity_position = entries[-1][0]
-                        news.update(fields.get(b"d", b"").decode() for _, fields in entries)
-                        sweep = sweep or len(entries) >= ACTIVITY_COUNT  # more may wait
-                news |= self._fresh
-                self._fresh.clear()
-                if sweep:
-                    swept = time.monotonic()
-                    news = set(self._positions)
-                await self._read_streams(news)
+                        self._receive(int(name[len(shard_prefix) :]), entries)
             except (RedisError, OSError) as error:
                 log.warning("bus: reading failed (%s); retrying", error)
                 await self._until_reachable()
                 # Streams may have been lost (a restart empties them): positions stay, and
                 # what was missed meanwhile comes from the database.
                 log.warning("bus: reachable again; catching up from the database")
-                self._activity_position = None
                 self._catch_up_all()
 
-    async def _read_streams(self, document_ids: set[str]) -> None:
-        """Read what the followed documents among ``document_ids`` have, without blocking."""
-        streams: dict[Any, Any] = {
-            self._key(d): self._positions[d] for d in document_ids if d in self._positions
-        }
-        if not streams:
-            return
-        while streams:
-            replies: Any = await self._redis.xread(streams, count=self._maxlen)
-            full = {}
-            for key, entries in replies or ():
-                self._receive(key.decode(), entries)
-                if len(entries) >= self._maxlen:  # more may follow: read on at once
-                    full[key] = entries[-1][0]
-            streams = full
-
-    def _receive(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        if key == self._wake_key:
-            self._wake_position = entries[-1][0]
-            return
-        document_id = key[len(self._prefix) + len(":doc:") :]
-        if document_id not in self._positions:
-            return  # unfollowed meanwhile
-        self._positions[document_id] = entries[-1][0]
+    def _receive(self, shard: int, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        position = self._positions.get(shard)
+        if position is None:
+            return  # nothing followed there any more
+        # A follow may have moved the position meanwhile: never go back.
+        self._positions[shard] = _newer(position, entries[-1][0])
         if len(entries) >= self._maxlen:
             # A whole stream's worth since the last read: some may have been trimmed away.
-            self._catch_up(document_id)
-        messages = []
-        resync = False
+            for document_id in list(self._shard_documents.get(shard, ())):
+                self._catch_up(document_id)
         own = self.process_id.encode()
+        followed = self._followed
+        messages: dict[str, list[BusMessage]] = {}
+        resync: list[str] = []
         for _id, fields in entries:
             if fields.get(b"o") == own:
                 continue
+            document_id = fields.get(b"d", b"").decode()
+            if document_id not in followed:
+                continue
             kind = _KINDS.get(fields.get(b"k", b""))
             if kind is BusKind.RESYNC:
-                resync = True
+                resync.append(document_id)
             elif kind is not None:
-                messages.append(BusMessage(kind, fields.get(b"p", b"")))
-        if messages and self._documents is not None:
-            self.delivered += len(messages)
-            self._on_delivered(len(messages))
-            self._documents.deliver(document_id, messages)
-        if resync:
+                messages.setdefault(document_id, []).append(BusMessage(kind, fields.get(b"p", b"")))
+        for document_id, found in messages.items():
+            self.delivered += len(found)
+            self._on_delivered(len(found))
+            if self._documents is not None:
+                self._documents.deliver(document_id, found)
+        for document_id in resync:
             self._catch_up(document_id)
 
     def _catch_up_all(self) -> None:
-        for document_id in list(self._positions):
+        for document_id in list(self._followed):
             self._catch_up(document_id)
 
     def _catch_up(self, document_id: str) -> None:

@@ -132,3 +132,39 @@ async def test_after_redis_restarts_followers_catch_up_and_publishing_resumes(
         publisher.publish("doc", BusKind.UPDATE, b"after")
         await _until(lambda: follower.messages[-1][1].payload == b"after")
         assert b"lost" not in [m.payload for _, m in follower.messages]
+
+
+async def test_documents_sharing_a_shard_each_get_only_their_own_messages_in_order(
+    url: str,
+) -> None:
+    seen = Recorder()
+    async with (
+        running(RedisBus(url, prefix="t5", shards=1), Recorder()) as a,
+        running(RedisBus(url, prefix="t5", shards=1), seen) as b,
+    ):
+        await b.follow("one")
+        for i in range(50):
+            a.publish("one", BusKind.UPDATE, b"one%d" % i)
+            a.publish("two", BusKind.UPDATE, b"two%d" % i)  # same shard, not followed
+        await _until(lambda: len(seen.messages) == 50)
+        # Following another document of a shard already read takes effect at once.
+        await b.follow("two")
+        for i in range(10):
+            a.publish("two", BusKind.UPDATE, b"late%d" % i)
+        a.publish("one", BusKind.AWARENESS, b"end")
+        await _until(lambda: len(seen.messages) == 61)
+        assert [m.payload for d, m in seen.messages if d == "one"] == [
+            *(b"one%d" % i for i in range(50)),
+            b"end",
+        ]
+        assert [m.payload for d, m in seen.messages if d == "two"] == [
+            b"late%d" % i for i in range(10)
+        ]
+        b.unfollow("one")
+        b.unfollow("two")
+        a.publish("one", BusKind.UPDATE, b"nobody")
+        await b.follow("three")  # the shard is read again, from its newest entry
+        a.publish("three", BusKind.UPDATE, b"three")
+        await _until(lambda: seen.messages[-1][0] == "three")
+        assert b"nobody" not in [m.payload for _, m in seen.messages]
+        assert seen.catch_ups == []
