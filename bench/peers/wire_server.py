@@ -19,16 +19,9 @@ import os
 import struct
 import sys
 
+from bench.yproto import varuint
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def _varuint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(0x80 | (n & 0x7F))
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def main() -> None:
@@ -40,7 +33,7 @@ def main() -> None:
     state = bigdoc.assemble(
         bigdoc.load(float(os.environ.get("BENCH_BIGDOC_MB", "20")))
     ).get_update()
-    message = b"\x00\x01" + _varuint(len(state)) + state
+    message = b"\x00\x01" + varuint(len(state)) + state
     header = struct.pack("!BBQ", 0x82, 127, len(message))
 
     class Answer(asyncio.Protocol):

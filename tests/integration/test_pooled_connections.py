@@ -26,11 +26,7 @@ async def test_a_pooled_connection_killed_while_idle_is_replaced_before_it_is_us
     engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
     try:
         first = await _backend_pid(engine)
-        admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""), timeout=5)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
+        await _terminate(postgres_url, first)
         # The one pooled connection is dead: the ping at checkout finds it, the pool opens
         # another, and the statement never sees the dead one.
         second = await _backend_pid(engine)
@@ -46,11 +42,7 @@ async def test_a_connection_in_steady_use_is_not_pinged(
     engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
     try:
         first = await _backend_pid(engine)
-        admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""), timeout=5)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
+        await _terminate(postgres_url, first)
         # Not idle long enough to be pinged: its next statement fails once (asyncpg says
         # "connection is closed", or, if the termination arrives mid-statement, "cannot
         # switch to state"), and the pool then replaces it.
@@ -59,3 +51,12 @@ async def test_a_connection_in_steady_use_is_not_pinged(
         assert await _backend_pid(engine) != first
     finally:
         await engine.dispose()
+
+
+async def _terminate(postgres_url: str, backend_pid: int) -> None:
+    """End one server process of the pool from the outside, as a PostgreSQL restart would."""
+    admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""), timeout=5)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", backend_pid)
+    finally:
+        await admin.close()
