@@ -2,12 +2,13 @@
 
 Most tests start from a new, empty database and migrate it to the latest revision, and running
 every migration costs about half a second of CPU each time: minutes over the suite. Here the
-first empty database of each kind a test process migrates to ``head`` is migrated for real and
-kept as the template; every later empty database asked for ``head`` receives a copy of it
-(SQLite: the backup API copies the pages; PostgreSQL: the empty database is dropped and made
-replaced by a ``CREATE DATABASE … TEMPLATE`` copy of the first one, which nobody connects to,
-or, when someone is connected to it already, the template's ``pg_dump`` is replayed into it;
-tests/support/databases.py says how).
+migrations run for real once per test process and kind, and every empty database asked for
+``head`` receives a copy of the result. SQLite: the first such database is migrated and its
+pages are copied into the later ones (the backup API). PostgreSQL: a database of the
+process's own is migrated and kept as a template nobody connects to; the empty database is
+replaced by a ``CREATE DATABASE … TEMPLATE`` copy of it (tests/support/databases.py says
+how), or, when someone is connected to the empty one already, the template's ``pg_dump`` is
+replayed into it.
 The copy is exactly what the migrations made in this process, so nothing is skipped that a
 test could see; a database that is not empty, or a migration to another revision (the
 migration tests), runs the migrations themselves.
@@ -62,7 +63,7 @@ class _PostgresTemplate:
     ``CREATE DATABASE … TEMPLATE`` needs. Copying it that way takes about a tenth of a
     second; replaying its dump took several times that for every PostgreSQL test."""
 
-    url: str  # the database it was copied from (its server is where the template lives)
+    url: str  # the template's own URL
     database: str
     script: str | None = None  # its dump, made the first time a copy cannot be a template copy
 
@@ -75,10 +76,12 @@ def _upgrade(config: Config, revision: str, *args: Any, **kwargs: Any) -> None:
         return
     with _lock:
         template = _templates.get(kind)
-        if template is None:
+        if template is None and kind == "sqlite":
             _original_upgrade(config, revision)
-            _templates[kind] = _keep(kind, url)
+            _templates[kind] = _keep(url)
             return
+        if template is None:
+            template = _templates[kind] = _postgres_template(url)
     _copy(kind, template, url)
 
 
@@ -127,18 +130,25 @@ async def _pg_script(url: str, script: str) -> None:
         await connection.close()
 
 
-def _keep(kind: str, url: str) -> Any:
-    """The template, taken from the database just migrated."""
-    if kind == "sqlite":
-        target = _workdir / "template.db"
-        _sqlite_copy(_sqlite_path(url), str(target))
-        return target
+def _keep(url: str) -> Path:
+    """The SQLite template, taken from the database just migrated."""
+    target = _workdir / "template.db"
+    _sqlite_copy(_sqlite_path(url), str(target))
+    return target
+
+
+def _postgres_template(url: str) -> _PostgresTemplate:
+    """A database of its own on the server of ``url``, migrated for real. Not the database
+    asked for: an app that asked through its own pool stays connected to that one, and a
+    database in use cannot be a template."""
+    from server.storage.database import alembic_config
+
     # Named like the test databases, so that one left by a killed run is known to be ours.
-    template = _PostgresTemplate(url, databases.new_name())
-    source = _database_name(url)
-    # The migration's connections may still be closing: PostgreSQL waits for them (up to 5 s).
-    _run(_pg_admin(url, f'CREATE DATABASE "{template.database}" TEMPLATE "{source}"'))
-    return template
+    name = databases.new_name()
+    _run(_pg_admin(url, f'CREATE DATABASE "{name}"'))
+    own_url = urlsplit(url)._replace(path=f"/{name}").geturl()
+    _original_upgrade(alembic_config(own_url), "head")
+    return _PostgresTemplate(own_url, name)
 
 
 def _database_name(url: str) -> str:
@@ -235,7 +245,7 @@ def _copy(kind: str, template: Any, url: str) -> None:
             databases.keep_spare(spare)
             return
         if template.script is None:
-            template.script = _dump(_with_database(template.url, template.database))
+            template.script = _dump(template.url)
     _run(_pg_script(url, template.script))
 
 
