@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.support import schemas
+from tests.support import databases, schemas
 from tests.support.live import LiveServer, make_settings, release_reserved_ports, serving
 from tests.support.redisproc import RedisProcess
 
-POSTGRES_HOST = os.environ.get("OPENDPIA_TEST_POSTGRES", "127.0.0.1:5432")
+POSTGRES_HOST = databases.HOST
 IN_CI = os.environ.get("CI") == "true"
 
 # Property tests judge what code does, never how fast one example ran: on a busy machine an
@@ -31,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     schemas.uninstall()
+    databases.finish()  # every test database is gone before the run ends
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,43 +39,19 @@ def _reserved_ports() -> Iterator[None]:
     release_reserved_ports()
 
 
-def _postgres_admin_dsn() -> str:
-    return f"postgresql://postgres@{POSTGRES_HOST}/postgres"
-
-
-async def _create_database(name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(_postgres_admin_dsn(), timeout=5)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(_postgres_admin_dsn(), timeout=5)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test; skipped (never in CI) when none runs."""
-    name = f"opendpia_test_{uuid.uuid4().hex[:12]}"
+    """A fresh PostgreSQL database for one test; skipped (never in CI) when none runs. It is
+    dropped after the test, off the test's path (tests/support/databases.py)."""
     try:
-        asyncio.run(_create_database(name))
+        name = databases.create()
     except (TimeoutError, OSError) as error:
         if IN_CI:
             pytest.fail(f"PostgreSQL at {POSTGRES_HOST} is required in CI: {error}")
         pytest.skip(f"no PostgreSQL server at {POSTGRES_HOST} ({error})")
     try:
-        yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}/{name}"
+        yield databases.url(name)
     finally:
-        asyncio.run(_drop_database(name))
+        databases.drop_later(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
