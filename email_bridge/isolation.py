@@ -74,16 +74,20 @@ class Link:
     async def run(self) -> None:
         try:
             async with asyncio.TaskGroup() as tasks:
-                while line := await self._reader.readline():
-                    message = json.loads(line)
-                    if "op" not in message:
-                        self._answered(message)
-                    elif "id" in message:
-                        tasks.create_task(self._answer(message))
-                    else:
-                        self._on_notice(message["op"], message.get("args", {}))
-        except (ConnectionError, ValueError) as error:
-            log.warning("bridge link: closed (%s)", error)
+                # Caught inside the group: raised out of its body, the error would leave
+                # wrapped in an ExceptionGroup, past this handler and out of the supervisor
+                # (a child killed with an answer unread in its socket resets the link).
+                try:
+                    while line := await self._reader.readline():
+                        message = json.loads(line)
+                        if "op" not in message:
+                            self._answered(message)
+                        elif "id" in message:
+                            tasks.create_task(self._answer(message))
+                        else:
+                            self._on_notice(message["op"], message.get("args", {}))
+                except (ConnectionError, ValueError) as error:
+                    log.warning("bridge link: closed (%s)", error)
         finally:
             self._open = False
             for waiting in self._waiting.values():
