@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import time
 
 import pytest
 
 from server.domain.access import Role
-from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings, upgrade_request
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,14 +32,7 @@ async def test_idle_connection_is_pinged_and_dropped_when_it_never_answers(
     try:
         token = issue_token(server.settings, "idle", Role.EDITOR)
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws/dpia/idle?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request(f"/ws/dpia/idle?token={token}"))
         response = await reader.readuntil(b"\r\n\r\n")
         assert response.startswith(b"HTTP/1.1 101")
         opened = time.monotonic()

@@ -11,8 +11,6 @@ frame of its size is ever built by ``Frame.serialize``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import random
 import struct
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from pycrdt import Array, Decoder, Doc, Map, XmlElement, XmlFragment, XmlText
 from websockets.frames import Frame
 
 from server.domain.access import Role
-from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, upgrade_request
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -77,14 +75,7 @@ class Joiner:
     async def connect(cls, server: LiveServer, document_id: str) -> Joiner:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         token = issue_token(server.settings, document_id, Role.VIEWER)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws/dpia/{document_id}?token={token} HTTP/1.1\r\nHost: x\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request(f"/ws/dpia/{document_id}?token={token}"))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         # Sync step 1 with an empty state vector, masked with the zero key (RFC 6455 5.3).

@@ -9,8 +9,6 @@ five peers must be framed once, not five times.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import struct
 from collections.abc import Iterator
 
@@ -20,7 +18,14 @@ from pycrdt import Text
 from websockets.frames import Frame, Opcode
 
 from server.domain.access import Role
-from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings, serving
+from tests.support.live import (
+    WAIT_SECONDS,
+    LiveServer,
+    issue_token,
+    make_settings,
+    serving,
+    upgrade_request,
+)
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -45,15 +50,8 @@ class RawReceiver:
     ) -> RawReceiver:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         token = issue_token(server.settings, document_id, Role.VIEWER)
-        key = base64.b64encode(os.urandom(16)).decode()
         offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if offer_deflate else ""
-        writer.write(
-            (
-                f"GET /ws/dpia/{document_id}?token={token} HTTP/1.1\r\nHost: x\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request(f"/ws/dpia/{document_id}?token={token}", extra_headers=offer))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         assert b"permessage-deflate" not in head.lower(), "deflate is off unless configured"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 from collections.abc import Iterator
 
@@ -12,7 +10,14 @@ import pytest
 from pycrdt import Text
 
 from server.domain.access import Role
-from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings, serving
+from tests.support.live import (
+    WAIT_SECONDS,
+    LiveServer,
+    issue_token,
+    make_settings,
+    serving,
+    upgrade_request,
+)
 from tests.support.yclient import YClient
 
 pytestmark = pytest.mark.asyncio
@@ -35,14 +40,7 @@ async def _stalled_reader(server: LiveServer, document_id: str) -> socket.socket
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     token = issue_token(server.settings, document_id, Role.EDITOR)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/dpia/{document_id}?token={token} HTTP/1.1\r\nHost: x\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    sock.sendall(upgrade_request(f"/ws/dpia/{document_id}?token={token}"))
     assert sock.recv(12) == b"HTTP/1.1 101"
     return sock
 

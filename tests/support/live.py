@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import os
@@ -257,6 +258,17 @@ def issue_token(
         role=role,
         ttl_seconds=ttl,
     )
+
+
+def upgrade_request(path: str, *, extra_headers: str = "") -> bytes:
+    """A raw WebSocket upgrade request for ``path`` (with its query), for tests that read
+    the server's frames off the socket themselves; ``extra_headers`` end in CRLF."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    ).encode()
 
 
 def make_settings(database_url: str, **changes: object) -> Settings:
