@@ -118,28 +118,36 @@ class NotificationService:
         """Store change events and everything they cause, in one transaction."""
         queued = False
         told: set[int] = set()
-        async with writer_turn(self._sessions), self._sessions.begin() as session:
-            for event in events:
-                session.add(ChangeEventRow(**row_values(event)))
-                dpia = await session.get(Dpia, event.document_id)
-                if dpia is None:
-                    continue  # a document with no DPIA record (tooling): nobody to tell
-                actor_name = await self._name_of(session, event.actor)
-                recipients = await self._recipients(session, dpia.id, event.section, event.actor)
-                emailed, users = self._notify(
-                    session,
-                    dpia,
-                    recipients,
-                    kind="change",
-                    section=event.section,
-                    field=event.field,
-                    actor_name=actor_name,
-                    channel=event.channel,
-                    excerpt=event.excerpt,
-                    what=f"changed {self._label(dpia, event.field)}",
-                )
-                queued |= emailed
-                told |= users
+        # As for comments, the write turn covers the commit alone: reading recipients and
+        # composing their emails inside it took up to 0.6 s under load, and the rooms' own
+        # commits (the editors' "saved") waited behind it. Nothing is flushed before.
+        async with self._sessions() as session:
+            with session.no_autoflush:
+                for event in events:
+                    session.add(ChangeEventRow(**row_values(event)))
+                    dpia = await session.get(Dpia, event.document_id)
+                    if dpia is None:
+                        continue  # a document with no DPIA record (tooling): nobody to tell
+                    actor_name = await self._name_of(session, event.actor)
+                    recipients = await self._recipients(
+                        session, dpia.id, event.section, event.actor
+                    )
+                    emailed, users = self._notify(
+                        session,
+                        dpia,
+                        recipients,
+                        kind="change",
+                        section=event.section,
+                        field=event.field,
+                        actor_name=actor_name,
+                        channel=event.channel,
+                        excerpt=event.excerpt,
+                        what=f"changed {self._label(dpia, event.field)}",
+                    )
+                    queued |= emailed
+                    told |= users
+            async with writer_turn(self._sessions):
+                await session.commit()
         self._tell(told)
         if queued:
             self._on_queued()

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.changes import ChangeEvent
 from server.domain.errors import InvalidToken
+from server.services import notifications
 from server.services.accounts import AccountService, CurrentUser, password_hasher
 from server.services.dpias import DpiaService
 from server.services.notifications import NotificationService
-from server.storage.database import create_engine, migrate
+from server.storage.database import create_engine, migrate, writer_turn
 from server.storage.models import Notification, OutboxMessage
 from server.storage.updates import SqlUpdateStore
 
@@ -284,3 +287,33 @@ async def test_a_status_change_reaches_every_other_participant(world: World) -> 
     (_, raw) = (await _mail(world))[-1]
     subject = message_from_bytes(raw, policy=policy.default)["Subject"]
     assert subject == f"{world.dpia_id}: Ann Smith moved the DPIA from draft to in review"
+
+
+async def test_recording_changes_reads_and_composes_before_taking_the_write_turn(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_turn = False
+
+    @contextlib.asynccontextmanager
+    async def marked_turn(bind: Any) -> AsyncIterator[None]:
+        nonlocal in_turn
+        async with writer_turn(bind):
+            in_turn = True
+            try:
+                yield
+            finally:
+                in_turn = False
+
+    statements: list[tuple[bool, str]] = []
+    engine = world.sessions.kw["bind"]
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append((in_turn, statement.split()[0])),
+    )
+    monkeypatch.setattr(notifications, "writer_turn", marked_turn)
+    await world.service.record_changes([_change(world, f"user:{world.ann.id}")])
+    # The people to tell are read outside the turn; inside it, only the rows are written.
+    assert {verb for held, verb in statements if not held} == {"SELECT"}
+    assert {verb for held, verb in statements if held} == {"INSERT"}
+    assert len(await _notified(world)) == 2
