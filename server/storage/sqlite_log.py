@@ -36,7 +36,7 @@ from server.storage.database import sqlite_pragmas
 
 BUSY_TIMEOUT = 30.0  # seconds, as the engine's connections wait
 
-# The record's fields, in the order of the table's columns they fill.
+# The log's columns, each filled by the ``UpdateRecord`` field of the same name.
 _FIELDS = ("document_id", "seq", "update", "actor", "channel", "origin", "created_at")
 
 
@@ -47,14 +47,13 @@ class SqliteLogAppender:
         self._path = path
         compiled = insert(table).compile(dialect=dialect, column_keys=list(_FIELDS))
         self._sql = str(compiled)
-        order = list(compiled.positiontup or ())
-        if sorted(order) != sorted(_FIELDS):
-            raise ValueError(f"unexpected columns for the update log: {order}")
-        self._order = [_FIELDS.index(name) for name in order]
-        converters: list[Callable[[Any], Any] | None] = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
-        ]
-        self._converters = converters
+        columns = tuple(compiled.positiontup or ())
+        if sorted(columns) != sorted(_FIELDS):
+            raise ValueError(f"unexpected columns for the update log: {columns}")
+        self._columns: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in columns
+        )
         # A thread and a queue of its own rather than an executor: the hand-over is a
         # queue put and one call_soon_threadsafe, about half an executor's cost per commit.
         # The thread owns the connection and holds no reference to this object: it ends,
@@ -80,20 +79,10 @@ class SqliteLogAppender:
         await done
 
     def _row(self, record: UpdateRecord) -> tuple[Any, ...]:
-        values = (
-            record.document_id,
-            record.seq,
-            record.update,
-            record.actor,
-            record.channel,
-            record.origin,
-            record.created_at,
+        return tuple(
+            getattr(record, name) if convert is None else convert(getattr(record, name))
+            for name, convert in self._columns
         )
-        row = []
-        for index, convert in zip(self._order, self._converters, strict=True):
-            value = values[index]
-            row.append(convert(value) if convert is not None else value)
-        return tuple(row)
 
     async def close(self) -> None:
         """End the thread and close its connection, after a write under way."""
