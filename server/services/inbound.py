@@ -33,14 +33,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.access import Role
 from server.domain.dpias import DpiaStatus
 from server.domain.errors import DocumentNotFound, InvalidInput, InvalidToken
 from server.domain.replies import ReplyKeys
 from server.mail.reading import READING_POLICY
-from server.storage.database import writer_turn
+from server.storage.database import engine_of, writer_turn
 from server.storage.models import (
     AutoAnswer,
     Dpia,
@@ -164,8 +164,7 @@ class InboundStore:
             return
         token = self.reply_keys.token_of(address)
         # A Core connection, not an ORM session: this runs for every RCPT.
-        engine: AsyncEngine = self._sessions.kw["bind"]
-        async with engine.connect() as connection:
+        async with engine_of(self._sessions).connect() as connection:
             if await connection.scalar(_KNOWN_TOKEN, {"token": token}) is None:
                 # Removing a participant deletes their addresses: unknown covers both.
                 raise InvalidToken(

@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.domain.tasks import stop_if_cancelled
 from server.mail.compose import Outgoing, compose, new_message_id
 from server.mail.smtp import DeliveryError, MailTransport
-from server.storage.database import writer_turn
+from server.storage.database import engine_of, writer_turn
 from server.storage.models import Dpia, OutboxMessage
 
 log = logging.getLogger("opendpia.mail")
@@ -137,7 +137,7 @@ class OutboxWorker:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
-        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._engine = engine_of(sessions)
         self._transport = transport
         self._retry_base = retry_base
         self._give_up = give_up

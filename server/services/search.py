@@ -48,7 +48,7 @@ from server.domain.search import (
 from server.domain.templates import Template, load_template
 from server.services.accounts import CurrentUser
 from server.services.template_library import TemplateLibrary
-from server.storage.database import writer_turn
+from server.storage.database import engine_of, writer_turn
 from server.storage.models import Dpia, Organisation, SearchIndexRow
 from server.storage.updates import SqlUpdateStore
 
@@ -82,8 +82,7 @@ class SearchIndex:
         self._sessions = sessions
         self._store = store
         self._templates = TemplateLibrary(sessions)
-        engine = sessions.kw["bind"]
-        self._postgres = engine.dialect.name == "postgresql"
+        self._postgres = engine_of(sessions).dialect.name == "postgresql"
         self.indexed = 0
 
     async def index(self, document_ids: Iterable[str]) -> int:
@@ -188,7 +187,7 @@ class SearchService:
         self, sessions: async_sessionmaker[AsyncSession], *, candidates: int = CANDIDATES
     ) -> None:
         self._sessions = sessions
-        self._postgres = sessions.kw["bind"].dialect.name == "postgresql"
+        self._postgres = engine_of(sessions).dialect.name == "postgresql"
         self._candidates = candidates
 
     async def search(

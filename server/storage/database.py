@@ -73,6 +73,14 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise DisconnectionError(f"pooled connection is gone: {error}") from error
 
 
+def engine_of(bind: AsyncEngine | async_sessionmaker[Any]) -> AsyncEngine:
+    """The engine itself, or the one a session factory was made with."""
+    engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"no engine behind {bind!r}")
+    return engine
+
+
 def writer_turn(
     bind: AsyncEngine | async_sessionmaker[Any],
 ) -> AbstractAsyncContextManager[None]:
@@ -92,8 +100,11 @@ def writer_turn(
     over by the kernel the moment it is released rather than in SQLite's steps of up to
     100 ms.
     """
-    engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
-    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "sqlite":
+    try:
+        engine = engine_of(bind)
+    except TypeError:  # no engine to take turns on (as before: nothing to wait for)
+        return contextlib.nullcontext()
+    if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()
     lock = _WRITERS.get(engine.sync_engine)
     if lock is None:
