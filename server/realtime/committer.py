@@ -136,11 +136,12 @@ class GroupCommitter:
                 failed.add(document_id)
         return failed
 
-    def compact_if_due(self, room: Room) -> None:
+    def compact_if_due(self, room: Room, *, leaving: bool = False) -> None:
         """Start compacting the room's document if its log tail has grown past the
-        threshold and no compaction of it is under way (and the committer runs)."""
+        threshold (or, for a room ``leaving`` memory, holds anything) and no compaction of
+        it is under way (and the committer runs)."""
         if (
-            room.wants_compaction()
+            (room.tail_length > 0 if leaving else room.wants_compaction())
             and room.document_id not in self._compacting
             and self._tasks is not None
         ):

@@ -29,8 +29,9 @@ from server.domain.access import Grant
 from server.domain.bus import Bus, BusKind
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.errors import DpiaLocked
-from server.metrics import SYNC_ANSWERS, UPDATES
+from server.metrics import UPDATES
 from server.realtime import protocol
+from server.realtime.answers import EMPTY_STATE_VECTOR, EMPTY_UPDATE, SyncAnswers
 from server.realtime.awareness import AwarenessBatch, AwarenessChanges, AwarenessTable
 from server.realtime.guard import UpdateGuard, UpdateRefused
 from server.realtime.peer import Peer
@@ -49,24 +50,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opendpia.realtime")
 
-EMPTY_UPDATE = b"\x00\x00"
-EMPTY_STATE_VECTOR = b"\x00"  # what a client that holds nothing yet sends in sync step 1
 AWARENESS_RENEWAL_SECONDS = 5.0
 AWARENESS_TICK_SECONDS = 0.05
 PERMISSION_NOTICE_SECONDS = 1.0
-# Answers to sync step 1 kept per version of the document, by state vector: a crowd joining
-# at once (a fresh page each, or clients reconnecting from the same point) is answered with
-# one encoding and one bytes object, which every peer's transport references, not copies.
-ANSWERS_KEPT = 8
-ANSWER_BYTES_KEPT = 32 * 1024 * 1024  # beyond this, older answers go (the newest stays)
+# A room just loaded builds its document once the first client holding nothing is
+# answered from the stored bytes, or this long after a client joined without asking.
+BUILD_AFTER_JOIN_SECONDS = 0.05
 # The shadow document the guard checks writes against is built this long after the last
 # client was answered, and once what the peers were sent has left (or after the longest
 # wait): building it holds the event loop, and with it every answer still being written
 # (decision 146).
 GUARD_PREPARE_DELAY_SECONDS = 1.0
 GUARD_PREPARE_LONGEST_WAIT_SECONDS = 30.0
-_FULL_ANSWERS = SYNC_ANSWERS.labels(kind="full")
-_DIFF_ANSWERS = SYNC_ANSWERS.labels(kind="diff")
 _LOCAL_UPDATES = UPDATES.labels(source="local")
 _BUS_UPDATES = UPDATES.labels(source="bus")
 
@@ -76,6 +71,7 @@ class _PeerState:
     writes: int = 0
     client_ids: set[int] = field(default_factory=set)
     last_denied_notice: float = 0.0
+    greeted: bool = False  # sent the room's sync step 1 (once the document is built)
     # Why an update of this peer was refused: its later updates build on what the server
     # never took, so they are refused too until it reconnects with what the server has.
     refused: str | None = None
@@ -103,16 +99,15 @@ class Room:
         awareness_tick_seconds: float = AWARENESS_TICK_SECONDS,
     ) -> None:
         self.document_id = stored.document_id
-        self.doc: Doc[Any] = stored.to_doc()
-        # The whole document encoded as one update, until the document changes; loaded
-        # with no tail, it is the stored snapshot itself. Once a client holding nothing is
-        # answered, the answer (this update in a sync step 2 message) is kept instead.
-        self._full_state: bytes | None = stored.snapshot if not stored.tail else None
-        # Sync step 2 messages of this version, by the state vector they answer.
-        self._answers: dict[bytes, bytes] = {}
-        self._step1: bytes | None = None  # sync step 1 of this version (sent on join)
+        # The document is built from what was stored when first needed (see ``doc``).
+        self._stored: StoredDocument | None = stored
+        self._doc: Doc[Any] | None = None
+        self._build_handle: asyncio.Handle | None = None
+        self.answers = SyncAnswers(lambda: self.doc, stored.snapshot if not stored.tail else None)
+        # Called once the document is built, before anything is applied to it (the
+        # manager's guard and change tracking follow the template the document names).
+        self.on_built: Callable[[Room], None] | None = None
         self._prepare_handle: asyncio.TimerHandle | None = None
-        self.full_encodings = 0  # whole-state answers encoded (tests count them)
         self.last_seq = stored.last_seq
         self.tail_length = len(stored.tail)
         self.compact_every = compact_every
@@ -147,7 +142,57 @@ class Room:
         # room takes any update (only rooms built without a manager, in tests).
         self.guard: UpdateGuard | None = None
         self._checked = False
-        self._subscription = self.doc.observe(self._on_transaction)
+        self._subscription: Any = None
+
+    @property
+    def doc(self) -> Doc[Any]:
+        """The room's document, built from what was stored on first use.
+
+        A room that has just loaded answers a client holding nothing from the stored bytes
+        first (``_answer_step1``) and builds the document right after: for a large document
+        building it is most of the server's share of a first connection after a restart."""
+        doc = self._doc
+        return doc if doc is not None else self._build()
+
+    @property
+    def built(self) -> bool:
+        return self._doc is not None
+
+    def _build(self) -> Doc[Any]:
+        stored = self._stored
+        assert stored is not None
+        if self._build_handle is not None:
+            self._build_handle.cancel()
+            self._build_handle = None
+        doc = self._doc = stored.to_doc()
+        self._stored = None
+        self._subscription = doc.observe(self._on_transaction)
+        if self.on_built is not None:
+            self.on_built(self)
+        for peer, state in self.peers.items():
+            if not state.greeted:
+                state.greeted = True
+                peer.send(self.answers.step1())
+        if self.peers:
+            self._after_first_answer()
+        return doc
+
+    def _build_soon(self, delay: float) -> None:
+        if self._doc is None and self._build_handle is None:
+            self._build_handle = (
+                self._loop.call_soon(self._build_now)
+                if delay <= 0
+                else self._loop.call_later(delay, self._build_now)
+            )
+
+    def _build_now(self) -> None:
+        self._build_handle = None
+        if self._doc is None:
+            self._build()
+
+    @property
+    def full_encodings(self) -> int:
+        return self.answers.full_encodings
 
     def current_writer(self) -> tuple[str, str] | None:
         """Who is changing the document right now (actor, channel), during a change."""
@@ -157,10 +202,12 @@ class Room:
     # -- peers -------------------------------------------------------------------------
 
     def join(self, peer: Peer) -> None:
-        self.peers[peer] = _PeerState()
-        if self._step1 is None:
-            self._step1 = protocol.sync_step1(self.doc.get_state())
-        peer.send(self._step1)
+        state = self.peers[peer] = _PeerState()
+        if self._doc is None:
+            self._build_soon(BUILD_AFTER_JOIN_SECONDS)  # step 1 goes once it is built
+        else:
+            state.greeted = True
+            peer.send(self.answers.step1())
         present = self.awareness.present()
         if present:
             peer.send(protocol.awareness(protocol.encode_awareness(present)))
@@ -200,42 +247,23 @@ class Room:
 
     def full_state(self) -> bytes:
         """The whole document as one update (encoded once per version of the document)."""
-        if self._full_state is not None:
-            return self._full_state
-        answer = self._answers.get(EMPTY_STATE_VECTOR)
-        if answer is not None:  # cut from the kept answer: no second encoding
-            return answer[protocol.sync_step2_header_length(answer) :]
-        self._full_state = self.doc.get_update()
-        return self._full_state
+        return self.answers.full_state()
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        answer = self._answers.get(state_vector)
-        if answer is None:
-            if state_vector == EMPTY_STATE_VECTOR:
-                answer = protocol.sync_step2(self.full_state())
-                # Only the answer is kept: the state is cut from it when needed again.
-                self._full_state = None
-                self.full_encodings += 1
-                _FULL_ANSWERS.inc()
-            else:
-                try:
-                    answer = protocol.sync_step2(self.doc.get_update(state_vector))
-                except ValueError as error:
-                    raise UpdateRejected(f"invalid state vector: {error}") from None
-                _DIFF_ANSWERS.inc()
-            self._keep_answer(state_vector, answer)
-        peer.send(answer)
+        if (
+            self._doc is None
+            and state_vector == EMPTY_STATE_VECTOR
+            and self.answers.has_full_state()
+        ):
+            # Not built yet, and stored as one snapshot with nothing logged after it: a
+            # client holding nothing gets those bytes as its step 2, then the room builds
+            # the document. (Step 2 must hold everything: a client may treat "synced" as
+            # "has the document", so a tail is never sent after it as updates.)
+            peer.send(self.answers.answer(state_vector))
+            self._build_soon(0)
+            return
+        peer.send(self.answers.answer(state_vector))
         self._after_first_answer()
-
-    def _keep_answer(self, state_vector: bytes, answer: bytes) -> None:
-        answers = self._answers
-        answers[state_vector] = answer
-        kept = sum(map(len, answers.values()))
-        while len(answers) > 1 and (len(answers) > ANSWERS_KEPT or kept > ANSWER_BYTES_KEPT):
-            # The oldest goes first, the answer to fresh pages last (the commonest question).
-            others = [key for key in answers if key != state_vector]
-            oldest = next((key for key in others if key != EMPTY_STATE_VECTOR), others[0])
-            kept -= len(answers.pop(oldest))
 
     def _after_first_answer(self) -> None:
         if self.guard is not None and not self.guard.prepared:
@@ -262,6 +290,8 @@ class Room:
 
     def _receive_write(self, peer: Peer, state: _PeerState, update: bytes) -> None:
         state.writes += 1
+        if self._doc is None:
+            self._build()  # before anything is checked: the guard comes with the build
         grant = peer.grant
         if not grant.can_write or self.read_only is not None:
             if update != EMPTY_UPDATE:
@@ -354,9 +384,7 @@ class Room:
         update: bytes = event.update
         if update == EMPTY_UPDATE:
             return
-        self._full_state = None
-        self._answers.clear()
-        self._step1 = None
+        self.answers.forget()
         if self.guard is not None and not self._checked:
             self.guard.follow(update)  # a change the guard did not check: mirror it
         if self._remote:
@@ -529,7 +557,11 @@ class Room:
         if self.tracker is not None:
             self.tracker.close()
             self.tracker = None
-        self.doc.unobserve(self._subscription)
+        if self._doc is not None:
+            self._doc.unobserve(self._subscription)
+        if self._build_handle is not None:
+            self._build_handle.cancel()
+            self._build_handle = None
         if self._prepare_handle is not None:
             self._prepare_handle.cancel()
         if self._renewal_handle is not None:

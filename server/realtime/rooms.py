@@ -13,6 +13,7 @@ database (committed updates it lacks, computed against its state vector).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -123,13 +124,7 @@ class RoomManager:
                     self._early[document_id] = []
                     await self._bus.follow(document_id)
                 try:
-                    stored = await self._store.load(document_id)
-                    if stored is None:
-                        if create_as is None:
-                            raise DocumentNotFound(f"There is no document {document_id!r}")
-                        await self._store.create_document(document_id, create_as)
-                        stored = await self._store.load(document_id)
-                        assert stored is not None
+                    stored, read_only = await self._load(document_id, create_as)
                 except BaseException:
                     if self._bus is not None:
                         self._early.pop(document_id, None)
@@ -142,12 +137,11 @@ class RoomManager:
                     bus=self._bus,
                     awareness_tick_seconds=self._awareness_tick,
                 )
-                if self._read_only is not None:
-                    room.read_only = await self._read_only(document_id)
-                template = _template_of(room)
-                if self._limits is not None:
-                    room.guard = UpdateGuard(shape_of(template), self._limits, room.full_state)
-                self._track(room, template)
+                room.read_only = read_only
+                # The room builds its document when first needed (a client holding nothing
+                # is answered from the stored bytes before): the guard and the change
+                # tracking, which follow the template the document names, come with it.
+                room.on_built = self._equip
                 self._rooms[document_id] = room
                 # A tail left long (by a crash, or by an older version) is compacted now,
                 # so that the next load of the document reads a snapshot, not the rows.
@@ -160,6 +154,34 @@ class RoomManager:
                 room.unload_handle.cancel()
                 room.unload_handle = None
             return room
+
+    async def _load(
+        self, document_id: str, create_as: str | None
+    ) -> tuple[StoredDocument, str | None]:
+        """What is stored of a document, and why nobody may change it (read beside it:
+        reading that state also makes the template the document names loadable)."""
+        reading = (
+            None if self._read_only is None else asyncio.ensure_future(self._read_only(document_id))
+        )
+        try:
+            stored = await self._store.load(document_id)
+            if stored is None:
+                if create_as is None:
+                    raise DocumentNotFound(f"There is no document {document_id!r}")
+                await self._store.create_document(document_id, create_as)
+                stored = await self._store.load(document_id)
+                assert stored is not None
+            return stored, None if reading is None else await reading
+        finally:
+            if reading is not None:  # not wanted any more when the load failed
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+
+    def _equip(self, room: Room) -> None:
+        template = _template_of(room)
+        if self._limits is not None:
+            room.guard = UpdateGuard(shape_of(template), self._limits, room.full_state)
+        self._track(room, template)
 
     async def join(self, peer: Peer) -> Room:
         grant = peer.grant
@@ -366,6 +388,10 @@ class RoomManager:
                 if room.uncommitted:
                     continue  # written to meanwhile (a server-side edit): wait again
                 room.close()
+                # Its next load (after a restart, say) then reads one snapshot, which the
+                # first client is answered with before the document is even built.
+                with contextlib.suppress(RuntimeError):  # the committer is shutting down
+                    self._committer.compact_if_due(room, leaving=True)
                 del self._rooms[room.document_id]
                 self._template_refs.pop(room.document_id, None)
                 if self._bus is not None:

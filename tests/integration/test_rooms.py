@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 from pycrdt import Doc, Text
 
-from server.domain.access import Channel, Grant, Role
 from server.domain.bus import BusKind, BusMessage, LocalBus
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.domain.shape import Limits
+from server.realtime import answers as answers_module
 from server.realtime import protocol
 from server.realtime import room as room_module
 from server.realtime.committer import GroupCommitter
@@ -24,35 +24,13 @@ from server.realtime.rooms import RoomManager
 from server.storage.database import create_engine, migrate
 from server.storage.updates import SqlUpdateStore
 from tests.support.live import until
+from tests.support.rooms import FakePeer
+from tests.support.rooms import editor_peer as _editor
+from tests.support.rooms import edits as _edits
+from tests.support.rooms import text_of as _text
 from tests.support.services import running
 
 pytestmark = pytest.mark.asyncio
-
-
-@dataclass(eq=False)
-class FakePeer:
-    grant: Grant
-    wants_saved: bool = True
-    id: str = "fake"
-    frames: list[bytes] = field(default_factory=list)
-    closed: tuple[int, str] | None = None
-    unsent: int = 0  # what backlog() says
-
-    def send(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def backlog(self) -> int:
-        return self.unsent
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-    @property
-    def saved(self) -> int:
-        counts = [
-            protocol.parse_saved(f) for f in self.frames if f[0] == protocol.MessageType.SAVED
-        ]
-        return max(counts, default=0)
 
 
 class FlakyStore(SqlUpdateStore):
@@ -95,24 +73,6 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
             yield Harness(store, committer, rooms)
     finally:
         await engine.dispose()
-
-
-def _editor(document_id: str) -> FakePeer:
-    return FakePeer(Grant("alice", document_id, Role.EDITOR, Channel.API, 1e12))
-
-
-def _edits(count: int) -> list[bytes]:
-    doc: Doc[Any] = Doc()
-    text = doc.get("t", type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for i in range(count):
-        text.insert(0 if i % 3 else len(text), f"{i},")
-    return updates
-
-
-def _text(doc: Doc[Any]) -> str:
-    return str(doc.get("t", type=Text))
 
 
 async def _stored_text(store: SqlUpdateStore, document_id: str) -> str:
@@ -497,9 +457,11 @@ async def test_the_guard_is_built_once_what_the_peers_were_sent_has_left(
     )
     peer = _editor("guarded")
     room = await rooms.join(peer)
-    assert room.guard is not None and not room.guard.prepared
+    assert room.guard is None and not room.built, "the guard comes with the document"
     peer.unsent = 1 << 20  # its answer still in its transport
     room.receive(peer, protocol.sync_step1(b"\x00"))
+    await until(lambda: room.built, "the document is built once the client is answered")
+    assert room.guard is not None
     slow = asyncio.get_running_loop().time() + 0.3
     await until(lambda: asyncio.get_running_loop().time() > slow, "some delays passed")
     assert not room.guard.prepared, "not built while an answer is being written"
@@ -511,7 +473,7 @@ async def test_the_guard_is_built_once_what_the_peers_were_sent_has_left(
 async def test_kept_answers_are_bounded_and_the_answer_to_fresh_pages_stays_longest(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(room_module, "ANSWERS_KEPT", 2)
+    monkeypatch.setattr(answers_module, "ANSWERS_KEPT", 2)
     writer = _editor("bounded")
     room = await harness.rooms.join(writer)
     edits = _edits(12)
@@ -529,7 +491,7 @@ async def test_kept_answers_are_bounded_and_the_answer_to_fresh_pages_stays_long
         room.join(peer)
         room.receive(peer, protocol.sync_step1(partial.get_state()))
         behind.append(peer)
-    assert len(room._answers) == 2, "no more than ANSWERS_KEPT"
+    assert len(room.answers._answers) == 2, "no more than ANSWERS_KEPT"
     again = _editor("bounded")
     room.join(again)
     room.receive(again, protocol.sync_step1(b"\x00"))

@@ -9,7 +9,9 @@ import websockets
 from pycrdt import Doc, Map, Provider, Text
 
 from server.domain.access import Role
-from tests.support.live import WAIT_SECONDS, LiveServer, issue_token
+from server.storage.database import create_engine
+from server.storage.updates import SqlUpdateStore
+from tests.support.live import WAIT_SECONDS, LiveServer, issue_token, make_settings, serving
 from tests.support.nodeclient import NodeClient
 from tests.support.yclient import YClient
 
@@ -138,3 +140,54 @@ async def test_pycrdt_provider_works_unchanged(live_server: LiveServer) -> None:
             lambda: str(seed.doc.get("t", type=Text)) == "from the server and the provider"
         )
     await seed.close()
+
+
+@pytest.mark.node
+async def test_after_a_restart_the_npm_provider_syncs_from_the_snapshot_its_room_left(
+    sqlite_url: str,
+) -> None:
+    """A room leaving memory compacts what it logged, and the first connection after a
+    restart is answered with that snapshot before the room builds the document
+    (server.realtime.room): the stock provider gets all of it and edits on."""
+    engine = create_engine(sqlite_url)
+    store = SqlUpdateStore(engine)
+    try:
+        with serving(make_settings(sqlite_url, compact_every=10)) as server:
+            await _written_then_reloaded(server, store)
+    finally:
+        await store.close()
+        await engine.dispose()
+
+
+async def _written_then_reloaded(server: LiveServer, store: SqlUpdateStore) -> None:
+    python = await YClient.connect(server.url("reloaded", saved=True))
+    text = python.doc.get("t", type=Text)
+    for i in range(13):
+        text.insert(len(text), f"a{i} ")
+        if i % 4 == 0:
+            await python.wait_saved()  # several commits: a tail past the threshold's
+    await python.wait_saved()
+    expected = str(text)
+    await python.close()
+
+    async def tail() -> int:
+        stored = await store.load("reloaded")
+        assert stored is not None
+        return len(stored.tail)
+
+    async with asyncio.timeout(WAIT_SECONDS):
+        while await tail():  # the room unloads and compacts, in the background
+            await asyncio.sleep(0.05)
+
+    await asyncio.to_thread(server.restart)
+    token = issue_token(server.settings, "reloaded", Role.EDITOR)
+    node = await NodeClient.start(_provider_url(server), "reloaded", token, saved=True)
+    try:
+        await node.call("wait_text", name="t", equals=expected)
+        await node.call("insert", name="t", index=0, text="then ")
+        await node.call("wait_saved")
+        check = await YClient.connect(server.url("reloaded"))
+        assert str(check.doc.get("t", type=Text)) == "then " + expected
+        await check.close()
+    finally:
+        await node.quit()
