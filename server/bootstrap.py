@@ -79,6 +79,9 @@ from server.web.signin import CALLBACK_PATH
 
 log = logging.getLogger("opendpia")
 SHUTDOWN_FLUSH_SECONDS = 30.0
+# Beyond this, documents still being compacted at shutdown keep their tail (they load as
+# before: the snapshot, then the tail applied), so that a restart is not held up for long.
+SHUTDOWN_COMPACT_SECONDS = 5.0
 
 
 def mail_transport(settings: Settings) -> SmtpTransport:
@@ -372,6 +375,15 @@ async def open_runtime(
                         await committer.idle()
                 except TimeoutError:
                     log.error("shutdown: some changes could not be committed in time")
+                else:
+                    # The documents open now are the ones people reconnect to after a
+                    # restart: compacted, each is answered from one snapshot (decision 158).
+                    try:
+                        async with asyncio.timeout(SHUTDOWN_COMPACT_SECONDS):
+                            rooms.compact_loaded()
+                            await committer.idle()
+                    except TimeoutError:
+                        log.info("shutdown: some documents were left with their log tail")
                 rooms.close_trackers()
                 for task in running:
                     task.cancel()

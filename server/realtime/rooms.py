@@ -399,6 +399,11 @@ class RoomManager:
                 log.debug("room %s unloaded", room.document_id)
                 return
 
+    def compact_loaded(self) -> None:
+        """Compact every loaded document with updates logged after its snapshot (shutdown)."""
+        for room in self._rooms.values():
+            self._committer.compact_if_due(room, leaving=True)
+
     async def flush_all(self) -> None:
         """Wait until every room's changes are committed (graceful shutdown)."""
         for room in list(self._rooms.values()):

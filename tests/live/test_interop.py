@@ -191,3 +191,27 @@ async def _written_then_reloaded(server: LiveServer, store: SqlUpdateStore) -> N
         await check.close()
     finally:
         await node.quit()
+
+
+async def test_a_restart_compacts_the_documents_open_at_the_time(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    store = SqlUpdateStore(engine)
+    try:
+        with serving(make_settings(sqlite_url, compact_every=50)) as server:
+            python = await YClient.connect(server.url("open", saved=True))
+            text = python.doc.get("t", type=Text)
+            for i in range(3):
+                text.insert(len(text), f"w{i} ")
+            await python.wait_saved()
+            before = await store.load("open")
+            assert before is not None and len(before.tail) == 3, "below the threshold"
+            await asyncio.to_thread(server.restart)  # the client is still connected
+            after = await store.load("open")
+            assert after is not None and not after.tail and after.snapshot_seq == 3
+            await python.close()
+            again = await YClient.connect(server.url("open"))
+            assert str(again.doc.get("t", type=Text)) == "w0 w1 w2 "
+            await again.close()
+    finally:
+        await store.close()
+        await engine.dispose()
