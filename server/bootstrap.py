@@ -179,6 +179,7 @@ async def open_runtime(
         await asyncio.to_thread(migrate, settings.database_url)
     shared = bool(settings.redis_url)  # several processes write the same documents
     store = SqlUpdateStore(engine, assign_seq=shared)
+    await store.open()  # before the first client, who would otherwise wait for it
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     indexer = SearchIndexer(
         SearchIndex(sessions, store),

@@ -1,4 +1,4 @@
-"""Appending to the update log of a SQLite file in one trip to one thread.
+"""The update log of a SQLite file, appended to and read in one trip to one thread.
 
 The group committer writes every change of every room, so its transaction is the server's
 most frequent write. Through SQLAlchemy on aiosqlite each statement of it (begin, insert,
@@ -9,12 +9,17 @@ in one call on a thread of its own (measured in bench/README.md, "Fan-out after 
 At a hundred updates a second that difference was most of what OpenDPIA's fan-out cost
 beyond the Node server's.
 
-``SqliteLogAppender`` keeps one ``sqlite3`` connection to the same file, opened on its
-own thread with the engine's pragmas (WAL, ``synchronous=FULL``, foreign keys, busy
-timeout), and runs each batch there as one ``BEGIN IMMEDIATE``/``INSERT``/``COMMIT``. The
-SQL and each column's conversion are SQLAlchemy's own, compiled once from the table, so a
-row reads back exactly as if SQLAlchemy had written it. The caller holds the writer's turn
+``SqliteLog`` keeps one ``sqlite3`` connection to the same file, opened on its own thread
+with the engine's pragmas (WAL, ``synchronous=FULL``, foreign keys, busy timeout), and runs
+each batch there as one ``BEGIN IMMEDIATE``/``INSERT``/``COMMIT``. The SQL and each
+column's conversion are SQLAlchemy's own, compiled once from the table, so a row reads back
+exactly as if SQLAlchemy had written it. The caller holds the writer's turn
 (``writer_turn``) around ``append``, as for any other write.
+
+Loading a document (its latest snapshot and the log after it) goes the same way, in one
+read transaction: through aiosqlite it was three statements, each several trips to a
+thread, and for a large document most of the server's share of the first connection after
+a restart (decision 159).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import threading
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 from server.domain.documents import UpdateRecord
 from server.storage.database import sqlite_pragmas
@@ -40,11 +48,33 @@ BUSY_TIMEOUT = 30.0  # seconds, as the engine's connections wait
 _FIELDS = ("document_id", "seq", "update", "actor", "channel", "origin", "created_at")
 
 
-class SqliteLogAppender:
-    """Writes update records to one SQLite file's log table, on a thread of its own."""
+# What ``load`` returns: the latest snapshot (seq, state) or None, and the log after it.
+Loaded = tuple[tuple[int, bytes] | None, list[tuple[int, bytes]]]
 
-    def __init__(self, path: str, table: Table, dialect: Dialect) -> None:
+
+class SqliteLog:
+    """Appends update records to one SQLite file's log, and loads documents from it, on a
+    thread of its own."""
+
+    def __init__(
+        self, path: str, table: Table, dialect: Dialect, *, documents: Table, snapshots: Table
+    ) -> None:
         self._path = path
+        document: BindParameter[str] = bindparam("document_id")
+        self._exists = _Query(select(documents.c.id).where(documents.c.id == document), dialect)
+        self._snapshot = _Query(
+            select(snapshots.c.seq, snapshots.c.state)
+            .where(snapshots.c.document_id == document)
+            .order_by(snapshots.c.seq.desc())
+            .limit(1),
+            dialect,
+        )
+        self._tail = _Query(
+            select(table.c.seq, table.c.update)
+            .where(table.c.document_id == document, table.c.seq > bindparam("after"))
+            .order_by(table.c.seq),
+            dialect,
+        )
         compiled = insert(table).compile(dialect=dialect, column_keys=list(_FIELDS))
         self._sql = str(compiled)
         columns = tuple(compiled.positiontup or ())
@@ -64,9 +94,35 @@ class SqliteLogAppender:
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         """Commit ``records`` in one transaction (durable when this returns)."""
-        if self._closed:
-            raise RuntimeError("the update log appender is closed")
         rows = [self._row(record) for record in records]
+        await self._run(partial(_write, self._sql, rows))
+
+    async def open(self) -> None:
+        """Start the thread and open its connection now rather than at the first job."""
+        await self._run(_nothing)
+
+    async def load(self, document_id: str) -> Loaded | None:
+        """The document's latest snapshot and the log after it (one read transaction), or
+        None if there is no such document."""
+        found: Loaded | None = await self._run(partial(self._read, document_id))
+        return found
+
+    def _read(self, document_id: str, connection: sqlite3.Connection) -> Loaded | None:
+        connection.execute("BEGIN")
+        try:
+            if connection.execute(*self._exists.on(document_id)).fetchone() is None:
+                return None
+            row = connection.execute(*self._snapshot.on(document_id)).fetchone()
+            snapshot = None if row is None else (int(row[0]), bytes(row[1]))
+            after = 0 if snapshot is None else snapshot[0]
+            tail = connection.execute(*self._tail.on(document_id, after=after)).fetchall()
+            return snapshot, [(int(seq), bytes(update)) for seq, update in tail]
+        finally:
+            connection.execute("COMMIT")
+
+    async def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._closed:
+            raise RuntimeError("the update log's connection is closed")
         if self._thread is None:
             self._thread = threading.Thread(
                 target=_serve, args=(self._jobs, self._path), name="opendpia-log", daemon=True
@@ -75,8 +131,8 @@ class SqliteLogAppender:
             weakref.finalize(self, self._jobs.put, None)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._jobs.put((partial(_write, self._sql, rows), done, loop))
-        await done
+        self._jobs.put((work, done, loop))
+        return await done
 
     def _row(self, record: UpdateRecord) -> tuple[Any, ...]:
         return tuple(
@@ -94,9 +150,22 @@ class SqliteLogAppender:
             await asyncio.to_thread(self._thread.join)
 
 
-_Job = tuple[
-    Callable[[sqlite3.Connection], None], "asyncio.Future[None]", asyncio.AbstractEventLoop
-]
+class _Query:
+    """A SELECT compiled once by SQLAlchemy for SQLite, run with ``document_id`` (and
+    ``after``) bound by name."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self._sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
+        self._defaults = dict(compiled.construct_params({"document_id": "", "after": 0}))
+
+    def on(self, document_id: str, **values: Any) -> tuple[str, tuple[Any, ...]]:
+        params = {**self._defaults, **values, "document_id": document_id}
+        return self._sql, tuple(params[name] for name in self._names)
+
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 
 def _serve(jobs: queue.SimpleQueue[_Job | None], path: str) -> None:
@@ -108,14 +177,18 @@ def _serve(jobs: queue.SimpleQueue[_Job | None], path: str) -> None:
             try:
                 if connection is None:
                     connection = _open(path)
-                work(connection)
+                result = work(connection)
             except BaseException as error:  # handed to the waiting coroutine
-                loop.call_soon_threadsafe(_settle, done, error)
+                loop.call_soon_threadsafe(_settle, done, error, None)
             else:
-                loop.call_soon_threadsafe(_settle, done, None)
+                loop.call_soon_threadsafe(_settle, done, None, result)
     finally:
         if connection is not None:
             connection.close()
+
+
+def _nothing(_connection: sqlite3.Connection) -> None:
+    return None
 
 
 def _open(path: str) -> sqlite3.Connection:
@@ -140,10 +213,10 @@ def _write(sql: str, rows: list[tuple[Any, ...]], connection: sqlite3.Connection
     connection.execute("COMMIT")
 
 
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(done: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
     if done.cancelled():  # the waiting coroutine was cancelled; the write still happened
         return
     if error is None:
-        done.set_result(None)
+        done.set_result(result)
     else:
         done.set_exception(error)

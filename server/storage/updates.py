@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.domain.documents import StoredDocument, UpdateRecord
 from server.storage.database import writer_turn
 from server.storage.models import Document, DocumentSnapshot, DocumentUpdate
-from server.storage.sqlite_log import SqliteLogAppender
+from server.storage.sqlite_log import SqliteLog
 
 SNAPSHOTS_KEPT = 2
 
@@ -81,16 +81,24 @@ class SqlUpdateStore:
         dialect = engine.dialect.name
         self._postgres = dialect == "postgresql"
         self._insert_ignore = pg_insert if dialect == "postgresql" else sqlite_insert
-        # One process alone on a SQLite file appends in one trip to a thread of its own.
-        self._appender: SqliteLogAppender | None = None
+        # One process alone on a SQLite file appends and loads in one trip to a thread of
+        # its own.
+        self._log: SqliteLog | None = None
         path = engine.url.database if dialect == "sqlite" else None
         if path and not assign_seq and not path.startswith((":memory:", "file:")):
-            self._appender = SqliteLogAppender(path, _updates, engine.dialect)
+            self._log = SqliteLog(
+                path, _updates, engine.dialect, documents=_documents, snapshots=_snapshots
+            )
+
+    async def open(self) -> None:
+        """Open what the store holds beside the engine (the log's own connection)."""
+        if self._log is not None:
+            await self._log.open()
 
     async def close(self) -> None:
         """Release what the store holds beside the engine (the log's own connection)."""
-        if self._appender is not None:
-            await self._appender.close()
+        if self._log is not None:
+            await self._log.close()
 
     async def create_document(self, document_id: str, created_by: str) -> bool:
         statement = (
@@ -110,6 +118,19 @@ class SqlUpdateStore:
         return found is not None
 
     async def load(self, document_id: str) -> StoredDocument | None:
+        if self._log is not None:
+            found = await self._log.load(document_id)
+            if found is None:
+                return None
+            snapshot, rows = found
+            snapshot_seq = 0 if snapshot is None else snapshot[0]
+            return StoredDocument(
+                document_id=document_id,
+                snapshot=None if snapshot is None else snapshot[1],
+                snapshot_seq=snapshot_seq,
+                tail=[update for _seq, update in rows],
+                last_seq=rows[-1][0] if rows else snapshot_seq,
+            )
         async with self._engine.connect() as connection:
             if not await connection.scalar(
                 select(_documents.c.id).where(_documents.c.id == document_id)
@@ -142,9 +163,9 @@ class SqlUpdateStore:
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         if not records:
             return
-        if self._appender is not None:
+        if self._log is not None:
             async with writer_turn(self._engine):
-                await self._appender.append(records)
+                await self._log.append(records)
             return
         rows = [
             {

@@ -150,6 +150,36 @@ async def test_the_log_s_own_connection_writes_rows_as_the_engine_does(
     assert log[0].created_at.replace(tzinfo=UTC) == at
 
 
+async def test_a_document_loads_through_the_log_s_connection_as_through_the_engine(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    store = SqlUpdateStore(sqlite_engine)
+    through_engine = SqlUpdateStore(sqlite_engine, assign_seq=True)  # SQLAlchemy's path
+    updates = edits(9)
+    for document_id in ("empty", "tail", "both"):
+        await store.create_document(document_id, "alice")
+    await store.append(records("tail", updates[:3]))
+    await store.append(records("both", updates[:6]))
+    await store.compact("both")
+    await store.append(records("both", updates[6:], first_seq=7))
+    statements: list[str] = []
+    event.listen(
+        sqlite_engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement),
+    )
+    try:
+        loaded = {d: await store.load(d) for d in ("empty", "tail", "both", "absent")}
+    finally:
+        await store.close()
+    assert statements == [], "read on the log's own connection"
+    for document_id, stored in loaded.items():
+        assert stored == await through_engine.load(document_id), document_id
+    both = loaded["both"]
+    assert both is not None and both.snapshot_seq == 6 and len(both.tail) == 3
+    assert both.last_seq == 9 and loaded["absent"] is None
+
+
 async def test_a_failed_log_batch_leaves_nothing_and_the_next_one_commits(
     sqlite_engine: AsyncEngine,
 ) -> None:
