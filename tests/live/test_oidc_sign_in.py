@@ -1,9 +1,10 @@
 """Sign-in through each organisation's own OpenID provider, against real providers.
 
-Two npm ``oidc-provider`` processes (tests/node/oidc-provider.mjs) play Camden's and the
-trust's Entra ID tenants, issuing Entra-shaped tokens; the app runs under uvicorn; a person
-is an HTTP client that types their email on the app's page, posts the provider's own login
-form and comes back. On SQLite and on PostgreSQL.
+Two npm ``oidc-provider`` processes (tests/node/oidc-provider.mjs), shared by the module's
+tests, play Camden's and the trust's Entra ID tenants, issuing Entra-shaped tokens; each
+test's app runs under uvicorn; a person is an HTTP client that types their email on the
+app's page, posts the provider's own login form and comes back. On SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -30,14 +31,30 @@ from tests.support.oidc import (
     through_provider,
 )
 from tests.support.site import PASSWORD, csrf_field, session_socket
-from tests.support.sso import CAMDEN_PEOPLE, CAMDEN_TENANT, Sso, sso_site
+from tests.support.sso import (
+    CAMDEN_PEOPLE,
+    CAMDEN_TENANT,
+    Providers,
+    Sso,
+    sso_providers,
+    sso_site,
+)
 
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.fixture(scope="module")
+def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Providers]:
+    """One Camden and one trust provider for the module's tests: each test has its own app
+    and database, and gets the providers back as they started (stopped ones started again,
+    disabled accounts enabled), which their teardown checks."""
+    with sso_providers(tmp_path_factory.mktemp("providers")) as shared:
+        yield shared
+
+
 @pytest.fixture
-def sso(database_url: str, tmp_path: Path) -> Iterator[Sso]:
-    with sso_site(database_url, tmp_path) as site:
+def sso(database_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
+    with sso_site(database_url, tmp_path, providers) as site:
         yield site
 
 
@@ -172,9 +189,9 @@ async def test_a_provider_that_is_down_gets_a_clear_message_not_an_error(sso: Ss
 
 
 @pytest.fixture
-def impatient_sso(database_url: str, tmp_path: Path) -> Iterator[Sso]:
+def impatient_sso(database_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
     """The site with a 2 s timeout for providers (OPENDPIA_OIDC_TIMEOUT_SECONDS)."""
-    with sso_site(database_url, tmp_path, oidc_timeout_seconds=2.0) as site:
+    with sso_site(database_url, tmp_path, providers, oidc_timeout_seconds=2.0) as site:
         yield site
 
 
@@ -359,8 +376,8 @@ async def test_an_id_token_with_a_bad_signature_is_refused(sso: Sso) -> None:
 
 
 @pytest.fixture
-def short_sessions(sqlite_url: str, tmp_path: Path) -> Iterator[Sso]:
-    with sso_site(sqlite_url, tmp_path, sso_session_hours=4 / 3600) as site:
+def short_sessions(sqlite_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
+    with sso_site(sqlite_url, tmp_path, providers, sso_session_hours=4 / 3600) as site:
         yield site
 
 
