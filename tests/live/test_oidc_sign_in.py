@@ -9,7 +9,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.services.accounts import password_hasher
 from server.storage.database import create_engine
 from server.storage.models import ExternalIdentity, Membership, User
+from tests.support.live import reserved_port
 from tests.support.oidc import (
+    OidcProvider,
     TamperingProxy,
+    running,
     sign_in_with_provider,
     start_sign_in,
     text,
@@ -343,26 +345,39 @@ async def test_two_organisations_signing_in_through_two_providers_co_edit_one_dp
             await editor.close()
 
 
-async def test_an_expired_id_token_is_refused(sso: Sso) -> None:
-    skewed = sso.provider("slowclock", CAMDEN_PEOPLE, clock_skew=-7200)
-    with contextlib.ExitStack() as stack:
-        skewed.start()
-        stack.callback(skewed.stop)
-        await sso.configure("CAM", skewed, "camden.example", jit=True)
-        async with sso.client() as client:
-            answer, _ = await sign_in_with_provider(client, "owner@camden.example", "olive")
-            assert answer.status_code == 403, text(answer)[-1500:]
-            assert "has expired" in text(answer)
-            assert (await _page_as(client)).status_code == 303
+@pytest.fixture(scope="module")
+def slow_clock(providers: Providers) -> Iterator[OidcProvider]:
+    """Camden's people at a provider whose clock is two hours behind when it issues tokens
+    (no test changes it: the module's tests share it)."""
+    with running(providers.provider("slowclock", CAMDEN_PEOPLE, clock_skew=-7200)) as skewed:
+        yield skewed
 
 
-async def test_an_id_token_with_a_bad_signature_is_refused(sso: Sso) -> None:
-    proxy = TamperingProxy()
-    # The provider believes the proxy's address is its own: every URL it hands out,
-    # the token endpoint's included, leads through the proxy.
-    genuine = sso.provider("tampered", CAMDEN_PEOPLE, issuer=f"http://127.0.0.1:{proxy.port}")
+async def test_an_expired_id_token_is_refused(sso: Sso, slow_clock: OidcProvider) -> None:
+    await sso.configure("CAM", slow_clock, "camden.example", jit=True)
+    async with sso.client() as client:
+        answer, _ = await sign_in_with_provider(client, "owner@camden.example", "olive")
+        assert answer.status_code == 403, text(answer)[-1500:]
+        assert "has expired" in text(answer)
+        assert (await _page_as(client)).status_code == 303
+
+
+@pytest.fixture(scope="module")
+def behind_a_proxy(providers: Providers) -> Iterator[OidcProvider]:
+    """A provider that believes a proxy's address (its issuer's port, reserved) is its own:
+    every URL it hands out, the token endpoint's included, leads through the proxy (no test
+    changes it: the module's tests share it, each with its own proxy on that port)."""
+    issuer = f"http://127.0.0.1:{reserved_port()}"
+    with running(providers.provider("tampered", CAMDEN_PEOPLE, issuer=issuer)) as genuine:
+        yield genuine
+
+
+async def test_an_id_token_with_a_bad_signature_is_refused(
+    sso: Sso, behind_a_proxy: OidcProvider
+) -> None:
+    genuine = behind_a_proxy
+    proxy = TamperingProxy(port=httpx.URL(genuine.issuer).port or 0)
     proxy.target = f"http://127.0.0.1:{genuine.port}"
-    genuine.start()
     await proxy.start()
     try:
         await sso.configure("CAM", genuine, "camden.example", jit=True)
@@ -374,7 +389,6 @@ async def test_an_id_token_with_a_bad_signature_is_refused(sso: Sso) -> None:
             assert (await _page_as(client)).status_code == 303
     finally:
         await proxy.stop()
-        genuine.stop()
 
 
 @pytest.fixture

@@ -277,8 +277,8 @@ class TamperingProxy:
     """An HTTP proxy in front of a provider that flips one byte of the signature of every
     ID token its token endpoint answers with (everything else passes unchanged)."""
 
-    def __init__(self) -> None:
-        self.port = reserved_port()
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or reserved_port()  # a given one: reserved, and named as an issuer
         self.target = ""  # the provider's own address, set once it has a port
         self.tampered = 0
         self._server: asyncio.Server | None = None

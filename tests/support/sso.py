@@ -51,7 +51,6 @@ class Sso:
     camden: OidcProvider
     trust: OidcProvider
     database_url: str
-    directory: Path
 
     @property
     def callback(self) -> str:
@@ -69,18 +68,6 @@ class Sso:
         **choices: object,
     ) -> None:
         await _configure(self.database_url, code, provider, domain, issuer, **choices)
-
-    def provider(
-        self, name: str, accounts: dict[str, ProviderAccount], **options: object
-    ) -> OidcProvider:
-        return OidcProvider(
-            self.directory,
-            name,
-            accounts=accounts,
-            redirect_uri=self.callback,
-            tid=CAMDEN_TENANT,
-            **options,  # type: ignore[arg-type]
-        )
 
 
 async def _configure(
@@ -122,11 +109,26 @@ class Providers:
     camden: OidcProvider
     trust: OidcProvider
     port: int
+    directory: Path
 
     def reset(self) -> None:
         """Both as they started, whatever the last test did to them (checked)."""
         self.camden.reset()
         self.trust.reset()
+
+    def provider(
+        self, name: str, accounts: dict[str, ProviderAccount], **options: object
+    ) -> OidcProvider:
+        """Another provider (not started) for Camden's tenant, sending people back to the
+        same app port."""
+        return OidcProvider(
+            self.directory,
+            name,
+            accounts=accounts,
+            redirect_uri=callback_url(self.port),
+            tid=CAMDEN_TENANT,
+            **options,  # type: ignore[arg-type]
+        )
 
 
 @contextlib.contextmanager
@@ -145,7 +147,7 @@ def sso_providers(directory: Path) -> Iterator[Providers]:
         directory, "trust", accounts=TRUST_PEOPLE, redirect_uri=callback_url(port), tid=TRUST_TENANT
     )
     with running(camden), running(trust):
-        yield Providers(camden, trust, port)
+        yield Providers(camden, trust, port, directory)
 
 
 @contextlib.contextmanager
@@ -172,7 +174,7 @@ def sso_site(
         base = make_settings(database_url, access_recheck_seconds=0.5, **settings)
         live = LiveServer(base, port=providers.port)
         live.settings = replace(base, base_url=f"http://127.0.0.1:{live.port}")
-        sso = Sso(live, site, providers.camden, providers.trust, database_url, directory)
+        sso = Sso(live, site, providers.camden, providers.trust, database_url)
         asyncio.run(
             sso.configure("CAM", sso.camden, "camden.example", jit=True, admin_group=CAMDEN_ADMINS)
         )
