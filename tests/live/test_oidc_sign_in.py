@@ -1,14 +1,14 @@
 """Sign-in through each organisation's own OpenID provider, against real providers.
 
-Two npm ``oidc-provider`` processes (tests/node/oidc-provider.mjs) play Camden's and the
-trust's Entra ID tenants, issuing Entra-shaped tokens; the app runs under uvicorn; a person
-is an HTTP client that types their email on the app's page, posts the provider's own login
-form and comes back. On SQLite and on PostgreSQL.
+Two npm ``oidc-provider`` processes (tests/node/oidc-provider.mjs), shared by the module's
+tests, play Camden's and the trust's Entra ID tenants, issuing Entra-shaped tokens; each
+test's app runs under uvicorn; a person is an HTTP client that types their email on the
+app's page, posts the provider's own login form and comes back. On SQLite and on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,22 +22,41 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from server.services.accounts import password_hasher
 from server.storage.database import create_engine
 from server.storage.models import ExternalIdentity, Membership, User
+from tests.support.live import reserved_port
 from tests.support.oidc import (
+    OidcProvider,
     TamperingProxy,
+    running,
     sign_in_with_provider,
     start_sign_in,
     text,
     through_provider,
 )
 from tests.support.site import PASSWORD, csrf_field, session_socket
-from tests.support.sso import CAMDEN_PEOPLE, CAMDEN_TENANT, Sso, sso_site
+from tests.support.sso import (
+    CAMDEN_PEOPLE,
+    CAMDEN_TENANT,
+    Providers,
+    Sso,
+    sso_providers,
+    sso_site,
+)
 
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.fixture(scope="module")
+def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Providers]:
+    """One Camden and one trust provider for the module's tests: each test has its own app
+    and database, and gets the providers back as they started (stopped ones started again,
+    disabled accounts enabled), which their teardown checks."""
+    with sso_providers(tmp_path_factory.mktemp("providers")) as shared:
+        yield shared
+
+
 @pytest.fixture
-def sso(database_url: str, tmp_path: Path) -> Iterator[Sso]:
-    with sso_site(database_url, tmp_path) as site:
+def sso(database_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
+    with sso_site(database_url, tmp_path, providers) as site:
         yield site
 
 
@@ -172,9 +191,11 @@ async def test_a_provider_that_is_down_gets_a_clear_message_not_an_error(sso: Ss
 
 
 @pytest.fixture
-def impatient_sso(database_url: str, tmp_path: Path) -> Iterator[Sso]:
-    """The site with a 2 s timeout for providers (OPENDPIA_OIDC_TIMEOUT_SECONDS)."""
-    with sso_site(database_url, tmp_path, oidc_timeout_seconds=2.0) as site:
+def impatient_sso(database_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
+    """The site with a 0.5 s timeout for providers (OPENDPIA_OIDC_TIMEOUT_SECONDS): only
+    for a provider that never answers (a loopback connection is accepted at once even on a
+    busy machine), so the test waits no longer than it must."""
+    with sso_site(database_url, tmp_path, providers, oidc_timeout_seconds=0.5) as site:
         yield site
 
 
@@ -324,26 +345,39 @@ async def test_two_organisations_signing_in_through_two_providers_co_edit_one_dp
             await editor.close()
 
 
-async def test_an_expired_id_token_is_refused(sso: Sso) -> None:
-    skewed = sso.provider("slowclock", CAMDEN_PEOPLE, clock_skew=-7200)
-    with contextlib.ExitStack() as stack:
-        skewed.start()
-        stack.callback(skewed.stop)
-        await sso.configure("CAM", skewed, "camden.example", jit=True)
-        async with sso.client() as client:
-            answer, _ = await sign_in_with_provider(client, "owner@camden.example", "olive")
-            assert answer.status_code == 403, text(answer)[-1500:]
-            assert "has expired" in text(answer)
-            assert (await _page_as(client)).status_code == 303
+@pytest.fixture(scope="module")
+def slow_clock(providers: Providers) -> Iterator[OidcProvider]:
+    """Camden's people at a provider whose clock is two hours behind when it issues tokens
+    (no test changes it: the module's tests share it)."""
+    with running(providers.provider("slowclock", CAMDEN_PEOPLE, clock_skew=-7200)) as skewed:
+        yield skewed
 
 
-async def test_an_id_token_with_a_bad_signature_is_refused(sso: Sso) -> None:
-    proxy = TamperingProxy()
-    # The provider believes the proxy's address is its own: every URL it hands out,
-    # the token endpoint's included, leads through the proxy.
-    genuine = sso.provider("tampered", CAMDEN_PEOPLE, issuer=f"http://127.0.0.1:{proxy.port}")
+async def test_an_expired_id_token_is_refused(sso: Sso, slow_clock: OidcProvider) -> None:
+    await sso.configure("CAM", slow_clock, "camden.example", jit=True)
+    async with sso.client() as client:
+        answer, _ = await sign_in_with_provider(client, "owner@camden.example", "olive")
+        assert answer.status_code == 403, text(answer)[-1500:]
+        assert "has expired" in text(answer)
+        assert (await _page_as(client)).status_code == 303
+
+
+@pytest.fixture(scope="module")
+def behind_a_proxy(providers: Providers) -> Iterator[OidcProvider]:
+    """A provider that believes a proxy's address (its issuer's port, reserved) is its own:
+    every URL it hands out, the token endpoint's included, leads through the proxy (no test
+    changes it: the module's tests share it, each with its own proxy on that port)."""
+    issuer = f"http://127.0.0.1:{reserved_port()}"
+    with running(providers.provider("tampered", CAMDEN_PEOPLE, issuer=issuer)) as genuine:
+        yield genuine
+
+
+async def test_an_id_token_with_a_bad_signature_is_refused(
+    sso: Sso, behind_a_proxy: OidcProvider
+) -> None:
+    genuine = behind_a_proxy
+    proxy = TamperingProxy(port=httpx.URL(genuine.issuer).port or 0)
     proxy.target = f"http://127.0.0.1:{genuine.port}"
-    genuine.start()
     await proxy.start()
     try:
         await sso.configure("CAM", genuine, "camden.example", jit=True)
@@ -355,12 +389,11 @@ async def test_an_id_token_with_a_bad_signature_is_refused(sso: Sso) -> None:
             assert (await _page_as(client)).status_code == 303
     finally:
         await proxy.stop()
-        genuine.stop()
 
 
 @pytest.fixture
-def short_sessions(sqlite_url: str, tmp_path: Path) -> Iterator[Sso]:
-    with sso_site(sqlite_url, tmp_path, sso_session_hours=4 / 3600) as site:
+def short_sessions(sqlite_url: str, tmp_path: Path, providers: Providers) -> Iterator[Sso]:
+    with sso_site(sqlite_url, tmp_path, providers, sso_session_hours=4 / 3600) as site:
         yield site
 
 

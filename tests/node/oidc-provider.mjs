@@ -11,7 +11,8 @@
 // for it; never sleep). Then reads JSON lines on stdin:
 //   {"cmd":"disable","login":"ann"} / {"cmd":"enable","login":"ann"}: the account is
 //   refused (access_denied) at its next sign-in, and its codes are no longer exchanged;
-//   {"cmd":"quit"}. Closing stdin quits too, so it never outlives its test (unless
+//   {"cmd":"reset"}: every account enabled again (a provider shared by several tests);
+//   {"cmd":"quit"}. Each command is answered {"ok":true,"cmd":...,"disabled":[logins]}. Closing stdin quits too, so it never outlives its test (unless
 //   --keep-running, as `make run` starts it).
 //
 // accounts.json: {"ann": {"password": "...", "email": "...", "name": "...", "oid": "...",
@@ -192,8 +193,9 @@ lines.on('line', (line) => {
   }
   if (command.cmd === 'disable') disabled.add(command.login);
   if (command.cmd === 'enable') disabled.delete(command.login);
+  if (command.cmd === 'reset') disabled.clear();
   if (command.cmd === 'quit') process.exit(0);
-  process.stdout.write(`${JSON.stringify({ ok: true, cmd: command.cmd })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: true, cmd: command.cmd, disabled: [...disabled] })}\n`);
 });
 // A test's provider dies with its test; `make run`'s (--keep-running) with make.
 if (!args['keep-running']) lines.on('close', () => process.exit(0));

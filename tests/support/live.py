@@ -99,12 +99,19 @@ class LiveServer:
     ``restart`` serves the same socket again, so the server never has to win its port back
     (it may be in TIME_WAIT, or given to another process meanwhile) and clients reconnect
     to the same URL. Connections made while it restarts wait in the socket's backlog.
+
+    ``port``, one of ``reserved_port()``'s, serves a URL known before the server exists
+    (one that a fixture shared by several tests, an OpenID provider, sends people back to);
+    each server on it still binds its own listening socket and gives it up at ``stop``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, port: int = 0) -> None:
         self.settings = settings
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        if port:
+            # The reservation (and the previous server's connections in TIME_WAIT) hold it.
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", port))
         self._listener.listen(128)
         self.port: int = self._listener.getsockname()[1]
         self._thread: threading.Thread | None = None

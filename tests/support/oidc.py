@@ -67,7 +67,8 @@ class OidcProvider:
     """``node tests/node/oidc-provider.mjs`` on a reserved loopback port.
 
     ``stop`` and ``start`` again keep the port (so the issuer stays the same); each start
-    makes a new signing key, as a provider that rotates its keys does.
+    makes a new signing key, as a provider that rotates its keys does. ``reset`` brings a
+    provider that several tests share back to how it started.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class OidcProvider:
         self._lines: queue.Queue[str] = queue.Queue()
 
     def start(self) -> OidcProvider:
+        self._lines = queue.Queue()  # nothing a stopped process said is read as this one's
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
                 self.args,
@@ -160,11 +162,26 @@ class OidcProvider:
                     return event
         raise RuntimeError(f"the provider {self.name} did not {what}: {self.log.read_text()}")
 
-    def command(self, cmd: str, **fields: str) -> None:
+    def command(self, cmd: str, **fields: str) -> dict[str, Any]:
+        """Send ``cmd`` and answer the provider's reply, once it has carried it out."""
         assert self.process is not None and self.process.stdin is not None
         self.process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
         self.process.stdin.flush()
-        self._wait_for(lambda event: event.get("cmd") == cmd, f"answer {cmd}")
+        return self._wait_for(lambda event: event.get("cmd") == cmd, f"answer {cmd}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def reset(self) -> None:
+        """Back to how ``start`` left it, for the next test sharing this provider: running
+        on its port (started again if a test stopped it, with a new key, as after a
+        rotation) and every account enabled, as the provider itself answers."""
+        if not self.running:
+            self.start()
+        disabled = self.command("reset")["disabled"]
+        if disabled:
+            raise RuntimeError(f"the provider {self.name} still refuses {disabled}")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -260,8 +277,8 @@ class TamperingProxy:
     """An HTTP proxy in front of a provider that flips one byte of the signature of every
     ID token its token endpoint answers with (everything else passes unchanged)."""
 
-    def __init__(self) -> None:
-        self.port = reserved_port()
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or reserved_port()  # a given one: reserved, and named as an issuer
         self.target = ""  # the provider's own address, set once it has a port
         self.tampered = 0
         self._server: asyncio.Server | None = None
