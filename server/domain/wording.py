@@ -214,8 +214,19 @@ ERROR_HEADINGS = {
     409: "Not possible now",
     413: "Too large",
     429: "Too many attempts",
+    500: "Sorry, there is a problem with the service",
+    503: "Sorry, the service is unavailable",
 }
 ERROR_HEADING = "Something is wrong"
+# Pages for a request the server could not complete (server.web.public.server_error).
+DATABASE_UNAVAILABLE = (
+    "OpenDPIA could not reach its database just now, so this was not done. "
+    "Try again in a few seconds."
+)
+SERVER_ERROR = (
+    "Something went wrong on our side and this was not completed. Try again; if it "
+    "happens again, tell your IT team this reference: {reference}."
+)
 # What a notification says someone did, before the section's title ("commented on Need").
 NOTICE_VERBS = {
     "change": "changed",

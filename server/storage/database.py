@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -48,6 +49,27 @@ def create_engine(database_url: str, *, pool_size: int = 10, max_overflow: int =
     event.listen(engine.sync_engine, "checkin", _checked_in)
     event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
+
+
+# The errors among which ``is_unreachable`` looks (for handlers registered by class).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached or its connection broke (a
+    restart, a failover, a pool with no connection free, a file locked too long), rather
+    than that a statement was wrong: the request may simply be tried again."""
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return False
 
 
 PING_IDLE_SECONDS = 1.0  # a pooled connection idle this long is pinged before it is used

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.metrics import CONNECTIONS, OUTBOX_DEPTH, ROOMS
 from server.settings import Settings
+from server.storage.database import DATABASE_ERRORS
 from server.web import (
     admin,
     api,
@@ -150,6 +151,10 @@ def make_app(
             Middleware(BodyLimit, paths=review.import_body_limits(settings)),
             Middleware(csrf),
         ],
-        exception_handlers={404: public.not_found},
+        exception_handlers={
+            404: public.not_found,
+            500: public.server_error,
+            **{kind: public.database_unavailable for kind in DATABASE_ERRORS},
+        },
         lifespan=lifespan,
     )

@@ -124,6 +124,10 @@ class SecurityHeaders:
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+# The scope key under which a request's id is kept (the log's context ends with the request).
+REQUEST_ID = "opendpia.request_id"
+
+
 class RequestIds:
     """Gives each HTTP request and WebSocket an id for the logs (``X-Request-ID``).
 
@@ -141,14 +145,15 @@ class RequestIds:
         rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         token = logs.request_id.set(rid)
         document = logs.document_id.set(None)
+        scope[REQUEST_ID] = rid  # for the page of an error that escapes this middleware
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
-        finally:
-            logs.request_id.reset(token)
-            logs.document_id.reset(document)
+        await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        # Not on an error: it is logged further out (uvicorn, in this task), and its log
+        # line must carry the id its error page gives as the reference.
+        logs.request_id.reset(token)
+        logs.document_id.reset(document)

@@ -10,13 +10,22 @@ claim. Whom to tell about a problem is the deploying organisation's, from
 
 from __future__ import annotations
 
+import logging
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from server.domain import wording
+from server.storage.database import is_unreachable
 from server.web.auth import current_user, runtime_of
+from server.web.middleware import REQUEST_ID
 from server.web.rendering import page
+
+log = logging.getLogger("opendpia.web")
+# How long a client is asked to wait before trying again when the database is unreachable.
+RETRY_AFTER_SECONDS = 5
 
 # When the statement was prepared and last reviewed: change it with the statement.
 PREPARED = "2 December 2026"
@@ -57,6 +66,34 @@ async def not_found(request: Request, exc: Exception) -> Response:
         else (exc.detail if isinstance(exc, HTTPException) else "Something is wrong.")
     )
     return page(request, "error.html", status, message=message, status=status)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """503, not 500, when the database could not be reached or its connection broke (a
+    restart, a failover, no pooled connection free): nothing was done, and trying again in
+    a moment works. Any other database error goes on to ``server_error``."""
+    if not is_unreachable(exc):
+        raise exc
+    log.warning("%s %s: the database is unreachable: %r", request.method, request.url.path, exc)
+    response = _problem(request, 503, wording.DATABASE_UNAVAILABLE)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """The page of an error nothing else handled, with the reference its log line has."""
+    reference = str(request.scope.get(REQUEST_ID) or "none")
+    return _problem(request, 500, wording.SERVER_ERROR.format(reference=reference))
+
+
+def _problem(request: Request, status: int, message: str) -> Response:
+    """An error in the form the client reads: JSON for the API, the site's page for a
+    browser (without the signed-in header, which needs the database), else plain text."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status)
+    if "text/html" in request.headers.get("accept", ""):
+        return page(request, "error.html", status, message=message, status=status)
+    return PlainTextResponse(message, status_code=status)
 
 
 routes = [Route("/accessibility", accessibility)]
