@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.realtime import protocol
 from server.realtime.protocol import AwarenessEntry
 
 
@@ -35,6 +36,9 @@ class AwarenessTable:
 
     def __init__(self) -> None:
         self._entries: dict[int, AwarenessEntry] = {}
+        # The awareness message of everyone present, as each newcomer is sent it: a crowd
+        # joining at once is sent one encoding until the table changes, not one each.
+        self._present_frame: bytes | None = None
 
     def apply(self, entries: list[AwarenessEntry]) -> AwarenessChanges:
         changes = AwarenessChanges()
@@ -49,6 +53,7 @@ class AwarenessTable:
             if not accept:
                 continue
             self._entries[entry.client_id] = entry
+            self._present_frame = None
             if current is not None and current.state_json == entry.state_json:
                 changes.renewed.append(entry)
             else:
@@ -64,11 +69,22 @@ class AwarenessTable:
                 continue
             entry = AwarenessEntry(client_id, current.clock + 1, "null")
             self._entries[client_id] = entry
+            self._present_frame = None
             removed.append(entry)
         return removed
 
     def present(self) -> list[AwarenessEntry]:
         return [entry for entry in self._entries.values() if not entry.is_removal]
+
+    def present_frame(self) -> bytes:
+        """The awareness message of every present client; empty bytes when nobody is."""
+        frame = self._present_frame
+        if frame is None:
+            present = self.present()
+            frame = self._present_frame = (
+                protocol.awareness(protocol.encode_awareness(present)) if present else b""
+            )
+        return frame
 
     def forget_removed(self) -> None:
         self._entries = {k: v for k, v in self._entries.items() if not v.is_removal}

@@ -208,9 +208,9 @@ class Room:
         else:
             state.greeted = True
             peer.send(self.answers.step1())
-        present = self.awareness.present()
+        present = self.awareness.present_frame()
         if present:
-            peer.send(protocol.awareness(protocol.encode_awareness(present)))
+            peer.send(present)
 
     def leave(self, peer: Peer) -> None:
         state = self.peers.pop(peer, None)
@@ -238,9 +238,9 @@ class Room:
                         self._receive_write(peer, state, message.payload)
                 elif isinstance(message, AwarenessMessage):
                     self._receive_awareness(state, message.entries)
-                else:
-                    present = self.awareness.present()
-                    peer.send(protocol.awareness(protocol.encode_awareness(present)))
+                else:  # a query: answered even when nobody is there
+                    present = self.awareness.present_frame()
+                    peer.send(present or protocol.awareness(protocol.encode_awareness([])))
         finally:
             # All awareness messages of one frame travel together, at once if quiet.
             self._awareness_soon(now=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -142,7 +142,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+        rid = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
         token = logs.request_id.set(rid)
         document = logs.document_id.set(None)
         scope[REQUEST_ID] = rid  # for the page of an error that escapes this middleware

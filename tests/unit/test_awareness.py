@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.realtime.awareness import AwarenessBatch, AwarenessTable
-from server.realtime.protocol import AwarenessEntry
+from server.realtime.protocol import AwarenessEntry, AwarenessMessage, parse_frame
 
 ANN = '{"user":{"name":"Ann"}}'
 ANN_MOVED = '{"user":{"name":"Ann"},"cursor":3}'
@@ -65,3 +65,25 @@ def test_batch_removal_replaces_a_waiting_state_and_an_older_state_does_not_repl
     batch.add([AwarenessEntry(1, 4, ANN_MOVED), AwarenessEntry(1, 4, "null")])
     batch.add([AwarenessEntry(1, 3, ANN)])
     assert batch.take() == [AwarenessEntry(1, 4, "null")]
+
+
+def _entries(frame: bytes) -> list[AwarenessEntry]:
+    [message] = parse_frame(frame)
+    assert isinstance(message, AwarenessMessage)
+    return message.entries
+
+
+def test_newcomers_get_one_encoding_of_who_is_present_until_the_table_changes() -> None:
+    table = AwarenessTable()
+    assert table.present_frame() == b"", "nobody present: nothing to send"
+    table.apply([AwarenessEntry(1, 1, ANN), AwarenessEntry(2, 1, '{"b":2}')])
+    first = table.present_frame()
+    assert table.present_frame() is first, "encoded once"
+    assert _entries(first) == table.present()
+    table.apply([AwarenessEntry(2, 2, '{"b":2}')])  # a renewal: the newer clock goes out
+    renewed = table.present_frame()
+    assert renewed is not first and AwarenessEntry(2, 2, '{"b":2}') in _entries(renewed)
+    table.remove({1})
+    assert _entries(table.present_frame()) == [AwarenessEntry(2, 2, '{"b":2}')]
+    table.apply([AwarenessEntry(1, 1, ANN)])  # older than its removal: ignored
+    assert _entries(table.present_frame()) == [AwarenessEntry(2, 2, '{"b":2}')]
