@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from server.realtime.rooms import RoomManager
 from server.storage.database import create_engine, migrate
 from server.storage.events import SqlChangeEvents
 from server.storage.updates import SqlUpdateStore
+from tests.support.rooms import FakePeer
 from tests.support.services import running
 
 pytestmark = pytest.mark.asyncio
@@ -36,23 +37,6 @@ async def _until(condition: Callable[[], bool], timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
-
-
-@dataclass(eq=False)
-class Peer:
-    grant: Grant
-    wants_saved: bool = False
-    id: str = "p"
-    frames: list[bytes] = field(default_factory=list)
-
-    def send(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def backlog(self) -> int:
-        return 0
-
-    def close(self, code: int, reason: str) -> None:
-        pass
 
 
 @dataclass
@@ -97,8 +81,10 @@ async def setup(database_url: str) -> AsyncIterator[Setup]:
         await engine.dispose()
 
 
-def _peer(name: str) -> Peer:
-    return Peer(Grant(name, "dpia", Role.EDITOR, Channel.BROWSER, 1e12), id=name)
+def _peer(name: str) -> FakePeer:
+    return FakePeer(
+        Grant(name, "dpia", Role.EDITOR, Channel.BROWSER, 1e12), wants_saved=False, id=name
+    )
 
 
 class Typist:

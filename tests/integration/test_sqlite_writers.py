@@ -93,17 +93,23 @@ async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
 
 
+def _statements_through(engine: AsyncEngine) -> list[str]:
+    """The SQL of every statement run through ``engine`` from now on."""
+    statements: list[str] = []
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement),
+    )
+    return statements
+
+
 async def test_one_process_on_sqlite_appends_without_a_statement_through_the_engine(
     sqlite_engine: AsyncEngine,
 ) -> None:
     store = SqlUpdateStore(sqlite_engine)
     await store.create_document("d", "alice")
-    through_engine: list[str] = []
-    event.listen(
-        sqlite_engine.sync_engine,
-        "before_cursor_execute",
-        lambda _c, _cur, statement, *_: through_engine.append(statement),
-    )
+    through_engine = _statements_through(sqlite_engine)
     try:
         await store.append(records("d", edits(5)))
     finally:
@@ -162,12 +168,7 @@ async def test_a_document_loads_through_the_log_s_connection_as_through_the_engi
     await store.append(records("both", updates[:6]))
     await store.compact("both")
     await store.append(records("both", updates[6:], first_seq=7))
-    statements: list[str] = []
-    event.listen(
-        sqlite_engine.sync_engine,
-        "before_cursor_execute",
-        lambda _c, _cur, statement, *_: statements.append(statement),
-    )
+    statements = _statements_through(sqlite_engine)
     try:
         loaded = {d: await store.load(d) for d in ("empty", "tail", "both", "absent")}
     finally:

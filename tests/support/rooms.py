@@ -10,6 +10,7 @@ from pycrdt import Doc, Text
 
 from server.domain.access import Channel, Grant, Role
 from server.realtime import protocol
+from tests.support import updates
 
 
 @dataclass(eq=False)
@@ -43,13 +44,8 @@ def editor_peer(document_id: str) -> FakePeer:
 
 
 def edits(count: int) -> list[bytes]:
-    doc: Doc[Any] = Doc()
-    text = doc.get("t", type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for i in range(count):
-        text.insert(0 if i % 3 else len(text), f"{i},")
-    return updates
+    """Edits to the text ``t`` at both of its ends (tests.support.updates)."""
+    return updates.edits(count, at_both_ends=True)
 
 
 def text_of(doc: Doc[Any]) -> str:

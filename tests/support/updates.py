@@ -26,14 +26,15 @@ async def migrated(url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-def edits(count: int) -> list[bytes]:
-    """The updates of ``count`` edits to the text ``t``: ``0;1;2;…``."""
+def edits(count: int, *, at_both_ends: bool = False) -> list[bytes]:
+    """The updates of ``count`` edits to the text ``t``: ``0;1;2;…``, or with two of every
+    three inserted at the start (``at_both_ends``)."""
     doc: Doc[Any] = Doc()
     text = doc.get("t", type=Text)
     updates: list[bytes] = []
     doc.observe(lambda event: updates.append(event.update))
     for i in range(count):
-        text += f"{i};"
+        text.insert(0 if at_both_ends and i % 3 else len(text), f"{i};")
     return updates
 
 
