@@ -6,7 +6,9 @@
 Each document has ``clients / docs`` clients; its first client writes, the others read.
 Client ``j`` of document ``d`` connects to process ``(d + j) % N``, so with two or more
 processes every delivery crosses processes (through Redis); with one process (no Redis, the
-baseline) none does. Writers send ``--rate`` updates per second in total, spread evenly
+baseline) none does. With ``--route-by-document`` every client of document ``d`` connects to
+process ``d % N``, as a proxy that hashes the document's path would send them: no delivery
+crosses processes, and each update is applied in one process only. Writers send ``--rate`` updates per second in total, spread evenly
 over the documents. Each configuration gets a fresh PostgreSQL database and its own
 redis-server; the servers, Redis and the load generator share this machine's cores.
 
@@ -338,7 +340,8 @@ async def run_one(args: argparse.Namespace, processes: int) -> Result:
             batch = []
             for d in range(start, min(args.docs, start + 25)):
                 for j in range(per_doc):
-                    _, port = deployment.servers[(d + j) % processes]
+                    route = d if args.route_by_document else d + j
+                    _, port = deployment.servers[route % processes]
                     number = d if j == 0 else -1  # a reader records every writer's marker
                     batch.append(connect(port, _path(docs[d]), writer_no=number, stats=stats))
             connected = await asyncio.gather(*batch)
@@ -497,6 +500,12 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--commit-window-ms", type=float, default=5.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--route-by-document",
+        action="store_true",
+        help="every client of a document connects to one process (the document's), as a "
+        "proxy hashing the document's path would send them (docs/scale-out.md)",
+    )
     parser.add_argument(
         "--py-spy", type=Path, help="record every server with py-spy into this directory"
     )

@@ -94,9 +94,11 @@ def test_the_web_processes_share_postgresql_and_redis_and_sit_behind_the_proxy()
         assert env["OPENDPIA_REDIS_URL"].startswith("redis://")
         Settings.from_env({**env, "OPENDPIA_SECRET_KEY": "x" * 48})  # a valid configuration
     caddyfile = CADDYFILE.read_text()
-    upstreams = re.search(r"reverse_proxy ([^{]+)\{", caddyfile)
-    assert upstreams is not None
-    assert sorted(u.split(":")[0] for u in upstreams.group(1).split()) == sorted(web)
+    proxies = re.findall(r"reverse_proxy ([^{]+)\{", caddyfile)
+    assert len(proxies) == 2, "the collaboration sockets, and everything else"
+    for upstreams in proxies:
+        hosts = [u.split(":")[0] for u in upstreams.split() if not u.startswith("@")]
+        assert sorted(hosts) == sorted(web)
     assert "health_uri /readyz" in caddyfile
     mounted = _services()["proxy"]["volumes"][0].split(":")[0]
     assert (ROOT / mounted).resolve() == CADDYFILE.resolve()
@@ -204,10 +206,33 @@ def test_caddy_reads_the_https_site_the_redirect_and_hsts_as_intended(tmp_path: 
         return [h for r in routes for s in r["handle"] for rr in s["routes"] for h in rr["handle"]]
 
     secure = handlers(by_port[(":443",)])
-    assert [h["handler"] for h in secure] == ["headers", "reverse_proxy"]
+    assert [h["handler"] for h in secure] == [
+        "headers",
+        "headers",
+        "reverse_proxy",
+        "reverse_proxy",
+    ]
     [hsts] = secure[0]["response"]["set"]["Strict-Transport-Security"]
     assert _hsts_max_age(hsts) >= ONE_YEAR
-    assert {u["dial"] for u in secure[1]["upstreams"]} == {"web1:8000", "web2:8000"}
+    # Every connection to one document goes to one process: the hash of its id, taken
+    # from the path into a header; everything else to the least busy process.
+    [collaboration] = [
+        rr for r in by_port[(":443",)] for s in r["handle"] for rr in s["routes"] if "match" in rr
+    ]
+    [matcher] = collaboration["match"]
+    pattern = re.compile(matcher["path_regexp"]["pattern"])
+    found = pattern.match("/ws/dpia/dpia-123")
+    assert found is not None and found.group(1) == "dpia-123"
+    assert pattern.match("/dpias/dpia-123") is None and pattern.match("/ws/dpia/a/b") is None
+    name = matcher["path_regexp"]["name"]
+    [(field, [value])] = secure[1]["request"]["set"].items()
+    assert value == f"{{http.regexp.{name}.1}}"
+    policy = secure[2]["load_balancing"]["selection_policy"]
+    assert policy["policy"] == "header" and policy["field"].lower() == field.lower()
+    assert secure[3]["load_balancing"]["selection_policy"]["policy"] == "least_conn"
+    for proxy in secure[2:]:
+        assert {u["dial"] for u in proxy["upstreams"]} == {"web1:8000", "web2:8000"}
+        assert proxy["health_checks"]["active"]["uri"] == "/readyz"
     [redirect] = handlers(by_port[(":80",)])
     assert redirect["handler"] == "static_response" and redirect["status_code"] in (301, 308)
     assert redirect["headers"]["Location"] == ["https://{http.request.host}{http.request.uri}"]
