@@ -8,9 +8,10 @@ Client ``j`` of document ``d`` connects to process ``(d + j) % N``, so with two 
 processes every delivery crosses processes (through Redis); with one process (no Redis, the
 baseline) none does. With ``--route-by-document`` every client of document ``d`` connects to
 process ``d % N``, as a proxy that hashes the document's path would send them: no delivery
-crosses processes, and each update is applied in one process only. Writers send ``--rate`` updates per second in total, spread evenly
-over the documents. Each configuration gets a fresh PostgreSQL database and its own
-redis-server; the servers, Redis and the load generator share this machine's cores.
+crosses processes, and each update is applied in one process only. Writers send ``--rate``
+updates per second in total, spread evenly over the documents. Each configuration gets a
+fresh PostgreSQL database and its own redis-server; the servers, Redis and the load
+generator share this machine's cores.
 
 Reported per configuration: delivered updates/s, delivery latency p50/p99/max (send to
 arrival at the other client, one clock), missing deliveries, CPU % of each server process,
