@@ -114,7 +114,7 @@ async def test_a_resync_entry_makes_followers_catch_up(url: str) -> None:
 
 
 async def test_after_redis_restarts_followers_catch_up_and_publishing_resumes(
-    redis_server: RedisProcess,
+    redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     follower = Recorder()
     async with (
@@ -126,7 +126,9 @@ async def test_after_redis_restarts_followers_catch_up_and_publishing_resumes(
         await _until(lambda: len(follower.messages) == 1)
         await asyncio.to_thread(redis_server.kill)
         publisher.publish("doc", BusKind.UPDATE, b"lost")  # Redis is down: dropped
-        await asyncio.sleep(0.3)
+        # Started again only once the publisher has given "lost" up: before that, a retry
+        # inside the client could still deliver it, however long this waited.
+        await _until(lambda: any("not published" in r.getMessage() for r in caplog.records))
         await asyncio.to_thread(redis_server.start)
         await _until(lambda: "doc" in follower.catch_ups)
         publisher.publish("doc", BusKind.UPDATE, b"after")
