@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import pytest_asyncio
+from websockets.frames import Frame
 
 from server.storage.database import migrate
 from tests.support.live import LiveServer
@@ -43,3 +44,20 @@ def database(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database at the newest schema (the scale-out tests)."""
     migrate(postgres_url)
     yield postgres_url
+
+
+@pytest.fixture
+def framings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """The payload of every frame the server builds with ``Frame.serialize`` (a live server
+    runs in a thread of this process), as given, not copied. Clients mask their frames;
+    servers do not."""
+    built: list[bytes] = []
+    serialize = Frame.serialize
+
+    def counting(self: Frame, *, mask: bool, **options: object) -> bytes:
+        if not mask:
+            built.append(self.data)
+        return serialize(self, mask=mask, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Frame, "serialize", counting)
+    yield built

@@ -84,22 +84,6 @@ class RawReceiver:
         await self._writer.wait_closed()
 
 
-@pytest.fixture
-def framings(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
-    """The payload of every frame the server builds (this test's server runs in a thread of
-    this process), whichever path builds it. Clients mask their frames; servers do not."""
-    built: list[bytes] = []
-    serialize = Frame.serialize
-
-    def counting(self: Frame, *, mask: bool, **options: object) -> bytes:
-        if not mask:
-            built.append(bytes(self.data))
-        return serialize(self, mask=mask, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Frame, "serialize", counting)
-    yield built
-
-
 async def test_a_broadcast_is_framed_once_and_every_peer_gets_the_same_bytes(
     live_server: LiveServer, framings: list[bytes]
 ) -> None:
