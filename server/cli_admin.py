@@ -281,10 +281,7 @@ async def record(settings: Settings, args: argparse.Namespace) -> int:
         dpia_id = await exports.import_json(user, raw, lead)
         print(dpia_id)
         return 0
-    except DomainError as error:
-        print(f"opendpia: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
+    except (DomainError, OSError) as error:
         print(f"opendpia: {error}", file=sys.stderr)
         return 2
     finally:

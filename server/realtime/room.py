@@ -102,7 +102,7 @@ class Room:
         # The document is built from what was stored when first needed (see ``doc``).
         self._stored: StoredDocument | None = stored
         self._doc: Doc[Any] | None = None
-        self._build_handle: asyncio.Handle | None = None
+        self._build_handle: asyncio.TimerHandle | None = None
         self.answers = SyncAnswers(lambda: self.doc, stored.snapshot if not stored.tail else None)
         # Called once the document is built, before anything is applied to it (the
         # manager's guard and change tracking follow the template the document names).
@@ -179,16 +179,11 @@ class Room:
 
     def _build_soon(self, delay: float) -> None:
         if self._doc is None and self._build_handle is None:
-            self._build_handle = (
-                self._loop.call_soon(self._build_now)
-                if delay <= 0
-                else self._loop.call_later(delay, self._build_now)
-            )
+            self._build_handle = self._loop.call_later(delay, self._build_now)
 
     def _build_now(self) -> None:
-        self._build_handle = None
-        if self._doc is None:
-            self._build()
+        self._build_handle = None  # a build before this one would have cancelled it
+        self._build()
 
     @property
     def full_encodings(self) -> int:
@@ -250,20 +245,20 @@ class Room:
         return self.answers.full_state()
 
     def _answer_step1(self, peer: Peer, state_vector: bytes) -> None:
-        if (
+        # Not built yet, and stored as one snapshot with nothing logged after it: a client
+        # holding nothing gets those bytes as its step 2, and the room builds the document
+        # after. (Step 2 must hold everything: a client may treat "synced" as "has the
+        # document", so a tail is never sent after it as updates.)
+        from_stored = (
             self._doc is None
             and state_vector == EMPTY_STATE_VECTOR
             and self.answers.has_full_state()
-        ):
-            # Not built yet, and stored as one snapshot with nothing logged after it: a
-            # client holding nothing gets those bytes as its step 2, then the room builds
-            # the document. (Step 2 must hold everything: a client may treat "synced" as
-            # "has the document", so a tail is never sent after it as updates.)
-            peer.send(self.answers.answer(state_vector))
-            self._build_soon(0)
-            return
+        )
         peer.send(self.answers.answer(state_vector))
-        self._after_first_answer()
+        if from_stored:
+            self._build_soon(0)  # the build prepares the guard as after any first answer
+        else:
+            self._after_first_answer()
 
     def _after_first_answer(self) -> None:
         if self.guard is not None and not self.guard.prepared:
@@ -359,9 +354,10 @@ class Room:
     def _change(self, change: Callable[[Doc[Any]], None], writer: _Writer) -> bool:
         self._writer = writer
         self._wrote = False
+        doc = self.doc
         try:
-            with self.doc.transaction():
-                change(self.doc)
+            with doc.transaction():
+                change(doc)
         finally:
             self._writer = None
         if not self._wrote and writer.peer is not None and writer.peer.wants_saved:
@@ -372,9 +368,10 @@ class Room:
     def apply_remote(self, update: bytes) -> None:
         """Apply a change another process received (and logs): relay it, never log it."""
         self._remote = True
+        doc = self.doc
         try:
-            with self.doc.transaction():
-                self.doc.apply_update(update)
+            with doc.transaction():
+                doc.apply_update(update)
         except ValueError as error:
             log.warning("room %s: an update from the bus was refused: %s", self.document_id, error)
         finally:

@@ -33,11 +33,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import BindParameter
 
 from server.domain.documents import UpdateRecord
 from server.storage.database import sqlite_pragmas
@@ -57,24 +56,17 @@ class SqliteLog:
     thread of its own."""
 
     def __init__(
-        self, path: str, table: Table, dialect: Dialect, *, documents: Table, snapshots: Table
+        self,
+        path: str,
+        table: Table,
+        dialect: Dialect,
+        *,
+        loads: tuple[ClauseElement, ClauseElement, ClauseElement],
     ) -> None:
+        """``loads``: the store's statements for whether a document exists, its latest
+        snapshot and the log after it (``after``), bound by ``document_id``."""
         self._path = path
-        document: BindParameter[str] = bindparam("document_id")
-        self._exists = _Query(select(documents.c.id).where(documents.c.id == document), dialect)
-        self._snapshot = _Query(
-            select(snapshots.c.seq, snapshots.c.state)
-            .where(snapshots.c.document_id == document)
-            .order_by(snapshots.c.seq.desc())
-            .limit(1),
-            dialect,
-        )
-        self._tail = _Query(
-            select(table.c.seq, table.c.update)
-            .where(table.c.document_id == document, table.c.seq > bindparam("after"))
-            .order_by(table.c.seq),
-            dialect,
-        )
+        self._exists, self._snapshot, self._tail = (_Query(query, dialect) for query in loads)
         compiled = insert(table).compile(dialect=dialect, column_keys=list(_FIELDS))
         self._sql = str(compiled)
         columns = tuple(compiled.positiontup or ())

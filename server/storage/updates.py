@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,37 @@ SNAPSHOTS_KEPT = 2
 _documents = cast(Table, Document.__table__)
 _updates = cast(Table, DocumentUpdate.__table__)
 _snapshots = cast(Table, DocumentSnapshot.__table__)
+
+
+# Loading a document: whether it exists, its latest snapshot, and the log after that
+# (``after``: the snapshot's seq, or 0). Run by the engine, or by the SQLite log's own
+# connection (server.storage.sqlite_log), which compiles them once.
+_EXISTS = select(_documents.c.id).where(_documents.c.id == bindparam("document_id"))
+_LATEST_SNAPSHOT = (
+    select(_snapshots.c.seq, _snapshots.c.state)
+    .where(_snapshots.c.document_id == bindparam("document_id"))
+    .order_by(_snapshots.c.seq.desc())
+    .limit(1)
+)
+_TAIL = (
+    select(_updates.c.seq, _updates.c.update)
+    .where(_updates.c.document_id == bindparam("document_id"), _updates.c.seq > bindparam("after"))
+    .order_by(_updates.c.seq)
+)
+
+
+def _stored(
+    document_id: str, snapshot: tuple[int, bytes] | None, rows: Sequence[tuple[int, bytes]]
+) -> StoredDocument:
+    """A loaded document from its latest snapshot (seq, state) and the log rows after it."""
+    snapshot_seq = 0 if snapshot is None else snapshot[0]
+    return StoredDocument(
+        document_id=document_id,
+        snapshot=None if snapshot is None else snapshot[1],
+        snapshot_seq=snapshot_seq,
+        tail=[update for _seq, update in rows],
+        last_seq=rows[-1][0] if rows else snapshot_seq,
+    )
 
 
 # Rows arrive as parallel arrays; ``ordinal`` numbers each document's rows from 1 in order.
@@ -87,7 +118,7 @@ class SqlUpdateStore:
         path = engine.url.database if dialect == "sqlite" else None
         if path and not assign_seq and not path.startswith((":memory:", "file:")):
             self._log = SqliteLog(
-                path, _updates, engine.dialect, documents=_documents, snapshots=_snapshots
+                path, _updates, engine.dialect, loads=(_EXISTS, _LATEST_SNAPSHOT, _TAIL)
             )
 
     async def open(self) -> None:
@@ -120,45 +151,17 @@ class SqlUpdateStore:
     async def load(self, document_id: str) -> StoredDocument | None:
         if self._log is not None:
             found = await self._log.load(document_id)
-            if found is None:
-                return None
-            snapshot, rows = found
-            snapshot_seq = 0 if snapshot is None else snapshot[0]
-            return StoredDocument(
-                document_id=document_id,
-                snapshot=None if snapshot is None else snapshot[1],
-                snapshot_seq=snapshot_seq,
-                tail=[update for _seq, update in rows],
-                last_seq=rows[-1][0] if rows else snapshot_seq,
-            )
+            return None if found is None else _stored(document_id, *found)
         async with self._engine.connect() as connection:
-            if not await connection.scalar(
-                select(_documents.c.id).where(_documents.c.id == document_id)
-            ):
+            if not await connection.scalar(_EXISTS, {"document_id": document_id}):
                 return None
-            snapshot_row = (
-                await connection.execute(
-                    select(_snapshots.c.seq, _snapshots.c.state)
-                    .where(_snapshots.c.document_id == document_id)
-                    .order_by(_snapshots.c.seq.desc())
-                    .limit(1)
-                )
-            ).first()
-            snapshot_seq = snapshot_row.seq if snapshot_row else 0
+            row = (await connection.execute(_LATEST_SNAPSHOT, {"document_id": document_id})).first()
+            snapshot = None if row is None else (int(row.seq), bytes(row.state))
+            after = 0 if snapshot is None else snapshot[0]
             tail = (
-                await connection.execute(
-                    select(_updates.c.seq, _updates.c.update)
-                    .where(_updates.c.document_id == document_id, _updates.c.seq > snapshot_seq)
-                    .order_by(_updates.c.seq)
-                )
+                await connection.execute(_TAIL, {"document_id": document_id, "after": after})
             ).all()
-        return StoredDocument(
-            document_id=document_id,
-            snapshot=snapshot_row.state if snapshot_row else None,
-            snapshot_seq=snapshot_seq,
-            tail=[row.update for row in tail],
-            last_seq=tail[-1].seq if tail else snapshot_seq,
-        )
+        return _stored(document_id, snapshot, [(int(r.seq), bytes(r.update)) for r in tail])
 
     async def append(self, records: Sequence[UpdateRecord]) -> None:
         if not records:
